@@ -1,0 +1,24 @@
+"""fvopt: feature visualization as an optimization problem.
+
+value = objective(model(transform(param(z)))); a Strategy improves z through a Problem that
+counts every model pass, so optimizers and parameterizations compare fairly.
+"""
+__version__ = "0.1.0"
+
+from .errors import FvoptError  # noqa: E402
+from .models import load_model  # noqa: E402
+from .objectives import parse_target  # noqa: E402
+from .params import make_param  # noqa: E402
+from .problem import Budget, Problem  # noqa: E402
+from .run import run  # noqa: E402
+from .strategies import make_strategy  # noqa: E402
+
+
+def visualize(*args, **kwargs):
+    """See fvopt.viz.visualize."""
+    from .viz import visualize as _visualize
+    return _visualize(*args, **kwargs)
+
+
+__all__ = ["Budget", "FvoptError", "Problem", "load_model", "make_param", "make_strategy", "parse_target", "run",
+           "visualize"]

@@ -1,0 +1,164 @@
+"""The `fvopt` command line: parse, call the library, print. No logic Python users cannot reach."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import FvoptError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    return value
+
+
+def _option(text: str) -> tuple[str, object]:
+    key, eq, value = text.partition("=")
+    if not eq or not key:
+        raise argparse.ArgumentTypeError(f"'{text}' must be KEY=VALUE")
+    for cast in (int, float):
+        try:
+            return key.replace("-", "_"), cast(value)
+        except ValueError:
+            pass
+    if value.lower() in ("true", "false"):
+        return key.replace("-", "_"), value.lower() == "true"
+    return key.replace("-", "_"), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fvopt", description="Feature visualization: compare optimizers and "
+                                "image parameterizations under one budget.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("models", help="list the models that load by name")
+    sub.add_parser("optimizers", help="list the optimizers (strategies) by name")
+
+    lay = sub.add_parser("layers", help="list a model's layers with their output shapes")
+    lay.add_argument("model")
+    lay.add_argument("--size", type=_positive_int, default=None, help="input size in px (default: the model's)")
+    lay.add_argument("--weights", default=None, help="local weight file, or 'random'")
+    lay.add_argument("--all", action="store_true", help="list every module, not only those with a spatial output")
+
+    viz = sub.add_parser("viz", help="optimize an image until a target fires")
+    viz.add_argument("--model", default="lite0")
+    viz.add_argument("--weights", default=None, help="local weight file (loaded with weights_only=True), or 'random'")
+    viz.add_argument("--target", default="class:8", help="e.g. class:8, channel:blocks.4:10, channel:blocks.4:0-63, "
+                     "neuron:blocks.4:10:3:3, layer:blocks.4, sums like channel:blocks.4:10+0.5*channel:blocks.5:3")
+    viz.add_argument("--param", default=None, help="pixel, fft, pyramid, maco, or low-dimensional forms like fft:k=8 "
+                     "(default: fft; fft:k=8 for zero-order optimizers)")
+    viz.add_argument("--optimizer", default="adam", help="see `fvopt optimizers`; ng:<Name>; hybrid:A>B")
+    viz.add_argument("--lr", type=_positive_float, default=None)
+    viz.add_argument("--popsize", type=int, default=None, help="population size of zero-order optimizers")
+    viz.add_argument("--sigma", type=_positive_float, default=None, help="initial step size of zero-order optimizers")
+    viz.add_argument("--switch", type=float, default=None, help="share of the budget for the first part of a hybrid")
+    viz.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                     help="any other optimizer option, e.g. --option nesterov=true --option max_iter=10")
+    viz.add_argument("--grad", default=None, help="image-gradient processing, e.g. lapnorm or lapnorm:levels=4")
+    viz.add_argument("--transforms", default="default", help="default (Lucent's), color, none")
+    budget = viz.add_argument_group("budget (whichever ends first; default 256 steps)")
+    budget.add_argument("--steps", type=_positive_int, default=None)
+    budget.add_argument("--seconds", type=_positive_float, default=None)
+    budget.add_argument("--forwards", type=_positive_int, default=None)
+    budget.add_argument("--passes", type=_positive_int, default=None, help="model passes: a backward counts as two")
+    viz.add_argument("--size", type=_positive_int, default=None, help="image side in px (default: the model's input size)")
+    viz.add_argument("--batch", type=_positive_int, default=None, help="images per run (default: one per target)")
+    viz.add_argument("--seed", type=int, default=0)
+    viz.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    viz.add_argument("--out", default="viz.png")
+    viz.add_argument("--trace", default=None, help="write the trace as JSON here")
+    viz.add_argument("--snapshots", default=None, help="folder for a PNG of the current best every --snapshot-every steps")
+    viz.add_argument("--snapshot-every", type=_positive_int, default=25)
+    viz.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"models": _models, "optimizers": _optimizers, "layers": _layers, "viz": _viz}[args.command](args)
+    except FvoptError as err:
+        print(f"fvopt: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _models(args) -> int:
+    from .models import known_models
+    for name in known_models():
+        print(name)
+    return 0
+
+
+def _optimizers(args) -> int:
+    from .strategies.base import REGISTRY, _load_all
+    _load_all()
+    for name in sorted(REGISTRY):
+        print(f"{name:12s} {REGISTRY[name].summary}")
+    print(f"{'ng:<Name>':12s} any nevergrad optimizer, e.g. ng:NGOpt, ng:TwoPointsDE, ng:PSO, ng:DiagonalCMA")
+    print(f"{'hybrid:A>B':12s} A for --switch of the budget (default 0.3), then B from A's best, e.g. hybrid:cmaes>adam")
+    return 0
+
+
+def _layers(args) -> int:
+    from .models import list_layers, load_model
+    model = load_model(args.model, weights=args.weights)
+    size = args.size or model.input_size
+    print(f"{model.name} at {size}x{size} px: layer, type, output shape (C, H, W)")
+    for info in list_layers(model, size):
+        if args.all or len(info.shape) == 3 or "." not in info.name:
+            print(f"{info.name:32s} {info.kind:24s} {'x'.join(map(str, info.shape))}")
+    print("logits (the model output): use class:INDEX")
+    return 0
+
+
+def _viz(args) -> int:
+    from .evaluate import top_classes
+    from .images import check_writable
+    from .viz import visualize
+
+    check_writable(args.out)
+    check_writable(args.trace)
+    options = dict(args.option)
+    for key in ("popsize", "sigma", "switch"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    vis = visualize(args.model, args.target, args.param, args.optimizer, lr=args.lr, steps=args.steps,
+                    seconds=args.seconds, forwards=args.forwards, passes=args.passes, size=args.size,
+                    batch=args.batch, seed=args.seed, device=args.device, transforms=args.transforms,
+                    grad=args.grad, options=options, weights=args.weights, progress=not args.quiet,
+                    snapshot_every=args.snapshot_every if args.snapshots else 0, snapshot_dir=args.snapshots)
+    out = vis.save(args.out)
+    if args.trace:
+        vis.save_trace(args.trace)
+    t = vis.trace
+    line = (f"wrote {out}: {t['target']} value {t['final']['value']:.4g} (robust {t['final']['robust_value']:.4g}); "
+            f"{t['optimizer']} on {t['param']} ({t['param_dim']} dims), {vis.result.steps} steps, "
+            f"{t['forwards']} forwards, {t['backwards']} backwards, {t['seconds']:.1f} s")
+    if t["target"].startswith("class:") and vis.images.shape[0] == 1:
+        from .models import class_name
+        p, c = top_classes(vis.model, vis.images, k=1)
+        line += f"; top-1 {int(c[0, 0])} {class_name(int(c[0, 0]))} (p={float(p[0, 0]):.2f})"
+    print(line)
+    if vis.result.stop_reason not in ("steps", "seconds", "forwards", "passes", "budget"):
+        print(f"note: {vis.result.stop_reason}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

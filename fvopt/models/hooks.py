@@ -1,0 +1,82 @@
+"""Capture the activations of named layers for one forward pass, and always remove the hooks."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+
+from ..errors import FvoptError, suggest
+from .wrapper import FeatureModel
+
+LOGITS = "logits"
+
+
+class _StopForward(Exception):
+    """Raised by the last needed hook: the rest of the network cannot change the objective."""
+
+
+def resolve_layer(model: FeatureModel, name: str) -> torch.nn.Module:
+    """The module called `name`, or an error suggesting the closest layer names."""
+    try:
+        return model.net.get_submodule(name)
+    except AttributeError:
+        raise FvoptError(
+            f"unknown layer '{name}' in model {model.name}.{suggest(name, model.layer_names())}"
+            f" List the layers with: fvopt layers {model.name}"
+        ) from None
+
+
+@contextmanager
+def capture(model: FeatureModel, layers: set[str] | frozenset[str], stop_early: bool = True) -> Iterator["Capture"]:
+    """Hook `layers` of `model`; yields a Capture whose `run(images)` returns the activations.
+
+    With `stop_early`, the forward pass stops as soon as every hooked layer has fired, unless the
+    logits are needed: the rest of the network cannot change the objective. Hooks are removed on
+    exit, even when the body raises.
+    """
+    cap = Capture(model, set(layers), stop_early)
+    try:
+        yield cap
+    finally:
+        cap.remove()
+
+
+class Capture:
+    def __init__(self, model: FeatureModel, layers: set[str], stop_early: bool) -> None:
+        self.model = model
+        self.layers = layers
+        self.stop_early = stop_early and LOGITS not in layers
+        self.acts: dict[str, torch.Tensor] = {}
+        self.handles = []
+        for name in sorted(layers - {LOGITS}):
+            module = resolve_layer(model, name)
+            self.handles.append(module.register_forward_hook(self._hook(name)))
+
+    def _hook(self, name: str):
+        def hook(module, inputs, output):
+            if isinstance(output, (tuple, list)):
+                output = output[0]
+            self.acts[name] = output
+            if self.stop_early and len(self.acts) == len(self.layers):
+                raise _StopForward
+        return hook
+
+    def run(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Activations of the hooked layers (and 'logits' when asked for) for `images`."""
+        self.acts = {}
+        try:
+            logits = self.model(images)
+            if LOGITS in self.layers:
+                self.acts[LOGITS] = logits
+        except _StopForward:
+            pass
+        missing = self.layers - set(self.acts)
+        if missing:
+            raise FvoptError(f"layers {sorted(missing)} of {self.model.name} produced no output in a forward pass")
+        return self.acts
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []

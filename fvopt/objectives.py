@@ -1,0 +1,319 @@
+"""What to maximize: targets, regularizers, their algebra, and target strings.
+
+An objective returns one value per image, higher is better. Only a strategy turns values into a
+loss: averaging over the batch (as Lucent does) would make a population impossible to rank.
+
+A batch can hold different targets: `channel("blocks.4", range(64))` gives image n the channel
+`64 slot` n, so 64 channels are optimized in one batched run.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from .errors import FvoptError
+from .models.hooks import LOGITS
+
+Indices = int | Sequence[int]
+
+
+@dataclass
+class Activations:
+    """What an objective may read for N images: layer outputs, the images, and their target slots."""
+
+    acts: dict[str, torch.Tensor]
+    images: torch.Tensor  # (N, 3, H, W) untransformed images in [0,1]
+    slots: torch.Tensor  # (N,) long: which target slot each image fills
+    group: int  # images per candidate: terms that couple images (diversity) stay inside a group
+
+
+@dataclass(frozen=True)
+class Check:
+    """A validation a leaf target needs against the model: its layer exists, its index is in range."""
+
+    layer: str
+    indices: tuple[int, ...] = ()
+    what: str = "channel"
+
+
+@dataclass(frozen=True)
+class Objective:
+    fn: Callable[[Activations], torch.Tensor]
+    layers: frozenset[str]
+    name: str
+    slots: int = 1  # how many different targets one batch holds
+    checks: tuple[Check, ...] = field(default=())
+
+    def __call__(self, a: Activations) -> torch.Tensor:
+        return self.fn(a)
+
+    def __repr__(self) -> str:
+        return f"Objective({self.name})"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def _combine(self, other: "Objective", op, symbol: str) -> "Objective":
+        if not isinstance(other, Objective):
+            return NotImplemented
+        slots = _merge_slots(self.slots, other.slots)
+        return Objective(lambda a: op(self(a), other(a)), self.layers | other.layers,
+                         f"{self.name} {symbol} {other.name}", slots, self.checks + other.checks)
+
+    def __add__(self, other: "Objective") -> "Objective":
+        return self._combine(other, torch.add, "+")
+
+    def __sub__(self, other: "Objective") -> "Objective":
+        return self._combine(other, torch.sub, "-")
+
+    def __mul__(self, scalar: float) -> "Objective":
+        if isinstance(scalar, Objective) or not isinstance(scalar, (int, float)):
+            return NotImplemented
+        return Objective(lambda a: scalar * self(a), self.layers, f"{scalar:g}*{self.name}", self.slots, self.checks)
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> "Objective":
+        return -1.0 * self
+
+
+def _merge_slots(a: int, b: int) -> int:
+    if a == 1 or b == 1 or a == b:
+        return max(a, b)
+    raise FvoptError(f"cannot combine targets with {a} and {b} slots in one batch: use equal index lists")
+
+
+def _index_tensor(indices: tuple[int, ...], a: Activations) -> torch.Tensor:
+    table = torch.tensor(indices, device=a.slots.device)
+    return table[a.slots % len(indices)]
+
+
+def _as_tuple(indices: Indices) -> tuple[int, ...]:
+    out = (int(indices),) if isinstance(indices, int) else tuple(int(i) for i in indices)
+    if not out:
+        raise FvoptError("an empty index list was given for a target")
+    return out
+
+
+def _spatial_mean(act: torch.Tensor) -> torch.Tensor:
+    return act.flatten(2).mean(-1) if act.dim() > 2 else act
+
+
+def class_logit(classes: Indices) -> Objective:
+    """The pre-softmax logit of an ImageNet class (a list gives one class per image slot)."""
+    idx = _as_tuple(classes)
+    label = _label(idx)
+    return Objective(lambda a: a.acts[LOGITS].gather(1, _index_tensor(idx, a)[:, None])[:, 0],
+                     frozenset({LOGITS}), f"class:{label}", len(idx), (Check(LOGITS, idx, "class"),))
+
+
+def channel(layer: str, channels: Indices) -> Objective:
+    """Mean activation of a channel over space."""
+    idx = _as_tuple(channels)
+    return Objective(lambda a: _spatial_mean(a.acts[layer]).gather(1, _index_tensor(idx, a)[:, None])[:, 0],
+                     frozenset({layer}), f"channel:{layer}:{_label(idx)}", len(idx), (Check(layer, idx, "channel"),))
+
+
+def neuron(layer: str, channels: Indices, y: int | None = None, x: int | None = None) -> Objective:
+    """One unit: a channel at one spatial position, the center by default."""
+    idx = _as_tuple(channels)
+
+    def fn(a: Activations) -> torch.Tensor:
+        act = a.acts[layer]
+        if act.dim() != 4:
+            raise FvoptError(f"neuron target needs a spatial layer; {layer} has output shape {tuple(act.shape[1:])}")
+        h, w = act.shape[-2:]
+        yy = h // 2 if y is None else y
+        xx = w // 2 if x is None else x
+        if not (0 <= yy < h and 0 <= xx < w):
+            raise FvoptError(f"neuron position ({yy}, {xx}) is outside {layer}'s {h}x{w} map")
+        return act[:, :, yy, xx].gather(1, _index_tensor(idx, a)[:, None])[:, 0]
+
+    where = "" if y is None and x is None else f":{y}:{x}"
+    return Objective(fn, frozenset({layer}), f"neuron:{layer}:{_label(idx)}{where}", len(idx), (Check(layer, idx, "channel"),))
+
+
+def layer(name: str) -> Objective:
+    """DeepDream's objective: the mean of the squared activations of a whole layer."""
+    return Objective(lambda a: a.acts[name].pow(2).flatten(1).mean(1), frozenset({name}), f"layer:{name}",
+                     checks=(Check(name, (), "layer"),))
+
+
+def direction(name: str, vector: Sequence[float] | torch.Tensor) -> Objective:
+    """Spatial mean of the activations' projection on a unit direction in channel space."""
+    vec = torch.as_tensor(vector, dtype=torch.float32)
+    vec = vec / vec.norm().clamp_min(1e-12)
+
+    def fn(a: Activations) -> torch.Tensor:
+        act = a.acts[name]
+        v = vec.to(act.device).view(1, -1, *([1] * (act.dim() - 2)))
+        return _spatial_mean((act * v).sum(1, keepdim=True))[:, 0]
+
+    return Objective(fn, frozenset({name}), f"direction:{name}", checks=(Check(name, (len(vec) - 1,), "direction"),))
+
+
+def l1(constant: float = 0.5) -> Objective:
+    """Mean absolute distance of the image from `constant` (mid-gray): subtract it to penalize."""
+    return Objective(lambda a: (a.images - constant).abs().flatten(1).mean(1), frozenset(), "l1")
+
+
+def l2(constant: float = 0.5) -> Objective:
+    """Root mean squared distance from `constant` (mid-gray): subtract it to penalize."""
+    return Objective(lambda a: (a.images - constant).pow(2).flatten(1).mean(1).add(1e-12).sqrt(), frozenset(), "l2")
+
+
+def total_variation() -> Objective:
+    """Mean absolute difference of neighboring pixels: subtract it for smoother images."""
+    def fn(a: Activations) -> torch.Tensor:
+        x = a.images
+        return (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1) + (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1)
+
+    return Objective(fn, frozenset(), "tv")
+
+
+def diversity(name: str) -> Objective:
+    """Similarity of an image's Gram matrix at `name` to the others of its group: subtract it.
+
+    As in Lucid: the cosine similarity of normalized Gram matrices, summed over the other images.
+    """
+    def fn(a: Activations) -> torch.Tensor:
+        act = a.acts[name]
+        n, c = act.shape[:2]
+        flat = act.reshape(n, c, -1)
+        grams = torch.nn.functional.normalize((flat @ flat.transpose(1, 2)).flatten(1), dim=1)
+        grams = grams.view(n // a.group, a.group, -1)
+        sims = grams @ grams.transpose(1, 2)  # (groups, g, g)
+        return ((sims.sum(-1) - sims.diagonal(dim1=1, dim2=2)) / max(a.group - 1, 1)).reshape(n)
+
+    return Objective(fn, frozenset({name}), f"diversity:{name}", checks=(Check(name, (), "layer"),))
+
+
+def _label(idx: tuple[int, ...]) -> str:
+    if len(idx) > 2 and idx == tuple(range(idx[0], idx[-1] + 1)):
+        return f"{idx[0]}-{idx[-1]}"
+    return ",".join(map(str, idx))
+
+
+# ---------------------------------------------------------------------------------------------
+# Target strings: `class:8`, `channel:blocks.4:10`, `neuron:blocks.4:10:3:3`, `layer:blocks.4`,
+# `channel:blocks.4:0-63`, `channel:blocks.4:10+0.5*channel:blocks.5:3`, `class:8-0.05*tv`.
+
+TARGET_KINDS = ("class", "channel", "neuron", "layer", "direction", "diversity", "l1", "l2", "tv")
+# A '+' or '-' starts a new term when a name or a coefficient ('0.5*') follows; otherwise a '-'
+# between digits is an index range (`0-63`).
+_TERM_START = re.compile(r"(?=[+-]\s*(?:[A-Za-z]|\d+(?:\.\d*)?(?:e-?\d+)?\s*\*))")
+_TERM = re.compile(r"^\s*([+-]?)\s*(?:(\d+(?:\.\d*)?(?:e-?\d+)?|\.\d+)\s*\*)?\s*(.+?)\s*$")
+
+
+def parse_target(text: str) -> Objective:
+    """Turn a target string into an Objective; a malformed string is an error naming the term."""
+    if not text or not text.strip():
+        raise FvoptError("empty target: use e.g. class:8, channel:blocks.4:10, layer:blocks.4")
+    total: Objective | None = None
+    for raw in _TERM_START.split(text.strip()):
+        if not raw.strip():
+            continue
+        match = _TERM.match(raw)
+        if not match:
+            raise FvoptError(f"cannot parse target term '{raw}' in '{text}'")
+        sign, coef, body = match.groups()
+        term = _parse_term(body, text)
+        weight = (-1.0 if sign == "-" else 1.0) * (float(coef) if coef else 1.0)
+        if weight != 1.0:
+            term = weight * term
+        total = term if total is None else total + term
+    if total is None:
+        raise FvoptError(f"target '{text}' has no terms")
+    return total
+
+
+def _parse_indices(text: str, what: str, target: str) -> tuple[int, ...]:
+    out: list[int] = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m:
+            raise FvoptError(f"bad {what} '{text}' in target '{target}': use N, N-M or N,M,...")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            raise FvoptError(f"empty {what} range '{part}' in target '{target}'")
+        out.extend(range(lo, hi + 1))
+    return tuple(out)
+
+
+def _parse_term(body: str, target: str) -> Objective:
+    kind, _, rest = body.partition(":")
+    parts = rest.split(":") if rest else []
+    usage = {
+        "class": "class:INDEX", "channel": "channel:LAYER:INDEX", "neuron": "neuron:LAYER:INDEX[:Y:X]",
+        "layer": "layer:LAYER", "direction": "direction:LAYER:v1,v2,...", "diversity": "diversity:LAYER",
+        "l1": "l1", "l2": "l2", "tv": "tv",
+    }
+    if kind not in usage:
+        from .errors import suggest
+        raise FvoptError(f"unknown target kind '{kind}' in '{target}'.{suggest(kind, TARGET_KINDS)} "
+                         f"Known: {', '.join(TARGET_KINDS)}")
+    expected = {"class": (1,), "channel": (2,), "neuron": (2, 4), "layer": (1,), "direction": (2,),
+                "diversity": (1,), "l1": (0,), "l2": (0,), "tv": (0,)}[kind]
+    if len(parts) not in expected or any(not p for p in parts):
+        raise FvoptError(f"malformed target term '{body}' in '{target}': use {usage[kind]}")
+    if kind == "class":
+        return class_logit(_parse_indices(parts[0], "class index", target))
+    if kind == "channel":
+        return channel(parts[0], _parse_indices(parts[1], "channel", target))
+    if kind == "neuron":
+        y = x = None
+        if len(parts) == 4:
+            try:
+                y, x = int(parts[2]), int(parts[3])
+            except ValueError:
+                raise FvoptError(f"neuron position must be integers in '{body}'") from None
+        return neuron(parts[0], _parse_indices(parts[1], "channel", target), y, x)
+    if kind == "layer":
+        return layer(parts[0])
+    if kind == "direction":
+        try:
+            vec = [float(v) for v in parts[1].split(",")]
+        except ValueError:
+            raise FvoptError(f"direction vector must be numbers in '{body}'") from None
+        return direction(parts[0], vec)
+    if kind == "diversity":
+        return diversity(parts[0])
+    return {"l1": l1, "l2": l2, "tv": total_variation}[kind]()
+
+
+def validate(objective: Objective, model, size: int) -> None:
+    """Check every layer and index of `objective` against `model` before any optimization runs."""
+    from .models.info import layer_info, num_classes
+
+    for check in objective.checks:
+        if check.layer == LOGITS:
+            n = num_classes(model)
+            bad = [i for i in check.indices if not 0 <= i < n]
+            if bad:
+                raise FvoptError(f"class {bad[0]} is out of range: {model.name} has {n} classes (0..{n - 1})")
+            continue
+        info = layer_info(model, check.layer, size)
+        if check.what in ("channel", "direction"):
+            bad = [i for i in check.indices if not 0 <= i < info.channels]
+            if bad or (check.what == "direction" and check.indices[0] + 1 != info.channels):
+                what = f"channel {bad[0]} is out of range" if bad and check.what == "channel" else \
+                    f"direction has {check.indices[0] + 1} values"
+                raise FvoptError(f"{what}: layer {check.layer} of {model.name} has {info.channels} channels "
+                                 f"(0..{info.channels - 1})")
+
+
+def slot_labels(objective: Objective, batch: int) -> list[str]:
+    """A short caption per image of a batch: the target index each slot holds."""
+    from .models.info import class_name
+
+    multi = next((c for c in objective.checks if len(c.indices) > 1 and c.what != "direction"), None)
+    if multi is None:
+        return [objective.name] * batch
+    out = []
+    for n in range(batch):
+        i = multi.indices[n % len(multi.indices)]
+        out.append(f"{i} {class_name(i)}" if multi.what == "class" else f"{multi.layer}:{i}")
+    return out

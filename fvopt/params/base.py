@@ -1,0 +1,87 @@
+"""The parameterization contract: a flat vector per image in, a batch of [0,1] RGB images out."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Normalized square root of the ImageNet color covariance (Lucid): rows are RGB, divided by the
+# largest column norm (0.4619524) so that decorrelated noise has unit scale.
+_COLOR_SQRT_COV = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+COLOR_CORRELATION = _COLOR_SQRT_COV / _COLOR_SQRT_COV.norm(dim=0).max()
+
+
+class Parameterization(nn.Module):
+    """Maps z of shape (n, dim) to images of shape (n, 3, size, size) in [0,1], differentiably.
+
+    `dim` is the number of free values per image: what a zero-order search has to explore.
+    A low-dimensional form keeps a `full` parameterization and can `lift` its vectors into it
+    exactly (the same image), so a hybrid can hand a zero-order result to a gradient method.
+    """
+
+    name: str = "param"
+    dim: int
+    size: int
+
+    def init(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def full(self) -> "Parameterization":
+        return self
+
+    def lift(self, z: torch.Tensor) -> torch.Tensor:
+        """The vectors of `self.full` that give the same images as `z`."""
+        return z
+
+    def reduced(self) -> "Parameterization":
+        """The default low-dimensional form, for zero-order search."""
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        buffers = list(self.buffers())
+        return buffers[0].device if buffers else torch.device("cpu")
+
+    def extra_repr(self) -> str:
+        return f"{self.name}, size={self.size}, dim={self.dim}"
+
+
+def to_rgb(x: torch.Tensor, decorrelate: bool, color: torch.Tensor) -> torch.Tensor:
+    """Lucid's `to_valid_rgb`: optional color decorrelation, then a sigmoid into [0,1]."""
+    if decorrelate:
+        x = torch.einsum("nchw,dc->ndhw", x, color)
+    return torch.sigmoid(x)
+
+
+def normal(shape: tuple[int, ...], sd: float, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(shape, generator=generator) * sd
+
+
+class Subspace(Parameterization):
+    """The free coordinates `index` of a full parameterization; the rest stay at `base`."""
+
+    def __init__(self, full: Parameterization, index: torch.Tensor, base: torch.Tensor, name: str) -> None:
+        super().__init__()
+        self._full = full
+        self.register_buffer("index", index.long())
+        self.register_buffer("base", base.reshape(-1).float())
+        self.dim = int(index.numel())
+        self.size = full.size
+        self.name = name
+
+    @property
+    def full(self) -> Parameterization:
+        return self._full
+
+    def lift(self, z: torch.Tensor) -> torch.Tensor:
+        n = z.shape[0]
+        return self.base.expand(n, -1).scatter(1, self.index.expand(n, -1), z)
+
+    def init(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self._full.init(n, generator).to(self.index.device)[:, self.index]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self._full(self.lift(z))

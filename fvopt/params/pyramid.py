@@ -1,0 +1,59 @@
+"""Laplacian-pyramid parameterization: images as a sum of upsampled levels, coarse to fine."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .base import COLOR_CORRELATION, Parameterization, Subspace, normal, to_rgb
+
+
+def default_levels(size: int) -> int:
+    """As many octaves as keep the coarsest level at least 6 pixels wide."""
+    return max(1, int(math.floor(math.log2(size / 6))) + 1)
+
+
+class PyramidParam(Parameterization):
+    """Levels of side size/2^l (l = 0 finest) summed after bilinear upsampling, then decorrelate and sigmoid.
+
+    Coarse levels receive the summed gradient of many pixels, so optimization favors low
+    frequencies, as a Laplacian pyramid should. z is the levels concatenated, coarsest last.
+    """
+
+    name = "pyramid"
+
+    def __init__(self, size: int, levels: int | None = None, decorrelate: bool = True, sd: float = 0.01) -> None:
+        super().__init__()
+        self.size = size
+        self.levels = levels or default_levels(size)
+        if self.levels < 1 or size / 2 ** (self.levels - 1) < 1:
+            raise ValueError(f"pyramid levels must be 1..{default_levels(size) + 2} for size {size}, not {levels}")
+        self.sides = [math.ceil(size / 2 ** l) for l in range(self.levels)]
+        self.decorrelate = decorrelate
+        self.sd = sd
+        self.dim = sum(3 * s * s for s in self.sides)
+        self.register_buffer("color", COLOR_CORRELATION.clone())
+
+    def init(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return normal((n, self.dim), self.sd, generator).to(self.device)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        n = z.shape[0]
+        total = 0
+        offset = 0
+        for side in self.sides:
+            level = z[:, offset:offset + 3 * side * side].reshape(n, 3, side, side)
+            offset += 3 * side * side
+            if side != self.size:
+                level = F.interpolate(level, size=(self.size, self.size), mode="bilinear", align_corners=False)
+            total = total + level
+        return to_rgb(total, self.decorrelate, self.color)
+
+    def reduced(self, free: int = 2) -> Parameterization:
+        """Only the `free` coarsest levels free (`pyramid:free=F`); the finer ones stay zero."""
+        if not 1 <= free <= self.levels:
+            raise ValueError(f"pyramid free levels must be 1..{self.levels}, not {free}")
+        start = sum(3 * s * s for s in self.sides[: self.levels - free])
+        index = torch.arange(start, self.dim)
+        return Subspace(self, index, torch.zeros(self.dim), f"pyramid:levels={self.levels},free={free}").to(self.device)

@@ -1,0 +1,230 @@
+"""The Problem: the only door to the model, and the meter of every pass through it.
+
+value = objective(model(transform(param(z)))). Strategies call `evaluate` (a population, no
+gradient) or `value_and_grad`; both count forward and backward passes per image and check the
+budget before spending it, so no strategy can spend budget unseen and comparisons stay fair.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+
+from .errors import FvoptError, NonFiniteError
+from .models.hooks import capture
+from .models.wrapper import FeatureModel
+from .objectives import Activations, Objective, validate
+from .params.base import Parameterization
+from .transforms import Compose, standard_transforms
+
+
+class BudgetExhausted(Exception):
+    """Raised by the problem when a call would spend more than the budget allows."""
+
+
+@dataclass
+class Budget:
+    """Stop at whichever comes first. Model passes count a backward as two forward-equivalents."""
+
+    steps: int | None = None
+    seconds: float | None = None
+    forwards: int | None = None
+    passes: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "seconds", "forwards", "passes"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise FvoptError(f"budget {name} must be positive, not {value}")
+        if all(getattr(self, n) is None for n in ("steps", "seconds", "forwards", "passes")):
+            raise FvoptError("a budget needs steps, seconds, forwards or passes")
+
+
+@dataclass
+class Meter:
+    """Counts shared by a problem and its restricted views (the parts of a hybrid)."""
+
+    forwards: int = 0
+    backwards: int = 0
+    start: float = field(default_factory=time.perf_counter)
+    budget: Budget | None = None
+    steps: int = 0
+    recent: torch.Tensor | None = None  # best value per slot since the run loop last looked
+    best: torch.Tensor | None = None  # best value per slot over the whole run, in any view
+
+    @property
+    def passes(self) -> int:
+        return self.forwards + 2 * self.backwards
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def progress(self) -> float:
+        """The used share of the tightest budget, in [0, 1]."""
+        b = self.budget
+        if b is None:
+            return 0.0
+        shares = [0.0]
+        if b.steps:
+            shares.append(self.steps / b.steps)
+        if b.seconds:
+            shares.append(self.elapsed / b.seconds)
+        if b.forwards:
+            shares.append(self.forwards / b.forwards)
+        if b.passes:
+            shares.append(self.passes / b.passes)
+        return min(1.0, max(shares))
+
+    def spend(self, forwards: int, backwards: int) -> None:
+        """Count a call, or raise BudgetExhausted if it would overrun a pass or time budget."""
+        b = self.budget
+        if b is not None:
+            if b.forwards is not None and self.forwards + forwards > b.forwards:
+                raise BudgetExhausted("forwards")
+            if b.passes is not None and self.passes + forwards + 2 * backwards > b.passes:
+                raise BudgetExhausted("passes")
+            if b.seconds is not None and self.elapsed >= b.seconds:
+                raise BudgetExhausted("seconds")
+        self.forwards += forwards
+        self.backwards += backwards
+
+
+ImageGradHook = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Problem:
+    """Owns model, objective, parameterization and transforms for a batch of `batch` images."""
+
+    def __init__(
+        self,
+        model: FeatureModel,
+        objective: Objective,
+        param: Parameterization,
+        transforms: Compose | None = None,
+        batch: int | None = None,
+        seed: int = 0,
+        max_batch: int = 32,
+        image_grad: ImageGradHook | None = None,
+        meter: Meter | None = None,
+        generator: torch.Generator | None = None,
+        validated: bool = False,
+    ) -> None:
+        self.model = model
+        self.objective = objective
+        self.param = param.to(model.device)
+        self.transforms = standard_transforms() if transforms is None else transforms
+        self.batch = batch or objective.slots
+        if self.batch < 1 or self.batch % objective.slots:
+            raise FvoptError(f"batch {self.batch} must be a multiple of the {objective.slots} targets in '{objective}'")
+        if param.size < model.min_size:
+            raise FvoptError(f"image size {param.size} px is too small for {model.name}: at least {model.min_size} px")
+        if not validated:
+            validate(objective, model, max(param.size, model.input_size))
+        self.seed = seed
+        self.max_batch = max(1, max_batch)
+        self.image_grad = image_grad
+        self.meter = meter or Meter()
+        self.generator = generator or torch.Generator().manual_seed(seed)
+        self._frozen: tuple | None = None
+        self.slots = torch.arange(self.batch, device=model.device)
+        self.best_values = torch.full((self.batch,), -torch.inf)
+        self.best_z = torch.zeros(self.batch, self.dim, device=model.device)
+
+    @property
+    def dim(self) -> int:
+        return self.param.dim
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def restricted(self, param: Parameterization) -> "Problem":
+        """The same problem over another parameterization, sharing the meter and the draws."""
+        return Problem(self.model, self.objective, param, self.transforms, self.batch, self.seed, self.max_batch,
+                       self.image_grad, self.meter, self.generator, validated=True)
+
+    def init(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A starting point (batch, dim) drawn by the parameterization."""
+        return self.param.init(self.batch, generator or torch.Generator().manual_seed(self.seed))
+
+    # -- transform draws ------------------------------------------------------------------------
+    def draw(self) -> tuple:
+        return self._frozen if self._frozen is not None else self.transforms.sample(self.generator)
+
+    @contextmanager
+    def fixed_draw(self) -> Iterator[tuple]:
+        """Every call inside sees one transform draw: common random numbers for a step."""
+        outer = self._frozen
+        self._frozen = self.draw()
+        try:
+            yield self._frozen
+        finally:
+            self._frozen = outer
+
+    # -- the two doors --------------------------------------------------------------------------
+    def evaluate(self, Z: torch.Tensor) -> torch.Tensor:
+        """Values (P, batch) of a population Z (P, batch, dim) or (batch, dim); no gradients."""
+        squeeze = Z.dim() == 2
+        Z = Z.reshape(-1, self.batch, self.dim).to(self.device, torch.float32)
+        P = Z.shape[0]
+        self.meter.spend(P * self.batch, 0)
+        draw = self.draw()
+        per_chunk = max(1, self.max_batch // self.batch)
+        out = []
+        with torch.no_grad(), capture(self.model, self.objective.layers) as cap:
+            for i in range(0, P, per_chunk):
+                out.append(self._values(cap, Z[i:i + per_chunk].reshape(-1, self.dim), draw))
+        values = torch.cat(out).view(P, self.batch)
+        self._record(Z, values)
+        return values[0] if squeeze else values
+
+    def value_and_grad(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Values (batch,) and d values / d z (batch, dim) for one point per image."""
+        self.meter.spend(self.batch, self.batch)
+        draw = self.draw()
+        z = z.detach().to(self.device, torch.float32).reshape(self.batch, self.dim).requires_grad_(True)
+        with torch.enable_grad(), capture(self.model, self.objective.layers) as cap:
+            values = self._values(cap, z, draw)
+            self._check_finite(values, "objective")
+            (grad,) = torch.autograd.grad(values.sum(), z)
+        self._check_finite(grad, "gradient")
+        self._record(z.detach()[None], values.detach()[None])
+        return values.detach(), grad
+
+    def _values(self, cap, z: torch.Tensor, draw: tuple) -> torch.Tensor:
+        images = self.param(z)
+        if self.image_grad is not None and images.requires_grad:
+            images.register_hook(self.image_grad)
+        seen = self.transforms.apply(images, draw)
+        acts = cap.run(seen)
+        slots = self.slots.repeat(z.shape[0] // self.batch)
+        return self.objective(Activations(acts, images, slots, self.batch))
+
+    def images(self, z: torch.Tensor) -> torch.Tensor:
+        """The untransformed images of z (batch, dim), detached; costs no budget."""
+        with torch.no_grad():
+            return self.param(z.to(self.device, torch.float32).reshape(-1, self.dim))
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    def _check_finite(self, t: torch.Tensor, what: str) -> None:
+        if not torch.isfinite(t).all():
+            kind = "NaN" if torch.isnan(t).any() else "infinite"
+            raise NonFiniteError(f"the {what} became {kind} after {self.meter.forwards} forward passes")
+
+    def _record(self, Z: torch.Tensor, values: torch.Tensor) -> None:
+        """Track the best point per slot, and the best value per slot since the loop last looked."""
+        self._check_finite(values, "objective")
+        v = values.detach().float().cpu()
+        top, arg = v.max(0)
+        better = top > self.best_values
+        if better.any():
+            idx = torch.nonzero(better)[:, 0]
+            self.best_values[idx] = top[idx]
+            self.best_z[idx] = Z[arg[idx].to(Z.device), idx.to(Z.device)].detach().to(self.best_z.device)
+        m = self.meter
+        m.recent = top if m.recent is None else torch.maximum(m.recent, top)
+        m.best = top if m.best is None else torch.maximum(m.best, top)

@@ -1,0 +1,4 @@
+"""Every optimizer behind one contract: start, step, best. See `make_strategy` for names."""
+from .base import REGISTRY, Strategy, known_strategies, make_strategy, register
+
+__all__ = ["REGISTRY", "Strategy", "known_strategies", "make_strategy", "register"]

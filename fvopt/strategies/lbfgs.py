@@ -1,0 +1,46 @@
+"""L-BFGS: torch.optim.LBFGS with a strong-Wolfe line search, under one transform draw per step."""
+from __future__ import annotations
+
+import torch
+
+from ..problem import Problem
+from .base import check_positive, register
+
+
+@register("lbfgs", "torch.optim.LBFGS, strong-Wolfe line search, one transform draw per outer step")
+class LBFGS:
+    """Each outer step runs up to `max_iter` L-BFGS iterations with the transforms frozen.
+
+    Why frozen: the curvature history and the line search assume one deterministic objective;
+    a new random draw per closure call would break both. So a step samples one draw and every
+    closure call reuses it (common random numbers). The result is the problem's best-so-far point:
+    torch's L-BFGS may stop at a trial point when the budget runs out inside a line search.
+    """
+
+    zero_order = False
+
+    def __init__(self, lr: float = 1.0, max_iter: int = 20, history_size: int = 100) -> None:
+        check_positive("lr", lr)
+        check_positive("max_iter", max_iter)
+        check_positive("history_size", history_size)
+        self.lr, self.max_iter, self.history_size = lr, int(max_iter), int(history_size)
+
+    def start(self, problem: Problem, z0: torch.Tensor) -> None:
+        self.problem = problem
+        self.z = z0.detach().clone().to(problem.device).requires_grad_(True)
+        self.opt = torch.optim.LBFGS([self.z], lr=self.lr, max_iter=self.max_iter,
+                                     max_eval=self.max_iter * 5 // 4, history_size=self.history_size,
+                                     line_search_fn="strong_wolfe")
+
+    def step(self, problem: Problem) -> None:
+        def closure() -> torch.Tensor:
+            values, grad = problem.value_and_grad(self.z)
+            self.z.grad = -grad
+            return -values.sum()
+
+        with problem.fixed_draw():
+            self.opt.step(closure)
+
+    @property
+    def best(self) -> torch.Tensor:
+        return self.problem.best_z.clone()
