@@ -85,3 +85,20 @@ class Subspace(Parameterization):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self._full(self.lift(z))
+
+
+def calibrate_sigma(param: Parameterization, z0: torch.Tensor, pixel_rms: float = 0.1, seed: int = 0) -> float:
+    """The step size in z whose random samples change the image by `pixel_rms` (RMS, [0,1] units).
+
+    Why: a unit of z means very different images in different parameterizations (a pixel logit,
+    a scaled Fourier coefficient, a pyramid level), so zero-order searches take their default
+    step size in image units and stay comparable across parameterizations.
+    """
+    g = torch.Generator().manual_seed(seed)
+    z0 = z0[:1].detach().float()
+    eps = torch.randn((4, z0.shape[1]), generator=g).to(z0.device)
+    probe = 1e-2
+    with torch.no_grad():
+        base = param(z0)
+        change = (param(z0 + probe * eps) - base).pow(2).mean().sqrt()
+    return float(probe * pixel_rms / change.clamp_min(1e-12))

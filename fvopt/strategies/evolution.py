@@ -13,8 +13,12 @@ import numpy as np
 import torch
 
 from ..errors import FvoptError
+from ..params.base import calibrate_sigma
 from ..problem import Problem
 from .base import check_positive, register
+
+# Default step size of the zero-order searches, in image units: samples change pixels by 0.05 RMS.
+PIXEL_RMS = 0.05
 
 MAX_FULL_CMA_DIM = 4096  # a 4096^2 covariance is already 134 MB and slow to update
 
@@ -38,7 +42,7 @@ class CMAES:
 
     zero_order = True
 
-    def __init__(self, popsize: int | None = None, sigma: float = 0.5, diagonal: bool = False) -> None:
+    def __init__(self, popsize: int | None = None, sigma: float | None = None, diagonal: bool = False) -> None:
         _check_popsize(popsize)
         check_positive("sigma", sigma)
         self.popsize, self.sigma, self.diagonal = popsize, sigma, diagonal
@@ -52,6 +56,7 @@ class CMAES:
                 f"covariance; the limit is {MAX_FULL_CMA_DIM}. Use sep-cmaes, or a low-dimensional parameterization "
                 "such as fft:k=8 or pyramid:free=2")
         self.popsize = self.popsize or default_popsize(problem.dim)
+        self.sigma = self.sigma or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
         self.device = problem.device
         self.es = []
         for b in range(problem.batch):
@@ -77,12 +82,12 @@ class CMAES:
 
 
 @register("cmaes", "CMA-ES (pycma), full covariance; up to 4096 dimensions")
-def _cmaes(popsize: int | None = None, sigma: float = 0.5) -> CMAES:
+def _cmaes(popsize: int | None = None, sigma: float | None = None) -> CMAES:
     return CMAES(popsize, sigma, diagonal=False)
 
 
 @register("sep-cmaes", "sep-CMA-ES (pycma, CMA_diagonal=True): diagonal covariance, any dimension")
-def _sep_cmaes(popsize: int | None = None, sigma: float = 0.5) -> CMAES:
+def _sep_cmaes(popsize: int | None = None, sigma: float | None = None) -> CMAES:
     return CMAES(popsize, sigma, diagonal=True)
 
 
@@ -92,7 +97,8 @@ class GeneticAlgorithm:
 
     Per generation: fitness-proportional selection with probability exp(selectivity * z-score),
     uniform crossover keeping each gene of the first parent with probability `heritability`,
-    Gaussian mutation of each gene with probability `mutation_rate` and size `sigma`, and the
+    Gaussian mutation of each gene with probability `mutation_rate` and size `sigma` (default: the
+    step that changes pixels by 0.05 RMS; XDream's 0.5 was in its generator's latent units), and the
     `elite` best kept unchanged. nevergrad has no population GA with crossover that fits
     (its RecombiningGA is a (1+1) variant), and this is the GA the neuron-control literature
     benchmarks (Wang & Ponce 2022 compare against it).
@@ -100,7 +106,7 @@ class GeneticAlgorithm:
 
     zero_order = True
 
-    def __init__(self, popsize: int = 20, sigma: float = 0.5, mutation_rate: float = 0.5, selectivity: float = 2.0,
+    def __init__(self, popsize: int = 20, sigma: float | None = None, mutation_rate: float = 0.5, selectivity: float = 2.0,
                  heritability: float = 0.5, elite: int = 1) -> None:
         _check_popsize(popsize)
         check_positive("sigma", sigma)
@@ -113,6 +119,7 @@ class GeneticAlgorithm:
 
     def start(self, problem: Problem, z0: torch.Tensor) -> None:
         self.rng = torch.Generator().manual_seed(problem.seed + 7919)
+        self.sigma = self.sigma or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
         z0 = z0.detach().float().cpu()
         noise = torch.randn((self.popsize, *z0.shape), generator=self.rng) * self.sigma
         noise[0] = 0
@@ -159,7 +166,7 @@ class NevergradStrategy:
 
     zero_order = True
 
-    def __init__(self, name: str, popsize: int | None = None, sigma: float = 0.5, budget: int | None = None) -> None:
+    def __init__(self, name: str, popsize: int | None = None, sigma: float | None = None, budget: int | None = None) -> None:
         import nevergrad as ng
 
         _check_popsize(popsize)
@@ -175,6 +182,7 @@ class NevergradStrategy:
         import nevergrad as ng
 
         self.popsize = self.popsize or default_popsize(problem.dim)
+        self.sigma = self.sigma or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
         budget = self.budget or _evaluations_in(problem, self.popsize)
         self.device = problem.device
         self.opts = []

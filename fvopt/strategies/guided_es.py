@@ -21,7 +21,7 @@ class GuidedES:
 
     zero_order = True
 
-    def __init__(self, popsize: int = 8, sigma: float = 0.1, lr: float = 0.05, alpha: float = 0.5, k: int = 4,
+    def __init__(self, popsize: int = 8, sigma: float | None = None, lr: float = 0.05, alpha: float = 0.5, k: int = 4,
                  beta: float = 2.0) -> None:
         from ..errors import FvoptError
         if popsize < 2:
@@ -35,6 +35,9 @@ class GuidedES:
         self.sigma, self.lr, self.alpha, self.k, self.beta = sigma, lr, alpha, int(k), beta
 
     def start(self, problem: Problem, z0: torch.Tensor) -> None:
+        from ..params.base import calibrate_sigma
+        from .evolution import PIXEL_RMS
+        self.sigma = self.sigma or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
         self.z = z0.detach().clone().to(problem.device).requires_grad_(True)
         self.opt = torch.optim.Adam([self.z], lr=self.lr, maximize=True)
         self.history: list[torch.Tensor] = []
