@@ -1,0 +1,162 @@
+"""One conformance suite over every registered strategy, plus the budget accounting."""
+import pytest
+import torch
+
+from fvopt.errors import FvoptError
+from fvopt.evaluate import score_images
+from fvopt.objectives import parse_target
+from fvopt.params import make_param
+from fvopt.problem import Budget, Problem
+from fvopt.run import run
+from fvopt.strategies import REGISTRY, make_strategy, known_strategies
+from fvopt.transforms import make_transforms
+
+TARGET = "channel:blocks.4:7"
+ALL = sorted(REGISTRY) + ["ng:TwoPointsDE", "hybrid:cmaes>adam", "hybrid:ga>lbfgs"]
+
+
+def make_problem(model, strategy, seed=0, transforms="none", target=TARGET, size=64, param=None):
+    param = make_param(param or ("fft:k=4" if strategy.zero_order else "fft"), size)
+    return Problem(model, parse_target(target), param, make_transforms(transforms), seed=seed)
+
+
+def test_registry_covers_every_family():
+    assert {"sgd", "momentum", "adam", "normalized", "lbfgs", "cmaes", "sep-cmaes", "ga", "guided-es"} <= set(REGISTRY)
+    assert "ng:<Name>" in known_strategies() and "hybrid:A>B" in known_strategies()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_strategy_raises_the_activation(lite0, name):
+    strategy = make_strategy(name)
+    problem = make_problem(lite0, strategy)
+    z0 = problem.init()
+    objective = problem.objective
+    start = float(score_images(lite0, objective, problem.images(z0))["value"])
+    result = run(problem, strategy, Budget(passes=240), z0=z0)
+    end = float(score_images(lite0, objective, result.images)["value"])
+    assert end > start + 5.0, f"{name}: {start:.2f} -> {end:.2f}"
+    assert result.passes <= 240
+
+
+@pytest.mark.parametrize("name", ["adam", "lbfgs", "cmaes", "ga", "ng:TwoPointsDE", "guided-es", "hybrid:cmaes>adam"])
+def test_same_seed_gives_the_same_result(lite0, name):
+    results = []
+    for _ in range(2):
+        strategy = make_strategy(name)
+        problem = make_problem(lite0, strategy, seed=3, transforms="default")
+        results.append(run(problem, strategy, Budget(passes=120)))
+    assert torch.equal(results[0].z, results[1].z)
+    assert [r["value"] for r in results[0].trace] == [r["value"] for r in results[1].trace]
+
+
+def test_cmaes_budget_accounting_is_exact(lite0):
+    strategy = make_strategy("cmaes", popsize=12)
+    result = run(make_problem(lite0, strategy), strategy, Budget(steps=5))
+    assert (result.forwards, result.backwards, result.steps) == (60, 0, 5)
+    assert [r["forwards"] for r in result.trace] == [12, 24, 36, 48, 60]
+
+
+def test_adam_budget_accounting_is_exact(lite0):
+    strategy = make_strategy("adam")
+    result = run(make_problem(lite0, strategy), strategy, Budget(steps=5))
+    assert (result.forwards, result.backwards, result.passes) == (5, 5, 15)
+
+
+def test_a_batch_counts_one_pass_per_image(lite0):
+    strategy = make_strategy("adam")
+    problem = make_problem(lite0, strategy, target="channel:blocks.4:0-3")
+    result = run(problem, strategy, Budget(steps=3))
+    assert (result.forwards, result.backwards) == (12, 12)
+
+
+def test_pass_budget_is_never_exceeded_even_inside_an_lbfgs_line_search(lite0):
+    strategy = make_strategy("lbfgs")
+    result = run(make_problem(lite0, strategy), strategy, Budget(forwards=7))
+    assert result.forwards == 7 and result.stop_reason == "forwards"
+    assert torch.isfinite(result.z).all()
+
+
+def test_seconds_budget_stops_within_one_iteration(lite0):
+    strategy = make_strategy("cmaes", popsize=8)
+    problem = make_problem(lite0, strategy)
+    result = run(problem, strategy, Budget(seconds=1.0))
+    step_time = result.trace[-1]["time_s"] / len(result.trace)
+    assert result.stop_reason == "seconds"
+    assert result.seconds < 1.0 + 2 * step_time + 0.2
+
+
+def test_hybrid_switches_and_lifts_exactly(lite0):
+    strategy = make_strategy("hybrid:cmaes>adam", switch=0.5)
+    problem = make_problem(lite0, strategy, param="fft")
+    result = run(problem, strategy, Budget(steps=10))
+    assert strategy.switched_at == 5
+    assert strategy.low.param.name == "fft:k=8" and problem.param.name == "fft"
+    low_best = strategy.first.best
+    assert torch.allclose(problem.param(strategy.low.param.lift(low_best)), strategy.low.param(low_best), atol=1e-6)
+    assert result.forwards > 5 and result.backwards == 5
+
+
+def test_lbfgs_keeps_one_transform_draw_per_step(lite0):
+    problem = make_problem(lite0, make_strategy("lbfgs"), transforms="default")
+    draws = []
+    original = problem.transforms.apply
+    problem.transforms = type("Spy", (), {"apply": lambda self, x, d: (draws.append(d), original(x, d))[1],
+                                          "sample": lambda self, g: problem.transforms_sample(g)})()
+    problem.transforms_sample = make_transforms("default").sample
+    strategy = make_strategy("lbfgs", max_iter=5)
+    run(problem, strategy, Budget(steps=1))
+    assert len(draws) > 1 and all(d == draws[0] for d in draws)
+
+
+def test_population_shares_one_draw(lite0):
+    problem = make_problem(lite0, make_strategy("cmaes"), transforms="default")
+    z = problem.init()
+    Z = z[None].repeat(6, 1, 1)
+    values = problem.evaluate(Z)
+    assert torch.allclose(values, values[:1].expand_as(values))
+
+
+def test_nan_objective_stops_and_keeps_the_best_image(lite0):
+    from fvopt.objectives import Objective
+    base = parse_target(TARGET)
+    calls = {"n": 0}
+
+    def fn(a):
+        calls["n"] += 1
+        v = base(a)
+        return v * float("nan") if calls["n"] > 4 else v
+
+    objective = Objective(fn, base.layers, "flaky", checks=base.checks)
+    problem = Problem(lite0, objective, make_param("fft", 64), make_transforms("none"))
+    result = run(problem, make_strategy("adam"), Budget(steps=20))
+    assert "NaN" in result.stop_reason and "kept the best" in result.stop_reason
+    assert result.steps == 4 and torch.isfinite(result.images).all()
+    assert torch.equal(result.z, problem.best_z)
+
+
+@pytest.mark.parametrize("spec, options, message", [
+    ("adamw", {}, "unknown optimizer 'adamw'.*Did you mean: adam.*ng:<Name>|unknown optimizer 'adamw'.*ng:"),
+    ("cmaes", {"popsize": 1}, "population size must be at least 2"),
+    ("ga", {"popsize": 1}, "population size must be at least 2"),
+    ("hybrid:cmaes>adamx", {}, "unknown part"),
+    ("hybrid:cmaes", {}, "must name two strategies"),
+    ("ng:NoSuchOptimizer", {}, "unknown nevergrad optimizer"),
+    ("adam", {"popsize": 4}, "does not take option"),
+    ("hybrid:cmaes>adam", {"switch": 1.5}, "strictly between 0 and 1"),
+])
+def test_bad_strategy_specs(spec, options, message):
+    with pytest.raises(FvoptError, match=message):
+        make_strategy(spec, **options)
+
+
+def test_full_cmaes_refuses_huge_dimensions(lite0):
+    strategy = make_strategy("cmaes")
+    problem = make_problem(lite0, strategy, param="fft")
+    with pytest.raises(FvoptError, match="sep-cmaes"):
+        strategy.start(problem, problem.init())
+
+
+def test_nevergrad_reports_what_really_ran(lite0):
+    strategy = make_strategy("ng:NGOpt", popsize=4)
+    result = run(make_problem(lite0, strategy), strategy, Budget(steps=2))
+    assert result.extra["selected"].startswith("NGOpt -> ")
