@@ -64,16 +64,17 @@ def load_image(path: str | Path) -> torch.Tensor:
 
 
 def check_writable(path: str | Path | None) -> None:
-    """Fail before a long run, not after it, when the output cannot be written."""
+    """Fail before a long run, not after it: create the folder and a probe file next to `path`."""
     if path is None:
         return
+    import tempfile
+
     path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    import os
-    if path.is_dir() or not os.access(probe, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise FvoptError(f"output path '{path}' is not writable")
-    if probe.is_file():
-        raise FvoptError(f"output path '{path}' is not writable: '{probe}' is a file")
+    if path.is_dir():
+        raise FvoptError(f"output path '{path}' is a folder, not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".fvopt-probe-"):
+            pass
+    except OSError as err:
+        raise FvoptError(f"output path '{path}' is not writable: {err.strerror or err}") from None
