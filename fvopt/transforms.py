@@ -120,23 +120,87 @@ class Compose:
         return len(self.transforms)
 
 
-def standard_transforms() -> Compose:
-    """Lucent's default set: pad 12 (gray), jitter 8, scale 0.90..1.10, rotate -10..10 degrees, jitter 4."""
-    return Compose((Pad(12, 0.5), Jitter(8), RandomScale(), RandomRotate(), Jitter(4)))
+@dataclass(frozen=True)
+class LucentTransforms:
+    """Lucent's default chain (pad, jitter, scale, rotate, jitter) as one resampling.
+
+    Same draws as `Compose((Pad, Jitter, RandomScale, RandomRotate, Jitter))`, but the geometric
+    steps are composed into one sampling grid, so the image is interpolated once (less blur) and
+    the step costs one `grid_sample` instead of two interpolations and three copies.
+
+    With `keep_size` (the default set), the output keeps the input's size: a window of the input's
+    size centered on what Lucent's chain would output. Why: Lucent's chain grows a 224 px image
+    to 212..260 px (about 234 on average), and the network then costs 10-35% more per pass on the
+    CPU than at 224 (measured); a fixed size also makes every step cost the same. `lucent` keeps
+    Lucent's exact output sizes, for parity.
+    """
+
+    pad: int = 12
+    jitter: int = 8
+    scales: tuple[float, ...] = RandomScale().scales
+    angles: tuple[float, ...] = RandomRotate().angles
+    jitter_after: int = 4
+    fill: float = 0.5
+    keep_size: bool = True
+
+    @property
+    def transforms(self) -> tuple:
+        """The equivalent chain of primitive transforms."""
+        return (Pad(self.pad, self.fill), Jitter(self.jitter), RandomScale(self.scales),
+                RandomRotate(self.angles, self.fill), Jitter(self.jitter_after))
+
+    def sample(self, generator: torch.Generator) -> tuple:
+        return tuple(t.sample(generator) for t in self.transforms)
+
+    def apply(self, x: torch.Tensor, draw: tuple) -> torch.Tensor:
+        _, (dy1, dx1), scale, angle, (dy2, dx2) = draw
+        h, w = x.shape[-2:]
+        h0, w0 = h + 2 * self.pad - self.jitter, w + 2 * self.pad - self.jitter
+        h1, w1 = (max(1, int(round(s * scale))) for s in (h0, w0)) if scale != 1.0 else (h0, w0)
+        h2, w2 = h1 - self.jitter_after, w1 - self.jitter_after
+        top, left = dy2, dx2
+        if self.keep_size:  # a window of the input's size, centered on Lucent's output
+            top, left = top + (h2 - h) / 2, left + (w2 - w) / 2
+            h2, w2 = h, w
+        dev, dt = x.device, x.dtype
+        rows = torch.arange(h2, device=dev, dtype=dt) + top
+        cols = torch.arange(w2, device=dev, dtype=dt) + left
+        u, v = torch.meshgrid(rows, cols, indexing="ij")
+        if angle != 0:  # rotate about the center of the scaled image, in normalized coordinates
+            a = math.radians(angle)
+            yn, xn = (2 * u + 1) / h1 - 1, (2 * v + 1) / w1 - 1
+            xr, yr = math.cos(a) * xn - math.sin(a) * yn, math.sin(a) * xn + math.cos(a) * yn
+            u, v = ((yr + 1) * h1 - 1) / 2, ((xr + 1) * w1 - 1) / 2
+        u = (u + 0.5) * (h0 / h1) - 0.5 + dy1 - self.pad  # undo the scale, the jitter and the pad
+        v = (v + 0.5) * (w0 / w1) - 0.5 + dx1 - self.pad
+        grid = torch.stack([(2 * v + 1) / w - 1, (2 * u + 1) / h - 1], dim=-1)
+        grid = grid[None].expand(x.shape[0], -1, -1, -1)
+        return F.grid_sample(x - self.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + self.fill
+
+    def __len__(self) -> int:
+        return 5
+
+
+def standard_transforms() -> LucentTransforms:
+    """Lucent's default draws (pad 12 gray, jitter 8, scale 0.90..1.10, rotate -10..10 degrees,
+    jitter 4), composed into one resampling that keeps the image size."""
+    return LucentTransforms()
 
 
 TRANSFORM_SETS = {
     "default": standard_transforms,
-    "color": lambda: Compose(standard_transforms().transforms + (ColorJitter(),)),
+    "lucent": lambda: LucentTransforms(keep_size=False),
+    "color": lambda: Compose((standard_transforms(), ColorJitter())),
     "none": lambda: Compose(()),
 }
 
 
-def make_transforms(spec: str | Compose | None) -> Compose:
-    """`default` (Lucent's), `color` (default plus color jitter), `none`, or a Compose."""
+def make_transforms(spec: "str | Compose | LucentTransforms | None") -> "Compose | LucentTransforms":
+    """`default` (Lucent's draws, size kept), `lucent` (Lucent's exact output sizes), `color`
+    (default plus color jitter), `none`, or a transform object."""
     if spec is None:
         return standard_transforms()
-    if isinstance(spec, Compose):
+    if not isinstance(spec, str):
         return spec
     if spec not in TRANSFORM_SETS:
         raise FvoptError(f"unknown transform set '{spec}'. Known: {', '.join(TRANSFORM_SETS)}")

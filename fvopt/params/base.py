@@ -51,8 +51,8 @@ class Parameterization(nn.Module):
 
 def to_rgb(x: torch.Tensor, decorrelate: bool, color: torch.Tensor) -> torch.Tensor:
     """Lucid's `to_valid_rgb`: optional color decorrelation, then a sigmoid into [0,1]."""
-    if decorrelate:
-        x = torch.einsum("nchw,dc->ndhw", x, color)
+    if decorrelate:  # a 1x1 convolution: much faster than an einsum (bmm) on the CPU
+        x = torch.nn.functional.conv2d(x, color[:, :, None, None])
     return torch.sigmoid(x)
 
 
