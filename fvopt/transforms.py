@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -158,27 +159,39 @@ class LucentTransforms:
         h0, w0 = h + 2 * self.pad - self.jitter, w + 2 * self.pad - self.jitter
         h1, w1 = (max(1, int(round(s * scale))) for s in (h0, w0)) if scale != 1.0 else (h0, w0)
         h2, w2 = h1 - self.jitter_after, w1 - self.jitter_after
-        top, left = dy2, dx2
+        top, left = float(dy2), float(dx2)
         if self.keep_size:  # a window of the input's size, centered on Lucent's output
             top, left = top + (h2 - h) / 2, left + (w2 - w) / 2
             h2, w2 = h, w
-        dev, dt = x.device, x.dtype
-        rows = torch.arange(h2, device=dev, dtype=dt) + top
-        cols = torch.arange(w2, device=dev, dtype=dt) + left
-        u, v = torch.meshgrid(rows, cols, indexing="ij")
-        if angle != 0:  # rotate about the center of the scaled image, in normalized coordinates
-            a = math.radians(angle)
-            yn, xn = (2 * u + 1) / h1 - 1, (2 * v + 1) / w1 - 1
-            xr, yr = math.cos(a) * xn - math.sin(a) * yn, math.sin(a) * xn + math.cos(a) * yn
-            u, v = ((yr + 1) * h1 - 1) / 2, ((xr + 1) * w1 - 1) / 2
-        u = (u + 0.5) * (h0 / h1) - 0.5 + dy1 - self.pad  # undo the scale, the jitter and the pad
-        v = (v + 0.5) * (w0 / w1) - 0.5 + dx1 - self.pad
-        grid = torch.stack([(2 * v + 1) / w - 1, (2 * u + 1) / h - 1], dim=-1)
-        grid = grid[None].expand(x.shape[0], -1, -1, -1)
+        # Output pixel -> input pixel is affine: compose it as one matrix on (col, row, 1).
+        a = math.radians(angle)
+        rotate = np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0], [0, 0, 1]])
+        m = _to_normalized(w, h) @ _shift(dx1 - self.pad, dy1 - self.pad) @ _unscale(w0 / w1, h0 / h1) \
+            @ _to_pixels(w1, h1) @ rotate @ _to_normalized(w1, h1) @ _shift(left, top) @ _to_pixels(w2, h2)
+        theta = torch.tensor(m[:2], dtype=x.dtype, device=x.device).expand(x.shape[0], 2, 3)
+        grid = F.affine_grid(theta, [x.shape[0], x.shape[1], h2, w2], align_corners=False)
         return F.grid_sample(x - self.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + self.fill
 
     def __len__(self) -> int:
         return 5
+
+
+def _to_pixels(w: float, h: float) -> np.ndarray:
+    """Normalized coordinates (align_corners=False) of a w x h image -> pixel coordinates."""
+    return np.array([[w / 2, 0, (w - 1) / 2], [0, h / 2, (h - 1) / 2], [0, 0, 1]])
+
+
+def _to_normalized(w: float, h: float) -> np.ndarray:
+    return np.linalg.inv(_to_pixels(w, h))
+
+
+def _shift(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], dtype=float)
+
+
+def _unscale(sx: float, sy: float) -> np.ndarray:
+    """A pixel of an image resized by 1/s -> a pixel of the original (F.interpolate's mapping)."""
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
 
 
 def standard_transforms() -> LucentTransforms:
