@@ -86,13 +86,36 @@ def build_parser() -> argparse.ArgumentParser:
     viz.add_argument("--snapshots", default=None, help="folder for a PNG of the current best every --snapshot-every steps")
     viz.add_argument("--snapshot-every", type=_positive_int, default=25)
     viz.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    dr = sub.add_parser("dream", help="multi-octave DeepDream on a photo, at any size")
+    dr.add_argument("image", nargs="?", default=None, help="a photo (default: scikit-image's chelsea)")
+    dr.add_argument("--model", default="lite0")
+    dr.add_argument("--weights", default=None)
+    dr.add_argument("--layers", default="blocks.3,blocks.4", help="comma-separated layers (mean of squared activations)")
+    dr.add_argument("--target", default=None, help="any target instead of the layers, e.g. channel:blocks.4:10 or "
+                    "layer:blocks.3+0.5*layer:blocks.4")
+    dr.add_argument("--octaves", type=_positive_int, default=4)
+    dr.add_argument("--octave-scale", type=_positive_float, default=1.4)
+    dr.add_argument("--steps", type=_positive_int, default=10, help="steps per octave")
+    dr.add_argument("--lr", type=_positive_float, default=0.01, help="step size: z += lr * g / mean|g|")
+    dr.add_argument("--tile", type=_positive_int, default=512, help="tile size in px for the gradient")
+    dr.add_argument("--grad", default=None, help="image-gradient processing, e.g. lapnorm or lapnorm:levels=4")
+    dr.add_argument("--seed", type=int, default=0)
+    dr.add_argument("--device", default="auto")
+    dr.add_argument("--out", default="dream.png")
+    dr.add_argument("--octave-images", default=None, help="folder for the image after each octave")
+    dr.add_argument("--zoom-frames", type=_positive_int, default=None, help="make an endless-zoom animation of N frames")
+    dr.add_argument("--zoom", type=_positive_float, default=1.05, help="zoom per frame")
+    dr.add_argument("--zoom-octaves", type=_positive_int, default=1, help="octaves dreamed on each zoom frame")
+    dr.add_argument("--quiet", action="store_true")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"models": _models, "optimizers": _optimizers, "layers": _layers, "viz": _viz}[args.command](args)
+        commands = {"models": _models, "optimizers": _optimizers, "layers": _layers, "viz": _viz, "dream": _dream}
+        return commands[args.command](args)
     except FvoptError as err:
         print(f"fvopt: error: {err}", file=sys.stderr)
         return 2
@@ -157,6 +180,36 @@ def _viz(args) -> int:
     print(line)
     if vis.result.stop_reason not in ("steps", "seconds", "forwards", "passes", "budget"):
         print(f"note: {vis.result.stop_reason}", file=sys.stderr)
+    return 0
+
+
+def _dream(args) -> int:
+    from .dream import dream, save_animation, zoom_frames
+    from .images import check_writable, load_image, save_images
+    from .models import load_model, resolve_device
+
+    check_writable(args.out)
+    image = load_image(args.image) if args.image else None
+    model = load_model(args.model, weights=args.weights, device=resolve_device(args.device))
+    settings = dict(model=model, layers=args.layers, target=args.target, octave_scale=args.octave_scale,
+                    steps=args.steps, lr=args.lr, tile=args.tile, grad=args.grad, seed=args.seed, device=args.device,
+                    progress=not args.quiet)
+    on_octave = None
+    if args.octave_images:
+        folder = Path(args.octave_images)
+        on_octave = lambda i, img: save_images(img.cpu(), folder / f"octave_{i + 1}.png")  # noqa: E731
+    result = dream(image, octaves=args.octaves, on_octave=on_octave, **settings)
+    if args.zoom_frames:
+        frames = zoom_frames(result.image, args.zoom_frames, args.zoom,
+                             lambda frame: dream(frame, octaves=args.zoom_octaves, **settings).image,
+                             progress=not args.quiet)
+        written = save_animation(frames, args.out)
+        print(f"wrote {', '.join(map(str, written))}: {len(frames)} frames, zoom {args.zoom} per frame")
+        return 0
+    out = save_images(result.image, args.out)
+    h, w = result.image.shape[-2:]
+    print(f"wrote {out}: {w}x{h} px, {args.octaves} octaves x {args.steps} steps, {result.forwards} forwards, "
+          f"{result.backwards} backwards, {result.seconds:.1f} s")
     return 0
 
 

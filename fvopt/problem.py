@@ -112,6 +112,7 @@ class Problem:
         meter: Meter | None = None,
         generator: torch.Generator | None = None,
         validated: bool = False,
+        tile: int | None = None,
     ) -> None:
         self.model = model
         self.objective = objective
@@ -127,6 +128,9 @@ class Problem:
         self.seed = seed
         self.max_batch = max(1, max_batch)
         self.image_grad = image_grad
+        if tile is not None and tile < model.min_size:
+            raise FvoptError(f"tile {tile} px is smaller than {model.name}'s minimum input of {model.min_size} px")
+        self.tile = tile
         self.meter = meter or Meter()
         self.generator = generator or torch.Generator().manual_seed(seed)
         self._frozen: tuple | None = None
@@ -145,7 +149,7 @@ class Problem:
     def restricted(self, param: Parameterization) -> "Problem":
         """The same problem over another parameterization, sharing the meter and the draws."""
         return Problem(self.model, self.objective, param, self.transforms, self.batch, self.seed, self.max_batch,
-                       self.image_grad, self.meter, self.generator, validated=True)
+                       self.image_grad, self.meter, self.generator, validated=True, tile=self.tile)
 
     def init(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """A starting point (batch, dim) drawn by the parameterization."""
@@ -183,7 +187,13 @@ class Problem:
         return values[0] if squeeze else values
 
     def value_and_grad(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Values (batch,) and d values / d z (batch, dim) for one point per image."""
+        """Values (batch,) and d values / d z (batch, dim) for one point per image.
+
+        With `tile`, images are rolled by a random offset and processed tile by tile
+        (`gradients.tiled_value_and_grad`); each tile counts as one forward and one backward.
+        """
+        if self.tile is not None:
+            return self._tiled_value_and_grad(z)
         self.meter.spend(self.batch, self.batch)
         draw = self.draw()
         z = z.detach().to(self.device, torch.float32).reshape(self.batch, self.dim).requires_grad_(True)
@@ -191,6 +201,29 @@ class Problem:
             values = self._values(cap, z, draw)
             self._check_finite(values, "objective")
             (grad,) = torch.autograd.grad(values.sum(), z)
+        self._check_finite(grad, "gradient")
+        self._record(z.detach()[None], values.detach()[None])
+        return values.detach(), grad
+
+    def _tiled_value_and_grad(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from .gradients import tile_bounds, tiled_value_and_grad
+
+        draw = self.draw()
+        z = z.detach().to(self.device, torch.float32).reshape(self.batch, self.dim).requires_grad_(True)
+        with torch.enable_grad():
+            images = self.param(z)
+            if self.image_grad is not None:
+                images.register_hook(self.image_grad)
+            seen = self.transforms.apply(images, draw)
+        h, w = seen.shape[-2:]
+        tiles = len(tile_bounds(h, self.tile)) * len(tile_bounds(w, self.tile))
+        self.meter.spend(self.batch * tiles, self.batch * tiles)
+        with capture(self.model, self.objective.layers) as cap:
+            def tile_values(piece: torch.Tensor) -> torch.Tensor:
+                return self.objective(Activations(cap.run(piece), piece, self.slots, self.batch))
+            values, seen_grad, _ = tiled_value_and_grad(tile_values, seen.detach(), self.tile, self.generator)
+        self._check_finite(values, "objective")
+        (grad,) = torch.autograd.grad(seen, z, grad_outputs=seen_grad)
         self._check_finite(grad, "gradient")
         self._record(z.detach()[None], values.detach()[None])
         return values.detach(), grad

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..errors import FvoptError, suggest
 from .base import COLOR_CORRELATION, Parameterization, Subspace
 from .fourier import FFTParam, MacoParam, natural_magnitude
-from .pixel import PixelParam
+from .pixel import ImageParam, PixelParam
 from .pyramid import PyramidParam
 
 PARAM_OPTIONS = {
@@ -79,6 +79,6 @@ def make_param(spec: str | Parameterization, size: int) -> Parameterization:
 
 
 __all__ = [
-    "COLOR_CORRELATION", "FFTParam", "MacoParam", "Parameterization", "PixelParam", "PyramidParam",
+    "COLOR_CORRELATION", "FFTParam", "ImageParam", "MacoParam", "Parameterization", "PixelParam", "PyramidParam",
     "Subspace", "make_param", "natural_magnitude", "parse_options",
 ]

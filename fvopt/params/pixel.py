@@ -58,3 +58,28 @@ class PixelParam(Parameterization):
     def reduced(self) -> Parameterization:
         return self if self.grid != self.size else PixelParam(self.size, min(16, self.size), self.decorrelate,
                                                               self.sd, self.init_mode).to(self.device)
+
+
+class ImageParam(Parameterization):
+    """A given photo, pixel for pixel: z is the image itself (DeepDream's parameterization).
+
+    No sigmoid: values move freely and the caller clips them to [0,1] after each step, as the
+    classic DeepDream loop does.
+    """
+
+    name = "image"
+
+    def __init__(self, image: torch.Tensor) -> None:
+        super().__init__()
+        if image.dim() != 4 or image.shape[:2] != (1, 3):
+            raise ValueError(f"ImageParam needs one RGB image (1, 3, H, W), not {tuple(image.shape)}")
+        self.register_buffer("image", image.detach().float().clone())
+        self.height, self.width = image.shape[-2:]
+        self.size = max(self.height, self.width)
+        self.dim = 3 * self.height * self.width
+
+    def init(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.image.reshape(1, -1).expand(n, -1).clone()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z.view(-1, 3, self.height, self.width)

@@ -1,0 +1,153 @@
+"""Gradient processing: Laplacian-pyramid normalization, and tiled gradients for large images.
+
+Image-gradient transforms act on d value / d image before it flows back into the
+parameterization (a hook on the rendered image), so each of them works with every
+parameterization and every first-order strategy, and they compose like optax transforms.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .errors import FvoptError, suggest
+
+GradTransform = Callable[[torch.Tensor], torch.Tensor]
+
+_BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
+KERNEL_5X5 = torch.outer(_BINOMIAL, _BINOMIAL) / 256.0  # Mordvintsev's lapnorm kernel
+
+
+def _kernel(x: torch.Tensor) -> torch.Tensor:
+    c = x.shape[1]
+    return KERNEL_5X5.to(x.device, x.dtype).expand(c, 1, 5, 5)
+
+
+def lap_split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blur and stride-2 downsample (lo), and what the upsampled lo misses (hi)."""
+    k = _kernel(x)
+    lo = F.conv2d(F.pad(x, [2, 2, 2, 2], mode="replicate"), k, stride=2, groups=x.shape[1])
+    return lo, x - _upsample(lo, x.shape[-2:], k)
+
+
+def _upsample(lo: torch.Tensor, size, k: torch.Tensor) -> torch.Tensor:
+    """Transposed convolution with the kernel x4 (zero insertion + blur), cropped to `size`."""
+    up = F.conv_transpose2d(lo, 4 * k, stride=2, padding=2, output_padding=1, groups=lo.shape[1])
+    h, w = size
+    if up.shape[-2] < h or up.shape[-1] < w:
+        up = F.pad(up, [0, max(0, w - up.shape[-1]), 0, max(0, h - up.shape[-2])], mode="replicate")
+    return up[..., :h, :w]
+
+
+def lap_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """Bands from coarsest (the low-pass residual) to finest; `levels` high-pass bands."""
+    bands = []
+    for _ in range(levels):
+        if min(x.shape[-2:]) < 2:
+            break
+        x, hi = lap_split(x)
+        bands.append(hi)
+    bands.append(x)
+    return bands[::-1]
+
+
+def lap_merge(bands: list[torch.Tensor]) -> torch.Tensor:
+    x = bands[0]
+    for hi in bands[1:]:
+        x = _upsample(x, hi.shape[-2:], _kernel(x)) + hi
+    return x
+
+
+def lap_normalize(g: torch.Tensor, levels: int = 4, eps: float = 1e-10) -> torch.Tensor:
+    """Divide each Laplacian band of each image by its RMS, then merge (Mordvintsev's lapnorm).
+
+    Every band gets the same weight, so the low frequencies, whose gradient is weak per pixel,
+    are no longer drowned by the high-frequency noise of plain pixel gradients.
+    """
+    bands = lap_pyramid(g, levels)
+    bands = [b / b.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(eps) for b in bands]
+    return lap_merge(bands)
+
+
+def normalize_std(g: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """g / std(g) per image."""
+    return g / g.flatten(1).std(dim=1).clamp_min(eps).view(-1, *[1] * (g.dim() - 1))
+
+
+def chain(*transforms: GradTransform) -> GradTransform:
+    """Apply image-gradient transforms in order, like optax.chain."""
+    def apply(g: torch.Tensor) -> torch.Tensor:
+        for t in transforms:
+            g = t(g)
+        return g
+    return apply
+
+
+def make_image_grad(spec: str) -> GradTransform:
+    """`lapnorm`, `lapnorm:levels=4`, `normalize`, or several joined with '+' (applied in order)."""
+    from .params import parse_options
+
+    parts = []
+    for item in filter(None, (s.strip() for s in spec.split("+"))):
+        name, _, opts = item.partition(":")
+        if name == "lapnorm":
+            levels = parse_options(opts, {"levels": int}, "gradient transform lapnorm").get("levels", 4)
+            if levels < 1:
+                raise FvoptError(f"lapnorm levels must be at least 1, not {levels}")
+            parts.append(lambda g, n=levels: lap_normalize(g, n))
+        elif name == "normalize":
+            parse_options(opts, {}, "gradient transform normalize")
+            parts.append(normalize_std)
+        else:
+            raise FvoptError(f"unknown gradient transform '{name}'.{suggest(name, ['lapnorm', 'normalize'])} "
+                             "Known: lapnorm[:levels=N], normalize")
+    if not parts:
+        raise FvoptError(f"empty gradient transform '{spec}'")
+    return chain(*parts)
+
+
+def tiled_value_and_grad(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    image: torch.Tensor,
+    tile: int,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Value and d value / d image of a large image, one tile at a time.
+
+    `fn` maps a batch of tiles to one value per tile (a spatial mean, like a layer or channel
+    objective). The image is rolled by a random offset first (and the gradient rolled back), so
+    tile seams move every step and do not print into the image. Memory is bounded by the tile,
+    not the image. Returns (area-weighted mean value per image, gradient, number of tiles).
+    """
+    n, _, h, w = image.shape
+    if generator is not None:
+        sy = int(torch.randint(h, (1,), generator=generator))
+        sx = int(torch.randint(w, (1,), generator=generator))
+    else:
+        sy = sx = 0
+    rolled = torch.roll(image.detach(), shifts=(sy, sx), dims=(2, 3))
+    grad = torch.zeros_like(rolled)
+    total = torch.zeros(n, device=image.device)
+    tiles = 0
+    for y0, y1 in tile_bounds(h, tile):
+        for x0, x1 in tile_bounds(w, tile):
+            piece = rolled[..., y0:y1, x0:x1].clone().requires_grad_(True)
+            with torch.enable_grad():
+                values = fn(piece)
+                (g,) = torch.autograd.grad(values.sum(), piece)
+            share = (y1 - y0) * (x1 - x0) / (h * w)
+            grad[..., y0:y1, x0:x1] = g * share
+            total += values.detach() * share
+            tiles += 1
+    return total, torch.roll(grad, shifts=(-sy, -sx), dims=(2, 3)), tiles
+
+
+def tile_bounds(length: int, tile: int) -> list[tuple[int, int]]:
+    """Split [0, length) into the fewest tiles of at most `tile`, of nearly equal sizes.
+
+    Equal sizes keep every tile large enough for the network (no 4-pixel sliver at the edge).
+    """
+    count = -(-length // tile)
+    edges = [round(i * length / count) for i in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:]))
