@@ -91,3 +91,23 @@ def test_tiled_gradient_rolls_back_its_random_shift():
         (g_full,) = torch.autograd.grad(fn(full).sum(), full)
     # one tile, rolled: the gradient matches except within the receptive field of the wrap seam
     assert torch.nn.functional.cosine_similarity(g_rolled.flatten(), g_full.flatten(), dim=0) > 0.9
+
+
+@pytest.mark.parametrize("param", ["pixel", "fft", "pyramid", "maco"])
+def test_lapnorm_drives_every_parameterization_upward(lite0, param):
+    from fvopt.viz import visualize
+    vis = visualize(lite0, "channel:blocks.3:5", param, "adam", steps=12, size=64, grad="lapnorm", transforms="none")
+    steps = vis.trace["steps"]
+    assert steps[-1]["best"] > steps[0]["value"] + 1.0
+
+
+def test_tiled_problem_counts_every_tile(lite0):
+    from fvopt.params import make_param
+    from fvopt.problem import Problem
+    from fvopt.transforms import make_transforms
+    problem = Problem(lite0, parse_target("channel:blocks.3:5"), make_param("fft", 96), make_transforms("none"), tile=48)
+    values, grad = problem.value_and_grad(problem.init())
+    assert (problem.meter.forwards, problem.meter.backwards) == (4, 4)
+    assert grad.shape == (1, problem.dim) and torch.isfinite(grad).all()
+    with pytest.raises(FvoptError, match="smaller than lite0's minimum"):
+        Problem(lite0, parse_target("channel:blocks.3:5"), make_param("fft", 96), tile=16)
