@@ -108,13 +108,25 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--zoom", type=_positive_float, default=1.05, help="zoom per frame")
     dr.add_argument("--zoom-octaves", type=_positive_int, default=1, help="octaves dreamed on each zoom frame")
     dr.add_argument("--quiet", action="store_true")
+
+    be = sub.add_parser("bench", help="run a benchmark spec (TOML), or `fvopt bench report DB --out DIR`",
+                        description="fvopt bench SPEC.toml --db results.sqlite [--workers N | --executor "
+                        "dask://HOST:PORT]   |   fvopt bench report results.sqlite --out DIR")
+    be.add_argument("spec", help="a spec file, or the word 'report'")
+    be.add_argument("database", nargs="?", default=None, help="with 'report': the results database")
+    be.add_argument("--db", default="results.sqlite", help="results database (resumed when it exists)")
+    be.add_argument("--workers", type=_positive_int, default=1, help="local worker processes")
+    be.add_argument("--executor", default=None, help="dask://HOST:PORT to run cells on a Dask cluster")
+    be.add_argument("--out", default="report", help="with 'report': the output folder")
+    be.add_argument("--quiet", action="store_true")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        commands = {"models": _models, "optimizers": _optimizers, "layers": _layers, "viz": _viz, "dream": _dream}
+        commands = {"models": _models, "optimizers": _optimizers, "layers": _layers, "viz": _viz, "dream": _dream,
+                    "bench": _bench}
         return commands[args.command](args)
     except FvoptError as err:
         print(f"fvopt: error: {err}", file=sys.stderr)
@@ -211,6 +223,30 @@ def _dream(args) -> int:
     print(f"wrote {out}: {w}x{h} px, {args.octaves} octaves x {args.steps} steps, {result.forwards} forwards, "
           f"{result.backwards} backwards, {result.seconds:.1f} s")
     return 0
+
+
+def _bench(args) -> int:
+    if args.spec == "report":
+        from .bench.report import write_report
+        if not args.database:
+            raise FvoptError("usage: fvopt bench report RESULTS.sqlite --out DIR")
+        files = write_report(args.database, args.out)
+        print(f"wrote {len(files)} files to {args.out}: " + ", ".join(f.name for f in files))
+        return 0
+    from .bench.runner import run_spec
+    from .bench.spec import load_spec
+    from .bench.store import Store
+
+    spec = load_spec(args.spec)
+    store = Store(args.db)
+    try:
+        summary = run_spec(spec, store, workers=args.workers, executor=args.executor, progress=not args.quiet,
+                           log=print if args.quiet else None)
+    finally:
+        store.close()
+    print(f"{spec.name}: {summary.total} cells, {summary.skipped} already done, {summary.ran} ran, "
+          f"{summary.failed} failed; results in {args.db}")
+    return 1 if summary.failed else 0
 
 
 if __name__ == "__main__":

@@ -36,6 +36,45 @@ def score_images(model: FeatureModel, objective: Objective, images: torch.Tensor
 
 def top_classes(model: FeatureModel, images: torch.Tensor, k: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k (probabilities, classes) of untransformed images at the model's input size."""
+    probs, _ = class_probabilities(model, images)
+    return probs.topk(k, dim=-1)
+
+
+def high_frequency_share(images: torch.Tensor) -> torch.Tensor:
+    """Per image: the share of spectral energy (mean removed) above half the Nyquist frequency.
+
+    Noisy, adversarial-looking visualizations put much of their energy there; natural images little.
+    """
+    x = images.float() - images.float().mean(dim=(-2, -1), keepdim=True)
+    spec = torch.fft.rfft2(x).abs().pow(2).sum(1)  # (n, h, w//2+1)
+    fy = torch.fft.fftfreq(x.shape[-2], device=x.device).abs()[:, None]
+    fx = torch.fft.rfftfreq(x.shape[-1], device=x.device)[None, :]
+    high = torch.maximum(fy, fx) > 0.25
+    return (spec[:, high].sum(-1) / spec.flatten(1).sum(-1).clamp_min(1e-12)).cpu()
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Per image: mean absolute difference of neighboring pixels."""
+    x = images.float()
+    return ((x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1)
+            + (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1)).cpu()
+
+
+def quality_measures(images: torch.Tensor, objective: Objective, transfer: FeatureModel | None = None) -> dict:
+    """Means over the batch: high-frequency share, total variation, and for class targets the
+    target class's probability under a second model (`transfer_prob`), when one is given."""
+    out = {"high_freq_share": float(high_frequency_share(images).mean()),
+           "total_variation": float(total_variation(images).mean())}
+    classes = next((c.indices for c in objective.checks if c.what == "class"), None)
+    if transfer is not None and classes:
+        probs, _ = class_probabilities(transfer, images)
+        idx = torch.tensor([classes[i % len(classes)] for i in range(images.shape[0])])
+        out["transfer_prob"] = float(probs[torch.arange(images.shape[0]), idx].mean())
+    return out
+
+
+def class_probabilities(model: FeatureModel, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(probabilities, top-1 classes) of images resized to the model's input size, on the CPU."""
     import torch.nn.functional as F
 
     x = images.to(model.device, torch.float32)
@@ -43,6 +82,5 @@ def top_classes(model: FeatureModel, images: torch.Tensor, k: int = 5) -> tuple[
         x = F.interpolate(x, size=(model.input_size, model.input_size), mode="bilinear", antialias=True,
                           align_corners=False)
     with torch.no_grad():
-        probs = model(x).softmax(-1)
-    p, c = probs.topk(k, dim=-1)
-    return p.cpu(), c.cpu()
+        probs = model(x).softmax(-1).cpu()
+    return probs, probs.argmax(-1)

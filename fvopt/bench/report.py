@@ -1,0 +1,202 @@
+"""Benchmark reports: convergence plots, final-image grids, and tables as Markdown and CSV."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FvoptError
+from .store import Store
+
+CELL_COLUMNS = ["target", "strategy", "param", "param_used", "seed", "value", "robust_value", "best_seen",
+                "time_to_90", "auc", "high_freq_share", "total_variation", "transfer_prob", "seconds", "forwards",
+                "backwards", "passes", "budget_flag", "stop_reason"]
+SUMMARY_COLUMNS = ["target", "strategy", "param", "param_used", "seeds", "value", "robust_value", "best_seen",
+                   "time_to_90", "auc", "high_freq_share", "total_variation", "transfer_prob", "seconds", "passes",
+                   "overran"]
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+
+
+def best_at(trace: list[dict], xs: np.ndarray, axis: str) -> np.ndarray:
+    """The best value reached by each x (time or passes); NaN before the first step."""
+    if not trace:
+        return np.full(len(xs), np.nan)
+    if axis == "time":
+        pts = np.array([r["time_s"] for r in trace])
+    else:
+        pts = np.array([r["forwards"] + 2 * r["backwards"] for r in trace])
+    best = np.maximum.accumulate(np.array([r["best"] for r in trace]))
+    idx = np.searchsorted(pts, xs, side="right") - 1
+    return np.where(idx >= 0, best[np.clip(idx, 0, None)], np.nan)
+
+
+def cell_metrics(rows: list[dict]) -> list[dict]:
+    """One flat record per cell, with time to 90% of the best cell of its target and the area under
+    its best-versus-time curve (normalized by that best value and by the time budget)."""
+    reference = defaultdict(lambda: -math.inf)
+    for r in rows:
+        reference[r["target"]] = max(reference[r["target"]], r["final"].get("best_seen") or -math.inf)
+    out = []
+    for r in rows:
+        trace, ref = r["trace"] or [], reference[r["target"]]
+        horizon = r["budget"].get("seconds") or (trace[-1]["time_s"] if trace else 0)
+        t90 = auc = None
+        if ref > 0 and trace:
+            hit = next((row["time_s"] for row in trace if row["best"] >= 0.9 * ref), None)
+            t90 = hit
+            xs = np.linspace(0, horizon, 200)
+            curve = np.nan_to_num(best_at(trace, xs, "time"), nan=0.0)
+            auc = float(np.clip(curve / ref, None, 1).mean())
+        overran = bool(r["budget"].get("seconds") and r["seconds"] > r["budget"]["seconds"] + (r["max_step_seconds"] or 0))
+        f = r["final"]
+        out.append({
+            "target": r["target"], "strategy": r["strategy"], "param": r["param"], "param_used": r["param_used"],
+            "seed": r["seed"], "value": f["value"], "robust_value": f["robust_value"], "best_seen": f.get("best_seen"),
+            "time_to_90": t90, "auc": auc, "high_freq_share": f.get("high_freq_share"),
+            "total_variation": f.get("total_variation"), "transfer_prob": f.get("transfer_prob"),
+            "seconds": r["seconds"], "forwards": r["forwards"], "backwards": r["backwards"],
+            "passes": r["forwards"] + 2 * r["backwards"], "budget_flag": "OVERRAN" if overran else "",
+            "stop_reason": r["stop_reason"],
+        })
+    return out
+
+
+def summarize(cells: list[dict]) -> list[dict]:
+    """Medians over seeds per (target, strategy, parameterization)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for c in cells:
+        groups[(c["target"], c["strategy"], c["param"], c["param_used"])].append(c)
+    out = []
+    for (target, strategy, param, used), members in groups.items():
+        row = {"target": target, "strategy": strategy, "param": param, "param_used": used, "seeds": len(members),
+               "overran": sum(1 for m in members if m["budget_flag"])}
+        for key in ("value", "robust_value", "best_seen", "time_to_90", "auc", "high_freq_share", "total_variation",
+                    "transfer_prob", "seconds", "passes"):
+            values = [m[key] for m in members if m[key] is not None]
+            row[key] = float(np.median(values)) if values else None
+        out.append(row)
+    return sorted(out, key=lambda r: (r["target"], -(r["robust_value"] or -math.inf)))
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def write_table(rows: list[dict], columns: list[str], stem: Path, title: str) -> None:
+    with open(stem.with_suffix(".csv"), "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+def plot_convergence(rows: list[dict], axis: str, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = sorted({r["target"] for r in rows})
+    fig, axes = plt.subplots(1, len(targets), figsize=(5.5 * len(targets), 4.2), squeeze=False)
+    for ax, target in zip(axes[0], targets):
+        mine = [r for r in rows if r["target"] == target]
+        if axis == "time":
+            top = max(r["budget"].get("seconds") or r["seconds"] for r in mine)
+        else:
+            top = max(r["forwards"] + 2 * r["backwards"] for r in mine)
+        xs = np.linspace(0, top, 200)
+        groups: dict[str, list[np.ndarray]] = defaultdict(list)
+        for r in mine:
+            groups[f"{r['strategy']} / {r['param_used']}"].append(best_at(r["trace"] or [], xs, axis))
+        for label, curves in sorted(groups.items()):
+            stack = np.vstack(curves)
+            with np.errstate(all="ignore"):
+                import warnings
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    med = np.nanmedian(stack, 0)
+                    lo, hi = np.nanpercentile(stack, 25, 0), np.nanpercentile(stack, 75, 0)
+            line, = ax.plot(xs, med, label=label, lw=1.6)
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
+        ax.set_title(target, fontsize=10)
+        ax.set_xlabel("wall time (s)" if axis == "time" else "model passes (forward = 1, backward = 2)")
+        ax.set_ylabel("best objective so far")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Best activation versus {'wall time' if axis == 'time' else 'model passes'}: median and "
+                 "interquartile band over seeds", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_image_grid(rows: list[dict], target: str, path: Path) -> None:
+    """Final images of one target: strategies down, parameterizations across (lowest seed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    mine = [r for r in rows if r["target"] == target and r["image"]]
+    strategies = sorted({r["strategy"] for r in mine})
+    params = sorted({r["param"] for r in mine})
+    first = {}
+    for r in sorted(mine, key=lambda r: r["seed"]):
+        first.setdefault((r["strategy"], r["param"]), r)
+    fig, axes = plt.subplots(len(strategies), len(params), figsize=(2.3 * len(params) + 1, 2.3 * len(strategies)),
+                             squeeze=False)
+    for i, s in enumerate(strategies):
+        for j, p in enumerate(params):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            r = first.get((s, p))
+            if r is not None:
+                ax.imshow(Image.open(io.BytesIO(r["image"])))
+                ax.set_xlabel(f"{r['final']['robust_value']:.3g} robust", fontsize=7)
+            if i == 0:
+                ax.set_title(p, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(s, fontsize=9)
+    fig.suptitle(target, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(db: str | Path, out: str | Path) -> list[Path]:
+    """Every figure and table for the finished cells of `db`; returns the files written."""
+    if not Path(db).is_file():
+        raise FvoptError(f"results database '{db}' does not exist")
+    store = Store(db)
+    rows = store.rows("done")
+    failed = store.rows("failed")
+    store.close()
+    if not rows:
+        raise FvoptError(f"results database '{db}' holds no finished cells")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cells = cell_metrics(rows)
+    write_table(cells, CELL_COLUMNS, out / "cells", f"All cells ({len(cells)})")
+    write_table(summarize(cells), SUMMARY_COLUMNS, out / "summary", "Medians over seeds")
+    plot_convergence(rows, "time", out / "convergence_time.png")
+    plot_convergence(rows, "passes", out / "convergence_passes.png")
+    for target in sorted({r["target"] for r in rows}):
+        plot_image_grid(rows, target, out / f"images_{slug(target)}.png")
+    if failed:
+        (out / "failed.md").write_text("# Failed cells\n\n" + "\n".join(
+            f"- {r['target']} {r['strategy']} {r['param']} seed {r['seed']}: {r['error']}" for r in failed) + "\n")
+    return sorted(out.iterdir())

@@ -1,0 +1,187 @@
+"""Benchmark specifications: a TOML file, checked whole before anything runs, expanded into cells.
+
+A cell is one (model, target, strategy, parameterization, seed); every cell of a spec gets the
+same budget, image size and transforms. Example:
+
+    [bench]
+    name = "example"
+    size = 96
+    seeds = [0, 1]
+    models = ["lite0"]
+    targets = ["class:8", "channel:blocks.4:10"]
+    params = ["fft", "pixel"]          # zero-order strategies search their low-dimensional forms
+    transfer_model = "lite1"           # optional: scores class images under a second model
+    budget = { seconds = 10 }          # seconds and/or passes (a backward counts as two) or forwards
+
+    [[strategies]]
+    name = "adam"                      # any optimizer name, ng:<Name> or hybrid:A>B
+    lr = 0.05                          # any option the strategy takes
+
+    [[strategies]]
+    name = "cmaes"
+    popsize = 16
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import FvoptError
+
+BENCH_KEYS = {"name", "size", "seeds", "models", "targets", "params", "budget", "transforms", "transfer_model",
+              "device", "max_batch"}
+BUDGET_KEYS = {"seconds", "passes", "forwards", "steps"}
+STRATEGY_KEYS = {"name", "label"}  # plus the strategy's own options
+ZERO_ORDER_DIM_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    target: str
+    strategy: str  # the label: name, or the spec's `label`
+    strategy_name: str
+    options: dict
+    param: str  # as the spec names it (the column of the report)
+    param_used: str  # what the strategy searched (a low-dimensional form for zero-order ones)
+    seed: int
+    size: int
+    budget: dict
+    transforms: str
+    transfer_model: str | None = None
+    device: str = "cpu"
+    max_batch: int = 32
+
+    @property
+    def key(self) -> str:
+        """Content hash: an unchanged cell keeps its key when the spec around it changes."""
+        payload = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+@dataclass
+class Spec:
+    name: str
+    cells: list[Cell]
+    hash: str
+    path: str = ""
+    raw: dict = field(default_factory=dict)
+
+
+def _fail(path: str, message: str) -> FvoptError:
+    return FvoptError(f"spec {path}: {message}")
+
+
+def _check_keys(table: dict, allowed: set[str], where: str) -> None:
+    from ..errors import suggest
+    for key in table:
+        if key not in allowed:
+            raise _fail(f"{where}.{key}" if where else key,
+                        f"unknown key.{suggest(key, allowed)} Allowed: {', '.join(sorted(allowed))}")
+
+
+def _list_of(value, kind, where: str) -> list:
+    if isinstance(value, kind):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
+        raise _fail(where, f"must be a non-empty list of {kind.__name__}, not {value!r}")
+    return value
+
+
+def load_spec(path: str | Path) -> Spec:
+    path = Path(path)
+    if not path.is_file():
+        raise FvoptError(f"spec file '{path}' does not exist")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise FvoptError(f"spec file '{path}' is not valid TOML: {err}") from None
+    return parse_spec(raw, str(path))
+
+
+def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
+    """Check every key, name and number of a spec dict; expand it into cells."""
+    _check_keys(raw, {"bench", "strategies"}, "")
+    bench = raw.get("bench")
+    if not isinstance(bench, dict):
+        raise _fail("bench", "missing table [bench]")
+    _check_keys(bench, BENCH_KEYS, "bench")
+    for key in ("targets", "budget"):
+        if key not in bench:
+            raise _fail(f"bench.{key}", "is required")
+    size = bench.get("size", 128)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise _fail("bench.size", f"must be a positive integer, not {size!r}")
+    seeds = _list_of(bench.get("seeds", [0]), int, "bench.seeds")
+    models = _list_of(bench.get("models", ["lite0"]), str, "bench.models")
+    targets = _list_of(bench["targets"], str, "bench.targets")
+    params = _list_of(bench.get("params", ["fft"]), str, "bench.params")
+    transforms = bench.get("transforms", "default")
+    transfer = bench.get("transfer_model")
+    device = bench.get("device", "cpu")
+    max_batch = bench.get("max_batch", 32)
+    budget = bench["budget"]
+    if not isinstance(budget, dict) or not budget:
+        raise _fail("bench.budget", "must be a table with seconds, passes, forwards or steps")
+    _check_keys(budget, BUDGET_KEYS, "bench.budget")
+    for key, value in budget.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise _fail(f"bench.budget.{key}", f"must be a positive number, not {value!r}")
+
+    strategies = raw.get("strategies")
+    if not isinstance(strategies, list) or not strategies:
+        raise _fail("strategies", "needs at least one [[strategies]] table")
+
+    from ..objectives import parse_target
+    from ..params import make_param
+    from ..strategies import make_strategy
+    from ..transforms import make_transforms
+
+    for i, target in enumerate(targets):
+        try:
+            parse_target(target)
+        except FvoptError as err:
+            raise _fail(f"bench.targets[{i}]", str(err)) from None
+    for i, param in enumerate(params):
+        try:
+            make_param(param, size)
+        except FvoptError as err:
+            raise _fail(f"bench.params[{i}]", str(err)) from None
+    try:
+        make_transforms(transforms)
+    except FvoptError as err:
+        raise _fail("bench.transforms", str(err)) from None
+
+    built = []
+    labels = set()
+    for i, entry in enumerate(strategies):
+        where = f"strategies[{i}]"
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise _fail(where, "needs a name")
+        options = {k: v for k, v in entry.items() if k not in STRATEGY_KEYS}
+        try:
+            strategy = make_strategy(entry["name"], **options)
+        except FvoptError as err:
+            raise _fail(where, str(err)) from None
+        label = entry.get("label", entry["name"])
+        if label in labels:
+            raise _fail(f"{where}.label", f"'{label}' is used twice: give each entry a distinct label")
+        labels.add(label)
+        built.append((label, entry["name"], options, strategy.zero_order))
+
+    cells = []
+    for model in models:
+        for target in targets:
+            for label, name, options, zero_order in built:
+                for param in params:
+                    used = param
+                    if zero_order and make_param(param, size).dim > ZERO_ORDER_DIM_LIMIT:
+                        used = make_param(param, size).reduced().name
+                    for seed in seeds:
+                        cells.append(Cell(model, target, label, name, options, param, used, seed, size, dict(budget),
+                                          transforms, transfer, device, max_batch))
+    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return Spec(bench.get("name", Path(path).stem), cells, digest, path, raw)
