@@ -8,24 +8,21 @@ from pathlib import Path
 from .errors import FvoptError
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
-    return value
+def _positive(cast):
+    """An argparse type: `cast` the text and require a value above zero."""
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {'an integer' if cast is int else 'a number'}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+        return value
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
-    return value
+_positive_int = _positive(int)
+_positive_float = _positive(float)
 
 
 def _option(text: str) -> tuple[str, object]:

@@ -56,13 +56,19 @@ def small_conv_model() -> FeatureModel:
     return FeatureModel(net, "tiny", input_size=32, min_size=8)
 
 
+def layer_value(cap, objective):
+    """Per-image objective values of a batch through an open capture."""
+    def fn(x):
+        return objective(Activations(cap.run(x), x, torch.zeros(x.shape[0], dtype=torch.long), 1))
+    return fn
+
+
 def test_tiled_gradient_agrees_with_the_full_gradient_in_tile_interiors():
     model = small_conv_model()
     objective = parse_target("layer:4")
     image = torch.rand(1, 3, 96, 96)
     with capture(model, objective.layers) as cap:
-        def fn(x):
-            return objective(Activations(cap.run(x), x, torch.zeros(x.shape[0], dtype=torch.long), 1))
+        fn = layer_value(cap, objective)
         full = image.clone().requires_grad_(True)
         (g_full,) = torch.autograd.grad(fn(full).sum(), full)
         value, g_tiled, tiles = tiled_value_and_grad(fn, image, tile=32)
@@ -84,8 +90,7 @@ def test_tiled_gradient_rolls_back_its_random_shift():
     objective = parse_target("layer:4")
     image = torch.rand(1, 3, 64, 64)
     with capture(model, objective.layers) as cap:
-        def fn(x):
-            return objective(Activations(cap.run(x), x, torch.zeros(x.shape[0], dtype=torch.long), 1))
+        fn = layer_value(cap, objective)
         _, g_rolled, _ = tiled_value_and_grad(fn, image, tile=64, generator=torch.Generator().manual_seed(1))
         full = image.clone().requires_grad_(True)
         (g_full,) = torch.autograd.grad(fn(full).sum(), full)

@@ -1,0 +1,61 @@
+"""Comparisons across cells: scores normalized per target, at equal time and at equal model passes.
+
+Wang & Ponce (2022) normalize each unit's scores by the best activation ever reached for that
+unit; the same normalization here makes targets of very different scales comparable.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from .report import best_at
+
+
+def normalized_scores(rows: list[dict], key: str = "robust_value") -> list[dict]:
+    """Each cell's final `key` divided by the largest value of any cell of the same target."""
+    top: dict[str, float] = defaultdict(lambda: -np.inf)
+    for r in rows:
+        top[r["target"]] = max(top[r["target"]], r["final"][key])
+    return [{**r, "score": r["final"][key] / top[r["target"]] if top[r["target"]] > 0 else np.nan} for r in rows]
+
+
+def at_equal_passes(rows: list[dict]) -> list[dict]:
+    """Best value each cell had reached at the pass count that every cell of its target reached,
+    normalized per target: who uses model passes best."""
+    by_target: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_target[r["target"]].append(r)
+    out = []
+    for target, members in by_target.items():
+        common = min(r["forwards"] + 2 * r["backwards"] for r in members)
+        values = [float(best_at(r["trace"] or [], np.array([common]), "passes")[0]) for r in members]
+        top = np.nanmax(values)
+        for r, v in zip(members, values):
+            out.append({**r, "passes_common": common, "value_at_passes": v, "score": v / top if top > 0 else np.nan})
+    return out
+
+
+def mean_by(rows: list[dict], keys: tuple[str, ...], value: str = "score") -> list[dict]:
+    """Mean and standard error of `value` over all rows sharing `keys`, best first."""
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for r in rows:
+        v = r[value] if value in r else r["final"].get(value)
+        if v is not None and not np.isnan(v):
+            groups[tuple(r[k] for k in keys)].append(float(v))
+    out = []
+    for k, vs in groups.items():
+        arr = np.array(vs)
+        out.append({**dict(zip(keys, k)), "mean": float(arr.mean()),
+                    "sem": float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else 0.0, "n": len(arr)})
+    return sorted(out, key=lambda r: -r["mean"])
+
+
+def markdown(rows: list[dict], columns: list[str], digits: int = 3) -> str:
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.{digits}f}"
+        return "-" if v is None else str(v)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)

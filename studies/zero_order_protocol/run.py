@@ -1,0 +1,90 @@
+"""Study 2: Wang & Ponce's zero-order protocol (GECCO 2022) in fvopt's low-dimensional image space.
+
+Their protocol: 3000 evaluations (population 40, 75 generations), 10 units, 5 repeats, each score
+divided by the best activation ever reached for that unit. They searched a 4096-d generator latent;
+here the search space is `fft:k=8` (918 values per image) at 64 px, on ten lite0 channels, and the
+same budget (3000 model passes, a backward counting as two) is also spent by Adam and by the
+hybrid cmaes>adam. Their published numbers (no noise) are printed beside ours.
+
+    python studies/zero_order_protocol/run.py                      # full protocol: 10 channels x 5 repeats
+    python studies/zero_order_protocol/run.py --channels 5 --repeats 3
+    python studies/zero_order_protocol/run.py --quick              # 1 channel, 1 repeat, 200 evaluations
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from fvopt.bench.analysis import markdown, mean_by, normalized_scores
+from fvopt.bench.report import write_report
+from fvopt.bench.runner import run_spec
+from fvopt.bench.spec import parse_spec
+from fvopt.bench.store import Store
+
+HERE = Path(__file__).parent
+CHANNELS = ["channel:blocks.2:3", "channel:blocks.2:17", "channel:blocks.3:5", "channel:blocks.3:41",
+            "channel:blocks.4:10", "channel:blocks.4:77", "channel:blocks.5:30", "channel:blocks.5:150",
+            "channel:blocks.6:12", "channel:blocks.6:250"]
+# Wang & Ponce 2022, mean normalized scores without noise (their table; see shared/REFERENCES.md).
+PUBLISHED = {"cmaes": 0.655, "ng:DiagonalCMA": 0.625, "sep-cmaes": 0.625, "ng:PSO": "<= 0.32",
+             "ng:TBPSA": "<= 0.32", "ng:TwoPointsDE": "<= 0.32", "ng:OnePlusOne": "~0.11",
+             "ng:RandomSearch": "~0.11", "ga": "0.37 (CMA round)"}
+ZERO_ORDER = [("cmaes", {"popsize": 40}), ("sep-cmaes", {"popsize": 40}), ("ga", {"popsize": 40}),
+              ("ng:DiagonalCMA", {"popsize": 40}), ("ng:PSO", {"popsize": 40}), ("ng:TBPSA", {"popsize": 40}),
+              ("ng:TwoPointsDE", {"popsize": 40}), ("ng:OnePlusOne", {"popsize": 40}),
+              ("ng:RandomSearch", {"popsize": 40})]
+GRADIENT = [("adam", {}), ("hybrid:cmaes>adam", {"popsize": 40, "switch": 0.5})]
+
+
+def build_spec(channels: int, repeats: int, evaluations: int, size: int) -> dict:
+    strategies = [{"name": n, **o} for n, o in ZERO_ORDER + GRADIENT]
+    return {"bench": {"name": "zero_order_protocol", "size": size, "seeds": list(range(repeats)),
+                      "models": ["lite0"], "targets": CHANNELS[:channels], "params": ["fft:k=8"],
+                      "transforms": "default", "budget": {"passes": evaluations}},
+            "strategies": strategies}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--channels", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--evaluations", type=int, default=3000)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.channels, args.repeats, args.evaluations = 1, 1, 200
+    out = Path(tempfile.mkdtemp(prefix="zero_order_")) if args.quick else HERE / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    raw = build_spec(args.channels, args.repeats, args.evaluations, args.size)
+    if args.quick:
+        raw["strategies"] = [s for s in raw["strategies"] if s["name"] in ("cmaes", "ga", "ng:PSO", "adam")]
+    (out / "spec.json").write_text(json.dumps(raw, indent=1))
+    spec = parse_spec(raw, "zero_order_protocol")
+    store = Store(out / "results.sqlite")
+    summary = run_spec(spec, store, workers=args.workers, progress=not args.quick)
+    rows = [r for r in store.rows() if r["key"] in {c.key for c in spec.cells}]
+    store.close()
+    write_report(out / "results.sqlite", out / "report")
+    # Their normalization: by the best activation ever reached for the unit (here: by any strategy).
+    table = mean_by(normalized_scores(rows, "best_seen"), ("strategy",))
+    for row in table:
+        row["published"] = PUBLISHED.get(row["strategy"], "-")
+    robust = {r["strategy"]: r["mean"] for r in mean_by(normalized_scores(rows, "robust_value"), ("strategy",))}
+    for row in table:
+        row["robust (fixed evaluator)"] = robust.get(row["strategy"])
+    text = (f"Protocol run: {args.channels} channels x {args.repeats} repeats, {args.evaluations} evaluations, "
+            f"fft:k=8 at {args.size} px, population 40.\n\n"
+            + markdown(table, ["strategy", "mean", "sem", "n", "robust (fixed evaluator)", "published"]) + "\n")
+    (out / "analysis.md").write_text(text)
+    print(text)
+    print(f"{summary}; analysis in {out / 'analysis.md'}")
+    sys.exit(1 if summary.failed else 0)
+
+
+if __name__ == "__main__":
+    main()
