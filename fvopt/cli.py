@@ -138,8 +138,7 @@ def _models(args) -> int:
 
 
 def _optimizers(args) -> int:
-    from .strategies.base import REGISTRY, _load_all
-    _load_all()
+    from .strategies import REGISTRY
     for name in sorted(REGISTRY):
         print(f"{name:12s} {REGISTRY[name].summary}")
     print(f"{'ng:<Name>':12s} any nevergrad optimizer, e.g. ng:NGOpt, ng:TwoPointsDE, ng:PSO, ng:DiagonalCMA")

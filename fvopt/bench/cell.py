@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import io
 import platform
-from dataclasses import asdict
-
 import torch
 
 from .. import __version__
@@ -62,7 +60,3 @@ def run_cell(cell: Cell, threads: int | None = None) -> dict:
         "image": buffer.getvalue(), "fvopt_version": __version__, "torch_version": torch.__version__,
         "device": f"{cell.device} ({platform.machine()}, {torch.get_num_threads()} threads)",
     }
-
-
-def describe(cell: Cell) -> dict:
-    return asdict(cell)

@@ -17,7 +17,7 @@ from .wrapper import FeatureModel
 
 PREFIXES = ("torchvision:", "timm:")
 # Networks whose smallest usable input is larger than the usual stride-32 minimum.
-_MIN_SIZE = {"inception_v3": 75, "googlenet": 32}
+_MIN_SIZE = {"inception_v3": 75}
 
 
 def known_models() -> list[str]:

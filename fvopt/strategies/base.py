@@ -47,7 +47,6 @@ def register(name: str, summary: str) -> Callable:
 
 
 def known_strategies() -> list[str]:
-    _load_all()
     return sorted(REGISTRY) + ["ng:<Name>", "hybrid:A>B"]
 
 
@@ -61,7 +60,6 @@ def make_strategy(spec: str, **options) -> Strategy:
 
     Options that are None are ignored; any other option the strategy does not take is an error.
     """
-    _load_all()
     options = {k: v for k, v in options.items() if v is not None}
     if spec.startswith("hybrid:"):
         from .hybrid import make_hybrid
@@ -83,10 +81,6 @@ def _build(factory: Callable, spec: str, options: dict, **fixed) -> Strategy:
         raise FvoptError(f"optimizer '{spec}' does not take option(s) {', '.join(sorted(unknown))}; "
                          f"it takes: {', '.join(sorted(allowed)) or 'none'}")
     return factory(**fixed, **options)
-
-
-def _load_all() -> None:
-    from . import evolution, first_order, guided_es, lbfgs  # noqa: F401  (registration side effects)
 
 
 def check_positive(name: str, value, minimum: float = 0, strict: bool = True) -> None:

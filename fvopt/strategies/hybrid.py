@@ -56,8 +56,7 @@ def make_hybrid(spec: str, switch: float = 0.3, **options) -> Hybrid:
     parts = spec[len("hybrid:"):].split(">")
     if len(parts) != 2 or not all(parts):
         raise FvoptError(f"hybrid '{spec}' must name two strategies as hybrid:A>B, e.g. hybrid:cmaes>adam")
-    from .base import REGISTRY, _load_all
-    _load_all()
+    from .base import REGISTRY
     built = []
     used: set[str] = set()
     for part in parts:
@@ -69,11 +68,9 @@ def make_hybrid(spec: str, switch: float = 0.3, **options) -> Hybrid:
         elif part in REGISTRY:
             allowed = accepted_options(REGISTRY[part].factory)
         else:
-            try:
-                make_strategy(part)
-            except FvoptError as err:
-                raise FvoptError(f"hybrid '{spec}' has an unknown part: {err}") from None
-            allowed = set()
+            from ..errors import suggest
+            raise FvoptError(f"hybrid '{spec}' has an unknown part '{part}'.{suggest(part, REGISTRY)} "
+                             f"Known: {', '.join(sorted(REGISTRY))}, ng:<Name>")
         mine = {k: v for k, v in options.items() if k in allowed}
         used |= set(mine)
         built.append(make_strategy(part, **mine))
