@@ -6,14 +6,11 @@ import platform
 import torch
 
 from .. import __version__
-from ..evaluate import quality_measures, score_images
+from ..evaluate import quality_measures
+from ..images import grid
 from ..models import load_model
 from ..objectives import parse_target
-from ..params import make_param
-from ..problem import Budget, Problem
-from ..run import run
-from ..strategies import make_strategy
-from ..transforms import make_transforms
+from ..viz import visualize
 from .spec import Cell
 
 _MODELS: dict[tuple[str, str], object] = {}
@@ -28,32 +25,26 @@ def cached_model(name: str, device: str):
 
 
 def run_cell(cell: Cell, threads: int | None = None) -> dict:
-    """Optimize one cell under its budget and score it with the common evaluator; a row for the store."""
+    """Optimize one cell under its budget (the same path as `fvopt viz`) and score it; a row for the store."""
     if threads:
         torch.set_num_threads(threads)
-    torch.manual_seed(cell.seed)
     model = cached_model(cell.model, cell.device)
-    objective = parse_target(cell.target)
-    param = make_param(cell.param_used, cell.size)
-    problem = Problem(model, objective, param, make_transforms(cell.transforms), seed=cell.seed,
-                      max_batch=cell.max_batch)
-    strategy = make_strategy(cell.strategy_name, **cell.options)
-    budget = Budget(**cell.budget)
-    result = run(problem, strategy, budget)
-    scores = score_images(model, objective, result.images)
+    vis = visualize(model, cell.target, cell.param_used, cell.strategy_name, options=cell.options, size=cell.size,
+                    seed=cell.seed, device=cell.device, transforms=cell.transforms, max_batch=cell.max_batch,
+                    **cell.budget)
+    result = vis.result
     transfer = cached_model(cell.transfer_model, cell.device) if cell.transfer_model else None
-    final = {"value": float(scores["value"].mean()), "robust_value": float(scores["robust_value"].mean()),
+    final = {"value": vis.trace["final"]["value"], "robust_value": vis.trace["final"]["robust_value"],
              "best_seen": result.trace[-1]["best"] if result.trace else None,
-             **quality_measures(result.images, objective, transfer)}
+             **quality_measures(result.images, parse_target(cell.target), transfer)}
     times = [row["time_s"] for row in result.trace]
     gaps = [b - a for a, b in zip([0.0] + times, times)]
     buffer = io.BytesIO()
-    from ..images import grid
     grid(result.images).save(buffer, format="PNG")
     return {
         "key": cell.key, "model": cell.model, "target": cell.target, "strategy": cell.strategy,
         "strategy_name": cell.strategy_name, "options": cell.options, "param": cell.param,
-        "param_used": cell.param_used, "param_dim": param.dim, "seed": cell.seed, "size": cell.size,
+        "param_used": cell.param_used, "param_dim": vis.trace["param_dim"], "seed": cell.seed, "size": cell.size,
         "budget": cell.budget, "transforms": cell.transforms, "status": "done", "stop_reason": result.stop_reason,
         "forwards": result.forwards, "backwards": result.backwards, "seconds": result.seconds, "steps": result.steps,
         "max_step_seconds": max(gaps) if gaps else 0.0, "final": final, "trace": result.trace, "extra": result.extra,
