@@ -54,10 +54,9 @@ def high_frequency_share(images: torch.Tensor) -> torch.Tensor:
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
-    """Per image: mean absolute difference of neighboring pixels."""
-    x = images.float()
-    return ((x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1)
-            + (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1)).cpu()
+    """Per image: mean absolute difference of neighboring pixels (the `tv` regularizer's measure)."""
+    from .objectives import image_total_variation
+    return image_total_variation(images.float()).cpu()
 
 
 def quality_measures(images: torch.Tensor, objective: Objective, transfer: FeatureModel | None = None) -> dict:

@@ -165,13 +165,15 @@ def l2(constant: float = 0.5) -> Objective:
     return Objective(lambda a: (a.images - constant).pow(2).flatten(1).mean(1).add(1e-12).sqrt(), frozenset(), "l2")
 
 
+def image_total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Per image: mean absolute difference of vertically plus horizontally neighboring pixels."""
+    return ((x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1)
+            + (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1))
+
+
 def total_variation() -> Objective:
     """Mean absolute difference of neighboring pixels: subtract it for smoother images."""
-    def fn(a: Activations) -> torch.Tensor:
-        x = a.images
-        return (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1) + (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1)
-
-    return Objective(fn, frozenset(), "tv")
+    return Objective(lambda a: image_total_variation(a.images), frozenset(), "tv")
 
 
 def diversity(name: str) -> Objective:

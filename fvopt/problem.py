@@ -196,11 +196,18 @@ class Problem:
             return self._tiled_value_and_grad(z)
         self.meter.spend(self.batch, self.batch)
         draw = self.draw()
-        z = z.detach().to(self.device, torch.float32).reshape(self.batch, self.dim).requires_grad_(True)
+        z = self._leaf(z)
         with torch.enable_grad(), capture(self.model, self.objective.layers) as cap:
             values = self._values(cap, z, draw)
             self._check_finite(values, "objective")
             (grad,) = torch.autograd.grad(values.sum(), z)
+        return self._finish(z, values, grad)
+
+    def _leaf(self, z: torch.Tensor) -> torch.Tensor:
+        """z as a fresh (batch, dim) leaf on the model's device that records its gradient."""
+        return z.detach().to(self.device, torch.float32).reshape(self.batch, self.dim).requires_grad_(True)
+
+    def _finish(self, z: torch.Tensor, values: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self._check_finite(grad, "gradient")
         self._record(z.detach()[None], values.detach()[None])
         return values.detach(), grad
@@ -209,7 +216,7 @@ class Problem:
         from .gradients import tile_bounds, tiled_value_and_grad
 
         draw = self.draw()
-        z = z.detach().to(self.device, torch.float32).reshape(self.batch, self.dim).requires_grad_(True)
+        z = self._leaf(z)
         with torch.enable_grad():
             images = self.param(z)
             if self.image_grad is not None:
@@ -224,9 +231,7 @@ class Problem:
             values, seen_grad, _ = tiled_value_and_grad(tile_values, seen.detach(), self.tile, self.generator)
         self._check_finite(values, "objective")
         (grad,) = torch.autograd.grad(seen, z, grad_outputs=seen_grad)
-        self._check_finite(grad, "gradient")
-        self._record(z.detach()[None], values.detach()[None])
-        return values.detach(), grad
+        return self._finish(z, values, grad)
 
     def _values(self, cap, z: torch.Tensor, draw: tuple) -> torch.Tensor:
         images = self.param(z)

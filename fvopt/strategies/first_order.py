@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import FvoptError
+from ..gradients import normalize_std
 from ..problem import Problem
 from .base import check_positive, register
 
@@ -50,7 +51,7 @@ class GradientAscent:
     def step(self, problem: Problem) -> None:
         _, grad = problem.value_and_grad(self.z)
         if self.kind == "normalized":
-            grad = grad / grad.std(dim=1, keepdim=True).clamp_min(1e-12)
+            grad = normalize_std(grad, eps=1e-12)
         self.z.grad = grad
         self.opt.step()
         self.steps += 1
