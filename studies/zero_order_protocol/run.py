@@ -87,15 +87,28 @@ def main() -> None:
     for row in table:
         row["zero-order only"] = zero_table.get(row["strategy"])
     done = sorted({r["target"] for r in rows})
+    by_stage, stages = stage_table(normalized_scores(rows, "best_seen"), [r["strategy"] for r in table])
     text = (f"Protocol run: {len(done)} channels ({', '.join(done)}) x {args.repeats} repeats, "
             f"{args.evaluations} evaluations, "
             f"fft:k=8 at {args.size} px, population 40.\n\n"
             + markdown(table, ["strategy", "mean", "sem", "n", "zero-order only", "robust (fixed evaluator)",
-                               "published"]) + "\n")
+                               "published"]) + "\n\n"
+            "Mean normalized score by network stage (normalized by the best of any method, Adam included):\n\n"
+            + markdown(by_stage, ["strategy", *stages]) + "\n")
     (out / "analysis.md").write_text(text)
     print(text)
     print(f"{summary or 'analysed only'}; analysis in {out / 'analysis.md'}")
     sys.exit(1 if summary and summary.failed else 0)
+
+
+def stage_table(scores: list[dict], order: list[str]) -> tuple[list[dict], list[str]]:
+    """Mean score per strategy and per block stage (`blocks.4` of `channel:blocks.4:10`): does
+    zero-order search fall further behind in deeper layers?"""
+    for r in scores:
+        r["stage"] = r["target"].split(":")[1]
+    stages = sorted({r["stage"] for r in scores}, key=lambda s: int(s.split(".")[-1]))
+    means = {(m["strategy"], m["stage"]): m["mean"] for m in mean_by(scores, ("strategy", "stage"))}
+    return [{"strategy": s, **{st: means.get((s, st)) for st in stages}} for s in order], stages
 
 
 def complete_targets(rows: list[dict], spec) -> list[dict]:
