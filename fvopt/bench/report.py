@@ -160,7 +160,8 @@ def plot_convergence(rows: list[dict], axis: str, path: Path) -> None:
 
 
 def plot_image_grid(rows: list[dict], target: str, path: Path) -> None:
-    """Final images of one target: strategies down, parameterizations across (lowest seed)."""
+    """Final images of one target: strategies down, parameterizations across (lowest seed); with a
+    single parameterization, seeds across instead, so the grid shows how much the result varies."""
     path = Path(path)
     import matplotlib
     matplotlib.use("Agg")
@@ -170,22 +171,28 @@ def plot_image_grid(rows: list[dict], target: str, path: Path) -> None:
     mine = [r for r in rows if r["target"] == target and r["image"]]
     strategies = sorted({r["strategy"] for r in mine})
     params = sorted({r["param"] for r in mine})
+    if len(params) == 1:
+        columns = sorted({r["seed"] for r in mine})
+        column_of, title = (lambda r: r["seed"]), (lambda seed: f"{params[0]}, seed {seed}")
+    else:
+        columns = params
+        column_of, title = (lambda r: r["param"]), str
     first = {}
     for r in sorted(mine, key=lambda r: r["seed"]):
-        first.setdefault((r["strategy"], r["param"]), r)
-    fig, axes = plt.subplots(len(strategies), len(params), figsize=(2.3 * len(params) + 1, 2.3 * len(strategies)),
+        first.setdefault((r["strategy"], column_of(r)), r)
+    fig, axes = plt.subplots(len(strategies), len(columns), figsize=(2.3 * len(columns) + 1, 2.3 * len(strategies)),
                              squeeze=False)
     for i, s in enumerate(strategies):
-        for j, p in enumerate(params):
+        for j, c in enumerate(columns):
             ax = axes[i][j]
             ax.set_xticks([])
             ax.set_yticks([])
-            r = first.get((s, p))
+            r = first.get((s, c))
             if r is not None:
                 ax.imshow(Image.open(io.BytesIO(r["image"])))
                 ax.set_xlabel(f"{r['final']['robust_value']:.3g} robust", fontsize=7)
             if i == 0:
-                ax.set_title(p, fontsize=9)
+                ax.set_title(title(c), fontsize=9)
             if j == 0:
                 ax.set_ylabel(s, fontsize=9)
     fig.suptitle(target, fontsize=10)
