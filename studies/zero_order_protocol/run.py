@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from fvopt.bench.analysis import markdown, mean_by, normalized_scores
 from fvopt.bench.report import write_report
 from fvopt.bench.runner import run_spec
@@ -86,19 +88,47 @@ def main() -> None:
     zero_table = {r["strategy"]: r["mean"] for r in mean_by(normalized_scores(zero, "best_seen"), ("strategy",))}
     for row in table:
         row["zero-order only"] = zero_table.get(row["strategy"])
+    matched = adam_passes_to_match(rows)
+    for row in table:
+        row["Adam passes to match"] = matched.get(row["strategy"])
     done = sorted({r["target"] for r in rows})
     by_stage, stages = stage_table(normalized_scores(rows, "best_seen"), [r["strategy"] for r in table])
     text = (f"Protocol run: {len(done)} channels ({', '.join(done)}) x {args.repeats} repeats, "
             f"{args.evaluations} evaluations, "
             f"fft:k=8 at {args.size} px, population 40.\n\n"
             + markdown(table, ["strategy", "mean", "sem", "n", "zero-order only", "robust (fixed evaluator)",
-                               "published"]) + "\n\n"
+                               "Adam passes to match", "published"]) + "\n\n"
             "Mean normalized score by network stage (normalized by the best of any method, Adam included):\n\n"
             + markdown(by_stage, ["strategy", *stages]) + "\n")
     (out / "analysis.md").write_text(text)
     print(text)
     print(f"{summary or 'analysed only'}; analysis in {out / 'analysis.md'}")
     sys.exit(1 if summary and summary.failed else 0)
+
+
+def adam_passes_to_match(rows: list[dict]) -> dict[str, str]:
+    """For each zero-order strategy: the median number of passes after which Adam's best (same
+    channel, same seed) first equals that strategy's best after the whole budget, with the range;
+    '>budget' counts runs where Adam never got there."""
+    adam = {(r["target"], r["seed"]): r["trace"] for r in rows if r["strategy"] == "adam"}
+    needed: dict[str, list[float]] = {}
+    for r in rows:
+        if r["strategy"] in dict(GRADIENT) or (r["target"], r["seed"]) not in adam:
+            continue
+        goal = r["final"]["best_seen"]
+        passes = next((t["forwards"] + 2 * t["backwards"] for t in adam[(r["target"], r["seed"])] if t["best"] >= goal),
+                      float("inf"))
+        needed.setdefault(r["strategy"], []).append(passes)
+    out = {}
+    for name, values in needed.items():
+        finite = [v for v in values if v != float("inf")]
+        never = len(values) - len(finite)
+        median = float(np.median(values))
+        text = f"{median:.0f}" if median != float("inf") else ">budget"
+        if finite:
+            text += f" ({min(finite):.0f}-{max(finite):.0f})"
+        out[name] = text + (f", {never} never" if never else "")
+    return out
 
 
 def stage_table(scores: list[dict], order: list[str]) -> tuple[list[dict], list[str]]:
