@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from .report import best_at
+from .report import best_at, passes_of
 
 
 def normalized_scores(rows: list[dict], key: str = "robust_value") -> list[dict]:
@@ -28,7 +28,7 @@ def at_equal_passes(rows: list[dict]) -> list[dict]:
         by_target[r["target"]].append(r)
     out = []
     for target, members in by_target.items():
-        common = min(r["forwards"] + 2 * r["backwards"] for r in members)
+        common = min(passes_of(r) for r in members)
         values = [float(best_at(r["trace"] or [], np.array([common]), "passes")[0]) for r in members]
         top = np.nanmax(values)
         for r, v in zip(members, values):

@@ -25,6 +25,11 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
 
+def passes_of(entry: dict) -> int:
+    """Model passes of a cell or trace entry: a forward counts one, a backward two (as the budget does)."""
+    return entry["forwards"] + 2 * entry["backwards"]
+
+
 def best_at(trace: list[dict], xs: np.ndarray, axis: str) -> np.ndarray:
     """The best value reached by each x (time or passes); NaN before the first step."""
     if not trace:
@@ -32,7 +37,7 @@ def best_at(trace: list[dict], xs: np.ndarray, axis: str) -> np.ndarray:
     if axis == "time":
         pts = np.array([r["time_s"] for r in trace])
     else:
-        pts = np.array([r["forwards"] + 2 * r["backwards"] for r in trace])
+        pts = np.array([passes_of(r) for r in trace])
     best = np.maximum.accumulate(np.array([r["best"] for r in trace]))
     idx = np.searchsorted(pts, xs, side="right") - 1
     return np.where(idx >= 0, best[np.clip(idx, 0, None)], np.nan)
@@ -63,7 +68,7 @@ def cell_metrics(rows: list[dict]) -> list[dict]:
             "time_to_90": t90, "auc": auc, "high_freq_share": f.get("high_freq_share"),
             "total_variation": f.get("total_variation"), "transfer_prob": f.get("transfer_prob"),
             "seconds": r["seconds"], "forwards": r["forwards"], "backwards": r["backwards"],
-            "passes": r["forwards"] + 2 * r["backwards"], "budget_flag": "OVERRAN" if overran else "",
+            "passes": passes_of(r), "budget_flag": "OVERRAN" if overran else "",
             "stop_reason": r["stop_reason"],
         })
     return out
@@ -130,7 +135,7 @@ def plot_convergence(rows: list[dict], axis: str, path: Path) -> None:
         if axis == "time":
             top = max(r["budget"].get("seconds") or r["seconds"] for r in mine)
         else:
-            top = max(r["forwards"] + 2 * r["backwards"] for r in mine)
+            top = max(passes_of(r) for r in mine)
         xs = np.linspace(0, top, 200)
         groups: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
         for r in mine:

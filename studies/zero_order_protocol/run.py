@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fvopt.bench.analysis import markdown, mean_by, normalized_scores
-from fvopt.bench.report import write_report
+from fvopt.bench.report import passes_of, write_report
 from fvopt.bench.runner import run_spec
 from fvopt.bench.spec import parse_spec
 from fvopt.bench.store import Store
@@ -118,8 +118,7 @@ def adam_passes_to_match(rows: list[dict]) -> dict[str, str]:
         if r["strategy"] in dict(GRADIENT) or (r["target"], r["seed"]) not in adam:
             continue
         goal = r["final"]["best_seen"]
-        passes = next((t["forwards"] + 2 * t["backwards"] for t in adam[(r["target"], r["seed"])] if t["best"] >= goal),
-                      float("inf"))
+        passes = next((passes_of(t) for t in adam[(r["target"], r["seed"])] if t["best"] >= goal), float("inf"))
         needed.setdefault(r["strategy"], []).append(passes)
     out = {}
     for name, values in needed.items():
