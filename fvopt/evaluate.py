@@ -30,7 +30,8 @@ def score_images(model: FeatureModel, objective: Objective, images: torch.Tensor
         def value(x: torch.Tensor) -> torch.Tensor:
             return objective(Activations(cap.run(x), images, slots, n))
         plain = value(images)
-        robust = torch.stack([value(transforms.apply(images, d)) for d in fixed]).mean(0)
+        robust = (torch.stack([value(transforms.apply(images, d)) for d in fixed]).mean(0) if fixed
+                  else torch.full_like(plain, float("nan")))
     return {"value": plain.cpu(), "robust_value": robust.cpu()}
 
 

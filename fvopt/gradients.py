@@ -86,15 +86,16 @@ def chain(*transforms: GradTransform) -> GradTransform:
 
 def make_image_grad(spec: str) -> GradTransform:
     """`lapnorm`, `lapnorm:levels=4`, `normalize`, or several joined with '+' (applied in order)."""
+    from .options import Option
     from .params import parse_options
 
+    if not isinstance(spec, str):
+        raise FvoptError(f"grad must be a name such as 'lapnorm', not {type(spec).__name__} {spec!r}")
     parts = []
     for item in filter(None, (s.strip() for s in spec.split("+"))):
         name, _, opts = item.partition(":")
         if name == "lapnorm":
-            levels = parse_options(opts, {"levels": int}, "gradient transform lapnorm").get("levels", 4)
-            if levels < 1:
-                raise FvoptError(f"lapnorm levels must be at least 1, not {levels}")
+            levels = parse_options(opts, {"levels": Option(int, low=1, high=16)}, "gradient transform lapnorm").get("levels", 4)
             parts.append(lambda g, n=levels: lap_normalize(g, n))
         elif name == "normalize":
             parse_options(opts, {}, "gradient transform normalize")

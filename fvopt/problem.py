@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 import torch
 
 from .errors import FvoptError, NonFiniteError
+from .options import POSITIVE_FLOAT, POSITIVE_INT, SEED, check
 from .models.hooks import capture
 from .models.wrapper import FeatureModel
 from .objectives import Activations, Objective, validate
@@ -23,6 +24,9 @@ from .transforms import Compose, standard_transforms
 
 class BudgetExhausted(Exception):
     """Raised by the problem when a call would spend more than the budget allows."""
+
+
+BUDGET_OPTIONS = {"steps": POSITIVE_INT, "seconds": POSITIVE_FLOAT, "forwards": POSITIVE_INT, "passes": POSITIVE_INT}
 
 
 @dataclass
@@ -35,17 +39,31 @@ class Budget:
     passes: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("steps", "seconds", "forwards", "passes"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise FvoptError(f"budget {name} must be positive, not {value}")
-        if all(getattr(self, n) is None for n in ("steps", "seconds", "forwards", "passes")):
+        for name, option in BUDGET_OPTIONS.items():
+            setattr(self, name, check(f"budget {name}", getattr(self, name), option))
+        if all(getattr(self, n) is None for n in BUDGET_OPTIONS):
             raise FvoptError("a budget needs steps, seconds, forwards or passes")
+
+    def __str__(self) -> str:
+        return ", ".join(f"{getattr(self, n):g} {n}" for n in BUDGET_OPTIONS if getattr(self, n) is not None)
+
+    def refuse_if_below(self, cost, what: str) -> None:
+        """Refuse a budget that cannot pay for one step of `cost` (a StepCost): it would idle."""
+        short = [(n, need) for n, need in (("forwards", cost.forwards), ("passes", cost.passes))
+                 if getattr(self, n) is not None and getattr(self, n) < need]
+        if short:
+            name, need = short[0]
+            raise FvoptError(f"a budget of {getattr(self, name)} {name} is too small for one step of {what}, which "
+                             f"spends {cost.forwards} forwards and {cost.backwards} backwards ({cost.passes} passes): "
+                             f"give at least {need} {name}")
 
 
 @dataclass
 class Meter:
-    """Counts shared by a problem and its restricted views (the parts of a hybrid)."""
+    """The one place of budget arithmetic: counts, spending, progress and exhaustion.
+
+    Shared by a problem and its restricted views (the parts of a hybrid), and reset per run.
+    """
 
     forwards: int = 0
     backwards: int = 0
@@ -54,6 +72,12 @@ class Meter:
     steps: int = 0
     recent: torch.Tensor | None = None  # best value per slot since the run loop last looked
     best: torch.Tensor | None = None  # best value per slot over the whole run, in any view
+
+    def reset(self, budget: Budget | None) -> None:
+        """Start counting a new run under `budget`."""
+        self.budget, self.steps, self.recent, self.best = budget, 0, None, None
+        self.forwards = self.backwards = 0
+        self.start = time.perf_counter()
 
     @property
     def passes(self) -> int:
@@ -79,6 +103,21 @@ class Meter:
             shares.append(self.passes / b.passes)
         return min(1.0, max(shares))
 
+    def exhausted(self, batch: int) -> str | None:
+        """The name of the first budget that is used up (cannot pay for one more image pass), or None."""
+        b = self.budget
+        if b is None:
+            return None
+        if b.steps is not None and self.steps >= b.steps:
+            return "steps"
+        if b.seconds is not None and self.steps > 0 and self.elapsed >= b.seconds:
+            return "seconds"
+        if b.forwards is not None and self.forwards + batch > b.forwards:
+            return "forwards"
+        if b.passes is not None and self.passes + batch > b.passes:
+            return "passes"
+        return None
+
     def spend(self, forwards: int, backwards: int) -> None:
         """Count a call, or raise BudgetExhausted if it would overrun a pass or time budget."""
         b = self.budget
@@ -87,8 +126,8 @@ class Meter:
                 raise BudgetExhausted("forwards")
             if b.passes is not None and self.passes + forwards + 2 * backwards > b.passes:
                 raise BudgetExhausted("passes")
-            if b.seconds is not None and self.elapsed >= b.seconds:
-                raise BudgetExhausted("seconds")
+            if b.seconds is not None and self.steps > 0 and self.elapsed >= b.seconds:
+                raise BudgetExhausted("seconds")  # the first step always runs: a run never ends empty
         self.forwards += forwards
         self.backwards += backwards
 
@@ -121,22 +160,41 @@ class Problem:
         self.batch = batch or objective.slots
         if self.batch < 1 or self.batch % objective.slots:
             raise FvoptError(f"batch {self.batch} must be a multiple of the {objective.slots} targets in '{objective}'")
+        if self.batch < 2 and any(c.what == "diversity" for c in objective.checks):
+            raise FvoptError(f"'{objective}' has a diversity term, which compares the images of a batch: with one "
+                             "image it is constant; use a batch of 2 or more (--batch 4)")
         if param.size < model.min_size:
             raise FvoptError(f"image size {param.size} px is too small for {model.name}: at least {model.min_size} px")
         if not validated:
             validate(objective, model, max(param.size, model.input_size))
-        self.seed = seed
-        self.max_batch = max(1, max_batch)
+        self.seed = check("seed", seed, SEED)
+        self.max_batch = check("max_batch", max_batch, POSITIVE_INT)
         self.image_grad = image_grad
         if tile is not None and tile < model.min_size:
             raise FvoptError(f"tile {tile} px is smaller than {model.name}'s minimum input of {model.min_size} px")
         self.tile = tile
         self.meter = meter or Meter()
+        self._own_generator = generator is None
+        self._parent: Problem | None = None
         self.generator = generator or torch.Generator().manual_seed(seed)
         self._frozen: tuple | None = None
         self.slots = torch.arange(self.batch, device=model.device)
+        self._forget_best()
+
+    def reset(self, budget: Budget | None = None) -> None:
+        """Forget everything of the previous run: counts, best point, transform draws.
+
+        Per-run state belongs to the run: a reused problem starts every run afresh, so one
+        strategy's result can never leak into the next one's (the run loop calls this).
+        """
+        if self._own_generator:
+            self.generator.manual_seed(self.seed)
+        self.meter.reset(budget)
+        self._forget_best()
+
+    def _forget_best(self) -> None:
         self.best_values = torch.full((self.batch,), -torch.inf)
-        self.best_z = torch.zeros(self.batch, self.dim, device=model.device)
+        self.best_z = torch.zeros(self.batch, self.dim, device=self.device)
 
     @property
     def dim(self) -> int:
@@ -148,8 +206,10 @@ class Problem:
 
     def restricted(self, param: Parameterization) -> "Problem":
         """The same problem over another parameterization, sharing the meter and the draws."""
-        return Problem(self.model, self.objective, param, self.transforms, self.batch, self.seed, self.max_batch,
+        view = Problem(self.model, self.objective, param, self.transforms, self.batch, self.seed, self.max_batch,
                        self.image_grad, self.meter, self.generator, validated=True, tile=self.tile)
+        view._parent = self
+        return view
 
     def init(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """A starting point (batch, dim) drawn by the parameterization."""
@@ -258,11 +318,22 @@ class Problem:
         self._check_finite(values, "objective")
         v = values.detach().float().cpu()
         top, arg = v.max(0)
-        better = top > self.best_values
-        if better.any():
-            idx = torch.nonzero(better)[:, 0]
-            self.best_values[idx] = top[idx]
-            self.best_z[idx] = Z[arg[idx].to(Z.device), idx.to(Z.device)].detach().to(self.best_z.device)
+        better = torch.nonzero(top > self.best_values)[:, 0]
+        if better.numel():
+            rows = Z[arg[better].to(Z.device), better.to(Z.device)].detach()
+            self._keep(better, rows, top[better])
         m = self.meter
         m.recent = top if m.recent is None else torch.maximum(m.recent, top)
         m.best = top if m.best is None else torch.maximum(m.best, top)
+
+    def _keep(self, slots: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> None:
+        """New best points for `slots`; a restricted view also hands them, lifted, to its parent,
+        so the run's best point is known in the run's own space whichever view found it."""
+        self.best_values[slots] = values
+        self.best_z[slots.to(self.best_z.device)] = rows.to(self.best_z.device)
+        parent = self._parent
+        if parent is not None:
+            improves = values > parent.best_values[slots]
+            if improves.any():
+                lifted = self.param.lift(rows[improves.to(rows.device)].to(self.device))
+                parent._keep(slots[improves], lifted, values[improves])

@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .errors import NonFiniteError
+from .errors import FvoptError, NonFiniteError
 from .problem import Budget, BudgetExhausted, Problem
 from .strategies.base import Strategy
 
@@ -31,18 +31,7 @@ class RunResult:
         return self.forwards + 2 * self.backwards
 
 
-def exhausted(budget: Budget, problem: Problem) -> str | None:
-    """The name of the first budget that is used up, or None."""
-    m = problem.meter
-    if budget.steps is not None and m.steps >= budget.steps:
-        return "steps"
-    if budget.seconds is not None and m.elapsed >= budget.seconds:
-        return "seconds"
-    if budget.forwards is not None and m.forwards + problem.batch > budget.forwards:
-        return "forwards"
-    if budget.passes is not None and m.passes + problem.batch > budget.passes:
-        return "passes"
-    return None
+INTERRUPTED = "interrupted"
 
 
 def run(
@@ -58,22 +47,29 @@ def run(
 ) -> RunResult:
     """Start `strategy` at z0 (the parameterization's init by default) and step it until `budget` ends.
 
-    A NaN or infinite objective stops the run; the result then holds the best point seen before
-    it, and `stop_reason` says why. Snapshots (PNG) of the current best are written every
-    `snapshot_every` steps to `snapshot_dir`.
+    Before anything runs, the strategy checks that it can search the problem's space and what one
+    step costs; a budget that cannot pay for one step is refused (FvoptError). The problem is reset,
+    so a reused problem carries nothing over from an earlier run.
+
+    A NaN or infinite objective stops the run; so does Ctrl-C (`stop_reason` "interrupted"). Either
+    way the result holds the best point seen, and `stop_reason` says why. Snapshots (PNG) of the
+    current best are written every `snapshot_every` steps to `snapshot_dir`.
     """
+    if not isinstance(budget, Budget):
+        raise FvoptError(f"budget must be a fvopt.Budget, not {type(budget).__name__}")
+    cost = strategy.check(problem.param, problem.batch, budget)
+    budget.refuse_if_below(cost, strategy.name or type(strategy).__name__)
+    problem.reset(budget)
     m = problem.meter
-    m.budget, m.steps, m.recent, m.best = budget, 0, None, None
-    m.forwards = m.backwards = 0
-    m.start = time.perf_counter()
     z0 = problem.init() if z0 is None else z0.to(problem.device)
     trace: list[dict] = []
     stop = None
+    z = z0
     bar = tqdm(total=100, desc=desc, disable=not progress, leave=False, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
     try:
         strategy.start(problem, z0)
         while stop is None:
-            stop = exhausted(budget, problem)
+            stop = m.exhausted(problem.batch)
             if stop:
                 break
             try:
@@ -102,13 +98,19 @@ def run(
             raise NonFiniteError("the strategy's best point is not finite")
     except NonFiniteError as err:
         stop = f"stopped: {err}; kept the best image seen before it"
-        z = problem.best_z if torch.isfinite(problem.best_values).any() else z0
+        z = _best_seen(problem, z0)
+    except KeyboardInterrupt:
+        # The step in progress may have left the strategy half-updated: keep the best point the
+        # problem itself recorded, which every evaluation went through.
+        stop = INTERRUPTED
+        z = _best_seen(problem, z0)
     finally:
         bar.close()
-    extra = {}
-    if hasattr(strategy, "selected"):
-        extra["selected"] = strategy.selected
-    if getattr(strategy, "switched_at", None) is not None:
-        extra["switched_at_step"] = strategy.switched_at
     return RunResult(z.detach(), problem.images(z).cpu(), trace, stop or "budget", m.forwards, m.backwards,
-                     m.elapsed, m.steps, extra)
+                     m.elapsed, m.steps, strategy.status())
+
+
+def _best_seen(problem: Problem, z0: torch.Tensor) -> torch.Tensor:
+    """The best point any evaluation of this run saw, per slot; z0 for slots never evaluated."""
+    seen = torch.isfinite(problem.best_values).to(problem.device)
+    return torch.where(seen[:, None], problem.best_z, z0.to(problem.device).reshape(problem.best_z.shape))

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -12,16 +13,19 @@ from . import __version__
 from .errors import FvoptError
 from .evaluate import score_images
 from .images import save_images
+from .memory import check_fits
 from .models import FeatureModel, load_model, resolve_device
 from .objectives import Objective, parse_target, slot_labels
+from .options import IMAGE_SIDE, POSITIVE_INT, SEED, Option, check, check_type, merge_options
 from .params import Parameterization, make_param
 from .problem import Budget, Problem
-from .run import RunResult, run
+from .run import INTERRUPTED, RunResult, run
 from .strategies import make_strategy
+from .strategies.base import search_space
 from .transforms import make_transforms
 
 DEFAULT_STEPS = 256
-DEFAULT_ZERO_ORDER_PARAM = "fft:k=8"
+DEFAULT_PARAM = "fft"  # zero-order strategies search its reduced form, fft:k=8 (the search-space policy)
 
 
 @dataclass
@@ -32,14 +36,33 @@ class Visualization:
     result: RunResult
     model: FeatureModel
 
+    @property
+    def interrupted(self) -> bool:
+        return self.result.stop_reason == INTERRUPTED
+
     def save(self, path: str | Path) -> Path:
         return save_images(self.images, path, self.labels if self.images.shape[0] > 1 else None)
 
     def save_trace(self, path: str | Path) -> Path:
+        """The trace as strict JSON: a value that is not finite is written as null, never as NaN."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.trace, indent=1))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(json_safe(self.trace), indent=1, allow_nan=False))
+        except OSError as err:
+            raise FvoptError(f"cannot write trace '{path}': {err.strerror or err}") from None
         return path
+
+
+def json_safe(value):
+    """`value` with every non-finite float replaced by None, so the JSON is valid everywhere."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def visualize(
@@ -68,42 +91,64 @@ def visualize(
 ) -> Visualization:
     """Optimize images until `target` fires, and score them with the common evaluator.
 
-    Zero-order optimizers default to the low-dimensional `fft:k=8`, gradient methods to `fft`.
-    The budget defaults to 256 steps; any of steps, seconds, forwards, passes may be combined.
+    Everything given is checked before any model pass (FvoptError names the bad value). Zero-order
+    optimizers search the low-dimensional form of a large parameterization (`search_space`: fft ->
+    fft:k=8); the trace's `param` says what was searched. The budget defaults to 256 steps; any of
+    steps, seconds, forwards, passes may be combined. Ctrl-C stops the run and keeps the best image
+    (`trace["stop_reason"] == "interrupted"`).
     """
-    torch.manual_seed(seed)
-    dev = resolve_device(device)
-    net = model if isinstance(model, FeatureModel) else load_model(model, weights=weights, device=dev)
+    for name, value, kinds, what in [("model", model, (str, FeatureModel), "a model name or a FeatureModel"),
+                                     ("target", target, (str, Objective), "a target string or an Objective"),
+                                     ("options", options or {}, dict, "a dict of optimizer options"),
+                                     ("progress", progress, bool, "True or False")]:
+        check_type(name, value, kinds, what)
+    seed = check("seed", seed, SEED)
+    size = check("size", size, IMAGE_SIDE)
+    batch = check("batch", batch, POSITIVE_INT)
+    max_batch = check("max_batch", max_batch, POSITIVE_INT)
+    snapshot_every = check("snapshot_every", snapshot_every, Option(int, low=0))
+    if all(v is None for v in (steps, seconds, forwards, passes)):
+        steps = DEFAULT_STEPS
+    budget = Budget(steps, seconds, forwards, passes)
+    strategy = make_strategy(optimizer, **merge_options({"lr": lr}, options or {}))
     objective = target if isinstance(target, Objective) else parse_target(target)
-    strategy = make_strategy(optimizer, lr=lr, **(options or {}))
-    size = size or net.input_size
-    if size < 1:
-        raise FvoptError(f"image size must be positive, not {size}")
-    if param is None:
-        param = DEFAULT_ZERO_ORDER_PARAM if strategy.zero_order else "fft"
-    parameterization = make_param(param, size)
+    chain = make_transforms(transforms)
     image_grad = None
     if grad:
         from .gradients import make_image_grad
         image_grad = make_image_grad(grad)
-    problem = Problem(net, objective, parameterization, make_transforms(transforms), batch, seed, max_batch, image_grad)
-    if all(v is None for v in (steps, seconds, forwards, passes)):
-        steps = DEFAULT_STEPS
-    budget = Budget(steps, seconds, forwards, passes)
-    result = run(problem, strategy, budget, progress=progress, desc=f"{optimizer} {objective}",
+        if not strategy.uses_gradients:
+            raise FvoptError(f"grad '{grad}' processes gradients, and {strategy.name} searches without them: "
+                             "drop --grad, or use a gradient method (adam, sgd, lbfgs, guided-es, hybrid:cmaes>adam)")
+    dev = resolve_device(device)
+    torch.manual_seed(seed)
+    net = model if isinstance(model, FeatureModel) else load_model(model, weights=weights, device=dev)
+    size = size or net.input_size
+    requested = make_param(DEFAULT_PARAM if param is None else param, size)
+    parameterization = search_space(strategy, requested)
+    slots = batch or objective.slots
+    cost = strategy.check(parameterization, slots, budget)
+    budget.refuse_if_below(cost, strategy.name)
+    check_fits(net, size, images=min(cost.forwards, max(max_batch, slots)), backward=strategy.uses_gradients)
+    problem = Problem(net, objective, parameterization, chain, batch, seed, max_batch, image_grad)
+    result = run(problem, strategy, budget, progress=progress, desc=f"{strategy.name} {objective}",
                  snapshot_every=snapshot_every, snapshot_dir=snapshot_dir)
-    scores = score_images(net, objective, result.images)
     labels = slot_labels(objective, problem.batch)
+    if result.stop_reason == INTERRUPTED:  # be quick: the user wants out; the robust score costs 16 passes
+        final = {"value": float(score_images(net, objective, result.images, draws=0)["value"].mean()),
+                 "robust_value": None, "note": "interrupted: scored untransformed only"}
+    else:
+        scores = score_images(net, objective, result.images)
+        final = {"value": float(scores["value"].mean()), "robust_value": float(scores["robust_value"].mean()),
+                 "per_image": {"value": scores["value"].tolist(), "robust_value": scores["robust_value"].tolist(),
+                               "labels": labels}}
     trace = {
-        "model": net.name, "target": str(objective), "optimizer": optimizer, "param": parameterization.name,
-        "param_dim": parameterization.dim, "seed": seed, "size": size, "batch": problem.batch, "lr": lr,
-        "options": options or {}, "grad": grad, "transforms": transforms, "device": str(dev),
-        "stop_reason": result.stop_reason, "forwards": result.forwards, "backwards": result.backwards,
-        "seconds": result.seconds, **result.extra,
+        "model": net.name, "target": str(objective), "optimizer": strategy.name, "param": parameterization.name,
+        "param_requested": requested.name, "param_dim": parameterization.dim, "seed": seed, "size": size,
+        "batch": problem.batch, "options": strategy.options, "grad": grad, "transforms": transforms,
+        "device": str(dev), "budget": asdict(budget), "stop_reason": result.stop_reason, "forwards": result.forwards,
+        "backwards": result.backwards, "seconds": result.seconds, **result.extra,
         "versions": {"fvopt": __version__, "torch": torch.__version__, "python": platform.python_version()},
-        "steps": result.trace,
-        "final": {"value": float(scores["value"].mean()), "robust_value": float(scores["robust_value"].mean()),
-                  "per_image": {"value": scores["value"].tolist(), "robust_value": scores["robust_value"].tolist(),
-                                "labels": labels}},
+        "steps": result.trace, "final": final,
     }
     return Visualization(result.images, labels, trace, result, net)

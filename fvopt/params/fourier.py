@@ -6,7 +6,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from ..options import Option
 from .base import COLOR_CORRELATION, Parameterization, Subspace, normal, to_rgb
+from .registry import register_param
 
 
 def rfft2d_freqs(h: int, w: int) -> np.ndarray:
@@ -123,3 +125,25 @@ class MacoParam(Parameterization):
         index = torch.nonzero(mask.reshape(-1))[:, 0]
         base = self.init(1, torch.Generator().manual_seed(0))[0].cpu()
         return Subspace(self, index, base, f"maco:k={k}").to(self.device)
+
+
+def _cut_off(k: int | None, size: int, what: str) -> None:
+    if k is not None and not 0 <= k <= size // 2:
+        raise ValueError(f"{what} cut-off k must be 0..{size // 2} for {size} px, not {k}")
+
+
+@register_param("fft", "Lucid's spectral image: 1/f^decay scaling, color decorrelation; fft:k=K keeps K frequencies",
+                {"k": Option(int, low=0), "decay": Option(float, low=0, high=10), "decorrelate": Option(bool),
+                 "sd": Option(float, low=0)}, ("fft", "fft:k=4", "fft:decay=0.75,decorrelate=false"))
+def _build_fft(size: int, k: int | None = None, **options) -> Parameterization:
+    _cut_off(k, size, "fft")
+    full = FFTParam(size, **options)
+    return full if k is None else full.reduced(k)
+
+
+@register_param("maco", "MaCo: only the Fourier phase is free, the magnitude is a natural image's; maco:k=K",
+                {"k": Option(int, low=0)}, ("maco", "maco:k=4"))
+def _build_maco(size: int, k: int | None = None) -> Parameterization:
+    _cut_off(k, size, "maco")
+    full = MacoParam(size)
+    return full if k is None else full.reduced(k)

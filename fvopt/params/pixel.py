@@ -4,7 +4,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..options import Option
 from .base import COLOR_CORRELATION, Parameterization, normal, to_rgb
+from .registry import register_param
 
 
 class PixelParam(Parameterization):
@@ -83,3 +85,15 @@ class ImageParam(Parameterization):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return z.view(-1, 3, self.height, self.width)
+
+
+SD = Option(float, low=0, help="init noise sd")
+
+
+@register_param("pixel", "one sigmoid logit per pixel and color; pixel:k=G is a GxG grid, upsampled",
+                {"k": Option(int, low=1), "decorrelate": Option(bool), "sd": SD,
+                 "init": Option(str, choices=("gray", "uniform"))}, ("pixel", "pixel:k=8", "pixel:init=uniform"))
+def _build_pixel(size: int, k: int | None = None, **options) -> PixelParam:
+    if k is not None and not 1 <= k <= size:
+        raise ValueError(f"pixel grid k must be 1..{size}, not {k}")
+    return PixelParam(size, grid=k, **options)

@@ -6,7 +6,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..options import Option
 from .base import COLOR_CORRELATION, Parameterization, Subspace, normal, to_rgb
+from .registry import register_param
 
 
 def default_levels(size: int) -> int:
@@ -26,7 +28,7 @@ class PyramidParam(Parameterization):
     def __init__(self, size: int, levels: int | None = None, decorrelate: bool = True, sd: float = 0.01) -> None:
         super().__init__()
         self.size = size
-        self.levels = levels or default_levels(size)
+        self.levels = default_levels(size) if levels is None else levels
         if self.levels < 1 or size / 2 ** (self.levels - 1) < 1:
             raise ValueError(f"pyramid levels must be 1..{default_levels(size) + 2} for size {size}, not {levels}")
         self.sides = [math.ceil(size / 2 ** l) for l in range(self.levels)]
@@ -57,3 +59,11 @@ class PyramidParam(Parameterization):
         start = sum(3 * s * s for s in self.sides[: self.levels - free])
         index = torch.arange(start, self.dim)
         return Subspace(self, index, torch.zeros(self.dim), f"pyramid:levels={self.levels},free={free}").to(self.device)
+
+
+@register_param("pyramid", "Laplacian pyramid: a sum of upsampled levels; pyramid:free=F frees the F coarsest",
+                {"levels": Option(int, low=1), "free": Option(int, low=1), "decorrelate": Option(bool),
+                 "sd": Option(float, low=0)}, ("pyramid", "pyramid:free=2", "pyramid:levels=3"))
+def _build_pyramid(size: int, free: int | None = None, **options) -> Parameterization:
+    full = PyramidParam(size, **options)
+    return full if free is None else full.reduced(free)

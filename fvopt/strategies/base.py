@@ -2,46 +2,120 @@
 
 A strategy owns only its search state. It starts from z0 (batch, dim), takes one iteration through
 the problem, and reports its current best z. Everything it spends goes through the problem.
+
+A new optimizer is one class with `check`, `start`, `step` and `best` (see `BaseStrategy`), and
+one `register(name, summary, options)` call: the CLI, specs, error messages and the conformance
+suite (tests/test_conformance_strategies.py) pick it up from the registry.
 """
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass
-from typing import Callable, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 import torch
 
 from ..errors import FvoptError, suggest
-from ..problem import Problem
+from ..options import Option, coerce_options
+
+if TYPE_CHECKING:
+    from ..params.base import Parameterization
+    from ..problem import Budget, Problem
+
+# Zero-order search lives in about a thousand dimensions or fewer; above this, a strategy that
+# prefers a low-dimensional space searches the parameterization's reduced form instead. Full
+# CMA-ES refuses to go above it: a 4096^2 covariance is already 134 MB and slow to update.
+LOW_DIM_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """Model passes one step spends for the whole batch: the least budget a run can be given."""
+
+    forwards: int
+    backwards: int = 0
+
+    @property
+    def passes(self) -> int:
+        return self.forwards + 2 * self.backwards
 
 
 @runtime_checkable
 class Strategy(Protocol):
-    # True when the strategy searches without gradients: it then defaults to a low-dimensional
-    # parameterization, since zero-order search lives in about a thousand dimensions or fewer.
-    zero_order: bool
+    name: str
+    uses_gradients: bool
+    prefers_low_dim: bool
 
-    def start(self, problem: Problem, z0: torch.Tensor) -> None: ...
+    def check(self, param: "Parameterization", batch: int, budget: "Budget | None" = None) -> StepCost: ...
 
-    def step(self, problem: Problem) -> None: ...
+    def start(self, problem: "Problem", z0: torch.Tensor) -> None: ...
+
+    def step(self, problem: "Problem") -> None: ...
 
     @property
     def best(self) -> torch.Tensor: ...
 
+    def status(self) -> dict: ...
+
+
+class BaseStrategy:
+    """Defaults for the contract. Subclasses implement `check`, `start`, `step` and `best`.
+
+    - `uses_gradients`: the strategy calls `problem.value_and_grad` (spends backward passes);
+      a strategy with False must record zero backward passes (the conformance suite checks it).
+    - `prefers_low_dim`: the strategy should search a low-dimensional form of a large
+      parameterization (zero-order search); `search_space` applies that policy everywhere.
+    """
+
+    uses_gradients: bool = True
+    prefers_low_dim: bool = False
+    name: str = ""
+    options: dict = {}
+
+    def check(self, param: "Parameterization", batch: int, budget: "Budget | None" = None) -> StepCost:
+        """Refuse (FvoptError) a space this strategy cannot search; return what one step costs.
+
+        Called by the run loop before anything runs, so a wrong combination or a budget too
+        small for one step is refused up front instead of failing or idling later.
+        """
+        raise NotImplementedError
+
+    def start(self, problem: "Problem", z0: torch.Tensor) -> None:
+        """Reset all search state for a new run from z0 (batch, dim); spends no budget."""
+        raise NotImplementedError
+
+    def step(self, problem: "Problem") -> None:
+        """One iteration; every pass goes through `problem` (which may raise BudgetExhausted)."""
+        raise NotImplementedError
+
+    @property
+    def best(self) -> torch.Tensor:
+        """The point (batch, dim) this strategy would report now, on the problem's device."""
+        raise NotImplementedError
+
+    def status(self) -> dict:
+        """What really ran (resolved defaults, inner optimizers, switch points), for the trace."""
+        return {}
+
 
 @dataclass(frozen=True)
 class Entry:
-    factory: Callable[..., Strategy]
+    factory: Callable[..., BaseStrategy]
     summary: str
+    options: dict[str, Option] = field(default_factory=dict)
 
 
 REGISTRY: dict[str, Entry] = {}
+FAMILIES = ("ng:", "hybrid:")
 
 
-def register(name: str, summary: str) -> Callable:
-    """Class or function decorator: make a strategy available by `name`."""
+def register(name: str, summary: str, options: dict[str, Option] | None = None) -> Callable:
+    """Class or function decorator: make a strategy available by `name` with typed `options`.
+
+    Only the declared options are reachable from the CLI, the Python API and specs: internals of
+    the factory cannot be set by a user (they would change what runs under the same name).
+    """
     def deco(factory):
-        REGISTRY[name] = Entry(factory, summary)
+        REGISTRY[name] = Entry(factory, summary, dict(options or {}))
         return factory
     return deco
 
@@ -50,41 +124,54 @@ def known_strategies() -> list[str]:
     return sorted(REGISTRY) + ["ng:<Name>", "hybrid:A>B"]
 
 
-def accepted_options(factory: Callable) -> set[str]:
-    params = inspect.signature(factory).parameters.values()
-    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"}
-
-
-def make_strategy(spec: str, **options) -> Strategy:
-    """A strategy by name: a registered one, `ng:<NevergradName>`, or `hybrid:A>B`.
-
-    Options that are None are ignored; any other option the strategy does not take is an error.
-    """
-    options = {k: v for k, v in options.items() if v is not None}
+def strategy_options(spec: str) -> dict[str, Option]:
+    """The options a strategy name accepts (for help, specs and hybrids)."""
     if spec.startswith("hybrid:"):
-        from .hybrid import make_hybrid
-        return make_hybrid(spec, **options)
+        from .hybrid import hybrid_options
+        return hybrid_options(spec)
     if spec.startswith("ng:"):
-        from .evolution import NevergradStrategy
-        return _build(NevergradStrategy, spec, options, name=spec[3:])
+        from .evolution import NEVERGRAD_OPTIONS
+        return NEVERGRAD_OPTIONS
+    return _entry(spec).options
+
+
+def _entry(spec: str) -> Entry:
     if spec not in REGISTRY:
         raise FvoptError(f"unknown optimizer '{spec}'.{suggest(spec, REGISTRY)} Known: {', '.join(sorted(REGISTRY))}; "
                          "any nevergrad optimizer as ng:<Name> (e.g. ng:NGOpt, ng:TwoPointsDE); hybrids as hybrid:A>B "
                          "(e.g. hybrid:cmaes>adam)")
-    return _build(REGISTRY[spec].factory, spec, options)
+    return REGISTRY[spec]
 
 
-def _build(factory: Callable, spec: str, options: dict, **fixed) -> Strategy:
-    allowed = accepted_options(factory) - set(fixed)
-    unknown = set(options) - allowed
-    if unknown:
-        raise FvoptError(f"optimizer '{spec}' does not take option(s) {', '.join(sorted(unknown))}; "
-                         f"it takes: {', '.join(sorted(allowed)) or 'none'}")
-    return factory(**fixed, **options)
+def make_strategy(spec: str, **options: Any) -> BaseStrategy:
+    """A strategy by name: a registered one, `ng:<NevergradName>`, or `hybrid:A>B`.
+
+    Options may be text (from the command line) or values (Python, specs); each is checked
+    against the strategy's declared options, type and range. None means "the default".
+    """
+    if not isinstance(spec, str):
+        raise FvoptError(f"optimizer must be a name such as 'adam', not {type(spec).__name__} {spec!r}")
+    if spec.startswith("hybrid:"):
+        from .hybrid import make_hybrid
+        return make_hybrid(spec, **options)
+    if spec.startswith("ng:"):
+        from .evolution import NEVERGRAD_OPTIONS, NevergradStrategy
+        values = coerce_options(options, NEVERGRAD_OPTIONS, f"optimizer '{spec}'")
+        return named(NevergradStrategy(spec[3:], **values), spec, values)
+    entry = _entry(spec)
+    values = coerce_options(options, entry.options, f"optimizer '{spec}'")
+    return named(entry.factory(**values), spec, values)
 
 
-def check_positive(name: str, value, minimum: float = 0, strict: bool = True) -> None:
-    if value is None:
-        return
-    if (strict and value <= minimum) or (not strict and value < minimum):
-        raise FvoptError(f"{name} must be {'>' if strict else '>='} {minimum:g}, not {value}")
+def named(strategy: BaseStrategy, name: str, options: dict) -> BaseStrategy:
+    """Record on the strategy the name and checked options it was built from (the trace reads them)."""
+    strategy.name = name
+    strategy.options = dict(options)
+    return strategy
+
+
+def search_space(strategy: BaseStrategy, param: "Parameterization") -> "Parameterization":
+    """The one search-space policy: zero-order search of a large space uses its reduced form."""
+    if strategy.prefers_low_dim and param.dim > LOW_DIM_LIMIT:
+        return param.reduced()
+    return param

@@ -14,15 +14,19 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ..errors import FvoptError
+from ..errors import FvoptError, suggest
+from ..options import Option
 from ..params.base import calibrate_sigma
 from ..problem import Problem
-from .base import check_positive, register
+from .base import LOW_DIM_LIMIT, BaseStrategy, StepCost, register
 
 # Default step size of the zero-order searches, in image units: samples change pixels by 0.05 RMS.
 PIXEL_RMS = 0.05
 
-MAX_FULL_CMA_DIM = 4096  # a 4096^2 covariance is already 134 MB and slow to update
+MAX_FULL_CMA_DIM = LOW_DIM_LIMIT  # a 4096^2 covariance is already 134 MB and slow to update
+
+POPSIZE = Option(int, low=2, high=100_000, help="candidates per generation")
+SIGMA = Option(float, low=0, low_open=True, help="initial step size in z (default: samples change pixels by 0.05 RMS)")
 
 
 @lru_cache(maxsize=1)
@@ -49,70 +53,112 @@ def default_popsize(dim: int) -> int:
     return 4 + int(3 * math.log(dim))
 
 
-def _check_popsize(popsize: int | None) -> None:
-    if popsize is not None and popsize < 2:
-        raise FvoptError(f"population size must be at least 2, not {popsize}")
+class AskTellStrategy(BaseStrategy):
+    """The ask/tell loop shared by pycma and nevergrad: one search per image slot.
+
+    Each step asks every slot's search for one generation, scores the whole population in one
+    batched `problem.evaluate` (one transform draw: common random numbers), and tells each search
+    the losses of exactly the candidates it gave, in the order it gave them. Subclasses say how to
+    ask (`_ask`) and tell (`_tell`) one search.
+    """
+
+    uses_gradients = False
+    prefers_low_dim = True
+    searches: list
+
+    def _ask(self, search) -> tuple[list, list[np.ndarray]]:
+        """One generation of `search`: (handles to tell back, candidate vectors)."""
+        raise NotImplementedError
+
+    def _tell(self, search, handles: list, losses: list[float]) -> None:
+        raise NotImplementedError
+
+    def step(self, problem: Problem) -> None:
+        with quiet_numpy():
+            asked = [self._ask(search) for search in self.searches]
+        sizes = {len(vectors) for _, vectors in asked}
+        if len(sizes) != 1:
+            raise FvoptError(f"{self.name}: the searches of the {len(asked)} images asked generations of different "
+                             f"sizes {sorted(sizes)}; run one image per batch (--batch 1)")
+        Z = torch.from_numpy(np.stack([np.stack(vectors) for _, vectors in asked], axis=1)).float()  # (P, B, dim)
+        values = problem.evaluate(Z).cpu().double().numpy()
+        with quiet_numpy():
+            for b, (search, (handles, _)) in enumerate(zip(self.searches, asked)):
+                self._tell(search, handles, [float(-v) for v in values[:, b]])
 
 
-class CMAES:
+class CMAES(AskTellStrategy):
     """CMA-ES through pycma's ask/tell; `diagonal=True` is sep-CMA-ES (a diagonal covariance).
 
     The reported best is the distribution mean, which is less flattered by lucky transform draws
     than the best sample.
     """
 
-    zero_order = True
-
     def __init__(self, popsize: int | None = None, sigma: float | None = None, diagonal: bool = False) -> None:
-        _check_popsize(popsize)
-        check_positive("sigma", sigma)
-        self.popsize, self.sigma, self.diagonal = popsize, sigma, diagonal
+        self.popsize_option, self.sigma_option, self.diagonal = popsize, sigma, diagonal
+
+    def check(self, param, batch: int, budget=None) -> StepCost:
+        if not self.diagonal and param.dim > MAX_FULL_CMA_DIM:
+            raise FvoptError(
+                f"full CMA-ES on {param.dim} dimensions ({param.name}) needs a {param.dim}x{param.dim} "
+                f"covariance; the limit is {MAX_FULL_CMA_DIM}. Use sep-cmaes, or a low-dimensional parameterization "
+                "such as fft:k=8 or pyramid:free=2")
+        return StepCost((self.popsize_option or default_popsize(param.dim)) * batch)
 
     def start(self, problem: Problem, z0: torch.Tensor) -> None:
         import cma
 
-        if not self.diagonal and problem.dim > MAX_FULL_CMA_DIM:
-            raise FvoptError(
-                f"full CMA-ES on {problem.dim} dimensions ({problem.param.name}) needs a {problem.dim}x{problem.dim} "
-                f"covariance; the limit is {MAX_FULL_CMA_DIM}. Use sep-cmaes, or a low-dimensional parameterization "
-                "such as fft:k=8 or pyramid:free=2")
-        self.popsize = self.popsize or default_popsize(problem.dim)
-        self.sigma = self.sigma or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
+        self.check(problem.param, problem.batch)
+        self.popsize = self.popsize_option or default_popsize(problem.dim)
+        self.sigma = self.sigma_option or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
         self.device = problem.device
-        self.es = []
+        self.searches = []
         for b in range(problem.batch):
             opts = {"popsize": self.popsize, "seed": problem.seed * 1000 + b + 1, "verbose": -9, "verb_log": 0,
                     "verb_disp": 0, "CMA_diagonal": self.diagonal, "tolfun": 0, "tolfunhist": 0, "tolx": 0,
                     "tolstagnation": np.inf, "tolflatfitness": np.inf, "maxiter": np.inf, "maxfevals": np.inf}
             with quiet_numpy():
-                self.es.append(cma.CMAEvolutionStrategy(z0[b].double().cpu().numpy(), self.sigma, opts))
+                self.searches.append(cma.CMAEvolutionStrategy(z0[b].double().cpu().numpy(), self.sigma, opts))
 
-    def step(self, problem: Problem) -> None:
-        with quiet_numpy():
-            asks = [es.ask() for es in self.es]
-        Z = torch.from_numpy(np.stack([np.stack(x) for x in asks], axis=1)).float()  # (P, B, dim)
-        values = problem.evaluate(Z).cpu().double().numpy()
-        with quiet_numpy():
-            for b, es in enumerate(self.es):
-                es.tell(asks[b], list(-values[:, b]))
+    def _ask(self, es) -> tuple[list, list[np.ndarray]]:
+        candidates = es.ask()
+        return candidates, candidates
+
+    def _tell(self, es, handles: list, losses: list[float]) -> None:
+        es.tell(handles, losses)
 
     @property
     def best(self) -> torch.Tensor:
-        return torch.from_numpy(np.stack([es.mean for es in self.es])).float().to(self.device)
+        return torch.from_numpy(np.stack([es.mean for es in self.searches])).float().to(self.device)
+
+    def status(self) -> dict:
+        return {"popsize": self.popsize, "sigma": self.sigma}
 
 
-@register("cmaes", "CMA-ES (pycma), full covariance; up to 4096 dimensions")
+CMA_OPTIONS = {"popsize": POPSIZE, "sigma": SIGMA}
+
+
+@register("cmaes", "CMA-ES (pycma), full covariance; up to 4096 dimensions", CMA_OPTIONS)
 def _cmaes(popsize: int | None = None, sigma: float | None = None) -> CMAES:
     return CMAES(popsize, sigma, diagonal=False)
 
 
-@register("sep-cmaes", "sep-CMA-ES (pycma, CMA_diagonal=True): diagonal covariance, any dimension")
+@register("sep-cmaes", "sep-CMA-ES (pycma, CMA_diagonal=True): diagonal covariance, any dimension", CMA_OPTIONS)
 def _sep_cmaes(popsize: int | None = None, sigma: float | None = None) -> CMAES:
     return CMAES(popsize, sigma, diagonal=True)
 
 
-@register("ga", "genetic algorithm after XDream (Xiao & Kreiman 2020): selection, crossover, mutation")
-class GeneticAlgorithm:
+GA_OPTIONS = {
+    "popsize": POPSIZE, "sigma": SIGMA,
+    "mutation_rate": Option(float, low=0, high=1, help="probability that a gene mutates"),
+    "selectivity": Option(float, low=0, help="selection pressure on z-scored fitness"),
+    "heritability": Option(float, low=0, high=1, help="share of genes from the first parent"),
+    "elite": Option(int, low=0, help="best candidates kept unchanged (< popsize)"),
+}
+
+
+@register("ga", "genetic algorithm after XDream (Xiao & Kreiman 2020): selection, crossover, mutation", GA_OPTIONS)
+class GeneticAlgorithm(BaseStrategy):
     """XDream's genetic algorithm, with its published defaults.
 
     Per generation: fitness-proportional selection with probability exp(selectivity * z-score),
@@ -124,22 +170,22 @@ class GeneticAlgorithm:
     benchmarks (Wang & Ponce 2022 compare against it).
     """
 
-    zero_order = True
+    uses_gradients = False
+    prefers_low_dim = True
 
     def __init__(self, popsize: int = 20, sigma: float | None = None, mutation_rate: float = 0.5, selectivity: float = 2.0,
                  heritability: float = 0.5, elite: int = 1) -> None:
-        _check_popsize(popsize)
-        check_positive("sigma", sigma)
-        if not 0 <= mutation_rate <= 1 or not 0 <= heritability <= 1:
-            raise FvoptError("mutation_rate and heritability must be in [0, 1]")
         if not 0 <= elite < popsize:
-            raise FvoptError(f"elite must be in 0..{popsize - 1}, not {elite}")
-        self.popsize, self.sigma, self.mutation_rate = popsize, sigma, mutation_rate
+            raise FvoptError(f"elite must be in 0..{popsize - 1} (below popsize {popsize}), not {elite}")
+        self.popsize, self.sigma_option, self.mutation_rate = popsize, sigma, mutation_rate
         self.selectivity, self.heritability, self.elite = selectivity, heritability, elite
+
+    def check(self, param, batch: int, budget=None) -> StepCost:
+        return StepCost(self.popsize * batch)
 
     def start(self, problem: Problem, z0: torch.Tensor) -> None:
         self.rng = torch.Generator().manual_seed(problem.seed + 7919)
-        self.sigma = self.sigma or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
+        self.sigma = self.sigma_option or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
         z0 = z0.detach().float().cpu()
         noise = torch.randn((self.popsize, *z0.shape), generator=self.rng) * self.sigma
         noise[0] = 0
@@ -175,80 +221,118 @@ class GeneticAlgorithm:
             return self.pop[0].to(self.device)
         return self.pop[self.scores.argmax(0), torch.arange(self.pop.shape[1])].to(self.device)
 
+    def status(self) -> dict:
+        return {"popsize": self.popsize, "sigma": self.sigma}
 
-class NevergradStrategy:
-    """Any optimizer of nevergrad's registry (`ng:<Name>`), asked for a batch per iteration.
+
+NEVERGRAD_OPTIONS = {
+    "popsize": Option(int, low=1, high=100_000, help="workers asked in parallel (nevergrad's num_workers)"),
+    "sigma": SIGMA,
+    "budget": Option(int, low=1, help="evaluations per image nevergrad plans for (default: from the run budget)"),
+}
+
+
+class NevergradStrategy(AskTellStrategy):
+    """Any optimizer of nevergrad's registry (`ng:<Name>`), asked one generation per iteration.
 
     nevergrad's meta-optimizers (NGOpt, and `CMA`, which is a selector) pick an inner optimizer
-    from the dimension, budget and workers; `selected` names what actually ran, and the trace
-    records it, so results are never attributed to the wrong algorithm.
-    """
+    from the dimension, budget and workers; `status()["selected"]` names what actually ran, and
+    the trace records it, so results are never attributed to the wrong algorithm.
 
-    zero_order = True
+    nevergrad's contract: a CMA-family optimizer inside runs pycma with its own population, which
+    may be larger than the workers asked for (NGOpt's choice for 918 dimensions asks 58 at a time
+    for 24 workers), and pycma's step-size adaptation (TPA) fails if a new generation is asked
+    before the last one was told. So each step asks exactly one generation of the innermost
+    optimizer (`generation_size`), and tells all of it back.
+    """
 
     def __init__(self, name: str, popsize: int | None = None, sigma: float | None = None, budget: int | None = None) -> None:
         import nevergrad as ng
 
-        _check_popsize(popsize)
-        check_positive("sigma", sigma)
         if name not in ng.optimizers.registry:
-            from ..errors import suggest
             raise FvoptError(f"unknown nevergrad optimizer '{name}'.{suggest(name, ng.optimizers.registry)} "
                              f"nevergrad has {len(ng.optimizers.registry)}, e.g. NGOpt, TwoPointsDE, PSO, DiagonalCMA, "
                              "ParametrizedCMA")
-        self.name, self.popsize, self.sigma, self.budget = name, popsize, sigma, budget
+        self.ng_name, self.popsize_option, self.sigma_option, self.budget = name, popsize, sigma, budget
 
-    def start(self, problem: Problem, z0: torch.Tensor) -> None:
+    def _build(self, z0: np.ndarray, sigma: float, budget: int, seed: int):
         import nevergrad as ng
 
-        self.popsize = self.popsize or default_popsize(problem.dim)
-        self.sigma = self.sigma or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
-        budget = self.budget or _evaluations_in(problem, self.popsize)
+        param = ng.p.Array(init=z0).set_mutation(sigma=sigma)
+        param.random_state = np.random.RandomState(seed)
+        try:
+            with quiet_numpy():
+                return ng.optimizers.registry[self.ng_name](parametrization=param, budget=budget,
+                                                            num_workers=self.popsize)
+        except (ValueError, TypeError, AssertionError) as err:
+            hint = " (it asks one candidate at a time: give popsize=1)" if "parallel" in str(err) else ""
+            raise FvoptError(f"nevergrad's {self.ng_name} refuses {param.dimension} dimensions with {self.popsize} "
+                             f"workers and a budget of {budget}: {str(err).splitlines()[0]}{hint}") from None
+
+    def check(self, param, batch: int, budget=None) -> StepCost:
+        self.popsize = self.popsize_option or default_popsize(param.dim)
+        planned = self.budget or _evaluations_in(budget, batch, self.popsize)
+        probe = self._build(np.zeros(param.dim), 1.0, planned, 0)
+        return StepCost(generation_size(probe) * batch)
+
+    def start(self, problem: Problem, z0: torch.Tensor) -> None:
+        self.popsize = self.popsize_option or default_popsize(problem.dim)
+        self.sigma = self.sigma_option or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
+        self.planned = self.budget or _evaluations_in(problem.meter.budget, problem.batch, self.popsize)
         self.device = problem.device
-        self.opts = []
-        for b in range(problem.batch):
-            param = ng.p.Array(init=z0[b].double().cpu().numpy()).set_mutation(sigma=self.sigma)
-            param.random_state = np.random.RandomState(problem.seed * 1000 + b + 1)
-            self.opts.append(ng.optimizers.registry[self.name](parametrization=param, budget=budget,
-                                                               num_workers=self.popsize))
+        self.searches = [self._build(z0[b].double().cpu().numpy(), self.sigma, self.planned, problem.seed * 1000 + b + 1)
+                         for b in range(problem.batch)]
 
-    def step(self, problem: Problem) -> None:
-        with quiet_numpy():
-            asks = [[opt.ask() for _ in range(self.popsize)] for opt in self.opts]
-        Z = torch.tensor(np.array([[c.value for c in cands] for cands in asks]), dtype=torch.float32).transpose(0, 1)
-        values = problem.evaluate(Z).cpu().double().numpy()
-        with quiet_numpy():
-            for b, opt in enumerate(self.opts):
-                for p, cand in enumerate(asks[b]):
-                    opt.tell(cand, float(-values[p, b]))
+    def _ask(self, opt) -> tuple[list, list[np.ndarray]]:
+        candidates = [opt.ask() for _ in range(generation_size(opt))]
+        return candidates, [c.value for c in candidates]
 
-    @property
-    def selected(self) -> str:
-        """The optimizer that really runs, through nevergrad's meta-selectors."""
-        opt, chain = self.opts[0], [self.name]
-        for _ in range(5):
-            inner = getattr(opt, "_optim", None) or getattr(opt, "optim", None)
-            if inner is None or inner is opt:
-                break
-            chain.append(getattr(inner, "name", type(inner).__name__))
-            opt = inner
-        return " -> ".join(dict.fromkeys(chain))
+    def _tell(self, opt, handles: list, losses: list[float]) -> None:
+        for candidate, loss in zip(handles, losses):
+            opt.tell(candidate, loss)
 
     @property
     def best(self) -> torch.Tensor:
-        rec = np.stack([opt.provide_recommendation().value for opt in self.opts])
+        rec = np.stack([opt.provide_recommendation().value for opt in self.searches])
         return torch.from_numpy(rec).float().to(self.device)
 
+    def status(self) -> dict:
+        """The optimizer that really runs, through nevergrad's meta-selectors, and its generation."""
+        if not getattr(self, "searches", None):
+            return {}
+        chain = [self.ng_name] + [getattr(o, "name", type(o).__name__) for o in inner_chain(self.searches[0])[1:]]
+        return {"selected": " -> ".join(dict.fromkeys(chain)), "workers": self.popsize,
+                "generation": generation_size(self.searches[0]), "sigma": self.sigma, "planned_evaluations": self.planned}
 
-def _evaluations_in(problem: Problem, popsize: int) -> int:
+
+def inner_chain(opt) -> list:
+    """`opt` and the optimizers it delegates to, outermost first (nevergrad's meta-optimizers)."""
+    chain = [opt]
+    for _ in range(8):
+        inner = getattr(chain[-1], "_optim", None) or getattr(chain[-1], "optim", None)
+        if inner is None or any(inner is o for o in chain):
+            break
+        chain.append(inner)
+    return chain
+
+
+def generation_size(opt) -> int:
+    """Candidates to ask before telling: the innermost pycma population still owed, or the workers."""
+    innermost = inner_chain(opt)[-1]
+    popsize = getattr(innermost, "_popsize", None)
+    if popsize is not None and hasattr(innermost, "_to_be_told"):
+        return max(1, int(popsize) - len(innermost._to_be_told))
+    return max(1, int(opt.num_workers))
+
+
+def _evaluations_in(budget, batch: int, popsize: int) -> int:
     """Evaluations per slot the run budget allows, for nevergrad's budget-aware selectors."""
-    b = problem.meter.budget
     candidates = []
-    if b is not None:
-        if b.steps:
-            candidates.append(b.steps * popsize)
-        if b.forwards:
-            candidates.append(b.forwards // problem.batch)
-        if b.passes:
-            candidates.append(b.passes // problem.batch)
-    return min(candidates) if candidates else 100 * popsize
+    if budget is not None:
+        if budget.steps:
+            candidates.append(budget.steps * popsize)
+        if budget.forwards:
+            candidates.append(budget.forwards // batch)
+        if budget.passes:
+            candidates.append(budget.passes // batch)
+    return max(1, min(candidates)) if candidates else 100 * popsize

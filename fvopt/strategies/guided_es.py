@@ -5,12 +5,23 @@ import math
 
 import torch
 
+from ..options import Option
 from ..problem import Problem
-from .base import check_positive, register
+from .base import BaseStrategy, StepCost, register
+from .evolution import POPSIZE, SIGMA
+
+GUIDED_ES_OPTIONS = {
+    "popsize": POPSIZE, "sigma": SIGMA,
+    "lr": Option(float, low=0, low_open=True, help="Adam learning rate on the ES estimate"),
+    "alpha": Option(float, low=0, high=1, help="share of isotropic noise"),
+    "k": Option(int, low=1, help="recent gradients spanning the guiding subspace"),
+    "beta": Option(float, low=0, low_open=True, help="scale of the estimate"),
+}
 
 
-@register("guided-es", "antithetic ES whose search mixes isotropic noise with the span of recent gradients")
-class GuidedES:
+@register("guided-es", "antithetic ES whose search mixes isotropic noise with the span of recent gradients "
+          "(one gradient + 2P forwards per step)", GUIDED_ES_OPTIONS)
+class GuidedES(BaseStrategy):
     """Antithetic ES sampling eps ~ N(0, sigma^2 (alpha/n I + (1-alpha)/k U U^T)).
 
     U is an orthonormal basis of the last k gradients (the "guiding subspace"); the estimate is
@@ -19,25 +30,23 @@ class GuidedES:
     (the paper used plain SGD; Adam makes one learning rate work across parameterizations).
     """
 
-    zero_order = True
+    # It spends one backward pass per step (its guiding gradient), and its population search is
+    # meant for a low-dimensional space, like the other evolution strategies.
+    uses_gradients = True
+    prefers_low_dim = True
 
     def __init__(self, popsize: int = 8, sigma: float | None = None, lr: float = 0.05, alpha: float = 0.5, k: int = 4,
                  beta: float = 2.0) -> None:
-        from ..errors import FvoptError
-        if popsize < 2:
-            raise FvoptError(f"population size must be at least 2, not {popsize}")
-        check_positive("sigma", sigma)
-        check_positive("lr", lr)
-        check_positive("k", k)
-        if not 0 <= alpha <= 1:
-            raise FvoptError(f"alpha must be in [0, 1], not {alpha}")
         self.pairs = max(1, popsize // 2)
-        self.sigma, self.lr, self.alpha, self.k, self.beta = sigma, lr, alpha, int(k), beta
+        self.sigma_option, self.lr, self.alpha, self.k, self.beta = sigma, lr, alpha, int(k), beta
+
+    def check(self, param, batch: int, budget=None) -> StepCost:
+        return StepCost(batch + 2 * self.pairs * batch, batch)
 
     def start(self, problem: Problem, z0: torch.Tensor) -> None:
         from ..params.base import calibrate_sigma
         from .evolution import PIXEL_RMS
-        self.sigma = self.sigma or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
+        self.sigma = self.sigma_option or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
         self.z = z0.detach().clone().to(problem.device).requires_grad_(True)
         self.opt = torch.optim.Adam([self.z], lr=self.lr, maximize=True)
         self.history: list[torch.Tensor] = []
@@ -63,3 +72,6 @@ class GuidedES:
     @property
     def best(self) -> torch.Tensor:
         return self.z.detach()
+
+    def status(self) -> dict:
+        return {"popsize": 2 * self.pairs, "sigma": self.sigma}

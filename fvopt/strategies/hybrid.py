@@ -3,36 +3,52 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import FvoptError
+from ..errors import FvoptError, suggest
+from ..options import Option, coerce_options
 from ..problem import Problem
-from .base import Strategy, accepted_options, make_strategy
+from .base import LOW_DIM_LIMIT, REGISTRY, BaseStrategy, StepCost, make_strategy, search_space, strategy_options
 
-LOW_DIM_LIMIT = 4096
+SWITCH = Option(float, low=0, high=1, low_open=True, high_open=True, help="share of the budget for the first part")
 
 
-class Hybrid:
+class Hybrid(BaseStrategy):
     """`hybrid:A>B`: A until `switch` of the budget is spent, then B continues from A's best.
 
-    When A is zero-order and the problem's parameterization is high-dimensional, A searches its
-    default low-dimensional form (fft -> fft:k=8, pyramid -> pyramid:free=2, pixel -> pixel:k=16)
-    and its result is lifted exactly (the same image) into the full parameterization for B.
+    A searches the space the one search-space policy gives it (`search_space`: a zero-order A
+    searches fft:k=8 when the problem is fft, pyramid:free=2 for pyramid, pixel:k=16 for pixel) and
+    its result is lifted exactly (the same image) into the problem's parameterization for B. B gets
+    the problem's own space, so `check` refuses a B that cannot search it before anything runs.
     """
 
-    zero_order = False
+    prefers_low_dim = False
 
-    def __init__(self, first: Strategy, second: Strategy, switch: float = 0.3, names: tuple[str, str] = ("A", "B")):
-        if not 0 < switch < 1:
-            raise FvoptError(f"hybrid switch must be strictly between 0 and 1, not {switch}")
-        self.first, self.second, self.switch, self.names = first, second, switch, names
+    def __init__(self, first: BaseStrategy, second: BaseStrategy, switch: float = 0.3) -> None:
+        self.first, self.second, self.switch = first, second, switch
+        self.uses_gradients = first.uses_gradients or second.uses_gradients
         self.switched_at: int | None = None
+
+    def check(self, param, batch: int, budget=None) -> StepCost:
+        low = search_space(self.first, param)
+        cost = self.first.check(low, batch, budget)
+        try:
+            if search_space(self.second, param) is not param:
+                raise FvoptError(f"zero-order search is limited to {LOW_DIM_LIMIT} values; give the hybrid a "
+                                 "low-dimensional parameterization such as fft:k=8, or put the zero-order part first")
+            self.second.check(param, batch, budget)
+        except FvoptError as err:
+            raise FvoptError(f"{self.name}: its second part {self.second.name} would continue in {param.name} "
+                             f"({param.dim} values) and cannot: {err}") from None
+        return cost
 
     def start(self, problem: Problem, z0: torch.Tensor) -> None:
         self.top = problem
-        if self.first.zero_order and problem.dim > LOW_DIM_LIMIT:
-            self.low = problem.restricted(problem.param.reduced())
-            z0_low = self.low.init()
-        else:
+        self.switched_at = None
+        low = search_space(self.first, problem.param)
+        if low is problem.param:
             self.low, z0_low = problem, z0
+        else:
+            self.low = problem.restricted(low)
+            z0_low = self.low.init()
         self.first.start(self.low, z0_low)
 
     def _lift(self, z: torch.Tensor) -> torch.Tensor:
@@ -51,30 +67,40 @@ class Hybrid:
     def best(self) -> torch.Tensor:
         return self.second.best if self.switched_at is not None else self._lift(self.first.best)
 
+    def status(self) -> dict:
+        """Both parts' own status, what the first part searched, and the step it switched at."""
+        return {"switched_at_step": self.switched_at, "first_searched": self.low.param.name,
+                "parts": [{"name": self.first.name, **self.first.status()},
+                          {"name": self.second.name, **(self.second.status() if self.switched_at is not None else {})}]}
 
-def make_hybrid(spec: str, switch: float = 0.3, **options) -> Hybrid:
+
+def _parts(spec: str) -> tuple[str, str]:
     parts = spec[len("hybrid:"):].split(">")
     if len(parts) != 2 or not all(parts):
         raise FvoptError(f"hybrid '{spec}' must name two strategies as hybrid:A>B, e.g. hybrid:cmaes>adam")
-    from .base import REGISTRY
-    built = []
-    used: set[str] = set()
     for part in parts:
         if part.startswith("hybrid:"):
             raise FvoptError(f"a hybrid part cannot itself be a hybrid: '{part}' in '{spec}'")
-        if part.startswith("ng:"):
-            from .evolution import NevergradStrategy
-            allowed = accepted_options(NevergradStrategy) - {"name"}
-        elif part in REGISTRY:
-            allowed = accepted_options(REGISTRY[part].factory)
-        else:
-            from ..errors import suggest
+        if not part.startswith("ng:") and part not in REGISTRY:
             raise FvoptError(f"hybrid '{spec}' has an unknown part '{part}'.{suggest(part, REGISTRY)} "
                              f"Known: {', '.join(sorted(REGISTRY))}, ng:<Name>")
-        mine = {k: v for k, v in options.items() if k in allowed}
-        used |= set(mine)
-        built.append(make_strategy(part, **mine))
-    unknown = set(options) - used
-    if unknown:
-        raise FvoptError(f"no part of '{spec}' takes option(s) {', '.join(sorted(unknown))}")
-    return Hybrid(built[0], built[1], switch, (parts[0], parts[1]))
+    return parts[0], parts[1]
+
+
+def hybrid_options(spec: str) -> dict[str, Option]:
+    """`switch`, and every option of either part (an option both take goes to both)."""
+    first, second = _parts(spec)
+    return {"switch": SWITCH, **strategy_options(first), **strategy_options(second)}
+
+
+def make_hybrid(spec: str, **options) -> Hybrid:
+    first, second = _parts(spec)
+    values = coerce_options(options, hybrid_options(spec), f"optimizer '{spec}'")
+    switch = values.pop("switch", 0.3)
+    built = []
+    for part in (first, second):
+        allowed = strategy_options(part)
+        built.append(make_strategy(part, **{k: v for k, v in values.items() if k in allowed}))
+    hybrid = Hybrid(built[0], built[1], switch)
+    hybrid.name, hybrid.options = spec, {"switch": switch, **values}
+    return hybrid

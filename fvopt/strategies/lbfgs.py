@@ -3,12 +3,19 @@ from __future__ import annotations
 
 import torch
 
+from ..options import Option
 from ..problem import Problem
-from .base import check_positive, register
+from .base import BaseStrategy, StepCost, register
+
+LBFGS_OPTIONS = {
+    "lr": Option(float, low=0, low_open=True, help="step length (torch default 1)"),
+    "max_iter": Option(int, low=1, help="L-BFGS iterations per outer step"),
+    "history_size": Option(int, low=1, help="curvature pairs kept"),
+}
 
 
-@register("lbfgs", "torch.optim.LBFGS, strong-Wolfe line search, one transform draw per outer step")
-class LBFGS:
+@register("lbfgs", "torch.optim.LBFGS, strong-Wolfe line search, one transform draw per outer step", LBFGS_OPTIONS)
+class LBFGS(BaseStrategy):
     """Each outer step runs up to `max_iter` L-BFGS iterations with the transforms frozen.
 
     Why frozen: the curvature history and the line search assume one deterministic objective;
@@ -17,13 +24,11 @@ class LBFGS:
     torch's L-BFGS may stop at a trial point when the budget runs out inside a line search.
     """
 
-    zero_order = False
-
     def __init__(self, lr: float = 1.0, max_iter: int = 20, history_size: int = 100) -> None:
-        check_positive("lr", lr)
-        check_positive("max_iter", max_iter)
-        check_positive("history_size", history_size)
         self.lr, self.max_iter, self.history_size = lr, int(max_iter), int(history_size)
+
+    def check(self, param, batch: int, budget=None) -> StepCost:
+        return StepCost(batch, batch)  # the first closure call; a line search may stop at any later one
 
     def start(self, problem: Problem, z0: torch.Tensor) -> None:
         self.problem = problem
