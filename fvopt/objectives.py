@@ -8,6 +8,7 @@ A batch can hold different targets: `channel("blocks.4", range(64))` gives image
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -145,7 +146,9 @@ def layer(name: str) -> Objective:
 def direction(name: str, vector: Sequence[float] | torch.Tensor) -> Objective:
     """Spatial mean of the activations' projection on a unit direction in channel space."""
     vec = torch.as_tensor(vector, dtype=torch.float32)
-    vec = vec / vec.norm().clamp_min(1e-12)
+    if vec.dim() != 1 or not torch.isfinite(vec).all() or float(vec.norm()) == 0:
+        raise FvoptError(f"direction for {name} must be a finite, non-zero vector of numbers, not {vector!r}")
+    vec = vec / vec.norm()
 
     def fn(a: Activations) -> torch.Tensor:
         act = a.acts[name]
@@ -190,7 +193,7 @@ def diversity(name: str) -> Objective:
         sims = grams @ grams.transpose(1, 2)  # (groups, g, g)
         return ((sims.sum(-1) - sims.diagonal(dim1=1, dim2=2)) / max(a.group - 1, 1)).reshape(n)
 
-    return Objective(fn, frozenset({name}), f"diversity:{name}", checks=(Check(name, (), "layer"),))
+    return Objective(fn, frozenset({name}), f"diversity:{name}", checks=(Check(name, (), "diversity"),))
 
 
 def _label(idx: tuple[int, ...]) -> str:
@@ -202,8 +205,29 @@ def _label(idx: tuple[int, ...]) -> str:
 # ---------------------------------------------------------------------------------------------
 # Target strings: `class:8`, `channel:blocks.4:10`, `neuron:blocks.4:10:3:3`, `layer:blocks.4`,
 # `channel:blocks.4:0-63`, `channel:blocks.4:10+0.5*channel:blocks.5:3`, `class:8-0.05*tv`.
+# Each kind is registered with its usage; a new kind is one `register_target` call.
 
-TARGET_KINDS = ("class", "channel", "neuron", "layer", "direction", "diversity", "l1", "l2", "tv")
+@dataclass(frozen=True)
+class TargetKind:
+    build: Callable[[list[str], str], Objective]  # (the colon-separated fields after the kind, the whole target)
+    usage: str
+    fields: tuple[int, ...]  # how many fields the kind accepts
+    summary: str
+
+
+TARGETS: dict[str, TargetKind] = {}
+MAX_TARGET_LENGTH = 10_000
+MAX_INDEX = 10**9
+
+
+def register_target(name: str, usage: str, fields: tuple[int, ...], summary: str) -> Callable:
+    """Make a target kind available in target strings as `name:...`."""
+    def deco(build):
+        TARGETS[name] = TargetKind(build, usage, fields, summary)
+        return build
+    return deco
+
+
 # A '+' or '-' starts a new term when a name or a coefficient ('0.5*') follows; otherwise a '-'
 # between digits is an index range (`0-63`).
 _TERM_START = re.compile(r"(?=[+-]\s*(?:[A-Za-z]|\d+(?:\.\d*)?(?:e-?\d+)?\s*\*))")
@@ -212,8 +236,12 @@ _TERM = re.compile(r"^\s*([+-]?)\s*(?:(\d+(?:\.\d*)?(?:e-?\d+)?|\.\d+)\s*\*)?\s*
 
 def parse_target(text: str) -> Objective:
     """Turn a target string into an Objective; a malformed string is an error naming the term."""
-    if not text or not text.strip():
+    if not isinstance(text, str):
+        raise FvoptError(f"target must be a string such as 'class:8', not {type(text).__name__} {text!r}")
+    if not text.strip():
         raise FvoptError("empty target: use e.g. class:8, channel:blocks.4:10, layer:blocks.4")
+    if len(text) > MAX_TARGET_LENGTH:
+        raise FvoptError(f"target is {len(text)} characters long; at most {MAX_TARGET_LENGTH}")
     total: Objective | None = None
     for raw in _TERM_START.split(text.strip()):
         if not raw.strip():
@@ -224,6 +252,8 @@ def parse_target(text: str) -> Objective:
         sign, coef, body = match.groups()
         term = _parse_term(body, text)
         weight = (-1.0 if sign == "-" else 1.0) * (float(coef) if coef else 1.0)
+        if not math.isfinite(weight):
+            raise FvoptError(f"coefficient {coef} in target '{text}' is not a finite number")
         if weight != 1.0:
             term = weight * term
         total = term if total is None else total + term
@@ -241,6 +271,9 @@ def _parse_indices(text: str, what: str, target: str) -> tuple[int, ...]:
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
             raise FvoptError(f"empty {what} range '{part}' in target '{target}'")
+        if hi >= MAX_INDEX or hi - lo + len(out) >= 100_000:
+            raise FvoptError(f"{what} '{part}' in target '{target}' is out of range: at most 100000 indices below "
+                             f"{MAX_INDEX}")
         out.extend(range(lo, hi + 1))
     return tuple(out)
 
@@ -248,42 +281,60 @@ def _parse_indices(text: str, what: str, target: str) -> tuple[int, ...]:
 def _parse_term(body: str, target: str) -> Objective:
     kind, _, rest = body.partition(":")
     parts = rest.split(":") if rest else []
-    usage = {
-        "class": "class:INDEX", "channel": "channel:LAYER:INDEX", "neuron": "neuron:LAYER:INDEX[:Y:X]",
-        "layer": "layer:LAYER", "direction": "direction:LAYER:v1,v2,...", "diversity": "diversity:LAYER",
-        "l1": "l1", "l2": "l2", "tv": "tv",
-    }
-    if kind not in usage:
+    if kind not in TARGETS:
         from .errors import suggest
-        raise FvoptError(f"unknown target kind '{kind}' in '{target}'.{suggest(kind, TARGET_KINDS)} "
-                         f"Known: {', '.join(TARGET_KINDS)}")
-    expected = {"class": (1,), "channel": (2,), "neuron": (2, 4), "layer": (1,), "direction": (2,),
-                "diversity": (1,), "l1": (0,), "l2": (0,), "tv": (0,)}[kind]
-    if len(parts) not in expected or any(not p for p in parts):
-        raise FvoptError(f"malformed target term '{body}' in '{target}': use {usage[kind]}")
-    if kind == "class":
-        return class_logit(_parse_indices(parts[0], "class index", target))
-    if kind == "channel":
-        return channel(parts[0], _parse_indices(parts[1], "channel", target))
-    if kind == "neuron":
-        y = x = None
-        if len(parts) == 4:
-            try:
-                y, x = int(parts[2]), int(parts[3])
-            except ValueError:
-                raise FvoptError(f"neuron position must be integers in '{body}'") from None
-        return neuron(parts[0], _parse_indices(parts[1], "channel", target), y, x)
-    if kind == "layer":
-        return layer(parts[0])
-    if kind == "direction":
+        raise FvoptError(f"unknown target kind '{kind}' in '{target}'.{suggest(kind, TARGETS)} "
+                         f"Known: {', '.join(TARGETS)}")
+    entry = TARGETS[kind]
+    if len(parts) not in entry.fields or any(not p for p in parts):
+        raise FvoptError(f"malformed target term '{body}' in '{target}': use {entry.usage}")
+    return entry.build(parts, target)
+
+
+@register_target("class", "class:INDEX", (1,), "the pre-softmax logit of a class")
+def _class_target(parts: list[str], target: str) -> Objective:
+    return class_logit(_parse_indices(parts[0], "class index", target))
+
+
+@register_target("channel", "channel:LAYER:INDEX", (2,), "a channel's mean over space")
+def _channel_target(parts: list[str], target: str) -> Objective:
+    return channel(parts[0], _parse_indices(parts[1], "channel", target))
+
+
+@register_target("neuron", "neuron:LAYER:INDEX[:Y:X]", (2, 4), "one unit at one position (center by default)")
+def _neuron_target(parts: list[str], target: str) -> Objective:
+    y = x = None
+    if len(parts) == 4:
         try:
-            vec = [float(v) for v in parts[1].split(",")]
+            y, x = int(parts[2]), int(parts[3])
         except ValueError:
-            raise FvoptError(f"direction vector must be numbers in '{body}'") from None
-        return direction(parts[0], vec)
-    if kind == "diversity":
-        return diversity(parts[0])
-    return {"l1": l1, "l2": l2, "tv": total_variation}[kind]()
+            raise FvoptError(f"neuron position must be integers in '{':'.join(parts)}' of '{target}'") from None
+    return neuron(parts[0], _parse_indices(parts[1], "channel", target), y, x)
+
+
+@register_target("layer", "layer:LAYER", (1,), "the mean of squared activations (DeepDream)")
+def _layer_target(parts: list[str], target: str) -> Objective:
+    return layer(parts[0])
+
+
+@register_target("direction", "direction:LAYER:v1,v2,...", (2,), "the projection on a direction in channel space")
+def _direction_target(parts: list[str], target: str) -> Objective:
+    try:
+        vec = [float(v) for v in parts[1].split(",")]
+    except ValueError:
+        raise FvoptError(f"direction vector must be numbers in '{target}'") from None
+    return direction(parts[0], vec)
+
+
+@register_target("diversity", "diversity:LAYER", (1,), "Gram similarity to the other images of the batch (subtract)")
+def _diversity_target(parts: list[str], target: str) -> Objective:
+    return diversity(parts[0])
+
+
+register_target("l1", "l1", (0,), "mean |image - gray| (subtract)")(lambda parts, target: l1())
+register_target("l2", "l2", (0,), "RMS distance from gray (subtract)")(lambda parts, target: l2())
+register_target("tv", "tv", (0,), "total variation (subtract)")(lambda parts, target: total_variation())
+TARGET_KINDS = tuple(TARGETS)
 
 
 def validate(objective: Objective, model, size: int) -> None:

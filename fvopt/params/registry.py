@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import FvoptError, suggest
-from ..options import IMAGE_SIDE, Option, check, coerce_options
+from ..options import IMAGE_SIDE, Option, coerce_options
 from .base import Parameterization
 
 
@@ -56,7 +56,7 @@ def make_param(spec: str | Parameterization, size: int) -> Parameterization:
         return spec
     if not isinstance(spec, str):
         raise FvoptError(f"param must be a name such as 'fft', not {type(spec).__name__} {spec!r}")
-    size = check("image size", size, IMAGE_SIDE)
+    size = IMAGE_SIDE.coerce("image size", size)
     name, _, opts = spec.strip().partition(":")
     if name not in PARAMS:
         raise FvoptError(f"unknown parameterization '{name}'.{suggest(name, PARAMS)} "
