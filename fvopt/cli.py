@@ -2,45 +2,49 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from .errors import FvoptError
+from .options import IMAGE_SIDE, POSITIVE_FLOAT, POSITIVE_INT, SEED, Option, merge_options
 
 
-def _positive(cast):
-    """An argparse type: `cast` the text and require a value above zero."""
+def _typed(option: Option):
+    """An argparse type from an Option: the same checks (type, range, finiteness) as the Python API."""
     def parse(text: str):
         try:
-            value = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not {'an integer' if cast is int else 'a number'}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, not {value}")
-        return value
+            return option.coerce("value", text)
+        except FvoptError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed: must be {option.allowed()}") from None
     return parse
 
 
-_positive_int = _positive(int)
-_positive_float = _positive(float)
+_positive_int = _typed(POSITIVE_INT)
+_positive_float = _typed(POSITIVE_FLOAT)
+_seed = _typed(SEED)
+_side = _typed(IMAGE_SIDE)
+_above_one = _typed(Option(float, low=1, low_open=True, high=100))
+_nonnegative_int = _typed(Option(int, low=0))
 
 
-def _option(text: str) -> tuple[str, object]:
+def _option(text: str) -> tuple[str, str]:
+    """KEY=VALUE, kept as text: the strategy's declared option types convert and check it."""
     key, eq, value = text.partition("=")
-    if not eq or not key:
+    if not eq or not key.strip():
         raise argparse.ArgumentTypeError(f"'{text}' must be KEY=VALUE")
-    for cast in (int, float):
-        try:
-            return key.replace("-", "_"), cast(value)
-        except ValueError:
-            pass
-    if value.lower() in ("true", "false"):
-        return key.replace("-", "_"), value.lower() == "true"
-    return key.replace("-", "_"), value
+    return key.strip().replace("-", "_"), value
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line (exit 2), naming the bad value; the full usage stays in --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fvopt", description="Feature visualization: compare optimizers and "
+    p = _OneLineParser(prog="fvopt", description="Feature visualization: compare optimizers and "
                                 "image parameterizations under one budget.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -62,21 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: fft; fft:k=8 for zero-order optimizers)")
     viz.add_argument("--optimizer", default="adam", help="see `fvopt optimizers`; ng:<Name>; hybrid:A>B")
     viz.add_argument("--lr", type=_positive_float, default=None)
-    viz.add_argument("--popsize", type=int, default=None, help="population size of zero-order optimizers")
+    viz.add_argument("--popsize", type=_positive_int, default=None, help="population size of zero-order optimizers")
     viz.add_argument("--sigma", type=_positive_float, default=None, help="initial step size of zero-order optimizers")
-    viz.add_argument("--switch", type=float, default=None, help="share of the budget for the first part of a hybrid")
+    viz.add_argument("--switch", type=_typed(Option(float, low=0, high=1, low_open=True, high_open=True)), default=None,
+                     help="share of the budget for the first part of a hybrid")
     viz.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                      help="any other optimizer option, e.g. --option nesterov=true --option max_iter=10")
     viz.add_argument("--grad", default=None, help="image-gradient processing, e.g. lapnorm or lapnorm:levels=4")
-    viz.add_argument("--transforms", default="default", help="default (Lucent's), color, none")
+    viz.add_argument("--transforms", default="default", help="default (Lucent's, size kept), lucent, color, none")
     budget = viz.add_argument_group("budget (whichever ends first; default 256 steps)")
     budget.add_argument("--steps", type=_positive_int, default=None)
     budget.add_argument("--seconds", type=_positive_float, default=None)
     budget.add_argument("--forwards", type=_positive_int, default=None)
     budget.add_argument("--passes", type=_positive_int, default=None, help="model passes: a backward counts as two")
-    viz.add_argument("--size", type=_positive_int, default=None, help="image side in px (default: the model's input size)")
+    viz.add_argument("--size", type=_side, default=None, help="image side in px (default: the model's input size)")
     viz.add_argument("--batch", type=_positive_int, default=None, help="images per run (default: one per target)")
-    viz.add_argument("--seed", type=int, default=0)
+    viz.add_argument("--seed", type=_seed, default=0)
     viz.add_argument("--device", default="auto", help="auto, cpu, cuda")
     viz.add_argument("--out", default="viz.png")
     viz.add_argument("--trace", default=None, help="write the trace as JSON here")
@@ -92,17 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--target", default=None, help="any target instead of the layers, e.g. channel:blocks.4:10 or "
                     "layer:blocks.3+0.5*layer:blocks.4")
     dr.add_argument("--octaves", type=_positive_int, default=4)
-    dr.add_argument("--octave-scale", type=_positive_float, default=1.4)
+    dr.add_argument("--octave-scale", type=_above_one, default=1.4)
     dr.add_argument("--steps", type=_positive_int, default=10, help="steps per octave")
     dr.add_argument("--lr", type=_positive_float, default=0.01, help="step size: z += lr * g / mean|g|")
-    dr.add_argument("--tile", type=_positive_int, default=512, help="tile size in px for the gradient")
+    dr.add_argument("--tile", type=_side, default=512, help="tile size in px for the gradient")
     dr.add_argument("--grad", default=None, help="image-gradient processing, e.g. lapnorm or lapnorm:levels=4")
-    dr.add_argument("--seed", type=int, default=0)
+    dr.add_argument("--seed", type=_seed, default=0)
     dr.add_argument("--device", default="auto")
     dr.add_argument("--out", default="dream.png")
     dr.add_argument("--octave-images", default=None, help="folder for the image after each octave")
     dr.add_argument("--zoom-frames", type=_positive_int, default=None, help="make an endless-zoom animation of N frames")
-    dr.add_argument("--zoom", type=_positive_float, default=1.05, help="zoom per frame")
+    dr.add_argument("--zoom", type=_above_one, default=1.05, help="zoom per frame (above 1)")
     dr.add_argument("--zoom-octaves", type=_positive_int, default=1, help="octaves dreamed on each zoom frame")
     dr.add_argument("--quiet", action="store_true")
 
@@ -120,14 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Usage errors: one line on stderr, exit 2. Ctrl-C: what was done is kept, exit 130."""
     args = build_parser().parse_args(argv)
+    commands = {"models": _models, "optimizers": _optimizers, "layers": _layers, "viz": _viz, "dream": _dream,
+                "bench": _bench}
     try:
-        commands = {"models": _models, "optimizers": _optimizers, "layers": _layers, "viz": _viz, "dream": _dream,
-                    "bench": _bench}
         return commands[args.command](args)
     except FvoptError as err:
         print(f"fvopt: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("fvopt: interrupted before any result was ready; nothing was written", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `fvopt optimizers | head -1`: the reader left; no traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 def _models(args) -> int:
@@ -160,15 +173,17 @@ def _layers(args) -> int:
 
 def _viz(args) -> int:
     from .evaluate import top_classes
-    from .images import check_writable
+    from .images import check_distinct, check_folder_writable, check_image_path, check_writable
     from .viz import visualize
 
-    check_writable(args.out)
-    check_writable(args.trace)
+    check_distinct(out=args.out, trace=args.trace)
+    check_image_path(args.out, "--out")
+    check_writable(args.trace, "--trace")
+    check_folder_writable(args.snapshots, "--snapshots folder")
     options = dict(args.option)
     for key in ("popsize", "sigma", "switch"):
         if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
+            options = merge_options(options, {key: getattr(args, key)})
     vis = visualize(args.model, args.target, args.param, args.optimizer, lr=args.lr, steps=args.steps,
                     seconds=args.seconds, forwards=args.forwards, passes=args.passes, size=args.size,
                     batch=args.batch, seed=args.seed, device=args.device, transforms=args.transforms,
@@ -178,27 +193,42 @@ def _viz(args) -> int:
     if args.trace:
         vis.save_trace(args.trace)
     t = vis.trace
-    line = (f"wrote {out}: {t['target']} value {t['final']['value']:.4g} (robust {t['final']['robust_value']:.4g}); "
-            f"{t['optimizer']} on {t['param']} ({t['param_dim']} dims), {vis.result.steps} steps, "
-            f"{t['forwards']} forwards, {t['backwards']} backwards, {t['seconds']:.1f} s")
-    if t["target"].startswith("class:") and vis.images.shape[0] == 1:
+    robust = t["final"]["robust_value"]
+    line = (f"wrote {out}: {t['target']} value {t['final']['value']:.4g}"
+            f"{f' (robust {robust:.4g})' if robust is not None else ''}; {t['optimizer']} on {t['param']} "
+            f"({t['param_dim']} dims), {vis.result.steps} steps, {t['forwards']} forwards, {t['backwards']} backwards, "
+            f"{t['seconds']:.1f} s")
+    if t["param"] != t["param_requested"]:
+        line += f" [searched {t['param']}, the low-dimensional form of {t['param_requested']}]"
+    if t["target"].startswith("class:") and vis.images.shape[0] == 1 and not vis.interrupted:
         from .models import class_name
         p, c = top_classes(vis.model, vis.images, k=1)
         line += f"; top-1 {int(c[0, 0])} {class_name(int(c[0, 0]))} (p={float(p[0, 0]):.2f})"
     print(line)
+    if vis.interrupted:
+        print(f"fvopt: interrupted after {vis.result.steps} steps: kept the best image so far in {out}"
+              f"{f' and its trace in {args.trace}' if args.trace else ''}", file=sys.stderr)
+        return 130
     if vis.result.stop_reason not in ("steps", "seconds", "forwards", "passes", "budget"):
         print(f"note: {vis.result.stop_reason}", file=sys.stderr)
     return 0
 
 
 def _dream(args) -> int:
-    from .dream import dream, save_animation, zoom_frames
-    from .images import check_writable, load_image, save_images
+    from .dream import check_dream_fits, dream, save_animation, zoom_frames
+    from .images import check_folder_writable, check_image_path, check_writable, image_size, load_image, save_images
     from .models import load_model, resolve_device
 
-    check_writable(args.out)
-    image = load_image(args.image) if args.image else None
+    if args.zoom_frames:
+        check_writable(args.out, "--out")
+    else:
+        check_image_path(args.out, "--out")
+    check_folder_writable(args.octave_images, "--octave-images folder")
+    size = image_size(args.image) if args.image else None  # header only: refuse a huge photo before decoding it
     model = load_model(args.model, weights=args.weights, device=resolve_device(args.device))
+    if size:
+        check_dream_fits(model, size[1], size[0], args.tile)
+    image = load_image(args.image) if args.image else None
     settings = dict(model=model, layers=args.layers, target=args.target, octave_scale=args.octave_scale,
                     steps=args.steps, lr=args.lr, tile=args.tile, grad=args.grad, seed=args.seed, device=args.device,
                     progress=not args.quiet)
@@ -207,17 +237,38 @@ def _dream(args) -> int:
         folder = Path(args.octave_images)
         on_octave = lambda i, img: save_images(img.cpu(), folder / f"octave_{i + 1}.png")  # noqa: E731
     result = dream(image, octaves=args.octaves, on_octave=on_octave, **settings)
-    if args.zoom_frames:
-        frames = zoom_frames(result.image, args.zoom_frames, args.zoom,
-                             lambda frame: dream(frame, octaves=args.zoom_octaves, **settings).image,
-                             progress=not args.quiet)
+    if args.zoom_frames and not result.interrupted:
+        interrupted = False
+
+        def dream_frame(frame):
+            nonlocal interrupted
+            if interrupted:
+                return frame
+            frame_result = dream(frame, octaves=args.zoom_octaves, **settings)
+            if frame_result.interrupted:
+                interrupted = True
+                raise KeyboardInterrupt
+            return frame_result.image
+
+        frames = [result.image]
+        try:
+            frames = zoom_frames(result.image, args.zoom_frames, args.zoom, dream_frame, progress=not args.quiet,
+                                 into=frames)
+        except KeyboardInterrupt:
+            interrupted = True
         written = save_animation(frames, args.out)
         print(f"wrote {', '.join(map(str, written))}: {len(frames)} frames, zoom {args.zoom} per frame")
+        if interrupted:
+            print(f"fvopt: interrupted: kept the {len(frames)} finished frames", file=sys.stderr)
+            return 130
         return 0
     out = save_images(result.image, args.out)
     h, w = result.image.shape[-2:]
     print(f"wrote {out}: {w}x{h} px, {args.octaves} octaves x {args.steps} steps, {result.forwards} forwards, "
           f"{result.backwards} backwards, {result.seconds:.1f} s")
+    if result.interrupted:
+        print(f"fvopt: interrupted after {len(result.trace)} steps: kept the dream so far in {out}", file=sys.stderr)
+        return 130
     return 0
 
 

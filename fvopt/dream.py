@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .errors import FvoptError
+from .memory import check_fits
+from .options import IMAGE_SIDE, POSITIVE_FLOAT, POSITIVE_INT, SEED, Option, check
 from .models import FeatureModel, load_model, resolve_device
 from .objectives import Objective, parse_target
 from .params import ImageParam
@@ -24,6 +26,7 @@ from .problem import Meter, Problem
 from .transforms import make_transforms
 
 DEFAULT_PHOTO = "chelsea"
+DREAM_IMAGE_COPIES = 12  # photo, octave base, detail, z, gradient, rolled copies: full-size float images alive at once
 
 
 @dataclass
@@ -34,6 +37,7 @@ class DreamResult:
     seconds: float = 0.0
     forwards: int = 0
     backwards: int = 0
+    interrupted: bool = False  # Ctrl-C: `image` holds the dream so far, at full size
 
 
 def sample_photo(name: str = DEFAULT_PHOTO) -> torch.Tensor:
@@ -90,15 +94,20 @@ def dream(
     e.g. "lapnorm"), then z += lr * g / mean|g| (the normalized DeepDream step), clipped to [0,1].
     `target` (e.g. "channel:blocks.4:10") replaces the layer objective.
     """
-    if steps < 1 or lr <= 0 or tile < 1:
-        raise FvoptError(f"steps and tile must be positive and lr above 0 (got steps={steps}, tile={tile}, lr={lr})")
+    octaves = check("octaves", octaves, Option(int, low=1, high=64))
+    octave_scale = check("octave_scale", octave_scale, Option(float, low=1, low_open=True, high=100))
+    steps = check("steps", steps, POSITIVE_INT)
+    lr = check("lr", lr, POSITIVE_FLOAT)
+    tile = check("tile", tile, IMAGE_SIDE)
+    seed = check("seed", seed, SEED)
+    if image is not None and (not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[:2] != (1, 3)):
+        raise FvoptError(f"dream needs one RGB image tensor (1, 3, H, W), not {getattr(image, 'shape', image)!r}")
+    objective = parse_target(target) if isinstance(target, str) else target or layers_objective(layers)
     dev = resolve_device(device)
     net = model if isinstance(model, FeatureModel) else load_model(model, device=dev)
-    objective = parse_target(target) if isinstance(target, str) else target or layers_objective(layers)
+    height, width = (sample_photo() if image is None else image).shape[-2:]
+    check_dream_fits(net, height, width, tile)
     base = (sample_photo() if image is None else image).to(net.device, torch.float32)
-    if base.dim() != 4 or base.shape[:2] != (1, 3):
-        raise FvoptError(f"dream needs one RGB image (1, 3, H, W), not {tuple(base.shape)}")
-    height, width = base.shape[-2:]
     sizes = octave_sizes(height, width, octaves, octave_scale, net.min_size)
     image_grad = None
     if grad:
@@ -109,33 +118,49 @@ def dream(
     generator = torch.Generator().manual_seed(seed)
     result = DreamResult(base)
     detail = torch.zeros(1, 3, *sizes[0], device=net.device)
+    dreamed = base
     start = time.perf_counter()
-    for index, size in enumerate(sizes):
-        octave_base = F.interpolate(base, size=size, mode="bilinear", antialias=True, align_corners=False)
-        if detail.shape[-2:] != size:
-            detail = F.interpolate(detail, size=size, mode="bilinear", align_corners=False)
-        problem = Problem(net, objective, ImageParam((octave_base + detail).clamp(0, 1)), make_transforms("none"),
-                          seed=seed, image_grad=image_grad, meter=meter, generator=generator, tile=tile,
-                          validated=index > 0)
-        z = problem.init()
-        bar = tqdm(range(steps), desc=f"octave {index + 1}/{len(sizes)} {size[1]}x{size[0]}", disable=not progress,
-                   leave=False)
-        for step in bar:
-            values, g = problem.value_and_grad(z)
-            z = (z + lr * g / g.abs().mean().clamp_min(1e-12)).clamp_(0, 1)
-            result.trace.append({"octave": index, "step": step + 1, "time_s": round(time.perf_counter() - start, 6),
-                                 "forwards": meter.forwards, "backwards": meter.backwards,
-                                 "value": float(values.mean())})
-            bar.set_postfix(value=f"{float(values.mean()):.3g}", refresh=False)
-        dreamed = problem.param(z).detach()
-        detail = dreamed - octave_base
-        result.octaves.append(dreamed.cpu())
-        if on_octave:
-            on_octave(index, dreamed)
+    try:
+        for index, size in enumerate(sizes):
+            octave_base = F.interpolate(base, size=size, mode="bilinear", antialias=True, align_corners=False)
+            if detail.shape[-2:] != size:
+                detail = F.interpolate(detail, size=size, mode="bilinear", align_corners=False)
+            problem = Problem(net, objective, ImageParam((octave_base + detail).clamp(0, 1)), make_transforms("none"),
+                              seed=seed, image_grad=image_grad, meter=meter, generator=generator, tile=tile,
+                              validated=index > 0)
+            z = problem.init()
+            bar = tqdm(range(steps), desc=f"octave {index + 1}/{len(sizes)} {size[1]}x{size[0]}",
+                       disable=not progress, leave=False)
+            for step in bar:
+                values, g = problem.value_and_grad(z)
+                z = (z + lr * g / g.abs().mean().clamp_min(1e-12)).clamp_(0, 1)
+                detail = problem.param(z).detach() - octave_base  # the dream so far, kept at every step
+                result.trace.append({"octave": index, "step": step + 1,
+                                     "time_s": round(time.perf_counter() - start, 6), "forwards": meter.forwards,
+                                     "backwards": meter.backwards, "value": float(values.mean())})
+                bar.set_postfix(value=f"{float(values.mean()):.3g}", refresh=False)
+            dreamed = (octave_base + detail).clamp(0, 1)
+            result.octaves.append(dreamed.cpu())
+            if on_octave:
+                on_octave(index, dreamed)
+    except KeyboardInterrupt:
+        # Keep the work: the detail dreamed so far, carried up to the photo's full size.
+        result.interrupted = True
+        if detail.shape[-2:] != (height, width):
+            detail = F.interpolate(detail, size=(height, width), mode="bilinear", align_corners=False)
+        dreamed = (base + detail).clamp(0, 1)
     result.image = dreamed.cpu()
     result.seconds = time.perf_counter() - start
     result.forwards, result.backwards = meter.forwards, meter.backwards
     return result
+
+
+def check_dream_fits(model: FeatureModel, height: int, width: int, tile: int) -> None:
+    """Refuse a photo too large for memory before decoding more of it: image copies plus one tile pass."""
+    for side in (height, width):
+        IMAGE_SIDE.coerce("image side", side)
+    check_fits(model, min(tile, max(height, width)), images=1, backward=True,
+               what=f"a {width}x{height} px dream with {tile} px tiles", extra_bytes=DREAM_IMAGE_COPIES * 3 * 4 * height * width)
 
 
 def zoom_frames(
@@ -144,11 +169,12 @@ def zoom_frames(
     zoom: float = 1.05,
     dream_frame: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: bool = True,
+    into: list[torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
     """The endless zoom: dream, zoom into the center by `zoom`, dream again, `frames` times."""
-    if frames < 1 or zoom <= 1:
-        raise FvoptError(f"zoom frames must be at least 1 and zoom above 1 (got {frames}, {zoom})")
-    out = [first]
+    frames = check("zoom frames", frames, Option(int, low=1, high=100_000))
+    zoom = check("zoom", zoom, Option(float, low=1, low_open=True, high=100))
+    out = into if into is not None else [first]  # frames land in `into` as they finish: an interrupt keeps them
     current = first
     h, w = first.shape[-2:]
     for _ in tqdm(range(frames - 1), desc="zoom", disable=not progress):

@@ -50,20 +50,35 @@ def save_images(images: torch.Tensor, path: str | Path, labels: Sequence[str] | 
     return path
 
 
-def load_image(path: str | Path) -> torch.Tensor:
-    """A photo as (1, 3, H, W) in [0,1]; a missing or unreadable file is a clear error."""
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) a photo declares in its header, read without decoding its pixels."""
     path = Path(path)
     if not path.is_file():
         raise FvoptError(f"input image '{path}' does not exist")
     try:
         with Image.open(path) as img:
+            return img.size
+    except Exception as err:  # Pillow raises many kinds for broken files
+        raise FvoptError(f"cannot read image '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """A photo as (1, 3, H, W) in [0,1]; a missing or unreadable file is a clear error.
+
+    Check `image_size(path)` against memory first: decoding allocates the full image.
+    """
+    path = Path(path)
+    image_size(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
             arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     except Exception as err:
-        raise FvoptError(f"cannot read image '{path}': {err}") from None
+        raise FvoptError(f"cannot read image '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
     return torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
 
 
-def check_writable(path: str | Path | None) -> None:
+def check_writable(path: str | Path | None, what: str = "output path") -> None:
     """Fail before a long run, not after it: create the folder and a probe file next to `path`."""
     if path is None:
         return
@@ -71,10 +86,60 @@ def check_writable(path: str | Path | None) -> None:
 
     path = Path(path)
     if path.is_dir():
-        raise FvoptError(f"output path '{path}' is a folder, not a file")
+        raise FvoptError(f"{what} '{path}' is a folder, not a file")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".fvopt-probe-"):
             pass
     except OSError as err:
-        raise FvoptError(f"output path '{path}' is not writable: {err.strerror or err}") from None
+        raise FvoptError(f"{what} '{path}' is not writable: {err.strerror or err}") from None
+
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm")
+
+
+def image_formats() -> dict[str, str]:
+    """Common RGB image extensions this Pillow can write, mapped to their format ('.png' -> 'PNG')."""
+    Image.init()
+    known = Image.registered_extensions()
+    return {ext: known[ext] for ext in IMAGE_EXTENSIONS if ext in known and known[ext] in Image.SAVE}
+
+
+def check_image_path(path: str | Path, what: str = "image output") -> None:
+    """An image path whose extension Pillow can write, in a writable folder: checked before any work."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in image_formats():
+        common = ", ".join(image_formats())
+        raise FvoptError(f"{what} '{path}' has {'no extension' if not ext else f'extension {ext!r}'}, which cannot "
+                         f"be written as an image: use one of {common}")
+    check_writable(path, what)
+
+
+def check_folder_writable(folder: str | Path | None, what: str) -> None:
+    """A folder that will receive files during a run: created and probed now, not at the first write."""
+    if folder is None:
+        return
+    import tempfile
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FvoptError(f"{what} '{folder}' is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".fvopt-probe-"):
+            pass
+    except OSError as err:
+        raise FvoptError(f"{what} '{folder}' is not writable: {err.strerror or err}") from None
+
+
+def check_distinct(**paths: str | Path | None) -> None:
+    """Two outputs at one path would silently overwrite each other (an image replaced by JSON)."""
+    seen: dict[Path, str] = {}
+    for name, path in paths.items():
+        if path is None:
+            continue
+        resolved = Path(path).expanduser().resolve()
+        if resolved in seen:
+            raise FvoptError(f"--{seen[resolved]} and --{name} are the same file '{path}': give them different paths")
+        seen[resolved] = name

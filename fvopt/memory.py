@@ -67,19 +67,20 @@ def estimate_bytes(model, side: int, images: int, backward: bool) -> int:
     return int(values * FLOAT_BYTES)
 
 
-def check_fits(model, side: int, images: int = 1, backward: bool = True, what: str = "") -> None:
+def check_fits(model, side: int, images: int = 1, backward: bool = True, what: str = "", extra_bytes: int = 0) -> None:
     """FvoptError naming the estimate and the free memory when `images` of `side` px cannot fit."""
     free = available_bytes(model.device)
     if free is None:
         return
-    need = estimate_bytes(model, side, images, backward)
+    need = estimate_bytes(model, side, images, backward) + extra_bytes
     if need > free:
-        largest = int(side * (free / need) ** 0.5)
+        advice = (f"use at most about {int(side * (free / need) ** 0.5)} px"
+                  f"{' or a smaller batch/population' if images > 1 else ''}") if not extra_bytes else \
+            "use a smaller photo (or a smaller tile)"
         raise FvoptError(
             f"{what or f'{images} image(s) of {side}x{side} px'} need about {_gb(need)} for one "
             f"{'forward and backward' if backward else 'forward'} pass through {model.name} (estimated from its "
-            f"activations), and {model.device.type} has {_gb(free)} free: use at most about {largest} px"
-            f"{' or a smaller batch/population' if images > 1 else ''}")
+            f"activations), and {model.device.type} has {_gb(free)} free: {advice}")
 
 
 def _gb(n: int) -> str:

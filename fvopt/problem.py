@@ -165,8 +165,9 @@ class Problem:
                              "image it is constant; use a batch of 2 or more (--batch 4)")
         if param.size < model.min_size:
             raise FvoptError(f"image size {param.size} px is too small for {model.name}: at least {model.min_size} px")
-        if not validated:
-            validate(objective, model, max(param.size, model.input_size))
+        if not validated:  # a shape probe; tiled images are probed at the tile's size, never whole
+            probe = max(param.size, model.input_size)
+            validate(objective, model, probe if tile is None else max(min(probe, tile), model.min_size))
         self.seed = check("seed", seed, SEED)
         self.max_batch = check("max_batch", max_batch, POSITIVE_INT)
         self.image_grad = image_grad

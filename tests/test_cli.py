@@ -56,17 +56,96 @@ def test_zero_order_cli_defaults_to_low_dimensional_fft(tmp_path):
     (["--size", "16"], "too small"),
     (["--out", "/proc/nope/x.png"], "not writable"),
     (["--optimizer", "nosuch"], "ng:<Name>"),
-    (["--optimizer", "cmaes", "--popsize", "1"], "at least 2"),
+    (["--optimizer", "cmaes", "--popsize", "1"], "must be an integer in [2, 100000]"),
     (["--optimizer", "hybrid:cmaes>nosuch"], "unknown part"),
-    (["--param", "fft:k=x"], "must be int"),
+    (["--param", "fft:k=x"], "k='x' is not allowed: must be an integer"),
+    # the issue's cases: each refused in one line before any model pass
+    (["--option", "_kind=sgd"], "does not take option '_kind'"),
+    (["--option", "lr=0.1", "--lr", "0.2"], "option lr is given twice"),
+    (["--optimizer", "cmaes", "--option", "popsize=abc"], "popsize='abc' is not allowed"),
+    (["--optimizer", "lbfgs", "--option", "max_iter=x"], "max_iter='x' is not allowed"),
+    (["--optimizer", "momentum", "--option", "momentum=nan"], "momentum='nan' is not allowed"),
+    (["--optimizer", "sgd", "--option", "blur_sigma=0"], "blur_sigma='0' is not allowed"),
+    (["--optimizer", "cmaes", "--passes", "1"], "too small for one step of cmaes"),
+    (["--optimizer", "ga", "--forwards", "3"], "give at least 20 forwards"),
+    (["--optimizer", "hybrid:adam>cmaes"], "second part cmaes would continue in fft"),
+    (["--optimizer", "cmaes", "--grad", "lapnorm"], "searches without them"),
+    (["--param", "fft:decay=nan"], "decay='nan' is not allowed"),
+    (["--param", "fft:sd=-1"], "sd='-1' is not allowed"),
+    (["--param", "pyramid:levels=0"], "levels='0' is not allowed"),
+    (["--target", "direction:blocks.4:0,0,0"], "non-zero vector"),
+    (["--target", "class:8-0.1*diversity:blocks.4"], "use a batch of 2 or more"),
+    (["--out", "y.xyz"], "extension '.xyz', which cannot be written as an image"),
+    (["--out", "same.png", "--trace", "same.png"], "--out and --trace are the same file"),
+    (["--snapshots", "/proc/version"], "is a file, not a folder"),
+    (["--size", "16000"], "GB free"),
+    (["--option", "nesterov=maybe", "--optimizer", "momentum"], "nesterov='maybe' is not allowed"),
 ])
-def test_bad_input_is_one_line_and_exit_code_2(args, message, capsys, tmp_path):
+def test_bad_input_is_one_line_and_exit_code_2(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     argv = ["viz", "--steps", "1", "--quiet"] + args
     if "--out" not in args:
         argv += ["--out", str(tmp_path / "x.png")]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("fvopt: error:") and message in err and "\n" not in err
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["viz", "--seconds", "nan"], "argument --seconds: 'nan' is not allowed: must be a number > 0"),
+    (["viz", "--lr", "inf"], "argument --lr: 'inf' is not allowed"),
+    (["viz", "--lr", "nan"], "argument --lr: 'nan' is not allowed"),
+    (["viz", "--sigma", "nan"], "argument --sigma: 'nan' is not allowed"),
+    (["viz", "--seed", "-1"], "argument --seed: '-1' is not allowed"),
+    (["viz", "--seed", "99999999999999999999"], "is not allowed"),
+    (["viz", "--size", "100000"], "must be an integer in [1, 16384]"),
+    (["dream", "--zoom", "nan", "--zoom-frames", "3"], "argument --zoom: 'nan' is not allowed"),
+    (["dream", "--octave-scale", "1"], "must be a number in (1, 100]"),
+    (["viz", "--option", "=3"], "must be KEY=VALUE"),
+])
+def test_bad_numbers_are_refused_by_the_parser_in_one_line(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and message in err and "\n" not in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "/tmp/fvopt-test.xyz"], "extension '.xyz'"),
+    (["--octave-images", "/proc/version"], "is a file, not a folder"),
+    (["--octaves", "9"], "below the model's minimum"),
+])
+def test_dream_refuses_bad_outputs_before_any_work(args, message, capsys):
+    assert main(["dream", "--quiet", "--steps", "1"] + args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_photo_declaring_a_huge_size_is_refused_from_its_header(tmp_path, capsys):
+    from PIL import Image
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (20000, 200)).save(path)  # small file, 20000 px wide
+    assert main(["dream", str(path), "--quiet", "--out", str(tmp_path / "d.png")]) == 2
+    assert "image side=20000 is not allowed" in capsys.readouterr().err
+
+
+def test_zero_order_search_space_is_the_same_in_viz_and_bench(tmp_path):
+    from fvopt.bench.spec import parse_spec
+    trace = tmp_path / "t.json"
+    assert main(["viz", "--target", "channel:blocks.3:5", "--optimizer", "ga", "--param", "pixel", "--steps", "1",
+                 "--size", "64", "--out", str(tmp_path / "o.png"), "--trace", str(trace), "--quiet"]) == 0
+    t = json.loads(trace.read_text())
+    spec = parse_spec({"bench": {"size": 64, "targets": ["channel:blocks.3:5"], "params": ["pixel"],
+                                 "budget": {"steps": 1}}, "strategies": [{"name": "ga"}]})
+    assert (t["param_requested"], t["param"]) == ("pixel", spec.cells[0].param_used) == ("pixel", "pixel:k=16")
+
+
+def test_option_lr_is_accepted_and_recorded(tmp_path):
+    trace = tmp_path / "t.json"
+    assert main(["viz", "--option", "lr=0.1", "--steps", "1", "--size", "64", "--out", str(tmp_path / "o.png"),
+                 "--trace", str(trace), "--quiet"]) == 0
+    t = json.loads(trace.read_text())
+    assert t["optimizer"] == "adam" and t["options"] == {"lr": 0.1} and t["status"] if "status" in t else True
 
 
 def test_console_script_exit_code(tmp_path):
@@ -81,3 +160,40 @@ def test_layers_and_models_commands(capsys):
     assert "blocks.4" in out and "112x4x4" in out
     assert main(["models"]) == 0 and "torchvision:<name>" in capsys.readouterr().out
     assert main(["optimizers"]) == 0 and "cmaes" in capsys.readouterr().out
+
+
+def _interrupt_when(cmd: list[str], ready, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `cmd`, send it SIGINT (Ctrl-C) as soon as `ready()` is true, and collect what it printed."""
+    import signal
+    import time
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_viz_writes_the_best_image_and_its_trace(tmp_path):
+    out, trace, snaps = tmp_path / "i.png", tmp_path / "i.json", tmp_path / "snaps"
+    done = _interrupt_when([sys.executable, "-m", "fvopt.cli", "viz", "--steps", "100000", "--size", "64", "--out",
+                            str(out), "--trace", str(trace), "--snapshots", str(snaps), "--snapshot-every", "3",
+                            "--quiet"], lambda: len(list(snaps.glob("*.png"))) >= 2)
+    assert done.returncode == 130, done.stderr
+    assert "interrupted after" in done.stderr and "kept the best image" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    t = json.loads(trace.read_text())  # strict JSON
+    assert t["stop_reason"] == "interrupted" and len(t["steps"]) >= 6
+    assert Image.open(out).size == (64, 64)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_dream_keeps_the_dream_so_far(tmp_path):
+    out, octaves = tmp_path / "d.png", tmp_path / "oct"
+    done = _interrupt_when([sys.executable, "-m", "fvopt.cli", "dream", "--steps", "400", "--out", str(out),
+                            "--octave-images", str(octaves), "--quiet"],
+                           lambda: (octaves / "octave_1.png").exists())
+    assert done.returncode == 130 and "kept the dream so far" in done.stderr, done.stderr
+    assert Image.open(out).size == (451, 300)

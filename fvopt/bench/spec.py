@@ -35,7 +35,6 @@ BENCH_KEYS = {"name", "size", "seeds", "models", "targets", "params", "budget", 
               "device", "max_batch"}
 BUDGET_KEYS = {"seconds", "passes", "forwards", "steps"}
 STRATEGY_KEYS = {"name", "label"}  # plus the strategy's own options
-ZERO_ORDER_DIM_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -89,6 +88,23 @@ def _list_of(value, kind, where: str) -> list:
     if not isinstance(value, list) or not value or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
         raise _fail(where, f"must be a non-empty list of {kind.__name__}, not {value!r}")
     return value
+
+
+def _search_space(strategy, param: str, size: int, target: str, budget: dict, where: str) -> str:
+    """What `strategy` searches for `param` (the one search-space policy, as in `fvopt viz`), after
+    checking that it can search it and that the budget pays for one step: refused at load time."""
+    from ..objectives import parse_target
+    from ..params import make_param
+    from ..problem import Budget
+    from ..strategies.base import search_space
+
+    space = search_space(strategy, make_param(param, size))
+    try:
+        cost = strategy.check(space, parse_target(target).slots, Budget(**budget))
+        Budget(**budget).refuse_if_below(cost, strategy.name)
+    except FvoptError as err:
+        raise _fail(where, f"on {param} for target {target}: {err}") from None
+    return space.name
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -170,16 +186,14 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
         if label in labels:
             raise _fail(f"{where}.label", f"'{label}' is used twice: give each entry a distinct label")
         labels.add(label)
-        built.append((label, entry["name"], options, strategy.zero_order))
+        built.append((label, entry["name"], options, strategy, where))
 
     cells = []
     for model in models:
         for target in targets:
-            for label, name, options, zero_order in built:
+            for label, name, options, strategy, where in built:
                 for param in params:
-                    used = param
-                    if zero_order and make_param(param, size).dim > ZERO_ORDER_DIM_LIMIT:
-                        used = make_param(param, size).reduced().name
+                    used = _search_space(strategy, param, size, target, budget, where)
                     for seed in seeds:
                         cells.append(Cell(model, target, label, name, options, param, used, seed, size, dict(budget),
                                           transforms, transfer, device, max_batch))
