@@ -23,21 +23,28 @@ class Parameterization(nn.Module):
     size: int
 
     def init(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n starting vectors (n, dim), drawn only from `generator`: the same seed gives the same start
+        for every strategy, so a comparison of strategies starts from the same images."""
         raise NotImplementedError
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Images (n, 3, size, size) in [0,1] from z (n, dim), differentiably: gradient methods
+        backpropagate through it, and the sigmoid/clamp keeps any z a valid image."""
         raise NotImplementedError
 
     @property
     def full(self) -> "Parameterization":
+        """The full parameterization a low-dimensional form lives in (itself when it is full)."""
         return self
 
     def lift(self, z: torch.Tensor) -> torch.Tensor:
-        """The vectors of `self.full` that give the same images as `z`."""
+        """The vectors of `self.full` that give exactly the same images as `z`: how a hybrid hands a
+        zero-order result to a gradient method without changing the picture."""
         return z
 
     def reduced(self) -> "Parameterization":
-        """The default low-dimensional form, for zero-order search."""
+        """The default low-dimensional form (about a thousand values or fewer), which strategies that
+        prefer a low-dimensional space search instead of this one (`strategies.base.search_space`)."""
         return self
 
     @property
