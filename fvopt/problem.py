@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 import torch
 
 from .errors import FvoptError, NonFiniteError
-from .options import POSITIVE_FLOAT, POSITIVE_INT, SEED, check
+from .options import POSITIVE_FLOAT, POSITIVE_INT, SEED, check, check_type
 from .models.hooks import capture
 from .models.wrapper import FeatureModel
 from .objectives import Activations, Objective, validate
@@ -153,6 +153,10 @@ class Problem:
         validated: bool = False,
         tile: int | None = None,
     ) -> None:
+        check_type("model", model, FeatureModel, "a FeatureModel (fvopt.load_model)")
+        check_type("objective", objective, Objective, "an Objective (fvopt.parse_target)")
+        check_type("param", param, Parameterization, "a Parameterization (fvopt.make_param)")
+        batch = check("batch", batch, POSITIVE_INT)
         self.model = model
         self.objective = objective
         self.param = param.to(model.device)

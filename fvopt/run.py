@@ -55,6 +55,11 @@ def run(
     way the result holds the best point seen, and `stop_reason` says why. Snapshots (PNG) of the
     current best are written every `snapshot_every` steps to `snapshot_dir`.
     """
+    if not isinstance(problem, Problem):
+        raise FvoptError(f"problem must be a fvopt.Problem, not {type(problem).__name__}")
+    if not isinstance(strategy, Strategy):
+        raise FvoptError(f"strategy must be a strategy from fvopt.make_strategy, not {type(strategy).__name__} "
+                         f"{strategy!r}")
     if not isinstance(budget, Budget):
         raise FvoptError(f"budget must be a fvopt.Budget, not {type(budget).__name__}")
     cost = strategy.check(problem.param, problem.batch, budget)
