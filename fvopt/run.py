@@ -57,7 +57,7 @@ def run(
     """
     if not isinstance(problem, Problem):
         raise FvoptError(f"problem must be a fvopt.Problem, not {type(problem).__name__}")
-    if not isinstance(strategy, Strategy):
+    if not all(callable(getattr(type(strategy), m, None)) for m in ("check", "start", "step", "status")):
         raise FvoptError(f"strategy must be a strategy from fvopt.make_strategy, not {type(strategy).__name__} "
                          f"{strategy!r}")
     if not isinstance(budget, Budget):

@@ -62,7 +62,7 @@ def test_spec_expands_into_cells_with_low_dimensional_zero_order_params(tmp_path
     ({"bench": {"budget": {"passes": 10}, "targets": ["class:8"]}, "strategies": [{"name": "adma"}]},
      "spec strategies[0]: unknown optimizer 'adma'"),
     ({"bench": {"budget": {"passes": 10}, "targets": ["class:8"]}, "strategies": [{"name": "cmaes", "popsiz": 3}]},
-     "spec strategies[0]: optimizer 'cmaes' does not take option(s) popsiz"),
+     "spec strategies[0]: optimizer 'cmaes' does not take option 'popsiz'. Did you mean: popsize?"),
     ({"bench": {"budget": {"passes": 10}, "targets": ["chanel:x:1"]}}, "spec bench.targets[0]"),
     ({"bench": {"budget": {"passes": 10}}}, "spec bench.targets: is required"),
 ])
