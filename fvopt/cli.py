@@ -28,6 +28,10 @@ _above_one = _typed(Option(float, low=1, low_open=True, high=100))
 _nonnegative_int = _typed(Option(int, low=0))
 
 
+def _max_batch(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive_int(text)
+
+
 def _option(text: str) -> tuple[str, str]:
     """KEY=VALUE, kept as text: the strategy's declared option types convert and check it."""
     key, eq, value = text.partition("=")
@@ -87,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     viz.add_argument("--trace", default=None, help="write the trace as JSON here")
     viz.add_argument("--snapshots", default=None, help="folder for a PNG of the current best every --snapshot-every steps")
     viz.add_argument("--snapshot-every", type=_positive_int, default=25)
+    viz.add_argument("--max-batch", type=_max_batch, default=32, help="images per batched forward of a population, or 'auto' "
+                     "(as many as half the free memory holds)")
+    fast = viz.add_argument_group("speed settings (opt-in; see fvopt/speed.py)")
+    fast.add_argument("--bf16", action="store_true", help="autocast the network pass to bfloat16")
+    fast.add_argument("--channels-last", action="store_true", help="NHWC memory format for the network")
+    fast.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN autotune kernels for the run's shapes")
+    fast.add_argument("--deterministic", action="store_true", help="torch's deterministic algorithms")
     viz.add_argument("--quiet", action="store_true", help="no progress bar")
 
     dr = sub.add_parser("dream", help="multi-octave DeepDream on a photo, at any size")
@@ -181,6 +192,7 @@ def _layers(args) -> int:
 def _viz(args) -> int:
     from .evaluate import top_classes
     from .images import check_distinct, check_folder_writable, check_image_path, check_writable
+    from .speed import Speed
     from .viz import visualize
 
     check_distinct(out=args.out, trace=args.trace)
@@ -195,7 +207,9 @@ def _viz(args) -> int:
                     seconds=args.seconds, forwards=args.forwards, passes=args.passes, size=args.size,
                     batch=args.batch, seed=args.seed, device=args.device, transforms=args.transforms,
                     grad=args.grad, options=options, weights=args.weights, progress=not args.quiet,
-                    snapshot_every=args.snapshot_every if args.snapshots else 0, snapshot_dir=args.snapshots)
+                    snapshot_every=args.snapshot_every if args.snapshots else 0, snapshot_dir=args.snapshots,
+                    max_batch=args.max_batch,
+                    speed=Speed(args.bf16, args.channels_last, args.cudnn_benchmark, args.deterministic))
     out = vis.save(args.out)
     if args.trace:
         vis.save_trace(args.trace)

@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .device import cached
 from .errors import FvoptError, suggest
 
 GradTransform = Callable[[torch.Tensor], torch.Tensor]
@@ -21,7 +22,7 @@ KERNEL_5X5 = torch.outer(_BINOMIAL, _BINOMIAL) / 256.0  # Mordvintsev's lapnorm 
 
 def _kernel(x: torch.Tensor) -> torch.Tensor:
     c = x.shape[1]
-    return KERNEL_5X5.to(x.device, x.dtype).expand(c, 1, 5, 5)
+    return cached(("lapnorm kernel", x.dtype), x.device, lambda: KERNEL_5X5.to(x.dtype)).expand(c, 1, 5, 5)
 
 
 def lap_split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -85,3 +85,12 @@ def check_fits(model, side: int, images: int = 1, backward: bool = True, what: s
 
 def _gb(n: int) -> str:
     return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
+def images_that_fit(model, side: int, backward: bool = False, share: float = 0.5, most: int = 4096) -> int:
+    """How many images of `side` px one pass can take using `share` of the free memory: the
+    population chunk size for `max_batch="auto"` (a fixed 32 wastes a large GPU and overflows a small one)."""
+    free = available_bytes(model.device)
+    if free is None:
+        return 32
+    return int(max(1, min(most, share * free // max(1, estimate_bytes(model, side, 1, backward)))))

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from .device import cached
 from .errors import FvoptError
 from .models.hooks import LOGITS
 
@@ -88,7 +89,7 @@ def _merge_slots(a: int, b: int) -> int:
 
 
 def _index_tensor(indices: tuple[int, ...], a: Activations) -> torch.Tensor:
-    table = torch.tensor(indices, device=a.slots.device)
+    table = cached(("indices", indices), a.slots.device, lambda: torch.tensor(indices))
     return table[a.slots % len(indices)]
 
 

@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 import torch
 
 from .errors import FvoptError, NonFiniteError
+from .speed import EAGER, Speed
 from .options import POSITIVE_FLOAT, POSITIVE_INT, SEED, check, check_type
 from .models.hooks import capture
 from .models.wrapper import FeatureModel
@@ -132,6 +133,10 @@ class Meter:
         self.backwards += backwards
 
 
+# On a GPU, finiteness is read back every SYNC_EVERY checks instead of every call (a host sync
+# costs a measurable share of a millisecond step); on the CPU, every call (it costs nothing).
+SYNC_EVERY = 16
+
 ImageGradHook = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -146,12 +151,13 @@ class Problem:
         transforms: Compose | None = None,
         batch: int | None = None,
         seed: int = 0,
-        max_batch: int = 32,
+        max_batch: int | str = 32,
         image_grad: ImageGradHook | None = None,
         meter: Meter | None = None,
         generator: torch.Generator | None = None,
         validated: bool = False,
         tile: int | None = None,
+        speed: Speed = EAGER,
     ) -> None:
         check_type("model", model, FeatureModel, "a FeatureModel (fvopt.load_model)")
         check_type("objective", objective, Objective, "an Objective (fvopt.parse_target)")
@@ -173,11 +179,16 @@ class Problem:
             probe = max(param.size, model.input_size)
             validate(objective, model, probe if tile is None else max(min(probe, tile), model.min_size))
         self.seed = check("seed", seed, SEED)
+        if max_batch == "auto":  # as many images per chunk as half the free memory holds
+            from .memory import images_that_fit
+            max_batch = images_that_fit(model, max(param.size, model.min_size), backward=False)
         self.max_batch = check("max_batch", max_batch, POSITIVE_INT)
         self.image_grad = image_grad
         if tile is not None and tile < model.min_size:
             raise FvoptError(f"tile {tile} px is smaller than {model.name}'s minimum input of {model.min_size} px")
         self.tile = tile
+        self.speed = speed
+        speed.prepare(model.net)
         self.meter = meter or Meter()
         self._own_generator = generator is None
         self._parent: Problem | None = None
@@ -198,8 +209,10 @@ class Problem:
         self._forget_best()
 
     def _forget_best(self) -> None:
-        self.best_values = torch.full((self.batch,), -torch.inf)
+        self.best_values = torch.full((self.batch,), -torch.inf, device=self.device)
         self.best_z = torch.zeros(self.batch, self.dim, device=self.device)
+        self._finite = torch.ones((), dtype=torch.bool, device=self.device)
+        self._checks = 0
 
     @property
     def dim(self) -> int:
@@ -212,7 +225,8 @@ class Problem:
     def restricted(self, param: Parameterization) -> "Problem":
         """The same problem over another parameterization, sharing the meter and the draws."""
         view = Problem(self.model, self.objective, param, self.transforms, self.batch, self.seed, self.max_batch,
-                       self.image_grad, self.meter, self.generator, validated=True, tile=self.tile)
+                       self.image_grad, self.meter, self.generator, validated=True, tile=self.tile,
+                       speed=self.speed)
         view._parent = self
         return view
 
@@ -302,10 +316,11 @@ class Problem:
         images = self.param(z)
         if self.image_grad is not None and images.requires_grad:
             images.register_hook(self.image_grad)
-        seen = self.transforms.apply(images, draw)
-        acts = cap.run(seen)
+        seen = self.speed.input(self.transforms.apply(images, draw))
+        with self.speed.autocast(self.device):
+            acts = cap.run(seen)
         slots = self.slots.repeat(z.shape[0] // self.batch)
-        return self.objective(Activations(acts, images, slots, self.batch))
+        return self.objective(Activations(acts, images, slots, self.batch)).float()
 
     def images(self, z: torch.Tensor) -> torch.Tensor:
         """The untransformed images of z (batch, dim), detached; costs no budget."""
@@ -314,31 +329,38 @@ class Problem:
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def _check_finite(self, t: torch.Tensor, what: str) -> None:
-        if not torch.isfinite(t).all():
-            kind = "NaN" if torch.isnan(t).any() else "infinite"
-            raise NonFiniteError(f"the {what} became {kind} after {self.meter.forwards} forward passes")
+        """Stop on NaN or infinity. On a GPU, without a host round-trip per call: the check is
+        accumulated on the device and read every `SYNC_EVERY` calls (and by `raise_if_nonfinite`).
+        NaN values never become the best point meanwhile (NaN > best is false)."""
+        self._finite = self._finite & torch.isfinite(t).all()
+        self._checks += 1
+        if self.device.type == "cpu" or self._checks % SYNC_EVERY == 0:
+            self.raise_if_nonfinite(what)
+
+    def raise_if_nonfinite(self, what: str = "objective") -> None:
+        """Raise NonFiniteError if any checked value so far was NaN or infinite (one host sync)."""
+        if not bool(self._finite):
+            raise NonFiniteError(f"the {what} became NaN or infinite after {self.meter.forwards} forward passes")
 
     def _record(self, Z: torch.Tensor, values: torch.Tensor) -> None:
-        """Track the best point per slot, and the best value per slot since the loop last looked."""
+        """Track the best point per slot, and the best value per slot since the loop last looked.
+
+        Everything stays on the model's device (no `nonzero`, no `.cpu()`): a step needs no host sync.
+        """
         self._check_finite(values, "objective")
-        v = values.detach().float().cpu()
+        v = values.detach().float()
         top, arg = v.max(0)
-        better = torch.nonzero(top > self.best_values)[:, 0]
-        if better.numel():
-            rows = Z[arg[better].to(Z.device), better.to(Z.device)].detach()
-            self._keep(better, rows, top[better])
+        rows = Z.detach()[arg.to(Z.device), torch.arange(Z.shape[1], device=Z.device)]
+        self._keep(top, rows)
         m = self.meter
         m.recent = top if m.recent is None else torch.maximum(m.recent, top)
         m.best = top if m.best is None else torch.maximum(m.best, top)
 
-    def _keep(self, slots: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> None:
-        """New best points for `slots`; a restricted view also hands them, lifted, to its parent,
-        so the run's best point is known in the run's own space whichever view found it."""
-        self.best_values[slots] = values
-        self.best_z[slots.to(self.best_z.device)] = rows.to(self.best_z.device)
-        parent = self._parent
-        if parent is not None:
-            improves = values > parent.best_values[slots]
-            if improves.any():
-                lifted = self.param.lift(rows[improves.to(rows.device)].to(self.device))
-                parent._keep(slots[improves], lifted, values[improves])
+    def _keep(self, values: torch.Tensor, rows: torch.Tensor) -> None:
+        """Candidates (one per slot) replace the best points they beat. A restricted view also hands
+        them, lifted, to its parent, so the run's best point is known in the run's own space."""
+        better = values.to(self.device) > self.best_values
+        self.best_values = torch.where(better, values.to(self.device), self.best_values)
+        self.best_z = torch.where(better[:, None], rows.to(self.device, self.best_z.dtype), self.best_z)
+        if self._parent is not None:
+            self._parent._keep(values, self.param.lift(rows.to(self.device)))

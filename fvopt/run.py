@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import FvoptError, NonFiniteError
-from .problem import Budget, BudgetExhausted, Problem
+from .problem import SYNC_EVERY, Budget, BudgetExhausted, Problem
 from .strategies.base import Strategy
 
 
@@ -71,6 +71,7 @@ def run(
     stop = None
     z = z0
     bar = tqdm(total=100, desc=desc, disable=not progress, leave=False, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+    rows = TraceRows(trace, bar, on_step, every=1 if problem.device.type == "cpu" else SYNC_EVERY)
     try:
         strategy.start(problem, z0)
         while stop is None:
@@ -86,18 +87,13 @@ def run(
                     m.steps += 1
                 continue
             m.steps += 1
-            row = {"step": m.steps, "time_s": round(m.elapsed, 6), "forwards": m.forwards, "backwards": m.backwards,
-                   "value": float(m.recent.mean()), "best": float(m.best.mean())}
+            rows.add({"step": m.steps, "time_s": round(m.elapsed, 6), "forwards": m.forwards,
+                      "backwards": m.backwards}, m.recent.mean(), m.best.mean(), m.progress())
             m.recent = None
-            trace.append(row)
-            bar.n = round(100 * m.progress())
-            bar.set_postfix(value=f"{row['value']:.3g}", best=f"{row['best']:.3g}", refresh=False)
-            bar.refresh()
-            if on_step:
-                on_step(row)
             if snapshot_every and snapshot_dir and m.steps % snapshot_every == 0:
                 from .images import save_images
                 save_images(problem.images(strategy.best).cpu(), Path(snapshot_dir) / f"step_{m.steps:05d}.png")
+        problem.raise_if_nonfinite()
         z = strategy.best
         if not torch.isfinite(z).all():
             raise NonFiniteError("the strategy's best point is not finite")
@@ -110,9 +106,41 @@ def run(
         stop = INTERRUPTED
         z = _best_seen(problem, z0)
     finally:
+        rows.flush()
         bar.close()
     return RunResult(z.detach(), problem.images(z).cpu(), trace, stop or "budget", m.forwards, m.backwards,
                      m.elapsed, m.steps, strategy.status())
+
+
+class TraceRows:
+    """Trace rows whose values stay on the device until `every` rows are pending, then are read in
+    one host sync (every row on the CPU, where reading costs nothing)."""
+
+    def __init__(self, trace: list[dict], bar, on_step: Callable[[dict], None] | None, every: int) -> None:
+        self.trace, self.bar, self.on_step, self.every = trace, bar, on_step, every
+        self.pending: list[tuple[dict, torch.Tensor, torch.Tensor]] = []
+        self.progress = 0.0
+
+    def add(self, row: dict, value: torch.Tensor, best: torch.Tensor, progress: float) -> None:
+        self.pending.append((row, value, best))
+        self.progress = progress
+        if len(self.pending) >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        numbers = torch.stack([torch.stack([v, b]) for _, v, b in self.pending]).tolist()
+        for (row, _, _), (value, best) in zip(self.pending, numbers):
+            row.update(value=value, best=best)
+            self.trace.append(row)
+            if self.on_step:
+                self.on_step(row)
+        self.pending = []
+        last = self.trace[-1]
+        self.bar.n = round(100 * self.progress)
+        self.bar.set_postfix(value=f"{last['value']:.3g}", best=f"{last['best']:.3g}", refresh=False)
+        self.bar.refresh()
 
 
 def _best_seen(problem: Problem, z0: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .device import to_device
 from .errors import FvoptError
 
 
@@ -80,8 +81,7 @@ class RandomRotate:
         if angle == 0:
             return x
         a = math.radians(angle)
-        theta = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]],
-                             dtype=x.dtype, device=x.device)
+        theta = to_device([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]], x.device, x.dtype)
         grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
         return F.grid_sample(x - self.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + self.fill
 
@@ -99,7 +99,7 @@ class ColorJitter:
         return g, o
 
     def apply(self, x: torch.Tensor, draw) -> torch.Tensor:
-        g, o = (t.to(x.device, x.dtype).view(1, 3, 1, 1) for t in draw)
+        g, o = (to_device(t, x.device, x.dtype).view(1, 3, 1, 1) for t in draw)
         return x * g + o
 
 
@@ -168,7 +168,7 @@ class LucentTransforms:
         rotate = np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0], [0, 0, 1]])
         m = _to_normalized(w, h) @ _shift(dx1 - self.pad, dy1 - self.pad) @ _unscale(w0 / w1, h0 / h1) \
             @ _to_pixels(w1, h1) @ rotate @ _to_normalized(w1, h1) @ _shift(left, top) @ _to_pixels(w2, h2)
-        theta = torch.tensor(m[:2], dtype=x.dtype, device=x.device).expand(x.shape[0], 2, 3)
+        theta = to_device(m[:2], x.device, x.dtype).expand(x.shape[0], 2, 3)
         grid = F.affine_grid(theta, [x.shape[0], x.shape[1], h2, w2], align_corners=False)
         return F.grid_sample(x - self.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + self.fill
 

@@ -20,6 +20,7 @@ from .options import IMAGE_SIDE, POSITIVE_INT, SEED, Option, check, check_type, 
 from .params import Parameterization, make_param
 from .problem import Budget, Problem
 from .run import INTERRUPTED, RunResult, run
+from .speed import EAGER, Speed
 from .strategies import make_strategy
 from .strategies.base import search_space
 from .transforms import make_transforms
@@ -87,7 +88,8 @@ def visualize(
     progress: bool = False,
     snapshot_every: int = 0,
     snapshot_dir: str | Path | None = None,
-    max_batch: int = 32,
+    max_batch: int | str = 32,
+    speed: Speed = EAGER,
 ) -> Visualization:
     """Optimize images until `target` fires, and score them with the common evaluator.
 
@@ -105,7 +107,9 @@ def visualize(
     seed = check("seed", seed, SEED)
     size = check("size", size, IMAGE_SIDE)
     batch = check("batch", batch, POSITIVE_INT)
-    max_batch = check("max_batch", max_batch, POSITIVE_INT)
+    if max_batch != "auto":
+        max_batch = check("max_batch", max_batch, POSITIVE_INT)
+    check_type("speed", speed, Speed, "a fvopt.speed.Speed")
     snapshot_every = check("snapshot_every", snapshot_every, Option(int, low=0))
     if all(v is None for v in (steps, seconds, forwards, passes)):
         steps = DEFAULT_STEPS
@@ -129,8 +133,10 @@ def visualize(
     slots = batch or objective.slots
     cost = strategy.check(parameterization, slots, budget)
     budget.refuse_if_below(cost, strategy.name)
-    check_fits(net, size, images=min(cost.forwards, max(max_batch, slots)), backward=strategy.uses_gradients)
-    problem = Problem(net, objective, parameterization, chain, batch, seed, max_batch, image_grad)
+    chunk = max_batch if isinstance(max_batch, int) else 1
+    check_fits(net, size, images=min(cost.forwards, max(chunk, slots)), backward=strategy.uses_gradients)
+    speed.apply_globally()
+    problem = Problem(net, objective, parameterization, chain, batch, seed, max_batch, image_grad, speed=speed)
     result = run(problem, strategy, budget, progress=progress, desc=f"{strategy.name} {objective}",
                  snapshot_every=snapshot_every, snapshot_dir=snapshot_dir)
     labels = slot_labels(objective, problem.batch)
@@ -146,7 +152,7 @@ def visualize(
         "model": net.name, "target": str(objective), "optimizer": strategy.name, "param": parameterization.name,
         "param_requested": requested.name, "param_dim": parameterization.dim, "seed": seed, "size": size,
         "batch": problem.batch, "options": strategy.options, "grad": grad, "transforms": transforms,
-        "device": str(dev), "budget": asdict(budget), "stop_reason": result.stop_reason, "forwards": result.forwards,
+        "device": str(dev), "speed": speed.describe(), "max_batch": problem.max_batch, "budget": asdict(budget), "stop_reason": result.stop_reason, "forwards": result.forwards,
         "backwards": result.backwards, "seconds": result.seconds, **result.extra,
         "versions": {"fvopt": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "steps": result.trace, "final": final,

@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from ..device import to_device
 from ..errors import FvoptError, suggest
 from ..options import Option
 from ..params.base import calibrate_sigma
@@ -80,8 +81,9 @@ class AskTellStrategy(BaseStrategy):
         if len(sizes) != 1:
             raise FvoptError(f"{self.name}: the searches of the {len(asked)} images asked generations of different "
                              f"sizes {sorted(sizes)}; run one image per batch (--batch 1)")
-        Z = torch.from_numpy(np.stack([np.stack(vectors) for _, vectors in asked], axis=1)).float()  # (P, B, dim)
-        values = problem.evaluate(Z).cpu().double().numpy()
+        # one transfer to the device and one back per generation: pycma and nevergrad live in numpy
+        Z = to_device(np.stack([np.stack(vectors) for _, vectors in asked], axis=1), problem.device)  # (P, B, dim)
+        values = problem.evaluate(Z).double().cpu().numpy()
         with quiet_numpy():
             for b, (search, (handles, _)) in enumerate(zip(self.searches, asked)):
                 self._tell(search, handles, [float(-v) for v in values[:, b]])
@@ -184,42 +186,44 @@ class GeneticAlgorithm(BaseStrategy):
         return StepCost(self.popsize * batch)
 
     def start(self, problem: Problem, z0: torch.Tensor) -> None:
-        self.rng = torch.Generator().manual_seed(problem.seed + 7919)
+        # The population lives on the model's device and is drawn by a generator there: no transfer
+        # per generation. Draws differ between CPU and CUDA generators (see README, reproducibility).
+        self.device = problem.device
+        self.rng = torch.Generator(device=self.device).manual_seed(problem.seed + 7919)
         self.sigma = self.sigma_option or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
-        z0 = z0.detach().float().cpu()
-        noise = torch.randn((self.popsize, *z0.shape), generator=self.rng) * self.sigma
+        z0 = z0.detach().float().to(self.device)
+        noise = torch.randn((self.popsize, *z0.shape), generator=self.rng, device=self.device) * self.sigma
         noise[0] = 0
         self.pop = z0[None] + noise  # (P, B, dim)
         self.scores: torch.Tensor | None = None
-        self.device = problem.device
 
     def step(self, problem: Problem) -> None:
         if self.scores is not None:
             self.pop = self._next_generation()
-        self.scores = problem.evaluate(self.pop).float().cpu()
+        self.scores = problem.evaluate(self.pop).float()
 
     def _next_generation(self) -> torch.Tensor:
         P, B, d = self.pop.shape
-        s = self.scores
+        s, g, dev = self.scores, self.rng, self.device
         z = (s - s.mean(0)) / s.std(0).clamp_min(1e-12)
         prob = torch.softmax(self.selectivity * z, dim=0).T  # (B, P)
         n_new = P - self.elite
-        pa = torch.multinomial(prob, n_new, replacement=True, generator=self.rng).T  # (n_new, B)
-        pb = torch.multinomial(prob, n_new, replacement=True, generator=self.rng).T
-        slots = torch.arange(B)
+        pa = torch.multinomial(prob, n_new, replacement=True, generator=g).T  # (n_new, B)
+        pb = torch.multinomial(prob, n_new, replacement=True, generator=g).T
+        slots = torch.arange(B, device=dev)
         parent_a, parent_b = self.pop[pa, slots], self.pop[pb, slots]
-        keep_a = torch.rand((n_new, B, d), generator=self.rng) < self.heritability
+        keep_a = torch.rand((n_new, B, d), generator=g, device=dev) < self.heritability
         child = torch.where(keep_a, parent_a, parent_b)
-        mutate = torch.rand((n_new, B, d), generator=self.rng) < self.mutation_rate
-        child = child + mutate * torch.randn((n_new, B, d), generator=self.rng) * self.sigma
+        mutate = torch.rand((n_new, B, d), generator=g, device=dev) < self.mutation_rate
+        child = child + mutate * torch.randn((n_new, B, d), generator=g, device=dev) * self.sigma
         elite = self.pop[s.argsort(0, descending=True)[: self.elite], slots]
         return torch.cat([elite, child])
 
     @property
     def best(self) -> torch.Tensor:
         if self.scores is None:
-            return self.pop[0].to(self.device)
-        return self.pop[self.scores.argmax(0), torch.arange(self.pop.shape[1])].to(self.device)
+            return self.pop[0]
+        return self.pop[self.scores.argmax(0), torch.arange(self.pop.shape[1], device=self.device)]
 
     def status(self) -> dict:
         return {"popsize": self.popsize, "sigma": self.sigma}

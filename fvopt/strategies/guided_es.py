@@ -50,7 +50,7 @@ class GuidedES(BaseStrategy):
         self.z = z0.detach().clone().to(problem.device).requires_grad_(True)
         self.opt = torch.optim.Adam([self.z], lr=self.lr, maximize=True)
         self.history: list[torch.Tensor] = []
-        self.rng = torch.Generator().manual_seed(problem.seed + 104729)
+        self.rng = torch.Generator(device=problem.device).manual_seed(problem.seed + 104729)
 
     def step(self, problem: Problem) -> None:
         B, n = self.z.shape
@@ -59,8 +59,9 @@ class GuidedES(BaseStrategy):
             self.history = (self.history + [grad.detach()])[-self.k:]
             U, _ = torch.linalg.qr(torch.stack(self.history, dim=2))  # (B, n, k')
             kk = U.shape[2]
-            iso = torch.randn((self.pairs, B, n), generator=self.rng).to(self.z.device) * math.sqrt(self.alpha / n)
-            sub = torch.einsum("bnk,pbk->pbn", U, torch.randn((self.pairs, B, kk), generator=self.rng).to(U.device))
+            dev = self.z.device
+            iso = torch.randn((self.pairs, B, n), generator=self.rng, device=dev) * math.sqrt(self.alpha / n)
+            sub = torch.einsum("bnk,pbk->pbn", U, torch.randn((self.pairs, B, kk), generator=self.rng, device=dev))
             eps = self.sigma * (iso + math.sqrt((1 - self.alpha) / kk) * sub)
             z = self.z.detach()[None]
             values = problem.evaluate(torch.cat([z + eps, z - eps]))
