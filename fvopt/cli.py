@@ -312,6 +312,11 @@ def _bench(args) -> int:
                            log=print if args.quiet else None)
     finally:
         store.close()
+    if summary.interrupted:
+        done = summary.skipped + summary.ran
+        print(f"fvopt: interrupted: {done} of {summary.total} cells done in {args.db} (the running cell was "
+              f"abandoned); run the same command again to resume", file=sys.stderr)
+        return 130
     print(f"{spec.name}: {summary.total} cells, {summary.skipped} already done, {summary.ran} ran, "
           f"{summary.failed} failed; results in {args.db}")
     return 1 if summary.failed else 0

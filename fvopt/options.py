@@ -40,11 +40,11 @@ class Option:
         noun = "an integer" if self.kind is int else "a number" if self.kind is float else "text"
         if self.low is not None and self.high is not None:
             left, right = ("(" if self.low_open else "["), (")" if self.high_open else "]")
-            return f"{noun} in {left}{self.low:g}, {self.high:g}{right}"
+            return f"{noun} in {left}{_number(self.low)}, {_number(self.high)}{right}"
         if self.low is not None:
-            return f"{noun} {'>' if self.low_open else '>='} {self.low:g}"
+            return f"{noun} {'>' if self.low_open else '>='} {_number(self.low)}"
         if self.high is not None:
-            return f"{noun} {'<' if self.high_open else '<='} {self.high:g}"
+            return f"{noun} {'<' if self.high_open else '<='} {_number(self.high)}"
         return noun
 
     def coerce(self, name: str, value: Any, where: str = "") -> Any:
@@ -84,6 +84,10 @@ class Option:
         if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
             raise bad
         return value
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def _int_text(text: str) -> int:

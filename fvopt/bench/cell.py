@@ -33,6 +33,8 @@ def run_cell(cell: Cell, threads: int | None = None) -> dict:
                     seed=cell.seed, device=cell.device, transforms=cell.transforms, max_batch=cell.max_batch,
                     **cell.budget)
     result = vis.result
+    if vis.interrupted:  # Ctrl-C inside the cell: abandon it (never a half cell stored as done)
+        raise KeyboardInterrupt
     transfer = cached_model(cell.transfer_model, cell.device) if cell.transfer_model else None
     final = {"value": vis.trace["final"]["value"], "robust_value": vis.trace["final"]["robust_value"],
              "best_seen": result.trace[-1]["best"] if result.trace else None,

@@ -208,16 +208,19 @@ def plot_image_grid(rows: list[dict], target: str, path: Path) -> None:
 
 def write_report(db: str | Path, out: str | Path) -> list[Path]:
     """Every figure and table for the finished cells of `db`; returns the files written."""
-    if not Path(db).is_file():
-        raise FvoptError(f"results database '{db}' does not exist")
-    store = Store(db)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FvoptError(f"report output '{out}' is a file; --out names a folder for the report's files")
+    store = Store(db, readonly=True)
     rows = store.rows("done")
     failed = store.rows("failed")
     store.close()
     if not rows:
         raise FvoptError(f"results database '{db}' holds no finished cells")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FvoptError(f"cannot create report folder '{out}': {err.strerror or err}") from None
     cells = cell_metrics(rows)
     write_table(cells, CELL_COLUMNS, out / "cells", f"All cells ({len(cells)})")
     write_table(summarize(cells), SUMMARY_COLUMNS, out / "summary", "Medians over seeds")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -25,6 +26,7 @@ class BenchSummary:
     skipped: int
     ran: int
     failed: int
+    interrupted: bool = False  # Ctrl-C: the finished cells are stored, the current one was abandoned
 
 
 def _init_worker(threads: int) -> None:
@@ -61,12 +63,17 @@ def run_spec(spec: Spec, store: Store, workers: int = 1, executor: str | None = 
     _check_models(todo)
     pool, gather = _executor(executor, workers)
     threads = threads_per_worker(workers) if not executor else None
-    failed = 0
+    failed = ran = 0
+    interrupted = False
     bar = tqdm(total=len(todo), desc=f"bench {spec.name}", disable=not progress, unit="cell")
     try:
         for cell, future in _finished(pool, gather, todo, threads):
             try:
                 row = future.result()
+            except KeyboardInterrupt:
+                raise
+            except BrokenProcessPool:  # a worker died, e.g. of the same Ctrl-C: not a failure of this cell
+                raise KeyboardInterrupt from None
             except Exception as err:  # a failing cell is recorded and reported, the others go on
                 failed += 1
                 store.save({"key": cell.key, "spec_name": spec.name, "spec_hash": spec.hash, "model": cell.model,
@@ -76,12 +83,26 @@ def run_spec(spec: Spec, store: Store, workers: int = 1, executor: str | None = 
             else:
                 row.update(spec_name=spec.name, spec_hash=spec.hash)
                 store.save(row)
+                ran += 1
                 log(_summary_line(row))
             bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         bar.close()
+        _shutdown(pool, interrupted)
+    return BenchSummary(len(spec.cells), len(spec.cells) - len(todo), ran, failed, interrupted)
+
+
+def _shutdown(pool, interrupted: bool) -> None:
+    """Stop the executor; on Ctrl-C, cancel the cells not started and do not wait for running ones."""
+    if not interrupted:
         pool.shutdown()
-    return BenchSummary(len(spec.cells), len(spec.cells) - len(todo), len(todo) - failed, failed)
+        return
+    try:
+        pool.shutdown(wait=False, cancel_futures=True)
+    except TypeError:  # executors without cancel_futures (Dask's client)
+        pool.shutdown()
 
 
 def _finished(pool, gather, cells: list[Cell], threads: int | None):

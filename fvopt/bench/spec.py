@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import FvoptError
+from ..options import IMAGE_SIDE, POSITIVE_INT, SEED
+from ..problem import BUDGET_OPTIONS
 
 BENCH_KEYS = {"name", "size", "seeds", "models", "targets", "params", "budget", "transforms", "transfer_model",
               "device", "max_batch"}
@@ -107,6 +110,24 @@ def _search_space(strategy, param: str, size: int, target: str, budget: dict, wh
     return space.name
 
 
+def _number(value, option, where: str):
+    """A number checked for type, range and finiteness, or an error naming the key path."""
+    try:
+        return option.coerce("value", value)
+    except FvoptError:
+        raise _fail(where, f"must be {option.allowed()}, not {value!r}") from None
+
+
+def _unique(values: list, where: str) -> list:
+    """Refuse duplicates: they would run the same cell several times for one stored row."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise _fail(where, f"{v!r} appears twice: each cell would run twice for one stored row; list it once")
+        seen.add(v)
+    return values
+
+
 def load_spec(path: str | Path) -> Spec:
     path = Path(path)
     if not path.is_file():
@@ -128,24 +149,28 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
     for key in ("targets", "budget"):
         if key not in bench:
             raise _fail(f"bench.{key}", "is required")
-    size = bench.get("size", 128)
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise _fail("bench.size", f"must be a positive integer, not {size!r}")
-    seeds = _list_of(bench.get("seeds", [0]), int, "bench.seeds")
-    models = _list_of(bench.get("models", ["lite0"]), str, "bench.models")
-    targets = _list_of(bench["targets"], str, "bench.targets")
-    params = _list_of(bench.get("params", ["fft"]), str, "bench.params")
+    size = _number(bench.get("size", 128), IMAGE_SIDE, "bench.size")
+    seeds = _unique([_number(s, SEED, f"bench.seeds[{i}]")
+                     for i, s in enumerate(_list_of(bench.get("seeds", [0]), int, "bench.seeds"))], "bench.seeds")
+    models = _unique(_list_of(bench.get("models", ["lite0"]), str, "bench.models"), "bench.models")
+    targets = _unique(_list_of(bench["targets"], str, "bench.targets"), "bench.targets")
+    params = _unique(_list_of(bench.get("params", ["fft"]), str, "bench.params"), "bench.params")
     transforms = bench.get("transforms", "default")
     transfer = bench.get("transfer_model")
+    if transfer is not None and not isinstance(transfer, str):
+        raise _fail("bench.transfer_model", f"must be a model name, not {transfer!r}")
     device = bench.get("device", "cpu")
-    max_batch = bench.get("max_batch", 32)
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise _fail("bench.device", f"must be auto, cpu, cuda or cuda:N, not {device!r}")
+    max_batch = _number(bench.get("max_batch", 32), POSITIVE_INT, "bench.max_batch")
     budget = bench["budget"]
     if not isinstance(budget, dict) or not budget:
         raise _fail("bench.budget", "must be a table with seconds, passes, forwards or steps")
     _check_keys(budget, BUDGET_KEYS, "bench.budget")
     for key, value in budget.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        if isinstance(value, str):
             raise _fail(f"bench.budget.{key}", f"must be a positive number, not {value!r}")
+        _number(value, BUDGET_OPTIONS[key], f"bench.budget.{key}")  # checked; kept as written (cell keys hash it)
 
     strategies = raw.get("strategies")
     if not isinstance(strategies, list) or not strategies:
@@ -183,6 +208,10 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
         except FvoptError as err:
             raise _fail(where, str(err)) from None
         label = entry.get("label", entry["name"])
+        same = next((b for b in built if (b[1], b[2]) == (entry["name"], options)), None)
+        if same is not None:
+            raise _fail(where, f"runs the same optimizer with the same options as {same[4]} ('{same[0]}'): "
+                        "every cell would run twice for one stored row; remove one or change its options")
         if label in labels:
             raise _fail(f"{where}.label", f"'{label}' is used twice: give each entry a distinct label")
         labels.add(label)

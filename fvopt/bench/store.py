@@ -32,16 +32,48 @@ JSON_COLUMNS = ("options", "budget", "final", "trace", "extra")
 
 
 class Store:
-    def __init__(self, path: str | Path) -> None:
+    """fvopt's results database. A file that is not one (another program's SQLite database, any
+    other file) is refused before a single byte of it changes; `readonly` never writes at all."""
+
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise FvoptError(f"results database '{self.path}' is a folder, not a file")
+        exists = self.path.is_file() and self.path.stat().st_size > 0
+        if readonly and not exists:
+            what = "is empty" if self.path.is_file() else "does not exist"
+            raise FvoptError(f"results database '{self.path}' {what}: run `fvopt bench SPEC --db {self.path}` first")
+        if exists:
+            self._check_is_ours()
         try:
+            if readonly:
+                self.db = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=30)
+                return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as err:
+        except (sqlite3.DatabaseError, OSError) as err:
             raise FvoptError(f"cannot open results database '{self.path}': {err}") from None
+
+    def _check_is_ours(self) -> None:
+        """Read-only: the file must be SQLite holding fvopt's `cells` table and nothing else."""
+        try:
+            probe = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=30)
+            try:
+                tables = {r[0] for r in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                columns = {r[1] for r in probe.execute("PRAGMA table_info(cells)")} if "cells" in tables else set()
+            finally:
+                probe.close()
+        except sqlite3.DatabaseError as err:
+            raise FvoptError(f"'{self.path}' is not an fvopt results database ({err}); it was left unchanged: "
+                             "give --db a new file name") from None
+        foreign = sorted(tables - {"cells"})
+        if foreign or (tables and not set(COLUMNS) <= columns):
+            detail = f"tables {', '.join(foreign)}" if foreign else "a 'cells' table of another shape"
+            raise FvoptError(f"'{self.path}' is another program's SQLite database ({detail}); it was left "
+                             "unchanged: give --db a new file name")
 
     def done_keys(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT key FROM cells WHERE status = 'done'")}
