@@ -12,20 +12,25 @@ import numpy as np
 from .report import best_at, passes_of
 
 
+def problem_of(row: dict) -> tuple:
+    """What a score is normalized within: the same target of the same model (one problem)."""
+    return row.get("model"), row["target"]
+
+
 def normalized_scores(rows: list[dict], key: str = "robust_value") -> list[dict]:
-    """Each cell's final `key` divided by the largest value of any cell of the same target."""
-    top: dict[str, float] = defaultdict(lambda: -np.inf)
+    """Each cell's final `key` divided by the largest value of any cell of the same (model, target)."""
+    top: dict[tuple, float] = defaultdict(lambda: -np.inf)
     for r in rows:
-        top[r["target"]] = max(top[r["target"]], r["final"][key])
-    return [{**r, "score": r["final"][key] / top[r["target"]] if top[r["target"]] > 0 else np.nan} for r in rows]
+        top[problem_of(r)] = max(top[problem_of(r)], r["final"][key])
+    return [{**r, "score": r["final"][key] / top[problem_of(r)] if top[problem_of(r)] > 0 else np.nan} for r in rows]
 
 
 def at_equal_passes(rows: list[dict]) -> list[dict]:
     """Best value each cell had reached at the pass count that every cell of its target reached,
     normalized per target: who uses model passes best."""
-    by_target: dict[str, list[dict]] = defaultdict(list)
+    by_target: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
-        by_target[r["target"]].append(r)
+        by_target[problem_of(r)].append(r)
     out = []
     for target, members in by_target.items():
         common = min(passes_of(r) for r in members)

@@ -47,11 +47,12 @@ def cell_metrics(rows: list[dict]) -> list[dict]:
     """One flat record per cell, with time to 90% of the best cell of its target and the area under
     its best-versus-time curve (normalized by that best value and by the time budget)."""
     reference = defaultdict(lambda: -math.inf)
-    for r in rows:
-        reference[r["target"]] = max(reference[r["target"]], r["final"].get("best_seen") or -math.inf)
+    for r in rows:  # per (model, target): two models' values of one target are not comparable
+        key = (r.get("model"), r["target"])
+        reference[key] = max(reference[key], r["final"].get("best_seen") or -math.inf)
     out = []
     for r in rows:
-        trace, ref = r["trace"] or [], reference[r["target"]]
+        trace, ref = r["trace"] or [], reference[(r.get("model"), r["target"])]
         horizon = r["budget"].get("seconds") or (trace[-1]["time_s"] if trace else 0)
         t90 = auc = None
         if ref > 0 and trace:
