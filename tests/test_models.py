@@ -111,3 +111,35 @@ def test_optional_lite_weights_map_the_same_way(variant):
     model = load_model(variant)
     _, c = top_classes(model, photo("chelsea"), k=1)
     assert int(c[0, 0]) == 285
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+        return (os.getcwd, ())
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"),
+    (b"hello world\n", "is not a torch checkpoint (it is neither a zip archive nor a pickle)"),
+    ("code", "holds Python objects, not only tensors"),
+    ("odd keys", "is not a state dict of named tensors: entry '1'"),
+    ("not tensors", "entry 'fc.weight' holds a list"),
+    ("tensor", "holds a Tensor, not a state dict"),
+    ("truncated", "is not a readable torch checkpoint"),
+    ("wrong names", "does not fit torchvision:resnet18: 122 missing (first: conv1.weight); 1 unexpected (first: x)"),
+])
+def test_a_bad_weight_file_is_one_line_that_never_suggests_weights_only_false(tmp_path, content, message):
+    path = tmp_path / "w.pt"
+    objects = {"code": {"a": _RunsCode()}, "odd keys": {1: torch.zeros(1)}, "not tensors": {"fc.weight": [1, 2]},
+               "tensor": torch.zeros(3), "wrong names": {"x": torch.zeros(2)}, "truncated": {"a": torch.zeros(99)}}
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(objects[content], path)
+        if content == "truncated":
+            path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(FvoptError) as err:
+        load_model("torchvision:resnet18", weights=str(path))
+    text = str(err.value)
+    assert message in text and "\n" not in text and "weights_only=False" not in text

@@ -7,6 +7,7 @@ local file with `weights_only=True`; `"random"` gives random weights, and only w
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -65,23 +66,61 @@ def _describe(weights) -> str:
 def _load_weights(net: torch.nn.Module, weights, name: str) -> None:
     if str(weights) == "random":
         return
+    state = read_state_dict(weights, name)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        mine = net.state_dict()
+        missing = [k for k in mine if k not in state]
+        unexpected = [k for k in state if k not in mine]
+        wrong = [k for k in mine if k in state and state[k].shape != mine[k].shape]
+        detail = "; ".join(part for part in (
+            f"{len(missing)} missing (first: {missing[0]})" if missing else "",
+            f"{len(unexpected)} unexpected (first: {unexpected[0]})" if unexpected else "",
+            f"{len(wrong)} of another shape (first: {wrong[0]} {tuple(state[wrong[0]].shape)} vs "
+            f"{tuple(mine[wrong[0]].shape)})" if wrong else "") if part) or _first_line(err)
+        raise FvoptError(f"weight file '{weights}' does not fit {name}: {detail}") from None
+
+
+def read_state_dict(weights, name: str) -> dict[str, torch.Tensor]:
+    """A state dict from a user's file, loaded with weights_only=True, or one line saying why not."""
     path = Path(weights)
     if not path.is_file():
         raise FvoptError(f"weight file '{path}' for {name} does not exist (or pass weights='random')")
+    if path.stat().st_size == 0:
+        raise FvoptError(f"weight file '{path}' is empty")
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if head != b"PK" and not head.startswith(b"\x80"):  # torch.save writes a zip archive (or, long ago, a pickle)
+        raise FvoptError(f"weight file '{path}' is not a torch checkpoint (it is neither a zip archive nor a "
+                         "pickle): save one with torch.save(model.state_dict(), path)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors, truncated files, non-tensor objects
-        raise FvoptError(f"cannot load weight file '{path}' with weights_only=True: {err}") from None
+    except pickle.UnpicklingError as err:
+        if "weights_only" in str(err) or "Unsupported global" in str(err):
+            raise FvoptError(f"weight file '{path}' holds Python objects, not only tensors, and fvopt loads weights "
+                             "with weights_only=True, which refuses them (unpickling them could run code). "
+                             "Save a plain state dict: torch.save(model.state_dict(), path)") from None
+        raise FvoptError(f"weight file '{path}' is not a torch checkpoint (unpickling failed: "
+                         f"{_first_line(err)})") from None
+    except Exception as err:  # zip, EOF and text files surface as many exception types
+        raise FvoptError(f"weight file '{path}' is not a readable torch checkpoint: {_first_line(err)}") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise FvoptError(f"weight file '{path}' holds a {type(state).__name__}, not a state dict")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:
-        raise FvoptError(f"weight file '{path}' does not fit {name}: {str(err).splitlines()[0]}") from None
+        raise FvoptError(f"weight file '{path}' holds a {type(state).__name__}, not a state dict (names -> tensors)")
+    odd = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if odd:
+        k = odd[0]
+        raise FvoptError(f"weight file '{path}' is not a state dict of named tensors: entry {str(k)[:60]!r} holds a "
+                         f"{type(state[k]).__name__} ({len(odd)} such entries)")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def _torchvision(arch: str, weights) -> FeatureModel:
