@@ -57,9 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     lay = sub.add_parser("layers", help="list a model's layers with their output shapes")
     lay.add_argument("model")
-    lay.add_argument("--size", type=_positive_int, default=None, help="input size in px (default: the model's)")
+    lay.add_argument("--size", type=_side, default=None, help="input size in px (default: the model's)")
     lay.add_argument("--weights", default=None, help="local weight file, or 'random'")
-    lay.add_argument("--all", action="store_true", help="list every module, not only those with a spatial output")
+    lay.add_argument("--all", action="store_true", help="also list the layers whose output cannot be read, with why")
 
     viz = sub.add_parser("viz", help="optimize an image until a target fires")
     viz.add_argument("--model", default="lite0")
@@ -180,12 +180,23 @@ def _optimizers(args) -> int:
 def _layers(args) -> int:
     from .models import list_layers, load_model
     model = load_model(args.model, weights=args.weights)
-    size = args.size or model.input_size
-    print(f"{model.name} at {size}x{size} px: layer, type, output shape (C, H, W)")
+    size = model.input_size if model.fixed_size else (args.size or model.input_size)
+    note = f" (fixed-size model: images of any size are resampled to {size} px)" if model.fixed_size else ""
+    print(f"{model.name} at {size}x{size} px{note}")
+    print(f"{'layer':40s} {'type':24s} {'units':>6s}  layout")
+    hidden = 0
     for info in list_layers(model, size):
-        if args.all or len(info.shape) == 3 or "." not in info.name:
-            print(f"{info.name:32s} {info.kind:24s} {'x'.join(map(str, info.shape))}")
-    print("logits (the model output): use class:INDEX")
+        if info.layout is not None:
+            print(f"{info.name:40s} {info.kind:24s} {info.layout.units:6d}  {info.layout.describe()}")
+        elif args.all:
+            print(f"{info.name:40s} {info.kind:24s} {'-':>6s}  not readable: {info.problem}")
+        else:
+            hidden += 1
+    print("logits (the model output): class:INDEX. Targets: channel:LAYER:UNIT (mean over positions or patch "
+          "tokens), neuron:LAYER:UNIT[:Y:X] (one position or patch cell), token:LAYER:UNIT[:K] (prefix token K, "
+          "0 = class token), layer:LAYER")
+    if hidden:
+        print(f"({hidden} layers whose output cannot be read as a feature map are hidden: --all lists them with why)")
     return 0
 
 

@@ -28,7 +28,7 @@ def score_images(model: FeatureModel, objective: Objective, images: torch.Tensor
     fixed = [transforms.sample(generator) for _ in range(draws)]
     with torch.no_grad(), capture(model, objective.layers) as cap:
         def value(x: torch.Tensor) -> torch.Tensor:
-            return objective(Activations(cap.run(x), images, slots, n))
+            return objective(Activations(cap.run(x), images, slots, n, cap.layouts))
         plain = value(images)
         robust = (torch.stack([value(transforms.apply(images, d)) for d in fixed]).mean(0) if fixed
                   else torch.full_like(plain, float("nan")))

@@ -18,6 +18,7 @@ import torch
 from .device import cached
 from .errors import FvoptError
 from .models.hooks import LOGITS
+from .models.layouts import Layout, grid_of, positions, token_units, unit_at, unit_mean
 
 Indices = int | Sequence[int]
 
@@ -30,6 +31,12 @@ class Activations:
     images: torch.Tensor  # (N, 3, H, W) untransformed images in [0,1]
     slots: torch.Tensor  # (N,) long: which target slot each image fills
     group: int  # images per candidate: terms that couple images (diversity) stay inside a group
+    layouts: dict[str, Layout] = field(default_factory=dict)  # how each layer lays out its units
+
+    def layout(self, layer: str) -> Layout:
+        if layer not in self.layouts:
+            raise FvoptError(f"no layout recorded for layer {layer}: activations must come from models.capture")
+        return self.layouts[layer]
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,8 @@ class Check:
 
     layer: str
     indices: tuple[int, ...] = ()
-    what: str = "channel"
+    what: str = "channel"  # channel (unit indices), class, direction, layer, diversity, neuron, token
+    position: tuple[int, int] | None = None  # neuron: the grid cell; token: (token index, 0)
 
 
 @dataclass(frozen=True)
@@ -100,10 +108,6 @@ def _as_tuple(indices: Indices) -> tuple[int, ...]:
     return out
 
 
-def _spatial_mean(act: torch.Tensor) -> torch.Tensor:
-    return act.flatten(2).mean(-1) if act.dim() > 2 else act
-
-
 def class_logit(classes: Indices) -> Objective:
     """The pre-softmax logit of an ImageNet class (a list gives one class per image slot)."""
     idx = _as_tuple(classes)
@@ -113,48 +117,56 @@ def class_logit(classes: Indices) -> Objective:
 
 
 def channel(layer: str, channels: Indices) -> Objective:
-    """Mean activation of a channel over space."""
+    """A unit averaged over spatial positions or patch tokens (prefix tokens excluded)."""
     idx = _as_tuple(channels)
-    return Objective(lambda a: _spatial_mean(a.acts[layer]).gather(1, _index_tensor(idx, a)[:, None])[:, 0],
+    return Objective(lambda a: unit_mean(a.acts[layer], a.layout(layer)).gather(1, _index_tensor(idx, a)[:, None])[:, 0],
                      frozenset({layer}), f"channel:{layer}:{_label(idx)}", len(idx), (Check(layer, idx, "channel"),))
 
 
 def neuron(layer: str, channels: Indices, y: int | None = None, x: int | None = None) -> Objective:
-    """One unit: a channel at one spatial position, the center by default."""
+    """One unit at one spatial position or patch-grid cell, the center by default."""
     idx = _as_tuple(channels)
 
     def fn(a: Activations) -> torch.Tensor:
-        act = a.acts[layer]
-        if act.dim() != 4:
-            raise FvoptError(f"neuron target needs a spatial layer; {layer} has output shape {tuple(act.shape[1:])}")
-        h, w = act.shape[-2:]
+        act, layout = a.acts[layer], a.layout(layer)
+        h, w = grid_of(act, layout)
         yy = h // 2 if y is None else y
         xx = w // 2 if x is None else x
         if not (0 <= yy < h and 0 <= xx < w):
-            raise FvoptError(f"neuron position ({yy}, {xx}) is outside {layer}'s {h}x{w} map")
-        return act[:, :, yy, xx].gather(1, _index_tensor(idx, a)[:, None])[:, 0]
+            raise FvoptError(f"neuron position ({yy}, {xx}) is outside {layer}'s {h}x{w} grid")
+        return unit_at(act, layout, yy, xx).gather(1, _index_tensor(idx, a)[:, None])[:, 0]
 
     where = "" if y is None and x is None else f":{y}:{x}"
-    return Objective(fn, frozenset({layer}), f"neuron:{layer}:{_label(idx)}{where}", len(idx), (Check(layer, idx, "channel"),))
+    position = None if y is None and x is None else (y, x)
+    return Objective(fn, frozenset({layer}), f"neuron:{layer}:{_label(idx)}{where}", len(idx),
+                     (Check(layer, idx, "neuron", position),))
+
+
+def token(layer: str, units: Indices, index: int = 0) -> Objective:
+    """A unit of one prefix token of a transformer layer (token 0: the class token)."""
+    idx = _as_tuple(units)
+    return Objective(lambda a: token_units(a.acts[layer], a.layout(layer), index).gather(
+                     1, _index_tensor(idx, a)[:, None])[:, 0], frozenset({layer}),
+                     f"token:{layer}:{_label(idx)}:{index}", len(idx), (Check(layer, idx, "token", (index, 0)),))
 
 
 def layer(name: str) -> Objective:
-    """DeepDream's objective: the mean of the squared activations of a whole layer."""
-    return Objective(lambda a: a.acts[name].pow(2).flatten(1).mean(1), frozenset({name}), f"layer:{name}",
-                     checks=(Check(name, (), "layer"),))
+    """DeepDream's objective: the mean of the squared activations of a whole layer (patch tokens only)."""
+    return Objective(lambda a: positions(a.acts[name], a.layout(name)).pow(2).flatten(1).mean(1), frozenset({name}),
+                     f"layer:{name}", checks=(Check(name, (), "layer"),))
 
 
 def direction(name: str, vector: Sequence[float] | torch.Tensor) -> Objective:
-    """Spatial mean of the activations' projection on a unit direction in channel space."""
+    """The projection of the units on a unit direction, averaged over positions or patch tokens."""
     vec = torch.as_tensor(vector, dtype=torch.float32)
     if vec.dim() != 1 or not torch.isfinite(vec).all() or float(vec.norm()) == 0:
         raise FvoptError(f"direction for {name} must be a finite, non-zero vector of numbers, not {vector!r}")
     vec = vec / vec.norm()
 
     def fn(a: Activations) -> torch.Tensor:
-        act = a.acts[name]
-        v = vec.to(act.device).view(1, -1, *([1] * (act.dim() - 2)))
-        return _spatial_mean((act * v).sum(1, keepdim=True))[:, 0]
+        feats = positions(a.acts[name], a.layout(name))  # (N, units, positions)
+        v = cached(("direction", tuple(vec.tolist())), feats.device, lambda: vec)
+        return torch.einsum("nup,u->np", feats, v.to(feats.dtype)).mean(1)
 
     return Objective(fn, frozenset({name}), f"direction:{name}", checks=(Check(name, (len(vec) - 1,), "direction"),))
 
@@ -186,9 +198,8 @@ def diversity(name: str) -> Objective:
     As in Lucid: the cosine similarity of normalized Gram matrices, summed over the other images.
     """
     def fn(a: Activations) -> torch.Tensor:
-        act = a.acts[name]
-        n, c = act.shape[:2]
-        flat = act.reshape(n, c, -1)
+        flat = positions(a.acts[name], a.layout(name))  # (N, units, positions)
+        n = flat.shape[0]
         grams = torch.nn.functional.normalize((flat @ flat.transpose(1, 2)).flatten(1), dim=1)
         grams = grams.view(n // a.group, a.group, -1)
         sims = grams @ grams.transpose(1, 2)  # (groups, g, g)
@@ -313,6 +324,14 @@ def _neuron_target(parts: list[str], target: str) -> Objective:
     return neuron(parts[0], _parse_indices(parts[1], "channel", target), y, x)
 
 
+@register_target("token", "token:LAYER:UNIT[:K]", (2, 3), "a unit of prefix token K of a transformer layer (0: class)")
+def _token_target(parts: list[str], target: str) -> Objective:
+    index = _parse_indices(parts[2], "token index", target) if len(parts) == 3 else (0,)
+    if len(index) != 1:
+        raise FvoptError(f"token:LAYER:UNIT:K takes one token index K, not '{parts[2]}' in '{target}'")
+    return token(parts[0], _parse_indices(parts[1], "unit", target), index[0])
+
+
 @register_target("layer", "layer:LAYER", (1,), "the mean of squared activations (DeepDream)")
 def _layer_target(parts: list[str], target: str) -> Objective:
     return layer(parts[0])
@@ -339,7 +358,11 @@ TARGET_KINDS = tuple(TARGETS)
 
 
 def validate(objective: Objective, model, size: int) -> None:
-    """Check every layer and index of `objective` against `model` before any optimization runs."""
+    """Check every layer, unit index and position of `objective` against `model` before any pass.
+
+    One cheap shape probe per model and size (cached) gives each layer's layout; a fixed-size
+    model is probed at its own input size, which is what its network sees.
+    """
     from .models.info import layer_info, num_classes
 
     for check in objective.checks:
@@ -349,14 +372,31 @@ def validate(objective: Objective, model, size: int) -> None:
             if bad:
                 raise FvoptError(f"class {bad[0]} is out of range: {model.name} has {n} classes (0..{n - 1})")
             continue
-        info = layer_info(model, check.layer, size)
-        if check.what in ("channel", "direction"):
-            bad = [i for i in check.indices if not 0 <= i < info.channels]
-            if bad or (check.what == "direction" and check.indices[0] + 1 != info.channels):
-                what = f"channel {bad[0]} is out of range" if bad and check.what == "channel" else \
-                    f"direction has {check.indices[0] + 1} values"
-                raise FvoptError(f"{what}: layer {check.layer} of {model.name} has {info.channels} channels "
-                                 f"(0..{info.channels - 1})")
+        info = layer_info(model, check.layer, model.input_size if model.fixed_size else size)
+        layout, units = info.layout, info.layout.units
+        noun = "features" if layout.kind == "tokens" else "units" if layout.kind == "vector" else "channels"
+        if check.what in ("channel", "neuron", "token"):
+            bad = [i for i in check.indices if not 0 <= i < units]
+            if bad:
+                raise FvoptError(f"unit {bad[0]} is out of range: layer {check.layer} of {model.name} has {units} "
+                                 f"{noun} (0..{units - 1}); its layout is {layout.describe()}")
+        if check.what == "direction" and check.indices[0] + 1 != units:
+            raise FvoptError(f"direction has {check.indices[0] + 1} values: layer {check.layer} of {model.name} has "
+                             f"{units} {noun}")
+        if check.what == "neuron" and layout.kind == "vector":
+            raise FvoptError(f"neuron targets need positions, and layer {check.layer} is a vector of {units}: "
+                             f"use channel:{check.layer}:INDEX")
+        if check.what == "neuron" and check.position is not None:
+            y, x = check.position
+            h, w = layout.grid
+            if not (0 <= y < h and 0 <= x < w):
+                where = "patch grid" if layout.kind == "tokens" else "map"
+                raise FvoptError(f"neuron position ({y}, {x}) is outside the {h}x{w} {where} of {check.layer} "
+                                 f"at {size} px (0..{h - 1}, 0..{w - 1})")
+        if check.what == "token":
+            if layout.kind != "tokens" or not 0 <= check.position[0] < layout.prefix:
+                has = f"{layout.prefix} prefix tokens" if layout.kind == "tokens" else f"layout {layout.describe()}"
+                raise FvoptError(f"token {check.position[0]} is not a prefix token of layer {check.layer} ({has})")
 
 
 def slot_labels(objective: Objective, batch: int) -> list[str]:

@@ -306,7 +306,7 @@ class Problem:
         self.meter.spend(self.batch * tiles, self.batch * tiles)
         with capture(self.model, self.objective.layers) as cap:
             def tile_values(piece: torch.Tensor) -> torch.Tensor:
-                return self.objective(Activations(cap.run(piece), piece, self.slots, self.batch))
+                return self.objective(Activations(cap.run(piece), piece, self.slots, self.batch, cap.layouts))
             values, seen_grad, _ = tiled_value_and_grad(tile_values, seen.detach(), self.tile, self.generator)
         self._check_finite(values, "objective")
         (grad,) = torch.autograd.grad(seen, z, grad_outputs=seen_grad)
@@ -320,7 +320,7 @@ class Problem:
         with self.speed.autocast(self.device):
             acts = cap.run(seen)
         slots = self.slots.repeat(z.shape[0] // self.batch)
-        return self.objective(Activations(acts, images, slots, self.batch)).float()
+        return self.objective(Activations(acts, images, slots, self.batch, cap.layouts)).float()
 
     def images(self, z: torch.Tensor) -> torch.Tensor:
         """The untransformed images of z (batch, dim), detached; costs no budget."""

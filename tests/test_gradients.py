@@ -59,7 +59,7 @@ def small_conv_model() -> FeatureModel:
 def layer_value(cap, objective):
     """Per-image objective values of a batch through an open capture."""
     def fn(x):
-        return objective(Activations(cap.run(x), x, torch.zeros(x.shape[0], dtype=torch.long), 1))
+        return objective(Activations(cap.run(x), x, torch.zeros(x.shape[0], dtype=torch.long), 1, cap.layouts))
     return fn
 
 

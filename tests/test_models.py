@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import skimage.data
@@ -128,6 +130,7 @@ class _RunsCode:
     ("tensor", "holds a Tensor, not a state dict"),
     ("truncated", "is not a readable torch checkpoint"),
     ("wrong names", "does not fit torchvision:resnet18: 122 missing (first: conv1.weight); 1 unexpected (first: x)"),
+
 ])
 def test_a_bad_weight_file_is_one_line_that_never_suggests_weights_only_false(tmp_path, content, message):
     path = tmp_path / "w.pt"
@@ -143,3 +146,81 @@ def test_a_bad_weight_file_is_one_line_that_never_suggests_weights_only_false(tm
         load_model("torchvision:resnet18", weights=str(path))
     text = str(err.value)
     assert message in text and "\n" not in text and "weights_only=False" not in text
+
+
+@pytest.mark.parametrize("arch, enum_name", [("resnet50", "IMAGENET1K_V1"), ("googlenet", "IMAGENET1K_V1"),
+                                             ("inception_v3", "IMAGENET1K_V1")])
+def test_torchvision_pretrained_loads_exactly_as_torchvision_does(tmp_path, monkeypatch, arch, enum_name):
+    """A random state dict in torchvision's layout, saved under the enum's own file name in a temporary
+    hub: fvopt's model and torchvision.models.get_model(arch, weights=ENUM) give the same logits."""
+    import torchvision
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    enum = torchvision.models.get_model_weights(arch)[enum_name]
+    torch.manual_seed(0)
+    reference_net = torchvision.models.get_model(arch, weights=None, num_classes=1000,
+                                                 **({"aux_logits": True, "init_weights": False}
+                                                    if arch in ("googlenet", "inception_v3") else {}))
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(reference_net.state_dict(), tmp_path / "checkpoints" / Path(enum.url).name)
+    model = load_model(f"torchvision:{arch}@{enum_name}")
+    expected = torchvision.models.get_model(arch, weights=enum).eval()  # reads the same cached file
+    size = enum.transforms().crop_size[0]
+    x = torch.rand(2, 3, size, size)
+    mean, std = torch.tensor(enum.transforms().mean).view(1, 3, 1, 1), torch.tensor(enum.transforms().std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.equal(model(x), expected((x - mean) / std))
+    assert model.input_size == size and model.name == f"torchvision:{arch}@{enum_name}"
+    if arch in ("googlenet", "inception_v3"):
+        assert model.net.transform_input  # as torchvision builds them for pretrained weights
+
+
+def test_an_unknown_weights_enum_suggests_the_existing_ones():
+    with pytest.raises(FvoptError, match="unknown weights 'IMAGENET1K_V3' for torchvision:resnet50. Did you mean: "
+                                         ".*Known: IMAGENET1K_V1, IMAGENET1K_V2"):
+        load_model("torchvision:resnet50@IMAGENET1K_V3")
+
+
+def test_timm_never_goes_to_the_network_and_fails_fast_naming_where_it_looked(tmp_path, monkeypatch):
+    import time
+
+    import huggingface_hub.constants as hf
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch"))
+    start = time.perf_counter()
+    with pytest.raises(FvoptError, match=r"no pretrained weights for timm:vit_tiny_patch16_224 in the local caches "
+                                         r"\(looked for hf:timm/vit_tiny_patch16_224"):
+        load_model("timm:vit_tiny_patch16_224")
+    assert time.perf_counter() - start < 2.0
+
+
+def test_timm_pretrained_comes_from_the_local_hugging_face_cache(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hf
+    import timm
+    from safetensors.torch import save_file
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path))
+    cfg = timm.models.get_pretrained_cfg("vit_tiny_patch16_224")
+    repo = tmp_path / ("models--" + cfg.hf_hub_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    torch.manual_seed(1)
+    reference = timm.create_model("vit_tiny_patch16_224", pretrained=False).eval()
+    save_file(reference.state_dict(), repo / "snapshots" / "abc123" / "model.safetensors")
+    model = load_model("timm:vit_tiny_patch16_224")
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference((x - 0.5) / 0.5), atol=1e-5)
+    assert model.fixed_size and tuple(model.mean.flatten().tolist()) == (0.5, 0.5, 0.5)
+
+
+def test_a_googlenet_saved_after_torchvision_dropped_its_aux_heads_loads_too(tmp_path):
+    """torch.save(googlenet(weights=...).state_dict()) has no aux keys and expects transform_input."""
+    import torchvision
+    torch.manual_seed(0)
+    plain = torchvision.models.googlenet(weights=None, aux_logits=False, transform_input=True,
+                                         init_weights=False).eval()
+    torch.save(plain.state_dict(), tmp_path / "g.pt")
+    model = load_model("torchvision:googlenet", weights=str(tmp_path / "g.pt"))
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), plain((x - model.mean) / model.std), atol=1e-5)

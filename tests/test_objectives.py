@@ -3,16 +3,20 @@ import torch
 
 from fvopt import objectives as obj
 from fvopt.errors import FvoptError
+from fvopt.models.layouts import Layout
 from fvopt.objectives import Activations, parse_target, validate
 
 
-def acts_for(layer_act, logits=None, images=None, group=None):
+def acts_for(layer_act, logits=None, images=None, group=None, layout=None):
+    """Activations of an NCHW layer 'L' (or of the given layout), as models.capture records them."""
     n = layer_act.shape[0]
     acts = {"L": layer_act}
     if logits is not None:
         acts["logits"] = logits
     images = images if images is not None else torch.full((n, 3, 8, 8), 0.5)
-    return Activations(acts, images, torch.arange(n) % (group or n), group or n)
+    layout = layout or (Layout("nchw", layer_act.shape[1], tuple(layer_act.shape[2:])) if layer_act.dim() == 4
+                        else Layout("vector", layer_act.shape[1]))
+    return Activations(acts, images, torch.arange(n) % (group or n), group or n, {"L": layout})
 
 
 def test_channel_is_spatial_mean_and_per_image():

@@ -7,6 +7,7 @@ from typing import Iterator
 import torch
 
 from ..errors import FvoptError, suggest
+from .layouts import output_tensor
 from .wrapper import FeatureModel
 
 LOGITS = "logits"
@@ -49,15 +50,14 @@ class Capture:
         self.stop_early = stop_early and LOGITS not in layers
         self.acts: dict[str, torch.Tensor] = {}
         self.handles = []
+        self.layouts = {name: layer_layout(model, name) for name in layers - {LOGITS}}
         for name in sorted(layers - {LOGITS}):
             module = resolve_layer(model, name)
             self.handles.append(module.register_forward_hook(self._hook(name)))
 
     def _hook(self, name: str):
         def hook(module, inputs, output):
-            if isinstance(output, (tuple, list)):
-                output = output[0]
-            self.acts[name] = output
+            self.acts[name] = output_tensor(output, name)
             if self.stop_early and len(self.acts) == len(self.layers):
                 raise _StopForward
         return hook
@@ -80,3 +80,9 @@ class Capture:
         for h in self.handles:
             h.remove()
         self.handles = []
+
+
+def layer_layout(model: FeatureModel, name: str):
+    """The recorded layout of a layer (probed once per model at its input size)."""
+    from .info import layer_info
+    return layer_info(model, name, model.input_size).layout

@@ -6,30 +6,38 @@ from functools import lru_cache
 
 import torch
 
+from ..errors import FvoptError
+from .layouts import Layout, detect, output_tensor
 from .wrapper import FeatureModel
 
 
 @dataclass(frozen=True)
 class LayerInfo:
     name: str
-    kind: str
-    shape: tuple[int, ...]  # output shape for one image: (C, H, W) or (C,)
+    kind: str  # the module's class name
+    shape: tuple[int, ...]  # output shape for one image at the probed size (after the tuple rule)
+    layout: Layout | None = None  # None: the output cannot be read (see `problem`)
+    problem: str = ""  # why it cannot be read
 
     @property
     def channels(self) -> int:
-        return self.shape[0]
+        """Units a target can index: channels, or features per token."""
+        return self.layout.units if self.layout else self.shape[0]
 
 
-def list_layers(model: FeatureModel, size: int | None = None) -> list[LayerInfo]:
-    """Every named module with a tensor output, in forward order, with its output shape at `size` px."""
-    size = size or model.input_size
-    found: list[LayerInfo] = []
+def _probe(model: FeatureModel, size: int) -> dict[str, tuple[str, object]]:
+    """(module type, output tensor shape or the FvoptError it raises) of every named module at `size` px."""
+    found: dict[str, tuple[str, object]] = {}
     handles = []
 
     def hook_for(name: str):
         def hook(module, inputs, output):
-            if isinstance(output, torch.Tensor):
-                found.append(LayerInfo(name, type(module).__name__, tuple(output.shape[1:])))
+            if name in found:  # a module called twice (shared): its first call
+                return
+            try:
+                found[name] = (type(module).__name__, tuple(output_tensor(output, name).shape[1:]))
+            except FvoptError as err:
+                found[name] = (type(module).__name__, err)
         return hook
 
     try:
@@ -37,22 +45,74 @@ def list_layers(model: FeatureModel, size: int | None = None) -> list[LayerInfo]
             if name:
                 handles.append(module.register_forward_hook(hook_for(name)))
         with torch.no_grad():
-            model.net((torch.full((1, 3, size, size), 0.5, device=model.device) - model.mean) / model.std)
+            model(torch.full((1, 3, size, size), 0.5, device=model.device))
     finally:
         for h in handles:
             h.remove()
     return found
 
 
+def list_layers(model: FeatureModel, size: int | None = None) -> list[LayerInfo]:
+    """Every named module that produced an output, in forward order, with its layout at `size` px.
+
+    Two probes, at `size` and a larger size, tell spatial axes (they follow the input) from unit
+    axes; a fixed-size model (position embeddings) is probed once, at its own input size.
+    """
+    size = model.input_size if model.fixed_size else (size or model.input_size)
+    first = _probe(model, size)
+    second = None if model.fixed_size else _probe(model, size + 32)
+    prefix = prefix_tokens(model)
+    out = []
+    for name, (kind, shape) in first.items():
+        if isinstance(shape, FvoptError):
+            out.append(LayerInfo(name, kind, (), None, str(shape)))
+            continue
+        other = second.get(name, (None, None))[1] if second is not None else None
+        other = other if isinstance(other, tuple) else None
+        try:
+            layout = _detect_with_prefix(shape, other, prefix, name)
+            out.append(LayerInfo(name, kind, shape, layout))
+        except FvoptError as err:
+            out.append(LayerInfo(name, kind, shape, None, str(err)))
+    return out
+
+
+def _detect_with_prefix(shape, other, prefix: int, name: str) -> Layout:
+    """Tokens carry the model's prefix tokens after the patch embedding and none before it."""
+    try:
+        return detect(shape, other, prefix, name)
+    except FvoptError:
+        if len(shape) == 2 and prefix:
+            return detect(shape, other, 0, name)
+        raise
+
+
+def prefix_tokens(model: FeatureModel) -> int:
+    """Class, distillation and register tokens of a transformer (timm's num_prefix_tokens; torchvision ViT: 1)."""
+    net = model.net
+    if hasattr(net, "num_prefix_tokens"):
+        return int(net.num_prefix_tokens)
+    if hasattr(net, "class_token"):  # torchvision VisionTransformer
+        return 1
+    return 0
+
+
 def layer_info(model: FeatureModel, name: str, size: int | None = None) -> LayerInfo:
+    """The layer's layout (refusing a layer whose output cannot be read)."""
     from .hooks import resolve_layer
 
     resolve_layer(model, name)
-    return _cached_layers(model, size or model.input_size)[name]
+    layers = _cached_layers(model, size or model.input_size)
+    if name not in layers:
+        raise FvoptError(f"layer {name} of {model.name} produced no output in a forward pass (it is not used)")
+    info = layers[name]
+    if info.layout is None:
+        raise FvoptError(info.problem)
+    return info
 
 
 def _cached_layers(model: FeatureModel, size: int) -> dict[str, LayerInfo]:
-    """Layer shapes per input size, kept on the model so one probe pass serves every lookup."""
+    """Layer layouts per input size, kept on the model so one probe serves every lookup."""
     cache = model.__dict__.setdefault("_layer_cache", {})
     if size not in cache:
         cache[size] = {info.name: info for info in list_layers(model, size)}

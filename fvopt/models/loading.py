@@ -123,49 +123,149 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(err).__name__
 
 
-def _torchvision(arch: str, weights) -> FeatureModel:
+def _torchvision(spec: str, weights) -> FeatureModel:
+    """torchvision:ARCH or torchvision:ARCH@ENUM, built exactly as torchvision builds it for that enum.
+
+    The network is made by torchvision's own builder with `weights=ENUM` (so GoogLeNet and
+    Inception-v3 get `transform_input=True` and their auxiliary heads for the strict load, then
+    lose the heads, and every architecture gets its enum's class count and image size), while the
+    state dict comes from the local torch hub cache under the enum's own file name, or from the
+    user's file, always loaded with weights_only=True; nothing is downloaded.
+    """
     import torchvision
 
+    arch, _, enum_name = spec.partition("@")
     names = torchvision.models.list_models(module=torchvision.models)
     if arch not in names:
         raise FvoptError(f"unknown torchvision model '{arch}'.{suggest(arch, names)}")
-    kwargs = {"aux_logits": False, "init_weights": False} if arch in ("inception_v3", "googlenet") else {}
-    if weights is None:
-        enum = torchvision.models.get_model_weights(arch).DEFAULT
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
-        if not cached.is_file():
-            raise FvoptError(
-                f"no pretrained weights for torchvision:{arch} on disk (looked for {cached}); this machine does not "
-                "download them: pass weights=FILE (a local state dict) or weights='random'"
-            )
-        net = torchvision.models.get_model(arch, weights=None, **kwargs)
-        _load_weights(net, cached, f"torchvision:{arch}")
+    enum = _weights_enum(arch, enum_name)
+    name = f"torchvision:{arch}"
+    if str(weights) == "random":
+        net = torchvision.models.get_model(arch, weights=None)
+        described = "random"
     else:
-        net = torchvision.models.get_model(arch, weights=None, **kwargs)
-        _load_weights(net, weights, f"torchvision:{arch}")
-    return FeatureModel(net, f"torchvision:{arch}", input_size=299 if arch == "inception_v3" else 224,
-                        min_size=_MIN_SIZE.get(arch, 32), weights=_describe(weights))
+        path = Path(weights) if weights is not None else Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+        if weights is None and not path.is_file():
+            raise FvoptError(f"no pretrained weights for {name}@{enum.name} on disk (looked for {path}); this machine "
+                             "does not download them: put the file there, or pass weights=FILE or weights='random'")
+        state = read_state_dict(path, name)
+        try:
+            net = _build_with_state(arch, enum, state, f"weight file '{path}'", name)
+        except FvoptError:
+            if weights is None:
+                raise
+            # a file saved from a model without auxiliary heads: for GoogLeNet and Inception-v3, the
+            # model torchvision gives for pretrained weights (transform_input=True) after it drops them
+            extra = {"aux_logits": False, "transform_input": True, "init_weights": False} \
+                if arch in ("googlenet", "inception_v3") else {}
+            net = torchvision.models.get_model(arch, weights=None, **extra)
+            _load_weights(net, path, name)
+        described = f"{enum.name} ({path})" if weights is None else str(weights)
+    preprocess = enum.transforms()
+    size = int(_first(preprocess.crop_size))
+    fixed = hasattr(net, "class_token")  # VisionTransformer: position embeddings for one image size
+    return FeatureModel(net, name if str(weights) == "random" or weights is not None else f"{name}@{enum.name}",
+                        input_size=size, mean=tuple(preprocess.mean), std=tuple(preprocess.std),
+                        min_size=_MIN_SIZE.get(arch, 32), weights=described, fixed_size=fixed)
+
+
+def _weights_enum(arch: str, enum_name: str):
+    """The named weights enum of `arch` (DEFAULT when none is named), suggesting the existing ones."""
+    import torchvision
+
+    try:
+        enums = torchvision.models.get_model_weights(arch)
+    except (ValueError, KeyError):
+        raise FvoptError(f"torchvision:{arch} has no pretrained weights enum; use weights='random' or a file") from None
+    known = [e.name for e in enums]
+    if not enum_name:
+        return enums.DEFAULT
+    if enum_name not in known and enum_name != "DEFAULT":
+        raise FvoptError(f"unknown weights '{enum_name}' for torchvision:{arch}.{suggest(enum_name, known)} "
+                         f"Known: {', '.join(known)}")
+    return enums[enum_name] if enum_name != "DEFAULT" else enums.DEFAULT
+
+
+def _build_with_state(arch: str, enum, state: dict, source: str, name: str):
+    """torchvision's builder for `enum`, fed `state` instead of a download (its strict load checks it)."""
+    import torchvision
+    from torchvision.models._api import WeightsEnum
+
+    original = WeightsEnum.get_state_dict
+    WeightsEnum.get_state_dict = lambda self, *args, **kwargs: state
+    try:
+        return torchvision.models.get_model(arch, weights=enum)
+    except RuntimeError as err:
+        raise FvoptError(f"{source} does not fit {name} as torchvision builds it for {enum.name}: "
+                         f"{_mismatch(err)}") from None
+    finally:
+        WeightsEnum.get_state_dict = original
+
+
+def _mismatch(err: RuntimeError) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    detail = next((line for line in lines[1:] if line.startswith(("Missing", "Unexpected", "size mismatch"))), None)
+    return (detail or (lines[0] if lines else "state dict mismatch"))[:300]
+
+
+def _first(value) -> int:
+    return value[0] if isinstance(value, (list, tuple)) else value
 
 
 def _timm(arch: str, weights) -> FeatureModel:
+    """timm:NAME. Pretrained weights come only from the local Hugging Face or torch hub cache,
+    looked up before timm is asked, so no network attempt is ever made."""
     import timm
 
     names = timm.list_models()
     if arch not in names and arch.split(".")[0] not in names:
         raise FvoptError(f"unknown timm model '{arch}'.{suggest(arch, names)}")
+    name = f"timm:{arch}"
     if weights is None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        try:
-            net = timm.create_model(arch, pretrained=True)
-        except Exception as err:
-            raise FvoptError(
-                f"no pretrained weights for timm:{arch} in the local cache ({type(err).__name__}); this machine does "
-                "not download them: pass weights=FILE (a local state dict) or weights='random'"
-            ) from None
+        path = _timm_cached_file(arch)
+        net = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+        described = f"pretrained ({path})"
     else:
         net = timm.create_model(arch, pretrained=False)
-        _load_weights(net, weights, f"timm:{arch}")
+        _load_weights(net, weights, name)
+        described = _describe(weights)
     cfg = net.pretrained_cfg or {}
     size = int(cfg.get("input_size", (3, 224, 224))[-1])
-    return FeatureModel(net, f"timm:{arch}", input_size=size, mean=cfg.get("mean", (0.485, 0.456, 0.406)),
-                        std=cfg.get("std", (0.229, 0.224, 0.225)), weights=_describe(weights))
+    patch = getattr(net, "patch_embed", None)
+    fixed = bool(patch is not None and getattr(patch, "strict_img_size", False)
+                 and not getattr(patch, "dynamic_img_pad", False) and not getattr(net, "dynamic_img_size", False))
+    return FeatureModel(net, name, input_size=size, mean=cfg.get("mean", (0.485, 0.456, 0.406)),
+                        std=cfg.get("std", (0.229, 0.224, 0.225)), weights=described, fixed_size=fixed,
+                        min_size=16 if fixed else 32)
+
+
+def _timm_cached_file(arch: str) -> Path:
+    """The pretrained file of a timm model in the local caches, or one line naming where fvopt looked."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        import huggingface_hub.constants as hf_constants
+        hf_constants.HF_HUB_OFFLINE = True  # read at import: set it on the module too
+    except ImportError:
+        pass
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(arch)
+    looked = []
+    if cfg is not None and cfg.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+        repo = cfg.hf_hub_id.split("@")[0]
+        for filename in (cfg.hf_hub_filename, "open_clip_pytorch_model.bin", "model.safetensors", "pytorch_model.bin"):
+            if not filename:
+                continue
+            found = try_to_load_from_cache(repo, filename)
+            if isinstance(found, str):
+                return Path(found)
+            looked.append(f"hf:{repo}/{filename}")
+    if cfg is not None and cfg.url:
+        path = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
+        if path.is_file():
+            return path
+        looked.append(str(path))
+    where = "; ".join(looked) or "no pretrained source is known for it"
+    raise FvoptError(f"no pretrained weights for timm:{arch} in the local caches (looked for {where}); this machine "
+                     "does not download them: pass weights=FILE (a local state dict) or weights='random'")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -26,6 +27,7 @@ class FeatureModel(nn.Module):
         std: Sequence[float] = IMAGENET_STD,
         min_size: int = 32,
         weights: str = "pretrained",
+        fixed_size: bool = False,
     ) -> None:
         super().__init__()
         self.net = net
@@ -33,6 +35,7 @@ class FeatureModel(nn.Module):
         self.input_size = input_size
         self.min_size = min_size
         self.weights = weights
+        self.fixed_size = fixed_size  # position embeddings: images are resampled to input_size
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         _disable_inplace(net)
@@ -45,7 +48,12 @@ class FeatureModel(nn.Module):
         return super().train(False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits for a batch of [0,1] RGB images, at the images' own size."""
+        """Logits for a batch of [0,1] RGB images, at the images' own size; a fixed-size model (a
+        vision transformer with position embeddings) sees them resampled to its input size, as
+        Lucent does for small images."""
+        if self.fixed_size and tuple(images.shape[-2:]) != (self.input_size, self.input_size):
+            images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear",
+                                   align_corners=False, antialias=images.shape[-1] > self.input_size)
         return self.net((images - self.mean) / self.std)
 
     @property
