@@ -141,7 +141,8 @@ def _torchvision(spec: str, weights) -> FeatureModel:
     enum = _weights_enum(arch, enum_name)
     name = f"torchvision:{arch}"
     if str(weights) == "random":
-        net = torchvision.models.get_model(arch, weights=None)
+        quiet = {"init_weights": False} if arch in ("googlenet", "inception_v3") else {}  # no FutureWarning
+        net = torchvision.models.get_model(arch, weights=None, **quiet)
         described = "random"
     else:
         path = Path(weights) if weights is not None else Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
