@@ -28,6 +28,11 @@ def known_models() -> list[str]:
 
 def load_model(name: str, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> FeatureModel:
     """A FeatureModel in eval mode on `device`, taking [0,1] RGB images."""
+    if not isinstance(name, str):
+        raise FvoptError(f"model must be a name such as 'lite0' or 'torchvision:resnet50', not {type(name).__name__} "
+                         f"{name!r}")
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        raise FvoptError(f"weights must be a file path or 'random', not {type(weights).__name__} {weights!r}")
     if name in LITE_VARIANTS:
         if weights is None:
             net = build_lite(name, pretrained=True)
