@@ -93,7 +93,10 @@ def make_image_grad(spec: str) -> GradTransform:
     if not isinstance(spec, str):
         raise FvoptError(f"grad must be a name such as 'lapnorm', not {type(spec).__name__} {spec!r}")
     parts = []
-    for item in filter(None, (s.strip() for s in spec.split("+"))):
+    items = [s.strip() for s in spec.split("+")]
+    if any(not item for item in items) and len(items) > 1:
+        raise FvoptError(f"gradient transform '{spec}' has an empty part: join names with '+', e.g. lapnorm+normalize")
+    for item in filter(None, items):
         name, _, opts = item.partition(":")
         if name == "lapnorm":
             levels = parse_options(opts, {"levels": Option(int, low=1, high=16)}, "gradient transform lapnorm").get("levels", 4)

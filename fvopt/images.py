@@ -78,6 +78,12 @@ def load_image(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
 
 
+def _short(path) -> str:
+    """A path for a one-line message: very long ones are cut in the middle."""
+    text = str(path)
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-40:]} ({len(text)} characters)"
+
+
 def check_writable(path: str | Path | None, what: str = "output path") -> None:
     """Fail before a long run, not after it: create the folder and a probe file next to `path`."""
     if path is None:
@@ -85,14 +91,14 @@ def check_writable(path: str | Path | None, what: str = "output path") -> None:
     import tempfile
 
     path = Path(path)
-    if path.is_dir():
-        raise FvoptError(f"{what} '{path}' is a folder, not a file")
     try:
+        if path.is_dir():
+            raise FvoptError(f"{what} '{path}' is a folder, not a file")
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".fvopt-probe-"):
             pass
     except OSError as err:
-        raise FvoptError(f"{what} '{path}' is not writable: {err.strerror or err}") from None
+        raise FvoptError(f"{what} '{_short(path)}' is not writable: {err.strerror or err}") from None
 
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm")
@@ -123,14 +129,14 @@ def check_folder_writable(folder: str | Path | None, what: str) -> None:
     import tempfile
 
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise FvoptError(f"{what} '{folder}' is a file, not a folder")
     try:
+        if folder.exists() and not folder.is_dir():
+            raise FvoptError(f"{what} '{folder}' is a file, not a folder")
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".fvopt-probe-"):
             pass
     except OSError as err:
-        raise FvoptError(f"{what} '{folder}' is not writable: {err.strerror or err}") from None
+        raise FvoptError(f"{what} '{_short(folder)}' is not writable: {err.strerror or err}") from None
 
 
 def check_distinct(**paths: str | Path | None) -> None:

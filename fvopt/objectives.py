@@ -264,8 +264,8 @@ def parse_target(text: str) -> Objective:
         sign, coef, body = match.groups()
         term = _parse_term(body, text)
         weight = (-1.0 if sign == "-" else 1.0) * (float(coef) if coef else 1.0)
-        if not math.isfinite(weight):
-            raise FvoptError(f"coefficient {coef} in target '{text}' is not a finite number")
+        if not math.isfinite(weight) or weight == 0:
+            raise FvoptError(f"coefficient {coef} in target '{text}' must be a finite, non-zero number")
         if weight != 1.0:
             term = weight * term
         total = term if total is None else total + term
