@@ -1,7 +1,6 @@
 """The one run loop: drives any strategy until the budget ends, and writes one trace format."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
