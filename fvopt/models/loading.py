@@ -23,7 +23,7 @@ _MIN_SIZE = {"inception_v3": 75}
 
 def known_models() -> list[str]:
     """Names `load_model` accepts directly, plus the patterns for library architectures."""
-    return list(LITE_VARIANTS) + ["torchvision:<name>", "timm:<name>"]
+    return list(LITE_VARIANTS) + ["torchvision:<name>[@WEIGHTS_ENUM]", "timm:<name>"]
 
 
 def load_model(name: str, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> FeatureModel:
