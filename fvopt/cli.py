@@ -127,10 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "dask://HOST:PORT]   |   fvopt bench report results.sqlite --out DIR")
     be.add_argument("spec", help="a spec file, or the word 'report'")
     be.add_argument("database", nargs="?", default=None, help="with 'report': the results database")
-    be.add_argument("--db", default="results.sqlite", help="results database (resumed when it exists)")
-    be.add_argument("--workers", type=_positive_int, default=1, help="local worker processes")
+    be.add_argument("--db", default=None, help="results database (default results.sqlite; resumed when it exists)")
+    be.add_argument("--workers", type=_positive_int, default=None, help="local worker processes (default 1)")
     be.add_argument("--executor", default=None, help="dask://HOST:PORT to run cells on a Dask cluster")
-    be.add_argument("--out", default="report", help="with 'report': the output folder")
+    be.add_argument("--out", default=None, help="with 'report': the output folder (default report)")
     be.add_argument("--quiet", action="store_true")
     return p
 
@@ -307,29 +307,35 @@ def _dream(args) -> int:
 def _bench(args) -> int:
     if args.spec == "report":
         from .bench.report import write_report
+        misplaced = next((flag for flag, value in (("--db", args.db), ("--workers", args.workers),
+                                                   ("--executor", args.executor)) if value is not None), None)
+        if misplaced:
+            raise FvoptError(f"{misplaced} belongs to a spec run, not to a report: fvopt bench report "
+                             "RESULTS.sqlite --out DIR")
         if not args.database:
             raise FvoptError("usage: fvopt bench report RESULTS.sqlite --out DIR")
-        files = write_report(args.database, args.out)
-        print(f"wrote {len(files)} files to {args.out}: " + ", ".join(f.name for f in files))
+        out = "report" if args.out is None else args.out
+        files = write_report(args.database, out)
+        print(f"wrote {len(files)} files to {out}: " + ", ".join(f.name for f in files))
         return 0
+    if args.database is not None:  # `fvopt bench spec.toml my.sqlite` would silently write results.sqlite
+        raise FvoptError(f"unexpected '{args.database}' after the spec: name the results database with "
+                         f"--db {args.database}")
+    if args.out is not None:
+        raise FvoptError("--out belongs to `fvopt bench report`; a spec run writes its results to --db")
     from .bench.runner import run_spec
     from .bench.spec import load_spec
-    from .bench.store import Store
 
+    db = "results.sqlite" if args.db is None else args.db
     spec = load_spec(args.spec)
-    store = Store(args.db)
-    try:
-        summary = run_spec(spec, store, workers=args.workers, executor=args.executor, progress=not args.quiet,
-                           log=print if args.quiet else None)
-    finally:
-        store.close()
+    summary = run_spec(spec, db, workers=args.workers or 1, executor=args.executor, progress=not args.quiet,
+                       log=print if args.quiet else None)
     if summary.interrupted:
-        done = summary.skipped + summary.ran
-        print(f"fvopt: interrupted: {done} of {summary.total} cells done in {args.db} (the running cell was "
+        print(f"fvopt: interrupted: {summary.done} of {summary.total} cells done in {db} (the running cell was "
               f"abandoned); run the same command again to resume", file=sys.stderr)
         return 130
     print(f"{spec.name}: {summary.total} cells, {summary.skipped} already done, {summary.ran} ran, "
-          f"{summary.failed} failed; results in {args.db}")
+          f"{summary.failed} failed; results in {db}")
     return 1 if summary.failed else 0
 
 

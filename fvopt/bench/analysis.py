@@ -17,17 +17,31 @@ def problem_of(row: dict) -> tuple:
     return row.get("model"), row["target"]
 
 
+def _finite(value) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
 def normalized_scores(rows: list[dict], key: str = "robust_value") -> list[dict]:
-    """Each cell's final `key` divided by the largest value of any cell of the same (model, target)."""
+    """Each cell's final `key` divided by the largest value of any cell of the same (model, target).
+
+    A missing or non-finite value scores NaN and does not set the scale; so does every cell of a
+    problem whose largest value is not positive (a ratio to it would rank backwards)."""
     top: dict[tuple, float] = defaultdict(lambda: -np.inf)
     for r in rows:
-        top[problem_of(r)] = max(top[problem_of(r)], r["final"][key])
-    return [{**r, "score": r["final"][key] / top[problem_of(r)] if top[problem_of(r)] > 0 else np.nan} for r in rows]
+        value = _finite(r["final"].get(key))
+        if value is not None:
+            top[problem_of(r)] = max(top[problem_of(r)], value)
+    out = []
+    for r in rows:
+        value, scale = _finite(r["final"].get(key)), top[problem_of(r)]
+        out.append({**r, "score": value / scale if value is not None and scale > 0 else np.nan})
+    return out
 
 
 def at_equal_passes(rows: list[dict]) -> list[dict]:
-    """Best value each cell had reached at the pass count that every cell of its target reached,
-    normalized per target: who uses model passes best."""
+    """Best value each cell had reached at the pass count that every cell of its problem (model,
+    target) reached, normalized per problem: who uses model passes best. A cell that had not
+    finished a step by then has no value (NaN): `mean_by` leaves it out, and its `n` shows that."""
     by_target: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         by_target[problem_of(r)].append(r)
@@ -35,7 +49,8 @@ def at_equal_passes(rows: list[dict]) -> list[dict]:
     for target, members in by_target.items():
         common = min(passes_of(r) for r in members)
         values = [float(best_at(r["trace"] or [], np.array([common]), "passes")[0]) for r in members]
-        top = np.nanmax(values)
+        finite = [v for v in values if np.isfinite(v)]
+        top = max(finite) if finite else np.nan
         for r, v in zip(members, values):
             out.append({**r, "passes_common": common, "value_at_passes": v, "score": v / top if top > 0 else np.nan})
     return out

@@ -13,10 +13,10 @@ import numpy as np
 from ..errors import FvoptError
 from .store import Store
 
-CELL_COLUMNS = ["target", "strategy", "param", "param_used", "seed", "value", "robust_value", "best_seen",
+CELL_COLUMNS = ["model", "target", "strategy", "param", "param_used", "seed", "value", "robust_value", "best_seen",
                 "time_to_90", "auc", "high_freq_share", "total_variation", "transfer_prob", "seconds", "forwards",
                 "backwards", "passes", "budget_flag", "stop_reason"]
-SUMMARY_COLUMNS = ["target", "strategy", "param", "param_used", "seeds", "value", "robust_value", "best_seen",
+SUMMARY_COLUMNS = ["model", "target", "strategy", "param", "param_used", "seeds", "value", "robust_value", "best_seen",
                    "time_to_90", "auc", "high_freq_share", "total_variation", "transfer_prob", "seconds", "passes",
                    "overran"]
 
@@ -43,28 +43,39 @@ def best_at(trace: list[dict], xs: np.ndarray, axis: str) -> np.ndarray:
     return np.where(idx >= 0, best[np.clip(idx, 0, None)], np.nan)
 
 
+def area_under(trace: list[dict], reference: float, horizon: float) -> float | None:
+    """Mean over [0, horizon] of the best-so-far curve divided by `reference` (capped at 1; 0 before
+    the first step), integrated exactly: the curve is a step function of time."""
+    if not trace or horizon <= 0 or not reference > 0:
+        return None
+    times = [min(row["time_s"], horizon) for row in trace] + [horizon]
+    best = np.maximum.accumulate(np.array([row["best"] for row in trace], dtype=float))
+    share = np.minimum(best / reference, 1.0)
+    return float(sum(s * (b - a) for s, a, b in zip(share, times[:-1], times[1:])) / horizon)
+
+
 def cell_metrics(rows: list[dict]) -> list[dict]:
-    """One flat record per cell, with time to 90% of the best cell of its target and the area under
-    its best-versus-time curve (normalized by that best value and by the time budget)."""
+    """One flat record per cell, with time to 90% of the best cell of its problem (model, target)
+    and the area under its best-versus-time curve (normalized by that best value and by the time
+    budget, or by the cell's own duration when the budget has no seconds)."""
     reference = defaultdict(lambda: -math.inf)
     for r in rows:  # per (model, target): two models' values of one target are not comparable
         key = (r.get("model"), r["target"])
-        reference[key] = max(reference[key], r["final"].get("best_seen") or -math.inf)
+        best = r["final"].get("best_seen")
+        if best is not None and math.isfinite(best):
+            reference[key] = max(reference[key], best)
     out = []
     for r in rows:
         trace, ref = r["trace"] or [], reference[(r.get("model"), r["target"])]
         horizon = r["budget"].get("seconds") or (trace[-1]["time_s"] if trace else 0)
         t90 = auc = None
         if ref > 0 and trace:
-            hit = next((row["time_s"] for row in trace if row["best"] >= 0.9 * ref), None)
-            t90 = hit
-            xs = np.linspace(0, horizon, 200)
-            curve = np.nan_to_num(best_at(trace, xs, "time"), nan=0.0)
-            auc = float(np.clip(curve / ref, None, 1).mean())
+            t90 = next((row["time_s"] for row in trace if row["best"] >= 0.9 * ref), None)
+            auc = area_under(trace, ref, horizon)
         overran = bool(r["budget"].get("seconds") and r["seconds"] > r["budget"]["seconds"] + (r["max_step_seconds"] or 0))
         f = r["final"]
         out.append({
-            "target": r["target"], "strategy": r["strategy"], "param": r["param"], "param_used": r["param_used"],
+            "model": r.get("model"), "target": r["target"], "strategy": r["strategy"], "param": r["param"], "param_used": r["param_used"],
             "seed": r["seed"], "value": f["value"], "robust_value": f["robust_value"], "best_seen": f.get("best_seen"),
             "time_to_90": t90, "auc": auc, "high_freq_share": f.get("high_freq_share"),
             "total_variation": f.get("total_variation"), "transfer_prob": f.get("transfer_prob"),
@@ -76,20 +87,20 @@ def cell_metrics(rows: list[dict]) -> list[dict]:
 
 
 def summarize(cells: list[dict]) -> list[dict]:
-    """Medians over seeds per (target, strategy, parameterization)."""
+    """Medians over seeds per (model, target, strategy, parameterization): never across models."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for c in cells:
-        groups[(c["target"], c["strategy"], c["param"], c["param_used"])].append(c)
+        groups[(c.get("model"), c["target"], c["strategy"], c["param"], c["param_used"])].append(c)
     out = []
-    for (target, strategy, param, used), members in groups.items():
-        row = {"target": target, "strategy": strategy, "param": param, "param_used": used, "seeds": len(members),
-               "overran": sum(1 for m in members if m["budget_flag"])}
+    for (model, target, strategy, param, used), members in groups.items():
+        row = {"model": model, "target": target, "strategy": strategy, "param": param, "param_used": used,
+               "seeds": len(members), "overran": sum(1 for m in members if m["budget_flag"])}
         for key in ("value", "robust_value", "best_seen", "time_to_90", "auc", "high_freq_share", "total_variation",
                     "transfer_prob", "seconds", "passes"):
             values = [m[key] for m in members if m[key] is not None]
             row[key] = float(np.median(values)) if values else None
         out.append(row)
-    return sorted(out, key=lambda r: (r["target"], -(r["robust_value"] or -math.inf)))
+    return sorted(out, key=lambda r: (str(r["model"]), r["target"], -(r["robust_value"] or -math.inf)))
 
 
 def _fmt(value) -> str:
@@ -110,8 +121,18 @@ def write_table(rows: list[dict], columns: list[str], stem: Path, title: str) ->
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
+def problems(rows: list[dict]) -> list[tuple[str | None, str]]:
+    """The (model, target) pairs of `rows`: one panel, one image grid, one normalization each."""
+    return sorted({(r.get("model"), r["target"]) for r in rows}, key=lambda p: (str(p[0]), p[1]))
+
+
+def _title(model: str | None, target: str, rows: list[dict]) -> str:
+    return target if len({r.get("model") for r in rows}) == 1 else f"{model}: {target}"
+
+
 def plot_convergence(rows: list[dict], axis: str, path: Path) -> None:
-    """One panel per target (a grid of up to 3 columns); color = strategy, dash = parameterization."""
+    """One panel per problem (model, target) in a grid of up to 3 columns; color = strategy, dash =
+    parameterization."""
     import warnings
 
     import matplotlib
@@ -119,7 +140,7 @@ def plot_convergence(rows: list[dict], axis: str, path: Path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    targets = sorted({r["target"] for r in rows})
+    targets = problems(rows)
     strategies = sorted({r["strategy"] for r in rows})
     params = sorted({r["param"] for r in rows})
     cmap = plt.get_cmap("tab10" if len(strategies) <= 10 else "tab20")
@@ -131,8 +152,8 @@ def plot_convergence(rows: list[dict], axis: str, path: Path) -> None:
     fig, axes = plt.subplots(nrows, cols, figsize=(4.8 * cols + 2.4, 3.6 * nrows + 0.6), squeeze=False)
     for ax in axes.flat[len(targets):]:
         ax.set_visible(False)
-    for ax, target in zip(axes.flat, targets):
-        mine = [r for r in rows if r["target"] == target]
+    for ax, (model, target) in zip(axes.flat, targets):
+        mine = [r for r in rows if (r.get("model"), r["target"]) == (model, target)]
         if axis == "time":
             top = max(r["budget"].get("seconds") or r["seconds"] for r in mine)
         else:
@@ -149,7 +170,7 @@ def plot_convergence(rows: list[dict], axis: str, path: Path) -> None:
                 lo, hi = np.nanpercentile(stack, 25, 0), np.nanpercentile(stack, 75, 0)
             ax.plot(xs, med, color=color[strategy], ls=style[param], lw=1.5)
             ax.fill_between(xs, lo, hi, color=color[strategy], alpha=0.15, lw=0)
-        ax.set_title(target, fontsize=10)
+        ax.set_title(_title(model, target, rows), fontsize=10)
         ax.set_xlabel("wall time (s)" if axis == "time" else "model passes (forward 1, backward 2)", fontsize=8)
         ax.set_ylabel("best objective so far", fontsize=8)
         ax.grid(alpha=0.3)
@@ -165,16 +186,17 @@ def plot_convergence(rows: list[dict], axis: str, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_image_grid(rows: list[dict], target: str, path: Path) -> None:
-    """Final images of one target: strategies down, parameterizations across (lowest seed); with a
-    single parameterization, seeds across instead, so the grid shows how much the result varies."""
+def plot_image_grid(rows: list[dict], target: str, path: Path, model: str | None = None) -> None:
+    """Final images of one target (of `model`, when given): strategies down, parameterizations
+    across (lowest seed); with a single parameterization, seeds across instead, so the grid shows
+    how much the result varies."""
     path = Path(path)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    mine = [r for r in rows if r["target"] == target and r["image"]]
+    mine = [r for r in rows if r["target"] == target and r["image"] and (model is None or r.get("model") == model)]
     strategies = sorted({r["strategy"] for r in mine})
     params = sorted({r["param"] for r in mine})
     if len(params) == 1:
@@ -201,36 +223,54 @@ def plot_image_grid(rows: list[dict], target: str, path: Path) -> None:
                 ax.set_title(title(c), fontsize=9)
             if j == 0:
                 ax.set_ylabel(s, fontsize=9)
-    fig.suptitle(target, fontsize=10)
+    fig.suptitle(target if model is None else _title(model, target, rows), fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # room for the title above the column names
     fig.savefig(path, dpi=110, pil_kwargs={"quality": 90} if path.suffix == ".jpg" else None)
     plt.close(fig)
 
 
 def write_report(db: str | Path, out: str | Path) -> list[Path]:
-    """Every figure and table for the finished cells of `db`; returns the files written."""
+    """Every figure and table for the finished cells of `db` into the folder `out` (files of an
+    earlier report there are rewritten); returns the files written."""
+    from ..images import check_folder_writable
+
+    if not str(out).strip():
+        raise FvoptError("the report folder needs a name, not an empty one (e.g. --out report)")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FvoptError(f"report output '{out}' is a file; --out names a folder for the report's files")
     store = Store(db, readonly=True)
-    rows = store.rows("done")
-    failed = store.rows("failed")
-    store.close()
-    if not rows:
-        raise FvoptError(f"results database '{db}' holds no finished cells")
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        rows = store.rows("done")
+        failed = store.rows("failed")
+    finally:
+        store.close()
+    if not rows:
+        raise FvoptError(f"results database '{db}' holds no finished cells"
+                         + (f" ({len(failed)} failed: see their errors with sqlite3)" if failed else ""))
+    check_folder_writable(out, "report folder")
+    written: list[Path] = []
+    try:
+        cells = cell_metrics(rows)
+        for stem, table, columns, title in ((out / "cells", cells, CELL_COLUMNS, f"All cells ({len(cells)})"),
+                                            (out / "summary", summarize(cells), SUMMARY_COLUMNS, "Medians over seeds")):
+            write_table(table, columns, stem, title)
+            written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
+        for axis in ("time", "passes"):
+            plot_convergence(rows, axis, out / f"convergence_{axis}.png")
+            written.append(out / f"convergence_{axis}.png")
+        several = len({r.get("model") for r in rows}) > 1
+        for model, target in problems(rows):
+            # JPEG: these grids of noisy, photo-like images are ten times smaller than as PNG
+            name = f"images_{slug(str(model)) + '_' if several else ''}{slug(target)}.jpg"
+            plot_image_grid(rows, target, out / name, model)
+            written.append(out / name)
+        # always written, so that an earlier report's list of failures never outlives them
+        (out / "failed.md").write_text("# Failed cells\n\n" + ("\n".join(
+            f"- {r.get('model')} {r['target']} {r['strategy']} {r['param']} seed {r['seed']}: {r['error']}"
+            for r in failed) if failed else "None: every cell of the database finished.") + "\n")
+        written.append(out / "failed.md")
     except OSError as err:
-        raise FvoptError(f"cannot create report folder '{out}': {err.strerror or err}") from None
-    cells = cell_metrics(rows)
-    write_table(cells, CELL_COLUMNS, out / "cells", f"All cells ({len(cells)})")
-    write_table(summarize(cells), SUMMARY_COLUMNS, out / "summary", "Medians over seeds")
-    plot_convergence(rows, "time", out / "convergence_time.png")
-    plot_convergence(rows, "passes", out / "convergence_passes.png")
-    for target in sorted({r["target"] for r in rows}):
-        # JPEG: these grids of noisy, photo-like images are ten times smaller than as PNG
-        plot_image_grid(rows, target, out / f"images_{slug(target)}.jpg")
-    if failed:
-        (out / "failed.md").write_text("# Failed cells\n\n" + "\n".join(
-            f"- {r['target']} {r['strategy']} {r['param']} seed {r['seed']}: {r['error']}" for r in failed) + "\n")
-    return sorted(out.iterdir())
+        raise FvoptError(f"cannot write the report into '{out}': {err.strerror or err} ({len(written)} files "
+                         "written before it)") from None
+    return sorted(written)

@@ -7,10 +7,15 @@ Only this process writes to the database, one transaction per finished cell.
 from __future__ import annotations
 
 import os
+import re
+import signal
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Callable
 
 from tqdm.auto import tqdm
 
@@ -26,11 +31,16 @@ class BenchSummary:
     skipped: int
     ran: int
     failed: int
-    interrupted: bool = False  # Ctrl-C: the finished cells are stored, the current one was abandoned
+    interrupted: bool = False  # Ctrl-C: the finished cells are stored, the running ones were abandoned
+    done: int = 0  # cells of the spec the store holds as done now (counted in the store, not here)
 
 
 def _init_worker(threads: int) -> None:
+    """A local worker: its share of the cores, and Ctrl-C left to the main process, which ends the
+    workers itself (a worker that caught it would start the next queued cell, or die mid-write of
+    a traceback)."""
     import torch
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
 
 
@@ -54,15 +64,28 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def run_spec(spec: Spec, store: Store, workers: int = 1, executor: str | None = None, progress: bool = True,
-             log: Callable[[str], None] | None = None) -> BenchSummary:
-    """Run the cells of `spec` that `store` does not hold yet; returns what was done."""
+def run_spec(spec: Spec, store: Store | str | Path, workers: int = 1, executor: str | None = None,
+             progress: bool = True, log: Callable[[str], None] | None = None) -> BenchSummary:
+    """Run the cells of `spec` that `store` does not hold yet; returns what was done.
+
+    Everything is checked before any cell runs: the executor, the database (a path is checked
+    read-only, and created only after every other check passed) and the models against the spec.
+    Ctrl-C keeps every finished cell and abandons the running ones (`summary.interrupted`)."""
+    check_executor(executor, workers)
+    if not isinstance(store, Store):
+        Store.check(store)
+    check_models(spec)
+    if not isinstance(store, Store):
+        opened = Store(store)
+        try:
+            return run_spec(spec, opened, workers, executor, progress, log)
+        finally:
+            opened.close()
     done = store.done_keys()
     todo = [c for c in spec.cells if c.key not in done]
     log = log or (lambda line: tqdm.write(line))
-    _check_models(todo)
     pool, gather = _executor(executor, workers)
-    threads = threads_per_worker(workers) if not executor else None
+    threads = threads_per_worker(workers) if not executor and workers > 1 else None
     failed = ran = 0
     interrupted = False
     bar = tqdm(total=len(todo), desc=f"bench {spec.name}", disable=not progress, unit="cell")
@@ -89,15 +112,39 @@ def run_spec(spec: Spec, store: Store, workers: int = 1, executor: str | None = 
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        bar.close()
-        _shutdown(pool, interrupted)
-    return BenchSummary(len(spec.cells), len(spec.cells) - len(todo), ran, failed, interrupted)
+        with _no_interrupts():  # a second Ctrl-C must not cut the clean-up short
+            bar.close()
+            _shutdown(pool, interrupted)
+    keys = {c.key for c in spec.cells}
+    return BenchSummary(len(spec.cells), len(spec.cells) - len(todo), ran, failed, interrupted,
+                        done=len(store.done_keys() & keys))
+
+
+@contextmanager
+def _no_interrupts():
+    """Ignore Ctrl-C for the duration (main thread only; elsewhere signals cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _shutdown(pool, interrupted: bool) -> None:
-    """Stop the executor; on Ctrl-C, cancel the cells not started and do not wait for running ones."""
+    """Stop the executor; on Ctrl-C, cancel the cells not started and end the running ones now."""
     if not interrupted:
         pool.shutdown()
+        return
+    if isinstance(pool, ProcessPoolExecutor):
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:  # their cells are abandoned: only this process writes results
+            process.terminate()
+        for process in processes:
+            process.join(10)
         return
     try:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -123,17 +170,84 @@ def _summary_line(row: dict) -> str:
             f"{row['forwards']} fwd / {row['backwards']} bwd")
 
 
-def _check_models(cells: Iterable[Cell]) -> None:
-    """Load each model once here, so a bad name or a missing weight file fails before any cell runs."""
+def check_models(spec: Spec) -> None:
+    """What only a model can tell, for every cell, before any cell runs: each model loads (once
+    here), the image size suits it, each target's layers and units exist in it, the class of a
+    class target exists in the transfer model, and one step's images fit in memory."""
+    from ..memory import check_fits
+    from ..models.info import num_classes
+    from ..objectives import parse_target, validate
+    from ..params import make_param
+    from ..problem import Budget
+    from ..strategies import make_strategy
     from .cell import cached_model
-    for name, device in sorted({(c.model, c.device) for c in cells} | {(c.transfer_model, c.device) for c in cells
-                                                                       if c.transfer_model}):
-        cached_model(name, device)
+
+    bench = spec.raw.get("bench", {}) if isinstance(spec.raw, dict) else {}
+
+    def where(key: str, value: str) -> str:
+        """The key path of a model or target as the spec lists it: `spec bench.models[1]`."""
+        listed = bench.get(key, [])
+        return f"spec bench.{key}[{listed.index(value)}]" if isinstance(listed, list) and value in listed \
+            else f"spec bench.{key}"
+
+    def load(name: str, device: str, key: str):
+        try:
+            return cached_model(name, device)
+        except FvoptError as err:
+            raise FvoptError(f"{where(key, name) if key == 'models' else 'spec bench.' + key}: {err}") from None
+
+    checked: set[tuple] = set()
+    for cell in spec.cells:
+        model = load(cell.model, cell.device, "models")
+        transfer = load(cell.transfer_model, cell.device, "transfer_model") if cell.transfer_model else None
+        if cell.size < model.min_size:
+            raise FvoptError(f"spec bench.size: {cell.size} px is too small for {model.name}: at least "
+                             f"{model.min_size} px")
+        if (cell.model, cell.target) not in checked:
+            checked.add((cell.model, cell.target))
+            objective = parse_target(cell.target)
+            try:  # the shape probe below runs the model at this size: refuse one that cannot fit first
+                check_fits(model, max(cell.size, model.input_size), images=1, backward=False)
+            except FvoptError as err:
+                raise FvoptError(f"spec bench.size: {err}") from None
+            try:
+                validate(objective, model, max(cell.size, model.input_size))
+                classes = next((c.indices for c in objective.checks if c.what == "class"), None)
+                n = num_classes(transfer) if transfer is not None and classes else None
+                bad = [i for i in classes if not 0 <= i < n] if n is not None else []
+                if bad:
+                    raise FvoptError(f"class {bad[0]} is out of range for the transfer model "
+                                     f"{transfer.name}, which has {n} classes (0..{n - 1})")
+            except FvoptError as err:
+                raise FvoptError(f"{where('targets', cell.target)} on {cell.model}: {err}") from None
+        step = (cell.model, cell.target, cell.strategy, cell.param_used)
+        if step not in checked:  # as `visualize` checks it: the images of one step's largest pass
+            checked.add(step)
+            strategy = make_strategy(cell.strategy_name, **cell.options)
+            slots = parse_target(cell.target).slots
+            cost = strategy.check(make_param(cell.param_used, cell.size), slots, Budget(**cell.budget))
+            chunk = cell.max_batch if isinstance(cell.max_batch, int) else 1
+            try:
+                check_fits(model, cell.size, images=min(cost.forwards, max(chunk, slots)),
+                           backward=strategy.uses_gradients)
+            except FvoptError as err:
+                raise FvoptError(f"spec bench.size: {err}") from None
+
+
+def check_executor(spec: str | None, workers: int) -> None:
+    """The executor named and the number of workers, before any model loads or file is written."""
+    cores = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= cores:
+        raise FvoptError(f"workers must be an integer in [1, {cores}] (the CPU cores here; each worker runs one "
+                         f"cell at a time with its own copy of the models), not {workers!r}")
+    if spec is None:
+        return
+    if not isinstance(spec, str) or not re.fullmatch(r"dask://[^\s/]+:\d{1,5}", spec):
+        raise FvoptError(f"unknown executor {spec!r}: use dask://HOST:PORT, or --workers N for local processes")
 
 
 def _executor(spec: str | None, workers: int):
-    if workers < 1:
-        raise FvoptError(f"workers must be at least 1, not {workers}")
+    check_executor(spec, workers)
     if spec is None:
         if workers == 1:
             return InlineExecutor(), None
@@ -161,4 +275,4 @@ def _executor(spec: str | None, workers: int):
                 client.close()
 
         return DaskPool(), dask_completed
-    raise FvoptError(f"unknown executor '{spec}': use dask://HOST:PORT, or --workers N for local processes")
+    raise FvoptError(f"unknown executor {spec!r}: use dask://HOST:PORT, or --workers N for local processes")

@@ -55,7 +55,7 @@ class Cell:
     transforms: str
     transfer_model: str | None = None
     device: str = "cpu"
-    max_batch: int = 32
+    max_batch: int | str = 32
 
     @property
     def key(self) -> str:
@@ -111,7 +111,10 @@ def _search_space(strategy, param: str, size: int, target: str, budget: dict, wh
 
 
 def _number(value, option, where: str):
-    """A number checked for type, range and finiteness, or an error naming the key path."""
+    """A number checked for type, range and finiteness, or an error naming the key path. Text is
+    refused (TOML has numbers: `size = "64"` is a mistake, not a number)."""
+    if isinstance(value, str):
+        raise _fail(where, f"must be {option.allowed()}, not the text {value!r}")
     try:
         return option.coerce("value", value)
     except FvoptError:
@@ -130,12 +133,16 @@ def _unique(values: list, where: str) -> list:
 
 def load_spec(path: str | Path) -> Spec:
     path = Path(path)
+    if path.is_dir():
+        raise FvoptError(f"spec file '{path}' is a folder: give a TOML file (see benchmarks/example_bench.toml)")
     if not path.is_file():
         raise FvoptError(f"spec file '{path}' does not exist")
     try:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise FvoptError(f"spec file '{path}' is not valid TOML: {err}") from None
+    except OSError as err:
+        raise FvoptError(f"cannot read spec file '{path}': {err.strerror or err}") from None
     return parse_spec(raw, str(path))
 
 
@@ -155,14 +162,23 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
     models = _unique(_list_of(bench.get("models", ["lite0"]), str, "bench.models"), "bench.models")
     targets = _unique(_list_of(bench["targets"], str, "bench.targets"), "bench.targets")
     params = _unique(_list_of(bench.get("params", ["fft"]), str, "bench.params"), "bench.params")
+    spec_name = bench.get("name", Path(path).stem)
+    if not isinstance(spec_name, str) or not spec_name.strip():
+        raise _fail("bench.name", f"must be a non-empty text, not {spec_name!r}")
     transforms = bench.get("transforms", "default")
+    if not isinstance(transforms, str):
+        raise _fail("bench.transforms", f"must be the name of a transform set (default, lucent, color, none), "
+                    f"not {transforms!r}")
     transfer = bench.get("transfer_model")
     if transfer is not None and not isinstance(transfer, str):
         raise _fail("bench.transfer_model", f"must be a model name, not {transfer!r}")
     device = bench.get("device", "cpu")
     if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise _fail("bench.device", f"must be auto, cpu, cuda or cuda:N, not {device!r}")
-    max_batch = _number(bench.get("max_batch", 32), POSITIVE_INT, "bench.max_batch")
+    _check_device(device)
+    max_batch = bench.get("max_batch", 32)
+    if max_batch != "auto":
+        max_batch = _number(max_batch, POSITIVE_INT, "bench.max_batch")
     budget = bench["budget"]
     if not isinstance(budget, dict) or not budget:
         raise _fail("bench.budget", "must be a table with seconds, passes, forwards or steps")
@@ -202,6 +218,10 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
         where = f"strategies[{i}]"
         if not isinstance(entry, dict) or "name" not in entry:
             raise _fail(where, "needs a name")
+        if not isinstance(entry["name"], str):
+            raise _fail(f"{where}.name", f"must be an optimizer name (see `fvopt optimizers`), not {entry['name']!r}")
+        if not isinstance(entry.get("label", ""), str) or "label" in entry and not entry["label"].strip():
+            raise _fail(f"{where}.label", f"must be a non-empty text, not {entry['label']!r}")
         options = {k: v for k, v in entry.items() if k not in STRATEGY_KEYS}
         try:
             strategy = make_strategy(entry["name"], **options)
@@ -226,5 +246,21 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
                     for seed in seeds:
                         cells.append(Cell(model, target, label, name, options, param, used, seed, size, dict(budget),
                                           transforms, transfer, device, max_batch))
+    if len({c.key for c in cells}) != len(cells):  # the checks above make this impossible; never store one row for two
+        raise FvoptError(f"spec {path}: two cells are identical: each would run twice for one stored row")
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return Spec(bench.get("name", Path(path).stem), cells, digest, path, raw)
+    return Spec(spec_name, cells, digest, path, raw)
+
+
+def _check_device(device: str) -> None:
+    """The device must exist here (cells run on it, and the models are loaded here first)."""
+    from ..models import resolve_device
+    try:
+        dev = resolve_device(device)
+    except FvoptError as err:
+        raise _fail("bench.device", str(err)) from None
+    if dev.type == "cuda" and dev.index is not None:
+        import torch
+        if dev.index >= torch.cuda.device_count():
+            raise _fail("bench.device", f"'{device}' does not exist: this machine has {torch.cuda.device_count()} "
+                        f"CUDA device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})")

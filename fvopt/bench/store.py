@@ -9,6 +9,7 @@ import json
 import sqlite3
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from ..errors import FvoptError
 
@@ -31,49 +32,88 @@ COLUMNS = ("key", "spec_name", "spec_hash", "model", "target", "strategy", "stra
 JSON_COLUMNS = ("options", "budget", "final", "trace", "extra")
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _read_only_uri(path: Path) -> str:
+    """A read-only SQLite URI for `path`, percent-encoded: a '?', '#' or '%' in a file name would
+    otherwise be read as URI syntax (and `mode=ro` silently dropped, or another file opened).
+    Without a `-wal` file beside it, the database is opened `immutable`, so that reading it
+    creates no `-wal`/`-shm` files either (SQLite makes them for a read-only WAL database)."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    return uri if Path(f"{path}-wal").exists() else uri + "&immutable=1"
+
+
 class Store:
     """fvopt's results database. A file that is not one (another program's SQLite database, any
     other file) is refused before a single byte of it changes; `readonly` never writes at all."""
 
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
-        if self.path.is_dir():
-            raise FvoptError(f"results database '{self.path}' is a folder, not a file")
-        exists = self.path.is_file() and self.path.stat().st_size > 0
-        if readonly and not exists:
-            what = "is empty" if self.path.is_file() else "does not exist"
-            raise FvoptError(f"results database '{self.path}' {what}: run `fvopt bench SPEC --db {self.path}` first")
-        if exists:
-            self._check_is_ours()
+        exists = self.check(self.path, readonly)
         try:
             if readonly:
-                self.db = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=30)
+                self.db = sqlite3.connect(_read_only_uri(self.path), uri=True, timeout=30)
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not exists:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
-        except (sqlite3.DatabaseError, OSError) as err:
-            raise FvoptError(f"cannot open results database '{self.path}': {err}") from None
+        except (sqlite3.Error, OSError) as err:
+            raise FvoptError(f"cannot open results database '{self.path}': {_reason(err)}") from None
 
-    def _check_is_ours(self) -> None:
-        """Read-only: the file must be SQLite holding fvopt's `cells` table and nothing else."""
+    @staticmethod
+    def check(path: str | Path, readonly: bool = False) -> bool:
+        """Refuse `path` unless it is fvopt's results database or (when writing) a new or empty
+        file in a folder that can hold it; reads only. Returns whether it holds a database."""
+        if not str(path).strip():
+            raise FvoptError("the results database needs a file name, not an empty one (e.g. --db results.sqlite)")
+        path = Path(path)
+        if path.is_dir():
+            raise FvoptError(f"results database '{path}' is a folder, not a file")
+        if path.exists() and not path.is_file():
+            raise FvoptError(f"results database '{path}' is not a regular file")
+        exists = path.is_file() and path.stat().st_size > 0
+        if readonly and not exists:
+            what = "is empty" if path.is_file() else "does not exist"
+            raise FvoptError(f"results database '{path}' {what}: run `fvopt bench SPEC --db {path}` first")
+        if exists:
+            Store._check_is_ours(path, readonly)
+        elif not readonly:
+            parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+            if parent is not None and not parent.is_dir():
+                raise FvoptError(f"results database '{path}' cannot be created: '{parent}' is a file, not a folder")
+        return exists
+
+    @staticmethod
+    def _check_is_ours(path: Path, readonly: bool = False) -> None:
+        """Read-only: the file must be SQLite holding fvopt's `cells` table (and its indexes) only."""
+        left = "it was left unchanged: " + ("give the database an `fvopt bench` run wrote" if readonly else
+                                            "give --db a new file name")
         try:
-            probe = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=30)
+            with open(path, "rb") as fh:
+                header = fh.read(len(SQLITE_HEADER))
+        except OSError as err:
+            raise FvoptError(f"cannot read results database '{path}': {_reason(err)}") from None
+        if header != SQLITE_HEADER:
+            raise FvoptError(f"'{path}' is not an SQLite database, so not an fvopt results database; {left}")
+        try:
+            probe = sqlite3.connect(_read_only_uri(path), uri=True, timeout=30)
             try:
-                tables = {r[0] for r in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                columns = {r[1] for r in probe.execute("PRAGMA table_info(cells)")} if "cells" in tables else set()
+                entries = probe.execute("SELECT type, name, tbl_name FROM sqlite_master").fetchall()
+                columns = {r[1] for r in probe.execute("PRAGMA table_info(cells)")}
             finally:
                 probe.close()
-        except sqlite3.DatabaseError as err:
-            raise FvoptError(f"'{self.path}' is not an fvopt results database ({err}); it was left unchanged: "
-                             "give --db a new file name") from None
-        foreign = sorted(tables - {"cells"})
-        if foreign or (tables and not set(COLUMNS) <= columns):
-            detail = f"tables {', '.join(foreign)}" if foreign else "a 'cells' table of another shape"
-            raise FvoptError(f"'{self.path}' is another program's SQLite database ({detail}); it was left "
-                             "unchanged: give --db a new file name")
+        except sqlite3.Error as err:
+            raise FvoptError(f"'{path}' is not an fvopt results database ({_reason(err)}); {left}") from None
+        foreign = sorted({f"{kind} {name}" for kind, name, table in entries
+                          if table != "cells" or kind not in ("table", "index")})
+        if foreign or (entries and columns != set(COLUMNS)):
+            detail = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "") if foreign else \
+                "a 'cells' table of another shape"
+            raise FvoptError(f"'{path}' is another program's SQLite database ({detail}); {left}")
 
     def done_keys(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT key FROM cells WHERE status = 'done'")}
@@ -86,12 +126,17 @@ class Store:
             if col in values and not isinstance(values[col], str):
                 values[col] = json.dumps(values[col])
         cols = [c for c in COLUMNS if c in values]
-        with self.db:
-            self.db.execute(f"INSERT OR REPLACE INTO cells ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                            [values[c] for c in cols])
+        try:
+            with self.db:
+                self.db.execute(f"INSERT OR REPLACE INTO cells ({', '.join(cols)}) VALUES "
+                                f"({', '.join('?' * len(cols))})", [values[c] for c in cols])
+        except sqlite3.Error as err:  # disk full, database locked by another writer, file removed
+            raise FvoptError(f"cannot write a finished cell to '{self.path}': {_reason(err)}; the cells "
+                             "committed before it are kept") from None
 
     def rows(self, status: str | None = "done") -> list[dict]:
-        query = "SELECT * FROM cells" + (" WHERE status = ?" if status else "") + " ORDER BY target, strategy, param, seed"
+        query = ("SELECT * FROM cells" + (" WHERE status = ?" if status else "")
+                 + " ORDER BY model, target, strategy, param, seed")
         cur = self.db.execute(query, (status,) if status else ())
         names = [d[0] for d in cur.description]
         out = []
@@ -105,3 +150,7 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _reason(err: BaseException) -> str:
+    return getattr(err, "strerror", None) or str(err)
