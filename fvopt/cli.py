@@ -331,8 +331,8 @@ def _bench(args) -> int:
     summary = run_spec(spec, db, workers=args.workers or 1, executor=args.executor, progress=not args.quiet,
                        log=print if args.quiet else None)
     if summary.interrupted:
-        print(f"fvopt: interrupted: {summary.done} of {summary.total} cells done in {db} (the running cell was "
-              f"abandoned); run the same command again to resume", file=sys.stderr)
+        print(f"fvopt: interrupted: {summary.done} of {summary.total} cells done in {db}, the running ones "
+              f"abandoned; run the same command again to resume", file=sys.stderr)
         return 130
     print(f"{spec.name}: {summary.total} cells, {summary.skipped} already done, {summary.ran} ran, "
           f"{summary.failed} failed; results in {db}")

@@ -40,7 +40,11 @@ def _init_worker(threads: int) -> None:
     workers itself (a worker that caught it would start the next queued cell, or die mid-write of
     a traceback)."""
     import torch
+    from tqdm import tqdm as std_tqdm
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm's default lock is a multiprocessing semaphore: a worker ended by Ctrl-C would leave it to
+    # the resource tracker, which then warns about "leaked semaphore objects" after the one line
+    std_tqdm.set_lock(threading.RLock())
     torch.set_num_threads(threads)
 
 
@@ -139,12 +143,14 @@ def _shutdown(pool, interrupted: bool) -> None:
         pool.shutdown()
         return
     if isinstance(pool, ProcessPoolExecutor):
+        # Their cells are abandoned (only this process writes results): end the workers first, then
+        # shut the pool down and wait, so that its queues are released before this process exits.
         processes = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:  # their cells are abandoned: only this process writes results
+        for process in processes:
             process.terminate()
         for process in processes:
             process.join(10)
+        pool.shutdown(wait=True, cancel_futures=True)
         return
     try:
         pool.shutdown(wait=False, cancel_futures=True)
