@@ -138,7 +138,7 @@ def test_same_spec_and_seed_give_the_same_values_and_a_changed_spec_adds_only_ne
 
 
 def test_report_files_and_one_table_row_per_cell(tmp_path):
-    spec = load_spec(write_spec(tmp_path))
+    spec = load_spec(write_spec(tmp_path, passes=12))
     store = Store(tmp_path / "r.sqlite")
     run_spec(spec, store, progress=False, log=lambda line: None)
     store.close()
@@ -252,9 +252,9 @@ def test_checked_numbers_keep_the_cell_keys_of_committed_studies():
     """Checking the budget must not rewrite it: cell keys hash the spec's values as written."""
     root = Path(__file__).resolve().parents[1]
     spec = load_spec(root / "studies" / "optimizer_choice" / "spec.toml")
-    db = sqlite3.connect(f"file:{root / 'studies' / 'optimizer_choice' / 'results' / 'results.sqlite'}?mode=ro",
-                         uri=True)
-    done = {k for (k,) in db.execute("SELECT key FROM cells WHERE status = 'done'")}
+    store = Store(root / "studies" / "optimizer_choice" / "results" / "results.sqlite", readonly=True)
+    done = store.done_keys()
+    store.close()
     assert {c.key for c in spec.cells} == done
 
 
@@ -385,6 +385,7 @@ def test_what_only_the_model_can_tell_is_refused_before_the_database_is_created(
 @pytest.mark.parametrize("argv, message", [
     (["--executor", "ray://x"], "unknown executor 'ray://x'"),
     (["--executor", "dask://host"], "unknown executor 'dask://host'"),
+    (["--executor", "dask://host:99999"], "unknown executor 'dask://host:99999': use dask://HOST:PORT (a port in"),
     (["--workers", str((os.cpu_count() or 1) + 1)], "workers must be an integer in [1, "),
     (["extra.sqlite"], "unexpected 'extra.sqlite' after the spec: name the results database with --db extra.sqlite"),
     (["--out", "rep"], "--out belongs to `fvopt bench report`"),
@@ -459,3 +460,34 @@ def test_report_keeps_two_models_apart(tmp_path):
     assert summary[0].startswith("model,target,") and len(summary) == 3
     values = {line.split(",")[0]: float(line.split(",")[6]) for line in summary[1:]}
     assert values["other"] == pytest.approx(10 * values["lite0"])
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The pool's worker processes of a bench process (not its resource tracker)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return [c for c in children if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find the workers")
+def test_a_worker_killed_by_the_system_is_not_taken_for_ctrl_c(tmp_path):
+    """Workers ignore Ctrl-C, so a dead worker means the system killed it (memory) or it crashed:
+    one line that says so, the finished cells kept, exit 2, never "interrupted"."""
+    spec, db = write_spec(tmp_path, passes=150), tmp_path / "r.sqlite"
+    proc = subprocess.Popen(bench_command(spec, db, "--workers", "2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ONE_THREAD)
+    deadline = time.time() + 300
+    while not finished(db) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before the first cell was stored"
+    workers = _workers_of(proc.pid)
+    assert workers
+    os.kill(workers[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    kept = finished(db)
+    assert proc.returncode == 2, err
+    assert err.strip().startswith("fvopt: error: a worker process died while running cells") and \
+        len(err.strip().splitlines()) == 1, err
+    assert f"{len(kept)} of 8 cells done in '{db}' are kept" in err and 1 <= len(kept) < 8

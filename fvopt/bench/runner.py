@@ -73,25 +73,36 @@ def run_spec(spec: Spec, store: Store | str | Path, workers: int = 1, executor: 
     """Run the cells of `spec` that `store` does not hold yet; returns what was done.
 
     Everything is checked before any cell runs: the executor, the database (a path is checked
-    read-only, and created only after every other check passed) and the models against the spec.
-    Ctrl-C keeps every finished cell and abandons the running ones (`summary.interrupted`)."""
+    read-only, and created only after every other check passed and the executor is reached) and the
+    models against the spec. Ctrl-C keeps every finished cell and abandons the running ones
+    (`summary.interrupted`)."""
     check_executor(executor, workers)
-    if not isinstance(store, Store):
-        Store.check(store)
+    path = None if isinstance(store, Store) else store
+    if path is not None:
+        Store.check(path)
     check_models(spec)
-    if not isinstance(store, Store):
-        opened = Store(store)
-        try:
-            return run_spec(spec, opened, workers, executor, progress, log)
-        finally:
-            opened.close()
+    pool, gather = _executor(executor, workers)
+    try:
+        if path is not None:
+            store = Store(path)
+    except BaseException:
+        pool.shutdown()
+        raise
+    try:
+        return _run(spec, store, pool, gather, workers, executor, progress, log)
+    finally:
+        if path is not None:
+            store.close()
+
+
+def _run(spec: Spec, store: Store, pool, gather, workers: int, executor: str | None, progress: bool,
+         log: Callable[[str], None] | None) -> BenchSummary:
     done = store.done_keys()
     todo = [c for c in spec.cells if c.key not in done]
     log = log or (lambda line: tqdm.write(line))
-    pool, gather = _executor(executor, workers)
     threads = threads_per_worker(workers) if not executor and workers > 1 else None
     failed = ran = 0
-    interrupted = False
+    interrupted = broken = False
     bar = tqdm(total=len(todo), desc=f"bench {spec.name}", disable=not progress, unit="cell")
     try:
         for cell, future in _finished(pool, gather, todo, threads):
@@ -99,8 +110,9 @@ def run_spec(spec: Spec, store: Store | str | Path, workers: int = 1, executor: 
                 row = future.result()
             except KeyboardInterrupt:
                 raise
-            except BrokenProcessPool:  # a worker died, e.g. of the same Ctrl-C: not a failure of this cell
-                raise KeyboardInterrupt from None
+            except BrokenProcessPool:  # workers ignore Ctrl-C: one was killed (out of memory?) or crashed
+                broken = True
+                break
             except Exception as err:  # a failing cell is recorded and reported, the others go on
                 failed += 1
                 store.save({"key": cell.key, "spec_name": spec.name, "spec_hash": spec.hash, "model": cell.model,
@@ -118,10 +130,14 @@ def run_spec(spec: Spec, store: Store | str | Path, workers: int = 1, executor: 
     finally:
         with _no_interrupts():  # a second Ctrl-C must not cut the clean-up short
             bar.close()
-            _shutdown(pool, interrupted)
+            _shutdown(pool, interrupted or broken)
     keys = {c.key for c in spec.cells}
-    return BenchSummary(len(spec.cells), len(spec.cells) - len(todo), ran, failed, interrupted,
-                        done=len(store.done_keys() & keys))
+    finished = len(store.done_keys() & keys)
+    if broken:
+        raise FvoptError(f"a worker process died while running cells (killed by the system, often for lack of "
+                         f"memory, or crashed): {finished} of {len(keys)} cells done in '{store.path}' are kept; run "
+                         f"again with fewer --workers to resume")
+    return BenchSummary(len(spec.cells), len(spec.cells) - len(todo), ran, failed, interrupted, done=finished)
 
 
 @contextmanager
@@ -248,8 +264,10 @@ def check_executor(spec: str | None, workers: int) -> None:
                          f"cell at a time with its own copy of the models), not {workers!r}")
     if spec is None:
         return
-    if not isinstance(spec, str) or not re.fullmatch(r"dask://[^\s/]+:\d{1,5}", spec):
-        raise FvoptError(f"unknown executor {spec!r}: use dask://HOST:PORT, or --workers N for local processes")
+    match = re.fullmatch(r"dask://[^\s/]+:(\d{1,5})", spec) if isinstance(spec, str) else None
+    if match is None or not 1 <= int(match.group(1)) <= 65535:
+        raise FvoptError(f"unknown executor {spec!r}: use dask://HOST:PORT (a port in 1..65535), or --workers N for "
+                         "local processes")
 
 
 def _executor(spec: str | None, workers: int):
