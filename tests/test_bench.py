@@ -368,6 +368,7 @@ def one_cell_spec(tmp_path: Path, target: str = "channel:blocks.3:5", extra: str
     ("channel:blocks.3:999", "", 64, "spec bench.targets[0] on lite0: unit 999 is out of range: layer blocks.3"),
     ("channel:nolayer:1", "", 64, "spec bench.targets[0] on lite0: unknown layer 'nolayer'"),
     ("class:1000", "", 64, "spec bench.targets[0] on lite0: class 1000 is out of range"),
+    ("channel:blocks.3:5-diversity:blocks.3", "", 64, "spec bench.targets[0] on lite0: 'channel:blocks.3:5 + -1*diversity:blocks.3' has a diversity term"),
     ("channel:blocks.3:5", "", 16, "spec bench.size: 16 px is too small for lite0: at least 32 px"),
     ("channel:blocks.3:5", "", 2048, "spec bench.size: 1 image(s) of 2048x2048 px need about"),
 ])
@@ -491,3 +492,15 @@ def test_a_worker_killed_by_the_system_is_not_taken_for_ctrl_c(tmp_path):
     assert err.strip().startswith("fvopt: error: a worker process died while running cells") and \
         len(err.strip().splitlines()) == 1, err
     assert f"{len(kept)} of 8 cells done in '{db}' are kept" in err and 1 <= len(kept) < 8
+
+
+def test_a_class_the_transfer_model_lacks_is_refused_before_the_database_is_created(tmp_path, capsys, monkeypatch):
+    from fvopt.bench import cell
+    from tiny import tiny_model
+    monkeypatch.setitem(cell._MODELS, ("tiny", "cpu"), tiny_model())  # a network of 10 classes, as if loaded
+    db = tmp_path / "r.sqlite"
+    spec = one_cell_spec(tmp_path, "class:12", 'transfer_model = "tiny"')
+    assert main(["bench", str(spec), "--db", str(db), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == ("fvopt: error: spec bench.targets[0] on lite0: class 12 is out of range "
+                                               "for the transfer model tiny, which has 10 classes (0..9)")
+    assert not db.exists()

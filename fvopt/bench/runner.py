@@ -194,14 +194,16 @@ def _summary_line(row: dict) -> str:
 
 def check_models(spec: Spec) -> None:
     """What only a model can tell, for every cell, before any cell runs: each model loads (once
-    here), the image size suits it, each target's layers and units exist in it, the class of a
-    class target exists in the transfer model, and one step's images fit in memory."""
+    here), the image size suits it, each target's layers and units exist in it (and a diversity
+    term has images to compare), the class of a class target exists in the transfer model, and one
+    step's images fit in memory. Errors name the spec's key path."""
     from ..memory import check_fits
     from ..models.info import num_classes
-    from ..objectives import parse_target, validate
+    from ..objectives import parse_target
     from ..params import make_param
-    from ..problem import Budget
+    from ..problem import Budget, Problem
     from ..strategies import make_strategy
+    from ..transforms import make_transforms
     from .cell import cached_model
 
     bench = spec.raw.get("bench", {}) if isinstance(spec.raw, dict) else {}
@@ -232,8 +234,13 @@ def check_models(spec: Spec) -> None:
                 check_fits(model, max(cell.size, model.input_size), images=1, backward=False)
             except FvoptError as err:
                 raise FvoptError(f"spec bench.size: {err}") from None
-            try:
-                validate(objective, model, max(cell.size, model.input_size))
+            try:  # the problem checks what it checks for `fvopt viz`: layers, units, a diversity term's batch
+                if objective.slots < 2 and any(c.what == "diversity" for c in objective.checks):
+                    raise FvoptError(f"'{objective}' has a diversity term, which compares the images of a batch, "
+                                     "and a bench cell makes one image per unit of its target: give it several "
+                                     "units (channel:blocks.3:5,6 - diversity:blocks.3)")
+                Problem(model, objective, make_param(cell.param_used, cell.size), make_transforms(cell.transforms),
+                        seed=cell.seed, max_batch=cell.max_batch)
                 classes = next((c.indices for c in objective.checks if c.what == "class"), None)
                 n = num_classes(transfer) if transfer is not None and classes else None
                 bad = [i for i in classes if not 0 <= i < n] if n is not None else []
