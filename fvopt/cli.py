@@ -183,13 +183,16 @@ def _layers(args) -> int:
     size = model.input_size if model.fixed_size else (args.size or model.input_size)
     note = f" (fixed-size model: images of any size are resampled to {size} px)" if model.fixed_size else ""
     print(f"{model.name} at {size}x{size} px{note}")
-    print(f"{'layer':40s} {'type':24s} {'units':>6s}  layout")
+    layers = list_layers(model, size)
+    wide = max([len(info.name) for info in layers] + [5])
+    kind = max([len(info.kind) for info in layers] + [4])
+    print(f"{'layer':{wide}s} {'type':{kind}s} {'units':>6s}  layout")
     hidden = 0
-    for info in list_layers(model, size):
+    for info in layers:
         if info.layout is not None:
-            print(f"{info.name:40s} {info.kind:24s} {info.layout.units:6d}  {info.layout.describe()}")
+            print(f"{info.name:{wide}s} {info.kind:{kind}s} {info.layout.units:6d}  {info.layout.describe()}")
         elif args.all:
-            print(f"{info.name:40s} {info.kind:24s} {'-':>6s}  not readable: {info.problem}")
+            print(f"{info.name:{wide}s} {info.kind:{kind}s} {'-':>6s}  not readable: {info.problem}")
         else:
             hidden += 1
     print("logits (the model output): class:INDEX. Targets: channel:LAYER:UNIT (mean over positions or patch "

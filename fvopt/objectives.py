@@ -372,7 +372,8 @@ def validate(objective: Objective, model, size: int) -> None:
             if bad:
                 raise FvoptError(f"class {bad[0]} is out of range: {model.name} has {n} classes (0..{n - 1})")
             continue
-        info = layer_info(model, check.layer, model.input_size if model.fixed_size else size)
+        seen = model.input_size if model.fixed_size else size  # what the network sees
+        info = layer_info(model, check.layer, seen)
         layout, units = info.layout, info.layout.units
         noun = "features" if layout.kind == "tokens" else "units" if layout.kind == "vector" else "channels"
         if check.what in ("channel", "neuron", "token"):
@@ -392,7 +393,7 @@ def validate(objective: Objective, model, size: int) -> None:
             if not (0 <= y < h and 0 <= x < w):
                 where = "patch grid" if layout.kind == "tokens" else "map"
                 raise FvoptError(f"neuron position ({y}, {x}) is outside the {h}x{w} {where} of {check.layer} "
-                                 f"at {size} px (0..{h - 1}, 0..{w - 1})")
+                                 f"at {seen} px (0..{h - 1}, 0..{w - 1})")
         if check.what == "token":
             if layout.kind != "tokens" or not 0 <= check.position[0] < layout.prefix:
                 has = f"{layout.prefix} prefix tokens" if layout.kind == "tokens" else f"layout {layout.describe()}"

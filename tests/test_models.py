@@ -224,3 +224,99 @@ def test_a_googlenet_saved_after_torchvision_dropped_its_aux_heads_loads_too(tmp
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(model(x), plain((x - model.mean) / model.std), atol=1e-5)
+
+
+def _hf_snapshot(root, model_name: str):
+    """A fake Hugging Face cache entry for timm's default weights of `model_name`; returns its folder."""
+    import timm
+    cfg = timm.models.get_pretrained_cfg(model_name)
+    repo = root / ("models--" + cfg.hf_hub_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    return repo / "snapshots" / "abc123"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"),
+    (b"\x10\x00\x00\x00\x00\x00\x00\x00{}", "is not a readable safetensors file"),
+    ("other model", "does not fit timm:vit_tiny_patch16_224: "),
+])
+def test_a_broken_timm_cache_file_is_one_line(tmp_path, monkeypatch, content, message):
+    import huggingface_hub.constants as hf
+    import timm
+    from safetensors.torch import save_file
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path))
+    path = _hf_snapshot(tmp_path, "vit_tiny_patch16_224") / "model.safetensors"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:  # a valid file of another architecture under this model's name
+        save_file(timm.create_model("resnet10t", pretrained=False).state_dict(), path)
+    with pytest.raises(FvoptError) as err:
+        load_model("timm:vit_tiny_patch16_224")
+    assert message in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_timm_pickle_in_the_cache_is_read_with_weights_only(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hf
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path))
+    torch.save({"a": _RunsCode()}, _hf_snapshot(tmp_path, "vit_tiny_patch16_224") / "pytorch_model.bin")
+    with pytest.raises(FvoptError, match="holds Python objects") as err:
+        load_model("timm:vit_tiny_patch16_224")
+    assert "weights_only=False" not in str(err.value)
+
+
+def test_a_network_that_runs_only_at_its_size_is_found_and_fed_resampled_images():
+    """LeViT declares no position embedding fvopt knows of, yet runs only at 224: one probe tells,
+    and every image is resampled with the model's own interpolation (bicubic) before the network."""
+    model = load_model("timm:levit_128s", weights="random")
+    assert model._fixed is None and model.fixed_size and model.interpolation == "bicubic"
+    x = torch.rand(1, 3, 64, 64)
+    seen = F.interpolate(x, size=(224, 224), mode="bicubic", align_corners=False)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.net((seen - model.mean) / model.std), atol=1e-5)
+    assert not load_model("torchvision:resnet18", weights="random").fixed_size
+
+
+def test_a_size_the_network_cannot_take_is_refused_in_one_line_before_work():
+    from fvopt.models import FeatureModel
+    from fvopt.objectives import parse_target, validate
+
+    class NeedsBig(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            if x.shape[-1] < 80:
+                raise RuntimeError("input too small\nsecond line")
+            return self.conv(x).mean((2, 3))
+
+    model = FeatureModel(NeedsBig(), "needsbig", input_size=96, min_size=8, fixed_size=None)
+    assert model.fixed_size  # the probe at 96 - 32 = 64 px failed: its images are resampled to 96 px
+    validate(parse_target("channel:conv:1"), model, 64)
+    model = FeatureModel(NeedsBig(), "needsbig", input_size=96, min_size=8, fixed_size=False)
+    with pytest.raises(FvoptError, match=r"^needsbig cannot run on 64x64 px images \(RuntimeError: input too small\); "
+                                         r"its input size is 96 px$"):
+        validate(parse_target("channel:conv:1"), model, 64)
+
+
+def test_a_neuron_position_is_checked_on_the_grid_of_the_size_it_runs_at(resnet18_random):
+    from fvopt.objectives import parse_target, validate
+    validate(parse_target("neuron:layer3.0:7:3:3"), resnet18_random, 64)
+    with pytest.raises(FvoptError, match=r"neuron position \(10, 10\) is outside the 4x4 map of layer3.0 at 64 px"):
+        validate(parse_target("neuron:layer3.0:7:10:10"), resnet18_random, 64)
+
+
+@pytest.mark.slow
+def test_fvopt_layers_lists_layouts_and_unit_counts_of_a_transformer(capsys):
+    from fvopt.cli import main
+    assert main(["layers", "timm:vit_tiny_patch16_224", "--weights", "random"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert rows["blocks.6.mlp.act"].split()[1:] == ["GELU", "768", "tokens", "1+14x14", "x", "768"]
+    assert rows["blocks.6"].split()[2:] == ["192", "tokens", "1+14x14", "x", "192"]
+    assert rows["head"].split()[2:] == ["1000", "vector", "1000"]
+    assert "blocks.0.attn.q_norm" not in rows and "token:LAYER:UNIT[:K]" in out
+    assert main(["layers", "timm:vit_tiny_patch16_224", "--weights", "random", "--all"]) == 0
+    assert "blocks.0.attn.q_norm" in capsys.readouterr().out

@@ -83,6 +83,10 @@ class Capture:
 
 
 def layer_layout(model: FeatureModel, name: str):
-    """The recorded layout of a layer (probed once per model at its input size)."""
+    """The recorded layout of a layer: from any probe already made (the kind of layout, units and
+    prefix tokens do not depend on the image size), else probed once at the model's input size."""
     from .info import layer_info
+    for layers in model.__dict__.get("_layer_cache", {}).values():
+        if name in layers and layers[name].layout is not None:
+            return layers[name].layout
     return layer_info(model, name, model.input_size).layout

@@ -46,6 +46,10 @@ def _probe(model: FeatureModel, size: int) -> dict[str, tuple[str, object]]:
                 handles.append(module.register_forward_hook(hook_for(name)))
         with torch.no_grad():
             model(torch.full((1, 3, size, size), 0.5, device=model.device))
+    except Exception as err:  # a network that cannot take this size: one line, before any work
+        text = str(err).strip().splitlines()
+        raise FvoptError(f"{model.name} cannot run on {size}x{size} px images ({type(err).__name__}: "
+                         f"{text[0][:160] if text else ''}); its input size is {model.input_size} px") from None
     finally:
         for h in handles:
             h.remove()

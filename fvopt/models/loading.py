@@ -39,7 +39,8 @@ def load_model(name: str, weights: str | os.PathLike | None = None, device: str 
         else:
             net = build_lite(name, pretrained=False)
             _load_weights(net, weights, name)
-        model = FeatureModel(net, name, input_size=LITE_VARIANTS[name][1], weights=_describe(weights))
+        model = FeatureModel(net, name, input_size=LITE_VARIANTS[name][1], weights=_describe(weights),
+                             fixed_size=False)
     elif name.startswith("torchvision:"):
         model = _torchvision(name.split(":", 1)[1], weights)
     elif name.startswith("timm:"):
@@ -169,10 +170,12 @@ def _torchvision(spec: str, weights) -> FeatureModel:
         described = f"{enum.name} ({path})" if weights is None else str(weights)
     preprocess = enum.transforms()
     size = int(_first(preprocess.crop_size))
-    fixed = hasattr(net, "class_token")  # VisionTransformer: position embeddings for one image size
+    fixed = True if hasattr(net, "class_token") else None  # VisionTransformer; others: probed when it matters
+    interpolation = getattr(preprocess.interpolation, "value", "bilinear")
     return FeatureModel(net, name if str(weights) == "random" or weights is not None else f"{name}@{enum.name}",
                         input_size=size, mean=tuple(preprocess.mean), std=tuple(preprocess.std),
-                        min_size=_MIN_SIZE.get(arch, 32), weights=described, fixed_size=fixed)
+                        min_size=_MIN_SIZE.get(arch, 32), weights=described, fixed_size=fixed,
+                        interpolation=interpolation)
 
 
 def _weights_enum(arch: str, enum_name: str):
@@ -229,7 +232,7 @@ def _timm(arch: str, weights) -> FeatureModel:
     name = f"timm:{arch}"
     if weights is None:
         path = _timm_cached_file(arch)
-        net = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+        net = _timm_pretrained(arch, path, name)
         described = f"pretrained ({path})"
     else:
         net = timm.create_model(arch, pretrained=False)
@@ -238,11 +241,44 @@ def _timm(arch: str, weights) -> FeatureModel:
     cfg = net.pretrained_cfg or {}
     size = int(cfg.get("input_size", (3, 224, 224))[-1])
     patch = getattr(net, "patch_embed", None)
-    fixed = bool(patch is not None and getattr(patch, "strict_img_size", False)
-                 and not getattr(patch, "dynamic_img_pad", False) and not getattr(net, "dynamic_img_size", False))
+    fixed = True if (patch is not None and getattr(patch, "strict_img_size", False)
+                     and not getattr(patch, "dynamic_img_pad", False)
+                     and not getattr(net, "dynamic_img_size", False)) else None  # None: probed when it matters
     return FeatureModel(net, name, input_size=size, mean=cfg.get("mean", (0.485, 0.456, 0.406)),
                         std=cfg.get("std", (0.229, 0.224, 0.225)), weights=described, fixed_size=fixed,
-                        min_size=16 if fixed else 32)
+                        min_size=16 if fixed else 32, interpolation=cfg.get("interpolation", "bilinear"))
+
+
+def _timm_pretrained(arch: str, path: Path, name: str):
+    """timm's pretrained build (its key conversions, head adaptation, strict load) fed a state dict
+    that fvopt read itself, so a broken cached file is one line and pickles load weights_only."""
+    import timm
+
+    if path.suffix == ".npz":  # big_vision/JAX checkpoints: timm's own reader (numpy, no pickle)
+        overlay = {"file": str(path)}
+    else:
+        state = read_safetensors(path, name) if path.suffix == ".safetensors" else read_state_dict(path, name)
+        overlay = {"state_dict": state}
+    try:
+        return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=overlay)
+    except FvoptError:
+        raise
+    except Exception as err:  # a strict-load mismatch, or a checkpoint timm's converter cannot read
+        detail = _mismatch(err) if isinstance(err, RuntimeError) else _first_line(err)
+        raise FvoptError(f"pretrained file '{path}' does not fit {name}: {detail}") from None
+
+
+def read_safetensors(path: Path, name: str) -> dict[str, torch.Tensor]:
+    """A .safetensors file (tensors only, no code can run), or one line saying why not."""
+    from safetensors.torch import load_file
+
+    if path.stat().st_size == 0:
+        raise FvoptError(f"weight file '{path}' for {name} is empty")
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as err:
+        raise FvoptError(f"weight file '{path}' for {name} is not a readable safetensors file: "
+                         f"{_first_line(err)}") from None
 
 
 def _timm_cached_file(arch: str) -> Path:
@@ -260,7 +296,7 @@ def _timm_cached_file(arch: str) -> Path:
     if cfg is not None and cfg.hf_hub_id:
         from huggingface_hub import try_to_load_from_cache
         repo = cfg.hf_hub_id.split("@")[0]
-        for filename in (cfg.hf_hub_filename, "open_clip_pytorch_model.bin", "model.safetensors", "pytorch_model.bin"):
+        for filename in (cfg.hf_hub_filename, "model.safetensors", "pytorch_model.bin"):  # timm's order
             if not filename:
                 continue
             found = try_to_load_from_cache(repo, filename)

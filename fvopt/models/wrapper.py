@@ -27,7 +27,8 @@ class FeatureModel(nn.Module):
         std: Sequence[float] = IMAGENET_STD,
         min_size: int = 32,
         weights: str = "pretrained",
-        fixed_size: bool = False,
+        fixed_size: bool | None = False,
+        interpolation: str = "bilinear",
     ) -> None:
         super().__init__()
         self.net = net
@@ -35,7 +36,8 @@ class FeatureModel(nn.Module):
         self.input_size = input_size
         self.min_size = min_size
         self.weights = weights
-        self.fixed_size = fixed_size  # position embeddings: images are resampled to input_size
+        self._fixed = fixed_size  # None: found out by one probe the first time it matters
+        self.interpolation = interpolation if interpolation in ("bilinear", "bicubic") else "bilinear"
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         _disable_inplace(net)
@@ -49,12 +51,27 @@ class FeatureModel(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of [0,1] RGB images, at the images' own size; a fixed-size model (a
-        vision transformer with position embeddings) sees them resampled to its input size, as
-        Lucent does for small images."""
-        if self.fixed_size and tuple(images.shape[-2:]) != (self.input_size, self.input_size):
-            images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear",
+        vision transformer with position embeddings) sees them resampled to its input size with
+        its own interpolation, as Lucent does for small images."""
+        if tuple(images.shape[-2:]) != (self.input_size, self.input_size) and self.fixed_size:
+            images = F.interpolate(images, size=(self.input_size, self.input_size), mode=self.interpolation,
                                    align_corners=False, antialias=images.shape[-1] > self.input_size)
         return self.net((images - self.mean) / self.std)
+
+    @property
+    def fixed_size(self) -> bool:
+        """Whether the network runs only at its input size (position embeddings, fixed windows or
+        token-mixing MLPs). Declared by the loader when it knows; otherwise one forward pass at
+        another size tells, once: a network that cannot run there is fed resampled images."""
+        if self._fixed is None:
+            side = max(self.min_size, self.input_size - 32)
+            try:
+                with torch.no_grad():
+                    self.net((torch.full((1, 3, side, side), 0.5, device=self.device) - self.mean) / self.std)
+                self._fixed = False
+            except Exception:  # it cannot run at another size: resample every image to its own
+                self._fixed = True
+        return self._fixed
 
     @property
     def device(self) -> torch.device:
