@@ -33,6 +33,7 @@ FAMILIES = [
     ("timm:efficientnet_b0", "blocks.3", "nchw", 0, 7, 64),
     ("timm:swin_tiny_patch4_window7_224", "layers.1", "nhwc", 0, 7, 64),
     ("timm:vit_small_patch14_reg4_dinov2", "blocks.2.mlp.act", "tokens", 5, 10, 64),
+    ("timm:levit_128s", "stages.1.blocks.0.mlp.act", "tokens", 0, 7, 64),  # fixed-size, found by the load probe
 ]
 QUICK = {"torchvision:resnet50", "timm:vit_tiny_patch16_224"}
 _MODELS: dict = {}
@@ -84,7 +85,7 @@ def test_layout_and_objective_values_match_activations_read_by_hand(name, layer,
         problem = Problem(model, parse_target(target), make_param("pixel", size), make_transforms("none"), batch=2)
         got = problem.evaluate(torch.logit(images.clamp(1e-4, 1 - 1e-4)).reshape(2, -1))
         assert torch.allclose(got, expected, rtol=1e-3, atol=1e-4), target
-    if kind == "tokens":
+    if prefix:
         problem = Problem(model, parse_target(f"token:{layer}:{unit}:0"), make_param("pixel", size),
                           make_transforms("none"), batch=2)
         got = problem.evaluate(torch.logit(images.clamp(1e-4, 1 - 1e-4)).reshape(2, -1))
@@ -143,3 +144,16 @@ def test_a_layer_returning_a_dict_is_refused_listing_what_it_returns():
     model = FeatureModel(Net(), "dicty", input_size=32, min_size=8)
     with pytest.raises(FvoptError, match="layer split returns a dict with keys features, extra"):
         Problem(model, parse_target("channel:split:0"), make_param("fft", 32))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, target", [
+    ("timm:swin_tiny_patch4_window7_224", "channel:layers.0.blocks.0.attn:0"),  # (windows, 49, C)
+    ("timm:levit_128s", "channel:stages.0.blocks.0.mlp.ln1.bn:0"),  # BatchNorm1d on (N*L, C)
+])
+def test_a_layer_that_folds_windows_or_tokens_into_the_batch_is_refused(name, target):
+    """Read per image, such a layer would mix the windows of one image with the images of a batch."""
+    from fvopt.errors import FvoptError
+    with pytest.raises(FvoptError, match="its first axis is not the batch of images") as err:
+        Problem(model_of(name), parse_target(target), make_param("fft", 64))
+    assert "\n" not in str(err.value)

@@ -267,10 +267,10 @@ def test_a_timm_pickle_in_the_cache_is_read_with_weights_only(tmp_path, monkeypa
 
 
 def test_a_network_that_runs_only_at_its_size_is_found_and_fed_resampled_images():
-    """LeViT declares no position embedding fvopt knows of, yet runs only at 224: one probe tells,
+    """LeViT declares no position embedding fvopt knows of, yet runs only at 224: one probe at load tells,
     and every image is resampled with the model's own interpolation (bicubic) before the network."""
     model = load_model("timm:levit_128s", weights="random")
-    assert model._fixed is None and model.fixed_size and model.interpolation == "bicubic"
+    assert model.fixed_size and model.interpolation == "bicubic"
     x = torch.rand(1, 3, 64, 64)
     seen = F.interpolate(x, size=(224, 224), mode="bicubic", align_corners=False)
     with torch.no_grad():

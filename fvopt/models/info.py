@@ -35,7 +35,7 @@ def _probe(model: FeatureModel, size: int) -> dict[str, tuple[str, object]]:
             if name in found:  # a module called twice (shared): its first call
                 return
             try:
-                found[name] = (type(module).__name__, tuple(output_tensor(output, name).shape[1:]))
+                found[name] = (type(module).__name__, _per_image_shape(output_tensor(output, name), name))
             except FvoptError as err:
                 found[name] = (type(module).__name__, err)
         return hook
@@ -54,6 +54,15 @@ def _probe(model: FeatureModel, size: int) -> dict[str, tuple[str, object]]:
         for h in handles:
             h.remove()
     return found
+
+
+def _per_image_shape(out: torch.Tensor, name: str) -> tuple[int, ...]:
+    """The output shape of one image (the probe feeds one). Swin's window attention and LeViT's
+    BatchNorm1d fold windows or tokens into the first axis: read as images, they would mix them."""
+    if out.dim() == 0 or out.shape[0] != 1:
+        raise FvoptError(f"layer {name} outputs shape {tuple(out.shape)} for one image: its first axis is not the "
+                         "batch of images (windows or tokens are folded into it), so fvopt cannot read it per image")
+    return tuple(out.shape[1:])
 
 
 def list_layers(model: FeatureModel, size: int | None = None) -> list[LayerInfo]:

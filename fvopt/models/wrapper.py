@@ -36,7 +36,6 @@ class FeatureModel(nn.Module):
         self.input_size = input_size
         self.min_size = min_size
         self.weights = weights
-        self._fixed = fixed_size  # None: found out by one probe the first time it matters
         self.interpolation = interpolation if interpolation in ("bilinear", "bicubic") else "bilinear"
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
@@ -44,6 +43,8 @@ class FeatureModel(nn.Module):
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)
+        # probed here, before any hook of fvopt's exists: a probe inside a hooked pass would be recorded
+        self.fixed_size = self._runs_only_at_input_size() if fixed_size is None else fixed_size
 
     def train(self, mode: bool = True) -> "FeatureModel":
         # BatchNorm in train mode couples the images of a batch: a feature model is always in eval.
@@ -53,25 +54,22 @@ class FeatureModel(nn.Module):
         """Logits for a batch of [0,1] RGB images, at the images' own size; a fixed-size model (a
         vision transformer with position embeddings) sees them resampled to its input size with
         its own interpolation, as Lucent does for small images."""
-        if tuple(images.shape[-2:]) != (self.input_size, self.input_size) and self.fixed_size:
+        if self.fixed_size and tuple(images.shape[-2:]) != (self.input_size, self.input_size):
             images = F.interpolate(images, size=(self.input_size, self.input_size), mode=self.interpolation,
                                    align_corners=False, antialias=images.shape[-1] > self.input_size)
         return self.net((images - self.mean) / self.std)
 
-    @property
-    def fixed_size(self) -> bool:
-        """Whether the network runs only at its input size (position embeddings, fixed windows or
-        token-mixing MLPs). Declared by the loader when it knows; otherwise one forward pass at
-        another size tells, once: a network that cannot run there is fed resampled images."""
-        if self._fixed is None:
-            side = max(self.min_size, self.input_size - 32)
-            try:
-                with torch.no_grad():
-                    self.net((torch.full((1, 3, side, side), 0.5, device=self.device) - self.mean) / self.std)
-                self._fixed = False
-            except Exception:  # it cannot run at another size: resample every image to its own
-                self._fixed = True
-        return self._fixed
+    def _runs_only_at_input_size(self) -> bool:
+        """Whether the network runs only at its input size (position embeddings, fixed windows,
+        token-mixing MLPs), for networks whose loader cannot tell: one forward pass at another size.
+        A network that cannot run there is fed images resampled to its input size."""
+        side = max(self.min_size, self.input_size - 32)
+        try:
+            with torch.no_grad():
+                self.net((torch.full((1, 3, side, side), 0.5, device=self.device) - self.mean) / self.std)
+        except Exception:
+            return True
+        return False
 
     @property
     def device(self) -> torch.device:
