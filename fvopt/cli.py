@@ -32,6 +32,15 @@ def _max_batch(text: str) -> int | str:
     return "auto" if text == "auto" else _positive_int(text)
 
 
+def _compile_mode(text: str) -> str:
+    """--compile MODE, checked by the same function as fvopt.speed.Speed(compile=...)."""
+    from .speed import check_compile_mode
+    try:
+        return check_compile_mode(text)
+    except FvoptError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _option(text: str) -> tuple[str, str]:
     """KEY=VALUE, kept as text: the strategy's declared option types convert and check it."""
     key, eq, value = text.partition("=")
@@ -98,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     fast.add_argument("--channels-last", action="store_true", help="NHWC memory format for the network")
     fast.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN autotune kernels for the run's shapes")
     fast.add_argument("--deterministic", action="store_true", help="torch's deterministic algorithms")
+    fast.add_argument("--compile", type=_compile_mode, default="off", metavar="MODE",
+                      help="torch.compile the network pass: off, default, reduce-overhead (CUDA graphs on CUDA), "
+                      "max-autotune; the first steps pay the compilation")
     viz.add_argument("--quiet", action="store_true", help="no progress bar")
 
     dr = sub.add_parser("dream", help="multi-octave DeepDream on a photo, at any size")
@@ -131,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--workers", type=_positive_int, default=None, help="local worker processes (default 1)")
     be.add_argument("--executor", default=None, help="dask://HOST:PORT to run cells on a Dask cluster")
     be.add_argument("--out", default=None, help="with 'report': the output folder (default report)")
+    be.add_argument("--targets", choices=("fractions", "budget"), default=None,
+                    help="with 'report': fixed targets as fractions 0.5-0.99 of each problem's best (default), "
+                    "or COCO-style budget-based targets")
+    be.add_argument("--no-html", action="store_true", help="with 'report': skip the self-contained report.html")
     be.add_argument("--quiet", action="store_true")
     return p
 
@@ -206,6 +222,7 @@ def _layers(args) -> int:
 def _viz(args) -> int:
     from .evaluate import top_classes
     from .images import check_distinct, check_folder_writable, check_image_path, check_writable
+    from .models import resolve_device
     from .speed import Speed
     from .viz import visualize
 
@@ -213,6 +230,8 @@ def _viz(args) -> int:
     check_image_path(args.out, "--out")
     check_writable(args.trace, "--trace")
     check_folder_writable(args.snapshots, "--snapshots folder")
+    speed = Speed(args.bf16, args.channels_last, args.cudnn_benchmark, args.deterministic, args.compile)
+    speed.check_compile(resolve_device(args.device))  # no C++ compiler or Triton: refused before the model loads
     options = dict(args.option)
     for key in ("popsize", "sigma", "switch"):
         if getattr(args, key) is not None:
@@ -223,7 +242,7 @@ def _viz(args) -> int:
                     grad=args.grad, options=options, weights=args.weights, progress=not args.quiet,
                     snapshot_every=args.snapshot_every if args.snapshots else 0, snapshot_dir=args.snapshots,
                     max_batch=args.max_batch,
-                    speed=Speed(args.bf16, args.channels_last, args.cudnn_benchmark, args.deterministic))
+                    speed=speed)
     out = vis.save(args.out)
     if args.trace:
         vis.save_trace(args.trace)
@@ -318,14 +337,17 @@ def _bench(args) -> int:
         if not args.database:
             raise FvoptError("usage: fvopt bench report RESULTS.sqlite --out DIR")
         out = "report" if args.out is None else args.out
-        files = write_report(args.database, out)
+        files = write_report(args.database, out, targets=args.targets or "fractions", html=not args.no_html)
         print(f"wrote {len(files)} files to {out}: " + ", ".join(f.name for f in files))
+        if not args.no_html:
+            print(f"open {Path(out) / 'report.html'} in a browser: one file, with every table and figure")
         return 0
     if args.database is not None:  # `fvopt bench spec.toml my.sqlite` would silently write results.sqlite
         raise FvoptError(f"unexpected '{args.database}' after the spec: name the results database with "
                          f"--db {args.database}")
-    if args.out is not None:
-        raise FvoptError("--out belongs to `fvopt bench report`; a spec run writes its results to --db")
+    for flag, value in (("--out", args.out), ("--targets", args.targets), ("--no-html", args.no_html or None)):
+        if value is not None:
+            raise FvoptError(f"{flag} belongs to `fvopt bench report`; a spec run writes its results to --db")
     from .bench.runner import run_spec
     from .bench.spec import load_spec
 

@@ -7,14 +7,14 @@ budget before spending it, so no strategy can spend budget unseen and comparison
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
 
 from .errors import FvoptError, NonFiniteError
-from .speed import EAGER, Speed
+from .speed import EAGER, Speed, compiled_pass
 from .options import POSITIVE_FLOAT, POSITIVE_INT, SEED, check, check_type
 from .models.hooks import capture
 from .models.wrapper import FeatureModel
@@ -162,6 +162,8 @@ class Problem:
         check_type("model", model, FeatureModel, "a FeatureModel (fvopt.load_model)")
         check_type("objective", objective, Objective, "an Objective (fvopt.parse_target)")
         check_type("param", param, Parameterization, "a Parameterization (fvopt.make_param)")
+        check_type("speed", speed, Speed, "a fvopt.speed.Speed")
+        speed.check_compile(model.device)  # before any model pass: a compile that cannot work is refused now
         batch = check("batch", batch, POSITIVE_INT)
         self.model = model
         self.objective = objective
@@ -175,8 +177,8 @@ class Problem:
                              "image it is constant; use a batch of 2 or more (--batch 4)")
         if param.size < model.min_size:
             raise FvoptError(f"image size {param.size} px is too small for {model.name}: at least {model.min_size} px")
-        if not validated:  # a shape probe; tiled images are probed at the tile's size, never whole
-            probe = max(param.size, model.input_size)
+        if not validated:  # a shape probe at the size the network sees; tiled images at the tile's size
+            probe = param.size  # validate() itself uses the input size of a fixed-size network
             validate(objective, model, probe if tile is None else max(min(probe, tile), model.min_size))
         self.seed = check("seed", seed, SEED)
         if max_batch == "auto":  # as many images per chunk as half the free memory holds
@@ -189,6 +191,9 @@ class Problem:
         self.tile = tile
         self.speed = speed
         speed.prepare(model.net)
+        mode = speed.compile_mode(model.device)
+        self._pass = None if mode is None else compiled_pass(
+            model, objective.layers, mode, param.size if tile is None else max(min(param.size, tile), model.min_size))
         self.meter = meter or Meter()
         self._own_generator = generator is None
         self._parent: Problem | None = None
@@ -258,7 +263,7 @@ class Problem:
         draw = self.draw()
         per_chunk = max(1, self.max_batch // self.batch)
         out = []
-        with torch.no_grad(), capture(self.model, self.objective.layers) as cap:
+        with torch.no_grad(), self._capture() as cap:
             for i in range(0, P, per_chunk):
                 out.append(self._values(cap, Z[i:i + per_chunk].reshape(-1, self.dim), draw))
         values = torch.cat(out).view(P, self.batch)
@@ -276,11 +281,16 @@ class Problem:
         self.meter.spend(self.batch, self.batch)
         draw = self.draw()
         z = self._leaf(z)
-        with torch.enable_grad(), capture(self.model, self.objective.layers) as cap:
+        with torch.enable_grad(), self._capture() as cap:
             values = self._values(cap, z, draw)
             self._check_finite(values, "objective")
             (grad,) = torch.autograd.grad(values.sum(), z)
         return self._finish(z, values, grad)
+
+    def _capture(self):
+        """The network pass that reads the objective's layers: the compiled one with `Speed.compile`
+        (hooks that are the same objects every call, see speed.CompiledPass), else fresh hooks for this call."""
+        return capture(self.model, self.objective.layers) if self._pass is None else nullcontext(self._pass)
 
     def _leaf(self, z: torch.Tensor) -> torch.Tensor:
         """z as a fresh (batch, dim) leaf on the model's device that records its gradient."""
@@ -304,7 +314,7 @@ class Problem:
         h, w = seen.shape[-2:]
         tiles = len(tile_bounds(h, self.tile)) * len(tile_bounds(w, self.tile))
         self.meter.spend(self.batch * tiles, self.batch * tiles)
-        with capture(self.model, self.objective.layers) as cap:
+        with self._capture() as cap:
             def tile_values(piece: torch.Tensor) -> torch.Tensor:
                 return self.objective(Activations(cap.run(piece), piece, self.slots, self.batch, cap.layouts))
             values, seen_grad, _ = tiled_value_and_grad(tile_values, seen.detach(), self.tile, self.generator)

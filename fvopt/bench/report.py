@@ -229,11 +229,16 @@ def plot_image_grid(rows: list[dict], target: str, path: Path, model: str | None
     plt.close(fig)
 
 
-def write_report(db: str | Path, out: str | Path) -> list[Path]:
+def write_report(db: str | Path, out: str | Path, targets: str = "fractions", html: bool = True) -> list[Path]:
     """Every figure and table for the finished cells of `db` into the folder `out` (files of an
-    earlier report there are rewritten); returns the files written."""
+    earlier report there are rewritten), the comparison (fixed-target and fixed-budget views,
+    paired statistics; `targets`: "fractions" of each problem's best, or COCO-style "budget"-based
+    ones) and, with `html`, all of it in one self-contained report.html; returns the files written."""
     from ..images import check_folder_writable
+    from .comparison import TARGET_KINDS, compare, write_comparison
 
+    if targets not in TARGET_KINDS:
+        raise FvoptError(f"report targets '{targets}' is not one of: {', '.join(TARGET_KINDS)}")
     if not str(out).strip():
         raise FvoptError("the report folder needs a name, not an empty one (e.g. --out report)")
     out = Path(out)
@@ -252,24 +257,41 @@ def write_report(db: str | Path, out: str | Path) -> list[Path]:
     written: list[Path] = []
     try:
         cells = cell_metrics(rows)
+        summary = summarize(cells)
         for stem, table, columns, title in ((out / "cells", cells, CELL_COLUMNS, f"All cells ({len(cells)})"),
-                                            (out / "summary", summarize(cells), SUMMARY_COLUMNS, "Medians over seeds")):
+                                            (out / "summary", summary, SUMMARY_COLUMNS, "Medians over seeds")):
             write_table(table, columns, stem, title)
             written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
+        curves = []
         for axis in ("time", "passes"):
             plot_convergence(rows, axis, out / f"convergence_{axis}.png")
             written.append(out / f"convergence_{axis}.png")
+            curves.append((out / f"convergence_{axis}.png", f"Best objective against {'wall time' if axis == 'time' else 'model passes'} per problem"))
         several = len({r.get("model") for r in rows}) > 1
+        grids = []
         for model, target in problems(rows):
             # JPEG: these grids of noisy, photo-like images are ten times smaller than as PNG
             name = f"images_{slug(str(model)) + '_' if several else ''}{slug(target)}.jpg"
             plot_image_grid(rows, target, out / name, model)
             written.append(out / name)
+            grids.append((out / name, _title(model, target, rows)))
         # always written, so that an earlier report's list of failures never outlives them
         (out / "failed.md").write_text("# Failed cells\n\n" + ("\n".join(
             f"- {r.get('model')} {r['target']} {r['strategy']} {r['param']} seed {r['seed']}: {r['error']}"
             for r in failed) if failed else "None: every cell of the database finished.") + "\n")
         written.append(out / "failed.md")
+        # the traces for other tools: one tidy CSV, and IOHprofiler's format (folder and zip) for IOHanalyzer
+        from .export import export_iohprofiler, export_tidy_csv, zip_folder
+        export_iohprofiler(rows, out / "iohprofiler")
+        written += [export_tidy_csv(rows, out / "traces.csv"), out / "iohprofiler",
+                    zip_folder(out / "iohprofiler", out / "iohprofiler.zip")]
+        comparison = compare(rows, failed, targets)
+        written += write_comparison(comparison, out)
+        if html:
+            from .html_report import write_html
+            name = rows[0].get("spec_name") or Path(db).stem
+            written.append(write_html(out / "report.html", f"Benchmark report: {name}", rows, failed, comparison,
+                                      (summary, SUMMARY_COLUMNS), curves, grids))
     except OSError as err:
         raise FvoptError(f"cannot write the report into '{out}': {err.strerror or err} ({len(written)} files "
                          "written before it)") from None

@@ -1,0 +1,143 @@
+"""The comparison part of a benchmark report: fixed-target and fixed-budget views, paired
+statistics, and failures, computed once and written as CSV, Markdown and figures (the HTML report
+reads the same objects)."""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import anytime, stats
+from .anytime_plots import plot_ecdf, plot_fixed_budget
+
+TARGET_KINDS = ("fractions", "budget")
+
+
+@dataclass
+class Comparison:
+    """Everything the report says about which strategy is better, and how sure it is."""
+
+    runs: anytime.Runs
+    target_kind: str
+    fixed_target: list[dict]
+    fixed_budget: list[dict]
+    paired: stats.PairedScores
+    friedman: dict
+    pairs: pd.DataFrame
+    ranks: pd.Series
+    wins: dict[str, pd.DataFrame] | None
+    figures: dict[str, Path] = field(default_factory=dict)
+
+    def conclusions(self) -> list[str]:
+        """Plain sentences: the Friedman verdict, then each pair that differs after Holm's correction."""
+        table = self.paired.table
+        lines = [f"Paired blocks (model, target, seed): {len(table)} complete"
+                 + (f", {self.paired.dropped} left out because a strategy has no score there" if self.paired.dropped else "")
+                 + f"; score = final {self.paired.measure} / best of the problem."]
+        f = self.friedman
+        if math.isnan(f["p"]):
+            lines.append(f"Friedman test {f['note']}.")
+        else:
+            lines.append(f"Friedman test: chi2 = {f['statistic']:.1f}, p = {f['p']:.2g} ({f['note']}): "
+                         + ("the strategies differ." if f["p"] < stats.ALPHA else "no difference shown at alpha 0.05."))
+        if len(self.pairs):
+            same = self.pairs[~self.pairs["significant"]]
+            lines.append(f"{int(self.pairs['significant'].sum())} of {len(self.pairs)} pairs differ after Holm's "
+                         "correction (alpha 0.05)" + (": not shown to differ: " + "; ".join(
+                             f"{r.a} vs {r.b} (p_holm {r.p_holm:.2g})" for r in same.itertuples()) if len(same) else "."))
+        early = {k: v for k, v in self.paired.stopped_early.items() if v}
+        if early:
+            lines.append("Runs that stopped early (scored with the best point they kept): "
+                         + ", ".join(f"{k} {v}" for k, v in sorted(early.items())) + ".")
+        if self.runs.failed:
+            lines.append("Cells that failed without a result (not in any table): "
+                         + ", ".join(f"{k} {v}" for k, v in sorted(self.runs.failed.items())) + ".")
+        if self.runs.unscored:
+            lines.append("Problems that cannot be normalized (left out of the anytime views): "
+                         + "; ".join(self.runs.unscored) + ".")
+        return lines
+
+
+def compare(rows: list[dict], failed: list[dict] | None = None, target_kind: str = "fractions",
+            measure: str = "robust_value") -> Comparison:
+    """All views of a set of finished cells (and the failed ones, which are counted)."""
+    if target_kind not in TARGET_KINDS:
+        raise ValueError(f"target kind {target_kind!r}: allowed are {', '.join(TARGET_KINDS)}")
+    runs = anytime.collect_runs(rows, failed)
+    paired = stats.paired_scores(rows, measure)
+    enough = paired.table.shape[1] >= 2 and len(paired.table) >= 1
+    pairs = stats.pairwise(paired.table) if enough else stats.pairwise(paired.table.iloc[:, :0])
+    return Comparison(runs, target_kind,
+                      anytime.fixed_target_table(runs, target_kind) if runs.runs else [],
+                      anytime.fixed_budget_table(runs) if runs.runs else [],
+                      paired, stats.friedman(paired.table), pairs,
+                      stats.mean_ranks(paired.table) if len(paired.table) else pd.Series(dtype=float),
+                      stats.win_rates(paired.table) if enough else None)
+
+
+FIXED_TARGET_COLUMNS = ["strategy", "target", "aRT_passes", "aRT_passes_p10", "aRT_passes_p50", "aRT_passes_p90",
+                        "aRT_seconds", "successes", "runs"]
+FIXED_BUDGET_COLUMNS = ["strategy", "runs", "stopped_early", "failed", "final_median", "auc_passes", "auc_passes_sem",
+                        "auc_seconds", "auc_seconds_sem", "early_reasons"]
+PAIR_COLUMNS = ["a", "b", "blocks", "median_diff", "rank_biserial", "p", "p_holm", "significant"]
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "inf" if math.isinf(value) else "-" if math.isnan(value) else f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows])
+
+
+def _csv(rows: list[dict], columns: list[str], path: Path) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def win_rate_rows(wins: dict[str, pd.DataFrame]) -> list[dict]:
+    rate = wins["rate"]
+    return [{"strategy": a, **{b: f"{rate.loc[a, b]:.2f} [{wins['low'].loc[a, b]:.2f}, {wins['high'].loc[a, b]:.2f}]"
+                               if a != b else "" for b in rate.columns}} for a in rate.index]
+
+
+def write_comparison(comparison: Comparison, out: Path) -> list[Path]:
+    """The comparison's tables (CSV and one Markdown file) and figures into `out`."""
+    c, written = comparison, []
+    _csv(c.fixed_target, FIXED_TARGET_COLUMNS, out / "fixed_target.csv")
+    _csv(c.fixed_budget, FIXED_BUDGET_COLUMNS, out / "fixed_budget.csv")
+    pair_rows = c.pairs.to_dict("records")
+    _csv(pair_rows, PAIR_COLUMNS, out / "pairwise.csv")
+    written += [out / "fixed_target.csv", out / "fixed_budget.csv", out / "pairwise.csv"]
+    parts = ["# Comparison", "", *[f"- {line}" for line in c.conclusions()], "", "## Paired tests", "", stats.TEST_NOTE, "",
+             markdown_table(pair_rows, PAIR_COLUMNS), "", "## Mean ranks (1 = best of the block)", "",
+             markdown_table([{"strategy": k, "mean_rank": float(v)} for k, v in c.ranks.items()], ["strategy", "mean_rank"])]
+    if c.wins is not None:
+        parts += ["", "## Win rates (row beats column; 95% bootstrap interval over blocks)", "",
+                  markdown_table(win_rate_rows(c.wins), ["strategy", *c.wins["rate"].columns])]
+    parts += ["", "## Fixed budget: area under the normalized best-so-far curve", "",
+              markdown_table(c.fixed_budget, FIXED_BUDGET_COLUMNS), "",
+              f"## Fixed target: aRT ({'fractions of the best value of each problem' if c.target_kind == 'fractions' else 'budget-based targets'})",
+              "", "aRT counts every pass of every run until the target, an unsuccessful run in full, divided by the "
+              "successful runs (COCO); inf: no run reached the target. p10/p50/p90: bootstrap over runs.", "",
+              markdown_table(c.fixed_target, FIXED_TARGET_COLUMNS)]
+    (out / "comparison.md").write_text("\n".join(parts) + "\n")
+    written.append(out / "comparison.md")
+    if c.runs.runs:
+        c.figures["ecdf"], c.figures["fixed_budget"] = out / "ecdf.png", out / "fixed_budget.png"
+        plot_ecdf(c.runs, c.figures["ecdf"], c.target_kind)
+        plot_fixed_budget(c.runs, c.figures["fixed_budget"])
+    if c.wins is not None:
+        c.figures["critical_difference"], c.figures["win_rate"] = out / "critical_difference.png", out / "win_rate.png"
+        stats.plot_critical_difference(c.paired.table, c.pairs, c.figures["critical_difference"],
+                                       "Mean rank (1 = best); a bar joins strategies not different after Holm's correction")
+        stats.plot_win_rates(c.wins, c.figures["win_rate"], "Win rate of the row strategy over the column strategy")
+    return written + list(c.figures.values())

@@ -1,0 +1,141 @@
+"""One self-contained HTML file for a benchmark report: conclusions, setup, versions, every figure
+and table, the image grids and the failures, with images embedded, so it opens offline and can
+be mailed or attached as it is."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+import platform
+import time
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+
+from .stats import TEST_NOTE
+from .comparison import FIXED_BUDGET_COLUMNS, FIXED_TARGET_COLUMNS, PAIR_COLUMNS, Comparison, win_rate_rows
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1f24;background:#fafbfc}
+main{max-width:1180px;margin:auto;padding:24px 28px 60px}
+h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 8px;border-bottom:1px solid #d8dee4;padding-bottom:4px}
+h3{font-size:15px;margin:20px 0 6px}.muted{color:#57606a}
+nav{position:sticky;top:0;background:#fafbfc;padding:8px 0;border-bottom:1px solid #d8dee4;z-index:2}
+nav a{margin-right:14px;color:#0969da;text-decoration:none;font-size:13px}
+table{border-collapse:collapse;margin:8px 0 14px;font-size:12.5px;background:#fff;display:block;overflow-x:auto}
+th,td{border:1px solid #d8dee4;padding:3px 7px;text-align:right;white-space:nowrap}
+th{background:#f0f3f6;position:sticky;top:0}td:first-child,th:first-child{text-align:left}
+tr.sig td{background:#eef7ee}figure{margin:10px 0 18px}figure img{max-width:100%;border:1px solid #d8dee4;background:#fff}
+figcaption{font-size:12.5px;color:#57606a}ul.conclusions li{margin:4px 0}dl{display:grid;grid-template-columns:190px 1fr;gap:3px 12px}
+dt{font-weight:600}dd{margin:0}code{background:#f0f3f6;padding:1px 4px;border-radius:3px}
+"""
+
+CHECK_IMAGES = """
+window.addEventListener('load', () => {
+  const images = [...document.images];
+  document.body.dataset.imagesTotal = images.length;
+  document.body.dataset.imagesLoaded = images.filter(i => i.complete && i.naturalWidth > 0).length;
+});
+"""
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "inf" if math.isinf(value) else "–" if math.isnan(value) else f"{value:.4g}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "–" if value is None else html.escape(str(value))
+
+
+def table(rows: list[dict], columns: list[str], highlight: str | None = None) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(f"<tr{' class=sig' if highlight and r.get(highlight) else ''}>"
+                   + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def figure(path: Path, caption: str) -> str:
+    mime = "image/jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else "image/png"
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def setup_facts(rows: list[dict], failed: list[dict]) -> dict[str, str]:
+    """The design as the cells record it (the database keeps each cell's settings, not the spec
+    file), the versions and devices the cells ran with, and the machine writing the report."""
+    every = rows + failed
+    def values(key):
+        return ", ".join(sorted({str(r.get(key)) for r in every}))
+    strategies = sorted({f"{r['strategy']}" + (f" {json.dumps(r['options'], sort_keys=True)}" if r.get("options") else "")
+                         for r in every})
+    budgets = sorted({json.dumps(r["budget"], sort_keys=True) for r in every})
+    return {
+        "spec": values("spec_name") + f" (hash {values('spec_hash')})",
+        "models": values("model"), "targets": values("target"), "strategies": "; ".join(strategies),
+        "parameterizations": values("param") + (f" (as used: {values('param_used')})" if values("param_used") != values("param") else ""),
+        "seeds": ", ".join(str(s) for s in sorted({r["seed"] for r in every})),
+        "image size": values("size") + " px", "budget": "; ".join(budgets), "transforms": values("transforms"),
+        "cells": f"{len(rows)} finished, {len(failed)} failed",
+        "ran with": "; ".join(f"fvopt {f}, torch {t} on {d} ({n} cells)" for (f, t, d), n in sorted(Counter(
+            (r.get("fvopt_version"), r.get("torch_version"), r.get("device")) for r in every).items())),
+        "finished": (time.strftime("%Y-%m-%d %H:%M", time.gmtime(min(r["finished_at"] for r in rows if r.get("finished_at"))))
+                     + " to " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(max(r["finished_at"] for r in rows if r.get("finished_at"))))
+                     if any(r.get("finished_at") for r in rows) else "–"),
+        "report written on": f"Python {platform.python_version()}, {platform.platform()}, {os.cpu_count()} CPUs; "
+                             + ", ".join(f"{p} {_version(p)}" for p in ("fvopt", "numpy", "scipy", "pandas",
+                                                                       "scikit-posthocs", "statsmodels", "matplotlib")),
+    }
+
+
+def write_html(path: Path, title: str, rows: list[dict], failed: list[dict], comparison: Comparison,
+               summary: tuple[list[dict], list[str]], figures: list[tuple[Path, str]], grids: list[tuple[Path, str]]) -> Path:
+    """Write the report to `path`; figures and grids are (image file, caption) pairs embedded inline."""
+    c = comparison
+    facts = setup_facts(rows, failed)
+    sections = [
+        ("conclusions", "Conclusions", '<ul class="conclusions">' + "".join(f"<li>{html.escape(s)}</li>" for s in c.conclusions()) + "</ul>"),
+        ("setup", "Setup and versions", "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items()) + "</dl>"),
+        ("budget", "Fixed budget", "".join(figure(c.figures[k], cap) for k, cap in (
+            ("fixed_budget", "Normalized best-so-far against model passes and seconds (median, interquartile band)"),)
+            if k in c.figures) + "<p class=muted>Area under the normalized best-so-far curve (one anytime number; "
+            "each problem's horizon is its longest run), runs that stopped early and cells that failed:</p>"
+            + table(c.fixed_budget, FIXED_BUDGET_COLUMNS)),
+        ("target", "Fixed target", "".join(figure(c.figures[k], cap) for k, cap in (
+            ("ecdf", "Empirical distribution of run times over all (run, target) pairs"),) if k in c.figures)
+            + "<p class=muted>aRT (COCO): every pass of every run until the target, an unsuccessful run in full, "
+            "divided by the number of successful runs; inf when no run reached it. p10/p50/p90: bootstrap over runs.</p>"
+            + table(c.fixed_target, FIXED_TARGET_COLUMNS)),
+        ("stats", "Paired statistics", f"<p>{html.escape(TEST_NOTE)}</p>"
+            + "".join(figure(c.figures[k], cap) for k, cap in (
+                ("critical_difference", "Critical-difference diagram (scikit-posthocs): mean ranks, bars join strategies "
+                                        "not significantly different after Holm's correction"),
+                ("win_rate", "Win-rate matrix: share of paired blocks where the row beats the column, 95% bootstrap interval"))
+                if k in c.figures)
+            + "<h3>Pairwise Wilcoxon signed-rank tests (green: significant after Holm's correction)</h3>"
+            + table(c.pairs.to_dict("records"), PAIR_COLUMNS, highlight="significant")
+            + ("<h3>Win rates</h3>" + table(win_rate_rows(c.wins), ["strategy", *c.wins["rate"].columns]) if c.wins is not None else "")),
+        ("curves", "Convergence per problem", "".join(figure(p, cap) for p, cap in figures)),
+        ("summary", "Medians over seeds", table(*summary)),
+        ("images", "Final images", "".join(figure(p, cap) for p, cap in grids)),
+        ("failed", "Failed cells", table([{"cell": f"{r.get('model')} {r['target']} {r['strategy']} {r['param']} seed {r['seed']}",
+                                           "error": r.get("error")} for r in failed], ["cell", "error"])
+            if failed else "<p>None: every cell of the database finished.</p>"),
+    ]
+    nav = "".join(f'<a href="#{key}">{html.escape(name)}</a>' for key, name, _ in sections)
+    body = "".join(f'<section id="{key}"><h2>{html.escape(name)}</h2>{content}</section>' for key, name, content in sections)
+    page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body><main>"
+            f"<h1>{html.escape(title)}</h1><p class=muted>fvopt benchmark report, written "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}</p><nav>{nav}</nav>{body}</main><script>{CHECK_IMAGES}</script></body></html>")
+    path.write_text(page, encoding="utf-8")
+    return path
