@@ -87,7 +87,7 @@ def setup_facts(rows: list[dict], failed: list[dict]) -> dict[str, str]:
         "image size": values("size") + " px", "budget": "; ".join(budgets), "transforms": values("transforms"),
         "cells": f"{len(rows)} finished, {len(failed)} failed",
         "ran with": "; ".join(f"fvopt {f}, torch {t} on {d} ({n} cells)" for (f, t, d), n in sorted(Counter(
-            (r.get("fvopt_version"), r.get("torch_version"), r.get("device")) for r in every).items())),
+            (r.get("fvopt_version"), r.get("torch_version"), r.get("device")) for r in every).items(), key=str)),
         "finished": (time.strftime("%Y-%m-%d %H:%M", time.gmtime(min(r["finished_at"] for r in rows if r.get("finished_at"))))
                      + " to " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(max(r["finished_at"] for r in rows if r.get("finished_at"))))
                      if any(r.get("finished_at") for r in rows) else "–"),
