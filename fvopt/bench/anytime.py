@@ -37,7 +37,7 @@ def algorithm_labels(rows: list[dict]) -> dict[int, str]:
     """The name each row is compared under: the strategy, with the parameterization when the
     comparison has more than one (keyed by position in `rows`)."""
     several = len({r["param"] for r in rows}) > 1
-    return {i: f"{r['strategy']} | {r['param']}" if several else r["strategy"] for i, r in enumerate(rows)}
+    return {i: f"{r['strategy']} [{r['param']}]" if several else r["strategy"] for i, r in enumerate(rows)}
 
 
 def stopped_early(row: dict) -> bool:

@@ -34,7 +34,9 @@ class Comparison:
     def conclusions(self) -> list[str]:
         """Plain sentences: the Friedman verdict, then each pair that differs after Holm's correction."""
         table = self.paired.table
-        lines = [f"Paired blocks (model, target, seed): {len(table)} complete"
+        blocks = {"algorithm": "model, target, seed", "strategy": "model, target, seed, parameterization",
+                  "param": "model, target, seed, strategy"}[self.paired.factor]
+        lines = [f"Paired blocks ({blocks}): {len(table)} complete"
                  + (f", {self.paired.dropped} left out because a strategy has no score there" if self.paired.dropped else "")
                  + f"; score = final {self.paired.measure} / best of the problem."]
         f = self.friedman
@@ -42,12 +44,12 @@ class Comparison:
             lines.append(f"Friedman test {f['note']}.")
         else:
             lines.append(f"Friedman test: chi2 = {f['statistic']:.1f}, p = {f['p']:.2g} ({f['note']}): "
-                         + ("the strategies differ." if f["p"] < stats.ALPHA else "no difference shown at alpha 0.05."))
+                         + ("they differ." if f["p"] < stats.ALPHA else "no difference shown at alpha 0.05."))
         if len(self.pairs):
             same = self.pairs[~self.pairs["significant"]]
+            listed = ": not shown to differ: " + "; ".join(f"{r.a} vs {r.b} (p_holm {r.p_holm:.2g})" for r in same.itertuples())
             lines.append(f"{int(self.pairs['significant'].sum())} of {len(self.pairs)} pairs differ after Holm's "
-                         "correction (alpha 0.05)" + (": not shown to differ: " + "; ".join(
-                             f"{r.a} vs {r.b} (p_holm {r.p_holm:.2g})" for r in same.itertuples()) if len(same) else "."))
+                         "correction (alpha 0.05)" + (listed if 0 < len(same) <= 12 else "; see the pairwise table" if len(same) else "."))
         early = {k: v for k, v in self.paired.stopped_early.items() if v}
         if early:
             lines.append("Runs that stopped early (scored with the best point they kept): "
@@ -62,12 +64,13 @@ class Comparison:
 
 
 def compare(rows: list[dict], failed: list[dict] | None = None, target_kind: str = "fractions",
-            measure: str = "robust_value") -> Comparison:
-    """All views of a set of finished cells (and the failed ones, which are counted)."""
+            measure: str = "robust_value", factor: str = "algorithm") -> Comparison:
+    """All views of a set of finished cells (and the failed ones, which are counted); `factor`:
+    what the paired statistics compare (see stats.paired_scores)."""
     if target_kind not in TARGET_KINDS:
         raise ValueError(f"target kind {target_kind!r}: allowed are {', '.join(TARGET_KINDS)}")
     runs = anytime.collect_runs(rows, failed)
-    paired = stats.paired_scores(rows, measure)
+    paired = stats.paired_scores(rows, measure, factor)
     enough = paired.table.shape[1] >= 2 and len(paired.table) >= 1
     pairs = stats.pairwise(paired.table) if enough else stats.pairwise(paired.table.iloc[:, :0])
     return Comparison(runs, target_kind,
@@ -109,20 +112,34 @@ def win_rate_rows(wins: dict[str, pd.DataFrame]) -> list[dict]:
                                if a != b else "" for b in rate.columns}} for a in rate.index]
 
 
-def write_comparison(comparison: Comparison, out: Path) -> list[Path]:
-    """The comparison's tables (CSV and one Markdown file) and figures into `out`."""
+def significance_markdown(c: Comparison, level: str = "###") -> str:
+    """The conclusions, the paired tests, mean ranks and win rates as Markdown (the studies' READMEs
+    and the report's comparison.md share it)."""
+    parts = [*[f"- {line}" for line in c.conclusions()], "", f"{level} Paired tests", "", stats.TEST_NOTE, "",
+             markdown_table(c.pairs.to_dict("records"), PAIR_COLUMNS), "", f"{level} Mean ranks (1 = best of the block)", "",
+             markdown_table([{"strategy": k, "mean_rank": float(v)} for k, v in c.ranks.items()], ["strategy", "mean_rank"])]
+    if c.wins is not None:
+        parts += ["", f"{level} Win rates (row beats column; 95% bootstrap interval over blocks)", "",
+                  markdown_table(win_rate_rows(c.wins), ["strategy", *c.wins["rate"].columns])]
+    return "\n".join(parts)
+
+
+FACTOR_TITLES = {"algorithm": "Strategies with their parameterizations",
+                 "strategy": "Optimizers compared on the same parameterization",
+                 "param": "Parameterizations compared under the same optimizer"}
+
+
+def write_comparison(comparison: Comparison, out: Path, also: tuple[Comparison, ...] = ()) -> list[Path]:
+    """The comparison's tables (CSV and one Markdown file) and figures into `out`; `also`: the same
+    data compared by another factor (optimizers alone, parameterizations alone), added as sections."""
     c, written = comparison, []
     _csv(c.fixed_target, FIXED_TARGET_COLUMNS, out / "fixed_target.csv")
     _csv(c.fixed_budget, FIXED_BUDGET_COLUMNS, out / "fixed_budget.csv")
-    pair_rows = c.pairs.to_dict("records")
-    _csv(pair_rows, PAIR_COLUMNS, out / "pairwise.csv")
+    _csv(c.pairs.to_dict("records"), PAIR_COLUMNS, out / "pairwise.csv")
     written += [out / "fixed_target.csv", out / "fixed_budget.csv", out / "pairwise.csv"]
-    parts = ["# Comparison", "", *[f"- {line}" for line in c.conclusions()], "", "## Paired tests", "", stats.TEST_NOTE, "",
-             markdown_table(pair_rows, PAIR_COLUMNS), "", "## Mean ranks (1 = best of the block)", "",
-             markdown_table([{"strategy": k, "mean_rank": float(v)} for k, v in c.ranks.items()], ["strategy", "mean_rank"])]
-    if c.wins is not None:
-        parts += ["", "## Win rates (row beats column; 95% bootstrap interval over blocks)", "",
-                  markdown_table(win_rate_rows(c.wins), ["strategy", *c.wins["rate"].columns])]
+    parts = ["# Comparison", "", significance_markdown(c, level="##")]
+    for other in also:
+        parts += ["", f"## {FACTOR_TITLES[other.paired.factor]}", "", significance_markdown(other, level="###")]
     parts += ["", "## Fixed budget: area under the normalized best-so-far curve", "",
               markdown_table(c.fixed_budget, FIXED_BUDGET_COLUMNS), "",
               f"## Fixed target: aRT ({'fractions of the best value of each problem' if c.target_kind == 'fractions' else 'budget-based targets'})",
@@ -140,4 +157,10 @@ def write_comparison(comparison: Comparison, out: Path) -> list[Path]:
         stats.plot_critical_difference(c.paired.table, c.pairs, c.figures["critical_difference"],
                                        "Mean rank (1 = best); a bar joins strategies not different after Holm's correction")
         stats.plot_win_rates(c.wins, c.figures["win_rate"], "Win rate of the row strategy over the column strategy")
+    for other in also:
+        if other.wins is not None:
+            path = out / f"critical_difference_{other.paired.factor}.png"
+            stats.plot_critical_difference(other.paired.table, other.pairs, path, f"{FACTOR_TITLES[other.paired.factor]}:\n"
+                                           "mean rank (1 = best); a bar joins those not different after Holm's correction")
+            written.append(path)
     return written + list(c.figures.values())

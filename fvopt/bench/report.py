@@ -229,11 +229,13 @@ def plot_image_grid(rows: list[dict], target: str, path: Path, model: str | None
     plt.close(fig)
 
 
-def write_report(db: str | Path, out: str | Path, targets: str = "fractions", html: bool = True) -> list[Path]:
+def write_report(db: str | Path, out: str | Path, targets: str = "fractions", html: bool = True,
+                 exports: bool = True) -> list[Path]:
     """Every figure and table for the finished cells of `db` into the folder `out` (files of an
     earlier report there are rewritten), the comparison (fixed-target and fixed-budget views,
     paired statistics; `targets`: "fractions" of each problem's best, or COCO-style "budget"-based
-    ones) and, with `html`, all of it in one self-contained report.html; returns the files written."""
+    ones), with `html` all of it in one self-contained report.html, and with `exports` every trace
+    point as traces.csv and in IOHprofiler's format; returns the files written."""
     from ..images import check_folder_writable
     from .comparison import TARGET_KINDS, compare, write_comparison
 
@@ -280,13 +282,15 @@ def write_report(db: str | Path, out: str | Path, targets: str = "fractions", ht
             f"- {r.get('model')} {r['target']} {r['strategy']} {r['param']} seed {r['seed']}: {r['error']}"
             for r in failed) if failed else "None: every cell of the database finished.") + "\n")
         written.append(out / "failed.md")
-        # the traces for other tools: one tidy CSV, and IOHprofiler's format (folder and zip) for IOHanalyzer
-        from .export import export_iohprofiler, export_tidy_csv, zip_folder
-        export_iohprofiler(rows, out / "iohprofiler")
-        written += [export_tidy_csv(rows, out / "traces.csv"), out / "iohprofiler",
-                    zip_folder(out / "iohprofiler", out / "iohprofiler.zip")]
+        if exports:  # the traces for other tools: one tidy CSV, and IOHprofiler's format (folder and zip)
+            from .export import export_iohprofiler, export_tidy_csv, zip_folder
+            export_iohprofiler(rows, out / "iohprofiler")
+            written += [export_tidy_csv(rows, out / "traces.csv"), out / "iohprofiler",
+                        zip_folder(out / "iohprofiler", out / "iohprofiler.zip")]
         comparison = compare(rows, failed, targets)
-        written += write_comparison(comparison, out)
+        by_factor = tuple(compare(rows, failed, targets, factor=f) for f in ("strategy", "param")
+                          if len({r["param"] for r in rows}) > 1)
+        written += write_comparison(comparison, out, by_factor)
         if html:
             from .html_report import write_html
             name = rows[0].get("spec_name") or Path(db).stem

@@ -48,27 +48,37 @@ class PairedScores:
     dropped: int
     stopped_early: dict[str, int]
     measure: str
+    factor: str = "algorithm"
 
 
-def paired_scores(rows: list[dict], measure: str = "robust_value") -> PairedScores:
+FACTORS = ("algorithm", "strategy", "param")
+
+
+def paired_scores(rows: list[dict], measure: str = "robust_value", factor: str = "algorithm") -> PairedScores:
     """Each finished cell's final `measure` divided by the best of its problem (model, target),
-    arranged in blocks of (model, target, seed). Cells that stopped early keep the score of the
-    best point they kept (that is what a user gets) and are counted in `stopped_early`."""
+    arranged in blocks. `factor` is what is compared: "algorithm" (strategy with parameterization;
+    blocks: model, target, seed), "strategy" (blocks also by parameterization: optimizers compared
+    on the same image space) or "param" (blocks also by strategy). Cells that stopped early keep
+    the score of the best point they kept (that is what a user gets) and are counted."""
+    if factor not in FACTORS:
+        raise ValueError(f"factor {factor!r}: allowed are {', '.join(FACTORS)}")
     labels = algorithm_labels(rows)
     records, early = [], {}
     for i, r in enumerate(rows):
         value = r["final"].get(measure)
         value = float(value) if value is not None and math.isfinite(value) else math.nan
-        records.append({"model": str(r.get("model")), "target": r["target"], "seed": r["seed"],
-                        "strategy": labels[i], "value": value})
-        early[labels[i]] = early.get(labels[i], 0) + stopped_early(r)
+        name = {"algorithm": labels[i], "strategy": r["strategy"], "param": r["param"]}[factor]
+        other = {"algorithm": "", "strategy": r["param"], "param": r["strategy"]}[factor]
+        records.append({"model": str(r.get("model")), "target": r["target"], "seed": r["seed"], "other": other,
+                        "strategy": name, "value": value})
+        early[name] = early.get(name, 0) + stopped_early(r)
     frame = pd.DataFrame(records)
     top = frame.groupby(["model", "target"])["value"].transform("max")
     frame["score"] = np.where(top > 0, frame["value"] / top, np.nan)
-    table = frame.pivot_table(index=["model", "target", "seed"], columns="strategy", values="score",
+    table = frame.pivot_table(index=["model", "target", "seed", "other"], columns="strategy", values="score",
                               aggfunc="first", dropna=False)
     complete = table.dropna()
-    return PairedScores(complete, len(table) - len(complete), early, measure)
+    return PairedScores(complete, len(table) - len(complete), early, measure, factor)
 
 
 def friedman(table: pd.DataFrame) -> dict:
@@ -77,9 +87,9 @@ def friedman(table: pd.DataFrame) -> dict:
     k, n = table.shape[1], table.shape[0]
     if k < 3 or n < 2:
         return {"statistic": math.nan, "p": math.nan,
-                "note": f"not run: needs 3 or more strategies and 2 or more complete blocks (have {k} and {n})"}
+                "note": f"not run: needs 3 or more compared and 2 or more complete blocks (have {k} and {n})"}
     stat, p = stats.friedmanchisquare(*[table[c].to_numpy() for c in table.columns])
-    return {"statistic": float(stat), "p": float(p), "note": f"{k} strategies, {n} blocks"}
+    return {"statistic": float(stat), "p": float(p), "note": f"{k} compared, {n} blocks"}
 
 
 def rank_biserial(diff: np.ndarray) -> float:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fvopt.bench.analysis import at_equal_passes, markdown, mean_by, normalized_scores
+from fvopt.bench.comparison import FACTOR_TITLES, compare, significance_markdown
 from fvopt.bench.report import write_report
 from fvopt.bench.runner import run_spec
 from fvopt.bench.spec import parse_spec
@@ -79,8 +80,12 @@ def main() -> None:
     summary = run_spec(spec, store, workers=args.workers, progress=not args.quick)
     rows = store.rows()
     store.close()
-    write_report(out / "results.sqlite", out / "report")
-    (out / "analysis.md").write_text(analyse(rows))
+    write_report(out / "results.sqlite", out / "report", html=False, exports=False)  # the README is the report;
+    # `fvopt bench report` on the committed database gives the HTML report and the trace exports
+    significance = [f"\n## Which differences are significant: {FACTOR_TITLES[factor].lower()} (score: robust value "
+                    f"normalized per target)\n\n" + significance_markdown(compare(rows, factor=factor))
+                    for factor in ("strategy", "param", "algorithm")]
+    (out / "analysis.md").write_text(analyse(rows) + "\n".join(significance) + "\n")
     print(f"{summary}; analysis in {out / 'analysis.md'}")
     sys.exit(1 if summary.failed else 0)
 

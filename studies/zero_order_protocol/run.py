@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from fvopt.bench.analysis import markdown, mean_by, normalized_scores
+from fvopt.bench.anytime import stopped_early
+from fvopt.bench.comparison import compare, significance_markdown
 from fvopt.bench.report import passes_of, write_report
 from fvopt.bench.runner import run_spec
 from fvopt.bench.spec import parse_spec
@@ -77,7 +79,8 @@ def main() -> None:
     store.close()
     if not rows:
         sys.exit("no channel has all its cells yet: run without --analyse-only first")
-    write_report(out / "results.sqlite", out / "report")
+    write_report(out / "results.sqlite", out / "report", html=False, exports=False)  # the README is the report;
+    # `fvopt bench report` on the committed database gives the HTML report and the trace exports
     # Their normalization: by the best activation ever reached for the unit (here: by any strategy).
     table = mean_by(normalized_scores(rows, "best_seen"), ("strategy",))
     for row in table:
@@ -90,6 +93,8 @@ def main() -> None:
     zero_table = {r["strategy"]: r["mean"] for r in mean_by(normalized_scores(zero, "best_seen"), ("strategy",))}
     for row in table:
         row["zero-order only"] = zero_table.get(row["strategy"])
+    for row in table:  # a run stopped on a NaN objective keeps (and is scored by) its best point before it
+        row["stopped early"] = sum(stopped_early(r) for r in rows if r["strategy"] == row["strategy"])
     matched = adam_passes_to_match(rows)
     for row in table:
         row["Adam passes to match"] = matched.get(row["strategy"])
@@ -99,9 +104,11 @@ def main() -> None:
             f"{args.evaluations} evaluations, "
             f"fft:k=8 at {args.size} px, population 40.\n\n"
             + markdown(table, ["strategy", "mean", "sem", "n", "zero-order only", "robust (fixed evaluator)",
-                               "Adam passes to match", "published"]) + "\n\n"
+                               "Adam passes to match", "stopped early", "published"]) + "\n\n"
             "Mean normalized score by network stage (normalized by the best of any method, Adam included):\n\n"
-            + markdown(by_stage, ["strategy", *stages]) + "\n")
+            + markdown(by_stage, ["strategy", *stages]) + "\n\n"
+            "## Which differences are significant (paired by channel and repeat; score: best_seen normalized "
+            "per channel, as in the table above)\n\n" + significance_markdown(compare(rows, measure="best_seen")) + "\n")
     (out / "analysis.md").write_text(text)
     print(text)
     print(f"{summary or 'analysed only'}; analysis in {out / 'analysis.md'}")
