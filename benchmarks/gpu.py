@@ -3,25 +3,32 @@
 On CUDA it prints, each as a `ratio ...` line (medians, the two sides alternated call by call):
   1. one fvopt Adam step (fft, default transforms, batch 1, 224 px) over one bare forward+backward
      of the same network, for lite0 and torchvision resnet50 (random weights), eager and with each
-     speed setting (bf16, channels-last, cudnn.benchmark), and the bare pass under the same setting;
+     speed setting (bf16, channels-last, cudnn.benchmark, compile, compile with CUDA graphs), and the
+     bare pass under the same setting (compiled in the same mode for the compile settings; the
+     compilation itself is the warm-up and is not timed);
   2. 64 channels of one layer in one batched run over 64 sequential runs of the same steps;
   3. one CMA-ES generation (population 40, fft:k=8) over one bare batched forward of 40 images,
-     with the time of pycma's host round trip (ask/tell) reported on its own;
+     with pycma's host round trip reported on its own: ask, one host->device copy of the population,
+     one device->host copy of the fitness, tell (and the two copies alone);
   4. peak GPU memory of one tiled dream step at 4096x4096 over the same at 1024x1024 (tile 512).
 Targets (H100): 1 <= 1.10 eager; 2 >= 20x; 3 <= 1.10; 4 <= 1.5.
 
     python benchmarks/gpu.py                  # needs a CUDA GPU; says so and exits 2 otherwise
-    python benchmarks/gpu.py --device cpu --quick   # the same code on the CPU at tiny sizes (a smoke test)
+    python benchmarks/gpu.py --device cpu --quick   # the same code on the CPU at tiny sizes (a smoke test;
+                                                    # compiles lite0 only: resnet50 would take minutes more)
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
+from typing import Callable
 
 import torch
 
 from _timing import interleaved, sync
+from fvopt.device import to_device
 from fvopt.dream import layers_objective
 from fvopt.models import load_model
 from fvopt.objectives import parse_target
@@ -33,11 +40,32 @@ from fvopt.strategies import make_strategy
 from fvopt.transforms import make_transforms
 
 SETTINGS = {"eager": Speed(), "bf16": Speed(bf16=True), "channels_last": Speed(channels_last=True),
-            "cudnn_benchmark": Speed(cudnn_benchmark=True)}
+            "cudnn_benchmark": Speed(cudnn_benchmark=True), "compile": Speed(compile="default"),
+            "compile_reduce_overhead": Speed(compile="reduce-overhead")}
 
 
-def step_overhead(name: str, device: torch.device, size: int, rounds: int) -> None:
-    for label, speed in SETTINGS.items():
+def bare_forward(model, speed: Speed, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The bare network pass under `speed`: compiled in the same mode as fvopt's for the compile settings."""
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return model.net((x - model.mean) / model.std)
+
+    mode = speed.compile_mode(device)
+    if mode is None:
+        return forward
+    compiled = torch.compile(forward, mode=mode, fullgraph=True)
+
+    def run_compiled(x: torch.Tensor) -> torch.Tensor:
+        if device.type == "cuda" and mode != "default":
+            torch.compiler.cudagraph_mark_step_begin()  # a new CUDA graph replay, as fvopt's pass does
+        return compiled(x)
+    return run_compiled
+
+
+def step_overhead(name: str, device: torch.device, size: int, rounds: int, settings: dict[str, Speed]) -> None:
+    for label, speed in settings.items():
+        if speed.compile == "reduce-overhead" and device.type != "cuda":
+            print(f"ratio step/bare {name} {label}: skipped (CUDA graphs need CUDA; elsewhere it is 'compile')")
+            continue
         model = load_model(name, weights=None if name == "lite0" else "random", device=device)
         speed.apply_globally()
         problem = Problem(model, parse_target("class:8"), make_param("fft", size), make_transforms("default"),
@@ -45,10 +73,11 @@ def step_overhead(name: str, device: torch.device, size: int, rounds: int) -> No
         strategy = make_strategy("adam")
         strategy.start(problem, problem.init())
         x = speed.input(torch.rand(1, 3, size, size, device=device, requires_grad=True))
+        forward = bare_forward(model, speed, device)
 
         def bare() -> None:
             with speed.autocast(device):
-                out = model.net((x - model.mean) / model.std)
+                out = forward(x)
             out[0, 8].float().backward()
 
         b, o = interleaved(bare, lambda: strategy.step(problem), rounds, device)
@@ -90,15 +119,31 @@ def population(device: torch.device, size: int, popsize: int, rounds: int) -> No
             model.net((x - model.mean) / model.std)
 
     b, o = interleaved(bare, lambda: strategy.step(problem), rounds, device)
-    import numpy as np
-    start = time.perf_counter()
-    for _ in range(rounds):
-        asks = [es.ask() for es in strategy.searches]
-        for es, cands in zip(strategy.searches, asks):
-            es.tell(cands, list(np.zeros(len(cands))))
-    host = (time.perf_counter() - start) / rounds
+    host, copies = host_round_trip(strategy, device, rounds)
     print(f"ratio generation/bare forward (population {popsize}, {size} px, chunk {problem.max_batch}): {o / b:.3f}  "
-          f"(generation {1000 * o:.2f} ms, bare {1000 * b:.2f} ms, of which pycma ask+tell {1000 * host:.2f} ms)")
+          f"(generation {1000 * o:.2f} ms, bare {1000 * b:.2f} ms, of which the host round trip {1000 * host:.2f} ms: "
+          f"pycma ask+tell and the two copies, the copies alone {1000 * copies:.2f} ms)")
+
+
+def host_round_trip(strategy, device: torch.device, rounds: int) -> tuple[float, float]:
+    """Median seconds of what a CMA-ES generation spends off the network, through the strategy's own
+    code: ask + one copy of the population to the device, then one copy of a (P, B) fitness vector
+    back + tell; and of the two copies alone (the same sizes, nothing else)."""
+    trips, copies = [], []
+    values = torch.zeros(strategy.popsize, len(strategy.searches), device=device)  # stands in for the network's
+    for _ in range(rounds + 3):
+        sync(device)
+        start = time.perf_counter()
+        asked, Z = strategy.ask_population(device)
+        strategy.tell_population(asked, values)
+        trips.append(time.perf_counter() - start)
+        host = Z.cpu().numpy()  # the same population back on the host, to time its copy alone
+        sync(device)
+        start = time.perf_counter()
+        to_device(host, device)
+        values.to("cpu", torch.float64)  # waits for the copy in (same stream), then copies the fitness out
+        copies.append(time.perf_counter() - start)
+    return statistics.median(trips[3:]), statistics.median(copies[3:])
 
 
 def dream_memory(device: torch.device, small: int, large: int, tile: int) -> None:
@@ -138,7 +183,9 @@ def main() -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device {name}, torch {torch.__version__}")
     for net in ("lite0", "torchvision:resnet50"):
-        step_overhead(net, device, 64 if q else 224, rounds)
+        # on a CPU smoke test, compiling resnet50 twice (fvopt's pass and the bare one) takes minutes
+        settings = SETTINGS if not q or net == "lite0" else {k: v for k, v in SETTINGS.items() if v.compile == "off"}
+        step_overhead(net, device, 64 if q else 224, rounds, settings)
     batched_channels(device, 64 if q else 224, 2 if q else 20, 4 if q else 64)
     population(device, 64 if q else 128, 8 if q else 40, rounds)
     dream_memory(device, 256 if q else 1024, 512 if q else 4096, 128 if q else 512)

@@ -143,3 +143,155 @@ def test_gpu_benchmark_says_clearly_that_there_is_no_gpu():
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=script.parent)
     assert done.returncode == 2 and "no CUDA GPU" in done.stderr and "Traceback" not in done.stderr
+
+
+# -- compile (Speed.compile) --------------------------------------------------------------------
+
+def test_compile_mode_is_checked_where_it_enters():
+    from fvopt.errors import FvoptError
+    for bad in ("fast", "", True, None):
+        with pytest.raises(FvoptError) as err:
+            Speed(compile=bad)
+        message = str(err.value)
+        assert "\n" not in message and repr(bad) in message and "off, default, reduce-overhead, max-autotune" in message
+    assert Speed(compile="max-autotune").describe()["compile"] == "max-autotune"
+
+
+def test_compile_on_the_cli_refuses_a_bad_mode_in_one_line(capsys):
+    from fvopt.cli import main
+    with pytest.raises(SystemExit) as done:
+        main(["viz", "--compile", "fast"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.count("\n") == 1
+    assert "'fast'" in err and "off, default, reduce-overhead, max-autotune" in err
+
+
+class Forwards:
+    """Counts the network's forward passes (a pre-hook), to show a refusal came before any."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        self.count = 0
+        self.handle = net.register_forward_pre_hook(lambda module, args: setattr(self, "count", self.count + 1))
+
+
+def test_compile_without_a_cpp_compiler_is_refused_before_any_model_pass(monkeypatch, tmp_path, capsys):
+    import fvopt.speed
+    from fvopt.cli import main
+    from fvopt.errors import FvoptError
+    monkeypatch.setattr(fvopt.speed, "_cpp_compiler", lambda: None)
+    model = tiny_model()
+    forwards = Forwards(model.net)
+    with pytest.raises(FvoptError, match="needs a C\\+\\+ compiler") as err:
+        Problem(model, parse_target("channel:conv2:3"), make_param("fft", 32), speed=Speed(compile="default"))
+    assert "\n" not in str(err.value) and forwards.count == 0
+    Problem(model, parse_target("channel:conv2:3"), make_param("fft", 32), speed=Speed(compile="off"))
+    assert forwards.count > 0  # the counter counts: the eager problem's probe went through it
+    out = tmp_path / "x.png"
+    assert main(["viz", "--compile", "reduce-overhead", "--device", "cpu", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs a C++ compiler" in err and not out.exists()
+
+
+class BreaksTheGraph(torch.nn.Module):
+    """A network whose forward dynamo cannot keep in one graph."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.fc = torch.nn.Linear(4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        torch._dynamo.graph_break()
+        return self.fc(x.mean((2, 3)))
+
+
+def test_a_network_that_breaks_the_graph_is_refused_up_front():
+    from fvopt.errors import FvoptError
+    from fvopt.models import FeatureModel
+    model = FeatureModel(BreaksTheGraph(), "breaks", input_size=32, min_size=8, weights="random")
+    with pytest.raises(FvoptError, match="breaks does not compile as one graph") as err:
+        Problem(model, parse_target("channel:conv:1"), make_param("fft", 32), speed=Speed(compile="default"))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_the_compiled_pass_gives_the_eager_values_and_gradients_and_is_recorded():
+    """Compile must not change answers: population values, values and gradients of a step, and a
+    whole run's trace equal eager ones. And it must really run compiled: graphs were made, none
+    broken, and later steps reuse them (fvopt's usual per-call hooks recompiled or graph-broke)."""
+    from torch._dynamo.utils import counters
+    from fvopt.viz import visualize
+    model = tiny_model()
+    target = "channel:conv2:3+0.5*class:2"  # a hooked layer and the logits in one pass
+    z = make_param("fft", 32).init(2, torch.Generator().manual_seed(0))
+    Z = torch.stack([z, 0.5 * z, 2 * z])
+    graphs, breaks = counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
+    answers = {}
+    for label, speed in {"eager": Speed(), "compiled": Speed(compile="default")}.items():
+        problem = Problem(model, parse_target(target), make_param("fft", 32), make_transforms("default"), batch=2,
+                          speed=speed)
+        answers[label] = [problem.evaluate(Z), *problem.value_and_grad(z), *problem.value_and_grad(0.7 * z)]
+    made = counters["stats"]["unique_graphs"]
+    assert made >= graphs + 2  # a no-grad and a grad graph at least
+    problem.evaluate(Z), problem.value_and_grad(1.3 * z), problem.value_and_grad(0.2 * z)
+    assert counters["stats"]["unique_graphs"] == made and sum(counters["graph_break"].values()) == breaks
+    for eager, compiled in zip(answers["eager"], answers["compiled"]):
+        assert torch.allclose(compiled, eager, rtol=1e-4, atol=1e-6)
+    runs = {label: visualize(model, target, "fft", "adam", steps=3, size=32, batch=2, transforms="default",
+                             speed=speed, device="cpu").trace
+            for label, speed in {"eager": Speed(), "compiled": Speed(compile="reduce-overhead")}.items()}
+    assert runs["compiled"]["speed"]["compile"] == "reduce-overhead" and runs["eager"]["speed"]["compile"] == "off"
+    assert [s["value"] for s in runs["compiled"]["steps"]] == pytest.approx(
+        [s["value"] for s in runs["eager"]["steps"]], rel=1e-4, abs=1e-6)
+
+
+# -- CMA-ES: one copy of the population in, one copy of the fitness out ------------------------
+
+class Transfers(TorchFunctionMode):
+    """Records copies between the host and a meta device. A copy back from meta (which has no
+    values) is answered with zeros, so pycma, which lives in numpy, can run on a stand-in GPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.copies_in: list[tuple] = []
+        self.copies_out: list[tuple] = []
+        self.reads: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", str(func))
+        first = args[0] if args else None
+        if isinstance(first, torch.Tensor):
+            rest = list(args[1:]) + list(kwargs.values())
+            dest = next((str(a) for a in rest if isinstance(a, (torch.device, str))), None)
+            if first.device.type == "meta" and (name == "cpu" or (name == "to" and dest == "cpu")):
+                self.copies_out.append(tuple(first.shape))
+                dtype = next((a for a in rest if isinstance(a, torch.dtype)), first.dtype)
+                return torch.zeros(first.shape, dtype=dtype)
+            if first.device.type == "cpu" and name == "to" and dest not in (None, "cpu"):
+                self.copies_in.append(tuple(first.shape))
+            if first.device.type == "meta" and name in HOST_READS:
+                self.reads.append(name)
+        return func(*args, **kwargs)
+
+
+def test_cmaes_evaluates_its_population_on_the_device_with_one_copy_each_way(monkeypatch):
+    model = tiny_model().to("meta")
+    problem = Problem(model, parse_target("channel:conv2:3"), make_param("fft:k=4", 32), batch=2)
+    strategy = make_strategy("cmaes", popsize=6, sigma=0.1)
+    strategy.start(problem, make_param("fft:k=4", 32).init(2, torch.Generator().manual_seed(0)))
+    evaluated = []
+    values = Problem._values
+    monkeypatch.setattr(Problem, "_values", lambda self, cap, z, draw: evaluated.append(z) or values(self, cap, z, draw))
+    with Transfers():
+        strategy.step(problem)  # warm-up: constants are made once per device
+    guard = Transfers()
+    with guard:
+        for _ in range(3):
+            strategy.step(problem)
+    population = (6, 2, problem.dim)
+    assert [c for c in guard.copies_in if len(c) == 3] == [population] * 3  # nothing else of that rank crossed
+    assert guard.copies_out == [(6, 2)] * 3 and guard.reads == []
+    assert evaluated and all(z.device.type == "meta" for z in evaluated)
+    assert strategy.best.device.type == "meta"

@@ -75,18 +75,30 @@ class AskTellStrategy(BaseStrategy):
         raise NotImplementedError
 
     def step(self, problem: Problem) -> None:
+        asked, Z = self.ask_population(problem.device)
+        self.tell_population(asked, problem.evaluate(Z))
+
+    def ask_population(self, device: torch.device) -> tuple[list, torch.Tensor]:
+        """One generation of every slot's search as one (P, B, dim) tensor on `device`.
+
+        pycma and nevergrad live in numpy: the whole population crosses to the device in one copy
+        per generation (pinned and asynchronous on CUDA), never candidate by candidate.
+        """
         with quiet_numpy():
             asked = [self._ask(search) for search in self.searches]
         sizes = {len(vectors) for _, vectors in asked}
         if len(sizes) != 1:
             raise FvoptError(f"{self.name}: the searches of the {len(asked)} images asked generations of different "
                              f"sizes {sorted(sizes)}; run one image per batch (--batch 1)")
-        # one transfer to the device and one back per generation: pycma and nevergrad live in numpy
-        Z = to_device(np.stack([np.stack(vectors) for _, vectors in asked], axis=1), problem.device)  # (P, B, dim)
-        values = problem.evaluate(Z).double().cpu().numpy()
+        return asked, to_device(np.stack([np.stack(vectors) for _, vectors in asked], axis=1), device)
+
+    def tell_population(self, asked: list, values: torch.Tensor) -> None:
+        """Tell each search the values (P, B) of its candidates: the fitness comes back to the host in
+        one copy per generation (the step's only host sync), then each search gets its column."""
+        host = values.detach().to("cpu", torch.float64).numpy()
         with quiet_numpy():
             for b, (search, (handles, _)) in enumerate(zip(self.searches, asked)):
-                self._tell(search, handles, [float(-v) for v in values[:, b]])
+                self._tell(search, handles, [float(-v) for v in host[:, b]])
 
 
 class CMAES(AskTellStrategy):
