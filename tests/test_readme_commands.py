@@ -1,0 +1,84 @@
+"""Every `fvopt` command printed in README.md runs after the one install, with small budgets, so
+the README cannot rot again (the bench example once needed an extra that was not installed).
+
+The commands are read from the README itself: a new command is tested without editing this file.
+Only budgets shrink (steps, octaves, frames, seeds, seconds); names, models, targets, options and
+files stay as printed. `photo.jpg` is a real photo written where the command runs.
+"""
+import re
+import shlex
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHRINK = [(r"--steps \d+", "--steps 2"), (r"--octaves \d+", "--octaves 2"), (r"--zoom-frames \d+", "--zoom-frames 2"),
+          (r"--tile 512", "--tile 256")]
+
+
+def readme_commands() -> list[str]:
+    """The `fvopt ...` lines of README.md's fenced blocks, comments and optional [..] parts removed."""
+    text = (ROOT / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            if line.startswith("fvopt "):
+                line = re.sub(r"\s+#.*$", "", line)
+                commands.append(re.sub(r"\s*\[[^\]]*\]", "", line).strip())
+    return commands
+
+
+def small(command: str) -> list[str]:
+    for pattern, replacement in SHRINK:
+        command = re.sub(pattern, replacement, command)
+    args = shlex.split(command)
+    if args[1] == "dream" and "--steps" not in args:
+        args += ["--steps", "2", "--octaves", "2"]
+    return args
+
+
+def test_the_readme_prints_the_commands_this_test_runs():
+    commands = readme_commands()
+    assert any(c.startswith("fvopt viz --model lite0 --target class:8") for c in commands)
+    assert any(c.startswith("fvopt bench benchmarks/example_bench.toml") for c in commands)
+    assert any(c.startswith("fvopt bench report") for c in commands)
+    assert sum(c.startswith("fvopt dream") for c in commands) >= 3
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A folder like a fresh clone's root: the example spec with one seed and a 2 s budget (the
+    same models, targets, parameterizations, strategies and transfer network), and a photo."""
+    from skimage import data
+    from PIL import Image
+
+    here = tmp_path_factory.mktemp("readme")
+    (here / "benchmarks").mkdir()
+    spec = tomllib.loads((ROOT / "benchmarks" / "example_bench.toml").read_text())
+    assert spec["bench"]["transfer_model"] == "lite1"  # the network that once needed an extra install
+    text = (ROOT / "benchmarks" / "example_bench.toml").read_text()
+    text = re.sub(r"seeds = \[[^\]]*\]", "seeds = [0]", text)
+    text = re.sub(r"budget = \{[^}]*\}", "budget = { seconds = 2 }", text)
+    text = re.sub(r'targets = \[[^\]]*\]', 'targets = ["class:8"]', text)
+    (here / "benchmarks" / "example_bench.toml").write_text(text)
+    Image.fromarray(data.chelsea()).save(here / "photo.jpg")
+    return here
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", readme_commands())
+def test_each_readme_command_runs_after_the_one_install(command, workdir):
+    fvopt = shutil.which("fvopt") or pytest.fail("the `fvopt` command is not installed: pip install -e \".[dev]\"")
+    args = small(command)
+    if args[1:3] == ["bench", "report"] and not (workdir / args[3]).exists():  # run alone: make its database
+        bench = next(c for c in readme_commands() if c.startswith("fvopt bench ") and " report " not in c)
+        subprocess.run([fvopt, *small(bench)[1:], "--quiet"], cwd=workdir, check=True, capture_output=True, timeout=900)
+    done = subprocess.run([fvopt, *args[1:]], cwd=workdir, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{' '.join(args)}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    if args[1] == "bench" and args[2] == "report":
+        assert (workdir / args[args.index("--out") + 1] / "report.html").exists()
+    if "--out" in args and args[1] in ("viz", "dream"):
+        assert (workdir / args[args.index("--out") + 1]).stat().st_size > 0
