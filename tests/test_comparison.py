@@ -114,3 +114,12 @@ def test_problems_with_no_positive_best_are_named_not_scored():
     rows = [cell("a", 0, [(10, 1.0, -3.0)], target="channel:neg:0"), cell("a", 0, [(10, 1.0, 2.0)])]
     runs = anytime.collect_runs(rows)
     assert len(runs.runs) == 1 and runs.unscored == ["m channel:neg:0: best value -3 is not positive"]
+
+
+def test_a_comparison_too_small_for_any_significance_says_so():
+    """4 blocks: the smallest exact two-sided Wilcoxon p is 2/16 = 0.125, above 0.05/3 for 3 pairs."""
+    rows = [cell(s, seed, [(100, 1.0, v + seed)]) for seed in range(4) for s, v in (("a", 3.0), ("b", 2.0), ("c", 1.0))]
+    text = " ".join(compare(rows).conclusions())
+    assert "With 4 blocks no pair can be significant" in text and "2/2^4 = 0.12" in text
+    many = [cell(s, seed, [(100, 1.0, v + seed)]) for seed in range(12) for s, v in (("a", 3.0), ("b", 2.0), ("c", 1.0))]
+    assert "no pair can be significant" not in " ".join(compare(many).conclusions())

@@ -50,6 +50,11 @@ class Comparison:
             listed = ": not shown to differ: " + "; ".join(f"{r.a} vs {r.b} (p_holm {r.p_holm:.2g})" for r in same.itertuples())
             lines.append(f"{int(self.pairs['significant'].sum())} of {len(self.pairs)} pairs differ after Holm's "
                          "correction (alpha 0.05)" + (listed if 0 < len(same) <= 12 else "; see the pairwise table" if len(same) else "."))
+            floor, needed = 2 / 2 ** len(table), stats.ALPHA / len(self.pairs)
+            if floor > needed:  # exact Wilcoxon: all n differences one way gives p = 2 / 2**n, the smallest
+                lines.append(f"With {len(table)} blocks no pair can be significant: the smallest exact two-sided Wilcoxon "
+                             f"p-value is 2/2^{len(table)} = {floor:.2g}, above the {needed:.2g} that Holm's first step "
+                             f"needs for {len(self.pairs)} pairs; more seeds or targets give the tests power.")
         early = {k: v for k, v in self.paired.stopped_early.items() if v}
         if early:
             lines.append("Runs that stopped early (scored with the best point they kept): "

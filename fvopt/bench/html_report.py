@@ -15,7 +15,8 @@ from importlib import metadata
 from pathlib import Path
 
 from .stats import TEST_NOTE
-from .comparison import FIXED_BUDGET_COLUMNS, FIXED_TARGET_COLUMNS, PAIR_COLUMNS, Comparison, win_rate_rows
+from .comparison import (FACTOR_TITLES, FIXED_BUDGET_COLUMNS, FIXED_TARGET_COLUMNS, PAIR_COLUMNS, Comparison,
+                         win_rate_rows)
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1f24;background:#fafbfc}
@@ -97,9 +98,19 @@ def setup_facts(rows: list[dict], failed: list[dict]) -> dict[str, str]:
     }
 
 
+def factor_section(other: Comparison, figure_path: Path | None) -> str:
+    """The same cells compared by one factor (optimizers alone, parameterizations alone)."""
+    return (f"<h3>{html.escape(FACTOR_TITLES[other.paired.factor])}</h3><ul>"
+            + "".join(f"<li>{html.escape(s)}</li>" for s in other.conclusions()[:3]) + "</ul>"
+            + (figure(figure_path, "Critical-difference diagram") if figure_path and figure_path.exists() else "")
+            + table(other.pairs.to_dict("records"), PAIR_COLUMNS, highlight="significant"))
+
+
 def write_html(path: Path, title: str, rows: list[dict], failed: list[dict], comparison: Comparison,
-               summary: tuple[list[dict], list[str]], figures: list[tuple[Path, str]], grids: list[tuple[Path, str]]) -> Path:
-    """Write the report to `path`; figures and grids are (image file, caption) pairs embedded inline."""
+               summary: tuple[list[dict], list[str]], figures: list[tuple[Path, str]], grids: list[tuple[Path, str]],
+               also: tuple[Comparison, ...] = ()) -> Path:
+    """Write the report to `path`; figures and grids are (image file, caption) pairs embedded
+    inline; `also`: the same cells compared by another factor."""
     c = comparison
     facts = setup_facts(rows, failed)
     sections = [
@@ -123,7 +134,8 @@ def write_html(path: Path, title: str, rows: list[dict], failed: list[dict], com
                 if k in c.figures)
             + "<h3>Pairwise Wilcoxon signed-rank tests (green: significant after Holm's correction)</h3>"
             + table(c.pairs.to_dict("records"), PAIR_COLUMNS, highlight="significant")
-            + ("<h3>Win rates</h3>" + table(win_rate_rows(c.wins), ["strategy", *c.wins["rate"].columns]) if c.wins is not None else "")),
+            + ("<h3>Win rates</h3>" + table(win_rate_rows(c.wins), ["strategy", *c.wins["rate"].columns]) if c.wins is not None else "")
+            + "".join(factor_section(o, path.parent / f"critical_difference_{o.paired.factor}.png") for o in also)),
         ("curves", "Convergence per problem", "".join(figure(p, cap) for p, cap in figures)),
         ("summary", "Medians over seeds", table(*summary)),
         ("images", "Final images", "".join(figure(p, cap) for p, cap in grids)),

@@ -295,7 +295,7 @@ def write_report(db: str | Path, out: str | Path, targets: str = "fractions", ht
             from .html_report import write_html
             name = rows[0].get("spec_name") or Path(db).stem
             written.append(write_html(out / "report.html", f"Benchmark report: {name}", rows, failed, comparison,
-                                      (summary, SUMMARY_COLUMNS), curves, grids))
+                                      (summary, SUMMARY_COLUMNS), curves, grids, by_factor))
     except OSError as err:
         raise FvoptError(f"cannot write the report into '{out}': {err.strerror or err} ({len(written)} files "
                          "written before it)") from None
