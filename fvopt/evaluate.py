@@ -18,8 +18,9 @@ EVALUATOR_DRAWS = 16
 
 
 def score_images(model: FeatureModel, objective: Objective, images: torch.Tensor, draws: int = EVALUATOR_DRAWS,
-                 transforms: Compose | None = None) -> dict[str, torch.Tensor]:
-    """Per-image `value` (untransformed) and `robust_value` (mean over the fixed draws)."""
+                 transforms: Compose | None = None, render: int | None = None) -> dict[str, torch.Tensor]:
+    """Per-image `value` (untransformed) and `robust_value` (mean over the fixed draws); with
+    `render`, every image is shown to the network resized to that size, as the run showed it."""
     transforms = transforms or standard_transforms()
     images = images.to(model.device, torch.float32)
     n = images.shape[0]
@@ -28,6 +29,10 @@ def score_images(model: FeatureModel, objective: Objective, images: torch.Tensor
     fixed = [transforms.sample(generator) for _ in range(draws)]
     with torch.no_grad(), capture(model, objective.layers) as cap:
         def value(x: torch.Tensor) -> torch.Tensor:
+            if render is not None and x.shape[-2:] != (render, render):
+                up = x.shape[-1] < render
+                x = torch.nn.functional.interpolate(x, size=(render, render), mode="bilinear", align_corners=up,
+                                                    antialias=not up)
             return objective(Activations(cap.run(x), images, slots, n, cap.layouts))
         plain = value(images)
         robust = (torch.stack([value(transforms.apply(images, d)) for d in fixed]).mean(0) if fixed

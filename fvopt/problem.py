@@ -15,12 +15,12 @@ import torch
 
 from .errors import FvoptError, NonFiniteError
 from .speed import EAGER, Speed, compiled_pass
-from .options import POSITIVE_FLOAT, POSITIVE_INT, SEED, check, check_type
+from .options import IMAGE_SIDE, POSITIVE_FLOAT, POSITIVE_INT, SEED, check, check_type
 from .models.hooks import capture
 from .models.wrapper import FeatureModel
 from .objectives import Activations, Objective, validate
 from .params.base import Parameterization
-from .transforms import Compose, standard_transforms
+from .transforms import Compose, standard_transforms, views_of, with_output_size
 
 
 class BudgetExhausted(Exception):
@@ -158,6 +158,7 @@ class Problem:
         validated: bool = False,
         tile: int | None = None,
         speed: Speed = EAGER,
+        render: int | None = None,
     ) -> None:
         check_type("model", model, FeatureModel, "a FeatureModel (fvopt.load_model)")
         check_type("objective", objective, Objective, "an Objective (fvopt.parse_target)")
@@ -168,7 +169,17 @@ class Problem:
         self.model = model
         self.objective = objective
         self.param = param.to(model.device)
-        self.transforms = standard_transforms() if transforms is None else transforms
+        self.render = check("render", render, IMAGE_SIDE)
+        if self.render is not None and tile is not None:
+            raise FvoptError("render size and tile do not combine: a tiled image is shown to the network tile by "
+                             "tile at its own size; drop one of them")
+        if self.render is not None and self.render < model.min_size:
+            raise FvoptError(f"render size {self.render} px is too small for {model.name}: at least {model.min_size} px")
+        chain = standard_transforms() if transforms is None else transforms
+        self.transforms = chain if self.render is None else with_output_size(chain, self.render)
+        self.views = views_of(self.transforms)
+        if self.views > 1 and tile is not None:
+            raise FvoptError("crops and tile do not combine: tiles already cut the image; drop one of them")
         self.batch = batch or objective.slots
         if self.batch < 1 or self.batch % objective.slots:
             raise FvoptError(f"batch {self.batch} must be a multiple of the {objective.slots} targets in '{objective}'")
@@ -178,7 +189,7 @@ class Problem:
         if param.size < model.min_size:
             raise FvoptError(f"image size {param.size} px is too small for {model.name}: at least {model.min_size} px")
         if not validated:  # a shape probe at the size the network sees; tiled images at the tile's size
-            probe = param.size  # validate() itself uses the input size of a fixed-size network
+            probe = self.render or param.size  # validate() itself uses the input size of a fixed-size network
             validate(objective, model, probe if tile is None else max(min(probe, tile), model.min_size))
         self.seed = check("seed", seed, SEED)
         if max_batch == "auto":  # as many images per chunk as half the free memory holds
@@ -193,7 +204,7 @@ class Problem:
         speed.prepare(model.net)
         mode = speed.compile_mode(model.device)
         self._pass = None if mode is None else compiled_pass(
-            model, objective.layers, mode, param.size if tile is None else max(min(param.size, tile), model.min_size))
+            model, objective.layers, mode, (self.render or param.size) if tile is None else max(min(param.size, tile), model.min_size))
         self.meter = meter or Meter()
         self._own_generator = generator is None
         self._parent: Problem | None = None
@@ -231,7 +242,7 @@ class Problem:
         """The same problem over another parameterization, sharing the meter and the draws."""
         view = Problem(self.model, self.objective, param, self.transforms, self.batch, self.seed, self.max_batch,
                        self.image_grad, self.meter, self.generator, validated=True, tile=self.tile,
-                       speed=self.speed)
+                       speed=self.speed, render=self.render)
         view._parent = self
         return view
 
@@ -259,7 +270,7 @@ class Problem:
         squeeze = Z.dim() == 2
         Z = Z.reshape(-1, self.batch, self.dim).to(self.device, torch.float32)
         P = Z.shape[0]
-        self.meter.spend(P * self.batch, 0)
+        self.meter.spend(P * self.batch * self.views, 0)  # each crop is one image through the network
         draw = self.draw()
         per_chunk = max(1, self.max_batch // self.batch)
         out = []
@@ -278,7 +289,7 @@ class Problem:
         """
         if self.tile is not None:
             return self._tiled_value_and_grad(z)
-        self.meter.spend(self.batch, self.batch)
+        self.meter.spend(self.batch * self.views, self.batch * self.views)
         draw = self.draw()
         z = self._leaf(z)
         with torch.enable_grad(), self._capture() as cap:
@@ -326,11 +337,26 @@ class Problem:
         images = self.param(z)
         if self.image_grad is not None and images.requires_grad:
             images.register_hook(self.image_grad)
-        seen = self.speed.input(self.transforms.apply(images, draw))
+        seen = self.speed.input(self.shown(self.transforms.apply(images, draw)))
         with self.speed.autocast(self.device):
             acts = cap.run(seen)
         slots = self.slots.repeat(z.shape[0] // self.batch)
-        return self.objective(Activations(acts, images, slots, self.batch, cap.layouts)).float()
+        if self.views == 1:
+            return self.objective(Activations(acts, images, slots, self.batch, cap.layouts)).float()
+        # crops: the batch came back as `views` copies, view by view; the value is the mean over views
+        values = self.objective(Activations(acts, images.repeat(self.views, 1, 1, 1), slots.repeat(self.views),
+                                            self.batch, cap.layouts)).float()
+        return values.view(self.views, -1).mean(0)
+
+    def shown(self, seen: torch.Tensor) -> torch.Tensor:
+        """What the network is shown: the transformed images, resized to the render size when the
+        problem has one (Lucent's convention: a 128 px image shown at 224, bilinear, corners aligned)."""
+        if self.render is None or seen.shape[-2:] == (self.render, self.render):
+            return seen
+        import torch.nn.functional as F
+        up = seen.shape[-1] < self.render
+        return F.interpolate(seen, size=(self.render, self.render), mode="bilinear", align_corners=up,
+                             antialias=not up)
 
     def images(self, z: torch.Tensor) -> torch.Tensor:
         """The untransformed images of z (batch, dim), detached; costs no budget."""

@@ -61,7 +61,7 @@ def run(
                          f"{strategy!r}")
     if not isinstance(budget, Budget):
         raise FvoptError(f"budget must be a fvopt.Budget, not {type(budget).__name__}")
-    cost = strategy.check(problem.param, problem.batch, budget)
+    cost = strategy.check(problem.param, problem.batch, budget).times(getattr(problem, "views", 1))
     budget.refuse_if_below(cost, strategy.name or type(strategy).__name__)
     problem.reset(budget)
     m = problem.meter

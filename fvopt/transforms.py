@@ -176,6 +176,272 @@ class LucentTransforms:
         return 5
 
 
+def _seed(generator: torch.Generator) -> int:
+    """A draw that is only a seed: what it seeds is made on the image's device when applied."""
+    return int(torch.randint(2 ** 31 - 1, (1,), generator=generator))
+
+
+def _device_generator(seed: int, device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _resample(x: torch.Tensor, m: np.ndarray, out: tuple[int, int], fill: float) -> torch.Tensor:
+    """Resample x through the affine map m (output pixel -> input pixel, 3x3) into an image of
+    size `out`; uncovered pixels are `fill` gray."""
+    h, w = x.shape[-2:]
+    theta = _to_normalized(w, h) @ m @ _to_pixels(out[1], out[0])
+    theta = to_device(theta[:2], x.device, x.dtype).expand(x.shape[0], 2, 3)
+    grid = F.affine_grid(theta, [x.shape[0], x.shape[1], *out], align_corners=False)
+    return F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
+
+
+def _about_center(w: int, h: int, inner: np.ndarray) -> np.ndarray:
+    c = _shift((w - 1) / 2, (h - 1) / 2)
+    return c @ inner @ np.linalg.inv(c)
+
+
+@dataclass(frozen=True)
+class UniformRotate:
+    """Rotate by an angle drawn uniformly from [low, high] degrees, keeping the size; gray corners."""
+
+    low: float = -10.0
+    high: float = 10.0
+    fill: float = 0.5
+
+    def sample(self, generator: torch.Generator) -> float:
+        return self.low + float(torch.rand(1, generator=generator)) * (self.high - self.low)
+
+    def apply(self, x: torch.Tensor, angle: float) -> torch.Tensor:
+        return RandomRotate((angle,), self.fill).apply(x, angle)
+
+    def describe(self) -> str:
+        return f"rotate:{_num(self.low)}..{_num(self.high)}"
+
+
+@dataclass(frozen=True)
+class Zoom:
+    """Scale about the center by a factor drawn uniformly from [low, high], keeping the size (as
+    torchvision's RandomAffine scales); what leaves the frame is cut, what enters it is gray."""
+
+    low: float = 0.9
+    high: float = 1.1
+    fill: float = 0.5
+
+    def sample(self, generator: torch.Generator) -> float:
+        return self.low + float(torch.rand(1, generator=generator)) * (self.high - self.low)
+
+    def apply(self, x: torch.Tensor, factor: float) -> torch.Tensor:
+        if factor == 1.0:
+            return x
+        h, w = x.shape[-2:]
+        return _resample(x, _about_center(w, h, np.diag([1 / factor, 1 / factor, 1.0])), (h, w), self.fill)
+
+    def describe(self) -> str:
+        return f"scale:{_num(self.low)}-{_num(self.high)}"
+
+
+@dataclass(frozen=True)
+class Affine:
+    """torchvision's RandomAffine on a batch, differentiable: rotation uniform in [-degrees,
+    degrees], translation uniform up to `translate` of the side, scale uniform in [low, high];
+    size kept, gray fill, bilinear."""
+
+    degrees: float = 10.0
+    translate: float = 0.1
+    low: float = 0.9
+    high: float = 1.1
+    fill: float = 0.5
+
+    def sample(self, generator: torch.Generator) -> tuple[float, float, float, float]:
+        u = torch.rand(4, generator=generator).tolist()
+        return ((2 * u[0] - 1) * self.degrees, (2 * u[1] - 1) * self.translate, (2 * u[2] - 1) * self.translate,
+                self.low + u[3] * (self.high - self.low))
+
+    def apply(self, x: torch.Tensor, draw: tuple[float, float, float, float]) -> torch.Tensor:
+        angle, tx, ty, factor = draw
+        h, w = x.shape[-2:]
+        a = math.radians(angle)
+        # output -> input: undo the translation, then the rotation and the scale about the center
+        inverse = np.array([[math.cos(a), math.sin(a), 0.0], [-math.sin(a), math.cos(a), 0.0], [0, 0, 1]]) / factor
+        inverse[2, 2] = 1.0
+        m = _about_center(w, h, inverse) @ _shift(-tx * w, -ty * h)
+        return _resample(x, m, (h, w), self.fill)
+
+    def describe(self) -> str:
+        return f"affine:{_num(self.degrees)}/{_num(self.translate)}/{_num(self.low)}-{_num(self.high)}"
+
+
+@dataclass(frozen=True)
+class ColorAdjust:
+    """torchvision's ColorJitter without hue (whose torchvision kernel is not differentiable):
+    brightness, contrast and saturation factors drawn uniformly from [1 - b, 1 + b] and applied
+    in that order with torchvision's functions (which clip to [0, 1], as torchvision does)."""
+
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+
+    def sample(self, generator: torch.Generator) -> tuple[float, float, float]:
+        u = torch.rand(3, generator=generator).tolist()
+        return tuple(max(0.0, 1 + (2 * v - 1) * b) for v, b in zip(u, (self.brightness, self.contrast, self.saturation)))
+
+    def apply(self, x: torch.Tensor, draw: tuple[float, float, float]) -> torch.Tensor:
+        from torchvision.transforms.v2 import functional as TF
+
+        b, c, s = draw
+        return TF.adjust_saturation(TF.adjust_contrast(TF.adjust_brightness(x, b), c), s)
+
+    def describe(self) -> str:
+        return f"colorjitter:{_num(self.brightness)}/{_num(self.contrast)}/{_num(self.saturation)}"
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Additive noise of standard deviation `sd` (Gaussian) or uniform in [-sd/2, sd/2] (as MaCo
+    adds both); drawn on the image's device from a seed, so one draw is replayable."""
+
+    sd: float = 0.02
+    uniform: bool = False
+
+    def sample(self, generator: torch.Generator) -> int:
+        return _seed(generator)
+
+    def apply(self, x: torch.Tensor, seed: int) -> torch.Tensor:
+        g = _device_generator(seed, x.device)
+        if self.uniform:
+            return x + (torch.rand(x.shape, generator=g, device=x.device, dtype=x.dtype) - 0.5) * self.sd
+        return x + torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype) * self.sd
+
+    def describe(self) -> str:
+        return f"{'unoise' if self.uniform else 'noise'}:{_num(self.sd)}"
+
+
+@dataclass(frozen=True)
+class Crops:
+    """`n` random square crops per image, each resized to `size` px (the render size when the
+    problem has one, else the image's side): MaCo's many crops per step. Sides are drawn
+    uniformly between `low` and `high` of the image's side; centers at 0.5 + N(0, 0.15) of the
+    side (as Horama draws them), clamped so every crop lies inside the image.
+
+    The output holds n views of the batch, view by view (all images' first crops, then the
+    second ...): the problem averages the objective over the views."""
+
+    n: int = 6
+    low: float = 0.05
+    high: float = 0.5
+    size: int | None = None
+
+    @property
+    def views(self) -> int:
+        return self.n
+
+    def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        sides = self.low + torch.rand(self.n, generator=generator) * (self.high - self.low)
+        centers = 0.5 + torch.randn(self.n, 2, generator=generator) * 0.15
+        half = sides[:, None] / 2
+        return sides, torch.minimum(torch.maximum(centers, half), 1 - half)
+
+    def apply(self, x: torch.Tensor, draw: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        sides, centers = draw
+        m = x.shape[0]
+        out = self.size or x.shape[-1]
+        theta = torch.zeros(self.n, 2, 3, dtype=x.dtype)
+        theta[:, 0, 0] = theta[:, 1, 1] = sides.to(x.dtype)
+        theta[:, :, 2] = (2 * centers - 1).to(x.dtype)  # (x, y) centers in normalized coordinates
+        theta = to_device(theta, x.device, x.dtype).repeat_interleave(m, 0)  # view by view
+        grid = F.affine_grid(theta, [self.n * m, x.shape[1], out, out], align_corners=False)
+        return F.grid_sample(x.repeat(self.n, 1, 1, 1), grid, mode="bilinear", padding_mode="border",
+                             align_corners=False)
+
+    def at_size(self, size: int) -> "Crops":
+        return Crops(self.n, self.low, self.high, size)
+
+    def describe(self) -> str:
+        return f"crops:{self.n}@{_num(self.high)}-{_num(self.low)}"
+
+
+@dataclass(frozen=True)
+class PerImage:
+    """Each image of the batch gets its own draw of `inner` (a population's candidates for one
+    image slot share it, as common random numbers). The draw is a seed: image i's draw is
+    `inner.sample` from a generator seeded with (seed, i)."""
+
+    inner: Any
+
+    @property
+    def views(self) -> int:
+        return views_of(self.inner)
+
+    def sample(self, generator: torch.Generator) -> int:
+        return _seed(generator)
+
+    def apply(self, x: torch.Tensor, seed: int) -> torch.Tensor:
+        parts = []
+        for i in range(x.shape[0]):
+            g = torch.Generator().manual_seed(seed * 1_000_003 + i)
+            parts.append(self.inner.apply(x[i:i + 1], self.inner.sample(g)))
+        if self.views == 1:
+            return torch.cat(parts)
+        # keep the output view by view: (views, images) -> flat
+        return torch.stack([p.view(self.views, *p.shape[1:]) for p in parts], 1).flatten(0, 1)
+
+    def at_size(self, size: int) -> "PerImage":
+        return PerImage(with_output_size(self.inner, size))
+
+    def describe(self) -> str:
+        return describe_transforms(self.inner) + ",per-image"
+
+
+def views_of(transforms: Any) -> int:
+    """How many views of each image a chain outputs (crops make several; everything else one)."""
+    if hasattr(transforms, "views"):
+        return transforms.views
+    n = 1
+    for part in getattr(transforms, "transforms", ()):
+        n *= views_of(part)
+    return n
+
+
+def with_output_size(transforms: Any, size: int) -> Any:
+    """The chain with its crops made at `size` px (the render size): no resize twice."""
+    if hasattr(transforms, "at_size"):
+        return transforms.at_size(size)
+    if isinstance(transforms, Compose):
+        return Compose(tuple(with_output_size(t, size) for t in transforms.transforms))
+    return transforms
+
+
+def keeps_size(transforms: Any) -> bool:
+    """Whether every draw gives the same output size (needed to draw per image)."""
+    if isinstance(transforms, LucentTransforms):
+        return transforms.keep_size
+    if isinstance(transforms, RandomScale):
+        return False
+    return all(keeps_size(t) for t in getattr(transforms, "transforms", ()))
+
+
+def _num(v: float) -> str:
+    return f"{v:g}"
+
+
+def describe_transforms(transforms: Any) -> str:
+    """The grammar string of a chain (see fvopt.transform_grammar); parse(describe(t)) == t."""
+    for name, make in TRANSFORM_SETS.items():
+        if transforms == make():
+            return name
+    if hasattr(transforms, "describe"):
+        return transforms.describe()
+    if isinstance(transforms, Compose):
+        return ",".join(describe_transforms(t) for t in transforms.transforms) or "none"
+    if isinstance(transforms, Pad):
+        return f"pad:{transforms.pad}"
+    if isinstance(transforms, Jitter):
+        return f"jitter:{transforms.d}"
+    if isinstance(transforms, ColorJitter):
+        return f"color:{_num(transforms.gain)}/{_num(transforms.offset)}"
+    return repr(transforms)  # a user's own transform object: named as Python shows it
+
+
 def _to_pixels(w: float, h: float) -> np.ndarray:
     """Normalized coordinates (align_corners=False) of a w x h image -> pixel coordinates."""
     return np.array([[w / 2, 0, (w - 1) / 2], [0, h / 2, (h - 1) / 2], [0, 0, 1]])
@@ -208,13 +474,16 @@ TRANSFORM_SETS = {
 }
 
 
-def make_transforms(spec: "str | Compose | LucentTransforms | None") -> "Compose | LucentTransforms":
-    """`default` (Lucent's draws, size kept), `lucent` (Lucent's exact output sizes), `color`
-    (default plus color jitter), `none`, or a transform object."""
+def make_transforms(spec: "str | Compose | LucentTransforms | None") -> Any:
+    """A named set (`default`: Lucent's draws, size kept; `lucent`: Lucent's exact output sizes;
+    `color`: default plus color jitter; `none`), a chain in the transform grammar
+    (`"pad:12,jitter:8,scale:0.9-1.1,rotate:-10..10,noise:0.02,crops:6@0.5-0.05"`, see
+    fvopt.transform_grammar), or a transform object."""
     if spec is None:
         return standard_transforms()
     if not isinstance(spec, str):
         return spec
-    if spec not in TRANSFORM_SETS:
-        raise FvoptError(f"unknown transform set '{spec}'. Known: {', '.join(TRANSFORM_SETS)}")
-    return TRANSFORM_SETS[spec]()
+    if spec in TRANSFORM_SETS:
+        return TRANSFORM_SETS[spec]()
+    from .transform_grammar import parse_transforms
+    return parse_transforms(spec)

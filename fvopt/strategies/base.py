@@ -38,6 +38,10 @@ class StepCost:
     def passes(self) -> int:
         return self.forwards + 2 * self.backwards
 
+    def times(self, views: int) -> "StepCost":
+        """The cost when every image is shown as `views` crops (each crop is one pass)."""
+        return self if views == 1 else StepCost(self.forwards * views, self.backwards * views)
+
 
 @runtime_checkable
 class Strategy(Protocol):
