@@ -28,6 +28,15 @@ _above_one = _typed(Option(float, low=1, low_open=True, high=100))
 _nonnegative_int = _typed(Option(int, low=0))
 
 
+def _dream_scheme(text: str) -> str:
+    """--scheme NAME, checked by the same function as fvopt.dream.dream(scheme=...)."""
+    from .dream import get_scheme
+    try:
+        return get_scheme(text).name
+    except FvoptError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _max_batch(text: str) -> int | str:
     return "auto" if text == "auto" else _positive_int(text)
 
@@ -94,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--passes", type=_positive_int, default=None, help="model passes: a backward counts as two")
     viz.add_argument("--size", type=_side, default=None, help="image side in px (default: the model's input size)")
     viz.add_argument("--batch", type=_positive_int, default=None, help="images per run (default: one per target)")
+    viz.add_argument("--tile", type=_side, default=None, help="gradient tile by tile (px), as DeepDream does: memory "
+                     "bounded by the tile; from the model's minimum input up to --size")
     viz.add_argument("--seed", type=_seed, default=0)
     viz.add_argument("--device", default="auto", help="auto, cpu, cuda")
     viz.add_argument("--out", default="viz.png")
@@ -119,11 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--layers", default="blocks.3,blocks.4", help="comma-separated layers (mean of squared activations)")
     dr.add_argument("--target", default=None, help="any target instead of the layers, e.g. channel:blocks.4:10 or "
                     "layer:blocks.3+0.5*layer:blocks.4")
-    dr.add_argument("--octaves", type=_positive_int, default=4)
-    dr.add_argument("--octave-scale", type=_above_one, default=1.4)
-    dr.add_argument("--steps", type=_positive_int, default=10, help="steps per octave")
-    dr.add_argument("--lr", type=_positive_float, default=0.01, help="step size: z += lr * g / mean|g|")
-    dr.add_argument("--tile", type=_side, default=512, help="tile size in px for the gradient")
+    dr.add_argument("--scheme", type=_dream_scheme, default=None, help="a published recipe whose constants fill the "
+                    "flags below that are not given: 2015 (Mordvintsev's notebook, the default), tf2 (the TensorFlow 2 "
+                    "tutorial), matlab (deepDreamImage); constants in fvopt.dream.SCHEMES")
+    dr.add_argument("--octaves", type=_positive_int, default=None, help="number of octaves (default: the scheme's)")
+    dr.add_argument("--octaves-above", type=_nonnegative_int, default=None,
+                    help="how many of the octaves are larger than the photo (tf2, matlab: 2; the result has the photo's size)")
+    dr.add_argument("--octave-scale", type=_above_one, default=None)
+    dr.add_argument("--steps", type=_positive_int, default=None, help="steps per octave")
+    dr.add_argument("--lr", type=_positive_float, default=None, help="step size: z += lr * g / mean|g| (tf2: / std(g))")
+    dr.add_argument("--tile", type=_side, default=None, help="tile size in px for the gradient (matlab: the network's input)")
+    dr.add_argument("--lapnorm-levels", type=_positive_int, default=None,
+                    help="levels of the scheme's Laplacian normalization (only schemes that have one: matlab)")
     dr.add_argument("--grad", default=None, help="image-gradient processing, e.g. lapnorm or lapnorm:levels=4")
     dr.add_argument("--seed", type=_seed, default=0)
     dr.add_argument("--device", default="auto")
@@ -241,7 +259,7 @@ def _viz(args) -> int:
                     batch=args.batch, seed=args.seed, device=args.device, transforms=args.transforms,
                     grad=args.grad, options=options, weights=args.weights, progress=not args.quiet,
                     snapshot_every=args.snapshot_every if args.snapshots else 0, snapshot_dir=args.snapshots,
-                    max_batch=args.max_batch,
+                    max_batch=args.max_batch, tile=args.tile,
                     speed=speed)
     out = vis.save(args.out)
     if args.trace:
@@ -269,7 +287,8 @@ def _viz(args) -> int:
 
 
 def _dream(args) -> int:
-    from .dream import check_dream_fits, dream, save_animation, zoom_frames
+    from .dream import (DEFAULT_SCHEME, check_dream_fits, dream, resolve_scheme, save_animation, scheme_for_model,
+                        scheme_octave_sizes, zoom_frames)
     from .images import check_folder_writable, check_image_path, check_writable, image_size, load_image, save_images
     from .models import load_model, resolve_device
 
@@ -278,19 +297,22 @@ def _dream(args) -> int:
     else:
         check_image_path(args.out, "--out")
     check_folder_writable(args.octave_images, "--octave-images folder")
+    scheme = resolve_scheme(args.scheme or DEFAULT_SCHEME, octaves=args.octaves, octaves_above=args.octaves_above,
+                            octave_scale=args.octave_scale, steps=args.steps, lr=args.lr, tile=args.tile,
+                            lapnorm_levels=args.lapnorm_levels)  # a flag the scheme lacks: refused before the model loads
     size = image_size(args.image) if args.image else None  # header only: refuse a huge photo before decoding it
     model = load_model(args.model, weights=args.weights, device=resolve_device(args.device))
+    scheme = scheme_for_model(scheme, model)
     if size:
-        check_dream_fits(model, size[1], size[0], args.tile)
+        check_dream_fits(model, *scheme_octave_sizes(size[1], size[0], scheme, model.min_size)[-1], scheme.tile)
     image = load_image(args.image) if args.image else None
-    settings = dict(model=model, layers=args.layers, target=args.target, octave_scale=args.octave_scale,
-                    steps=args.steps, lr=args.lr, tile=args.tile, grad=args.grad, seed=args.seed, device=args.device,
-                    progress=not args.quiet)
+    settings = dict(model=model, layers=args.layers, target=args.target, grad=args.grad, seed=args.seed,
+                    device=args.device, progress=not args.quiet)
     on_octave = None
     if args.octave_images:
         folder = Path(args.octave_images)
         on_octave = lambda i, img: save_images(img.cpu(), folder / f"octave_{i + 1}.png")  # noqa: E731
-    result = dream(image, octaves=args.octaves, on_octave=on_octave, **settings)
+    result = dream(image, on_octave=on_octave, scheme=scheme, **settings)
     if args.zoom_frames and not result.interrupted:
         interrupted = False
 
@@ -298,7 +320,7 @@ def _dream(args) -> int:
             nonlocal interrupted
             if interrupted:
                 return frame
-            frame_result = dream(frame, octaves=args.zoom_octaves, **settings)
+            frame_result = dream(frame, scheme=resolve_scheme(scheme, octaves=args.zoom_octaves), **settings)
             if frame_result.interrupted:
                 interrupted = True
                 raise KeyboardInterrupt
@@ -318,7 +340,7 @@ def _dream(args) -> int:
         return 0
     out = save_images(result.image, args.out)
     h, w = result.image.shape[-2:]
-    print(f"wrote {out}: {w}x{h} px, {args.octaves} octaves x {args.steps} steps, {result.forwards} forwards, "
+    print(f"wrote {out}: {w}x{h} px, {scheme.describe()}; {result.forwards} forwards, "
           f"{result.backwards} backwards, {result.seconds:.1f} s")
     if result.interrupted:
         print(f"fvopt: interrupted after {len(result.trace)} steps: kept the dream so far in {out}", file=sys.stderr)

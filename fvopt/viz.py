@@ -89,10 +89,13 @@ def visualize(
     snapshot_every: int = 0,
     snapshot_dir: str | Path | None = None,
     max_batch: int | str = 32,
+    tile: int | None = None,
     speed: Speed = EAGER,
 ) -> Visualization:
     """Optimize images until `target` fires, and score them with the common evaluator.
 
+    `tile` (px) computes each gradient tile by tile under a random roll (as DeepDream does), so
+    memory is bounded by the tile, not the image; each tile counts as one forward and one backward.
     Everything given is checked before any model pass (FvoptError names the bad value). Zero-order
     optimizers search the low-dimensional form of a large parameterization (`search_space`: fft ->
     fft:k=8); the trace's `param` says what was searched. The budget defaults to 256 steps; any of
@@ -110,6 +113,7 @@ def visualize(
     if max_batch != "auto":
         max_batch = check("max_batch", max_batch, POSITIVE_INT)
     check_type("speed", speed, Speed, "a fvopt.speed.Speed")
+    tile = check("tile", tile, IMAGE_SIDE)
     snapshot_every = check("snapshot_every", snapshot_every, Option(int, low=0))
     if all(v is None for v in (steps, seconds, forwards, passes)):
         steps = DEFAULT_STEPS
@@ -124,19 +128,26 @@ def visualize(
         if not strategy.uses_gradients:
             raise FvoptError(f"grad '{grad}' processes gradients, and {strategy.name} searches without them: "
                              "drop --grad, or use a gradient method (adam, sgd, lbfgs, guided-es, hybrid:cmaes>adam)")
+    if tile is not None and not strategy.uses_gradients:
+        raise FvoptError(f"tile {tile} splits gradient passes, and {strategy.name} searches without them: "
+                         "drop --tile, or use a gradient method (adam, sgd, lbfgs)")
     dev = resolve_device(device)
     torch.manual_seed(seed)
     net = model if isinstance(model, FeatureModel) else load_model(model, weights=weights, device=dev)
     size = size or net.input_size
+    if tile is not None and not net.min_size <= tile <= size:
+        raise FvoptError(f"tile {tile} px must be between {net.name}'s minimum input of {net.min_size} px and the "
+                         f"image size of {size} px")
     requested = make_param(DEFAULT_PARAM if param is None else param, size)
     parameterization = search_space(strategy, requested)
     slots = batch or objective.slots
     cost = strategy.check(parameterization, slots, budget)
     budget.refuse_if_below(cost, strategy.name)
     chunk = max_batch if isinstance(max_batch, int) else 1
-    check_fits(net, size, images=min(cost.forwards, max(chunk, slots)), backward=strategy.uses_gradients)
+    check_fits(net, tile or size, images=min(cost.forwards, max(chunk, slots)), backward=strategy.uses_gradients)
     speed.apply_globally()
-    problem = Problem(net, objective, parameterization, chain, batch, seed, max_batch, image_grad, speed=speed)
+    problem = Problem(net, objective, parameterization, chain, batch, seed, max_batch, image_grad, speed=speed,
+                      tile=tile)
     result = run(problem, strategy, budget, progress=progress, desc=f"{strategy.name} {objective}",
                  snapshot_every=snapshot_every, snapshot_dir=snapshot_dir)
     labels = slot_labels(objective, problem.batch)
@@ -154,6 +165,7 @@ def visualize(
         "batch": problem.batch, "options": strategy.options, "grad": grad, "transforms": transforms,
         "device": str(dev), "speed": speed.describe(), "max_batch": problem.max_batch, "budget": asdict(budget), "stop_reason": result.stop_reason, "forwards": result.forwards,
         "backwards": result.backwards, "seconds": result.seconds, **result.extra,
+        "tile": tile,
         "versions": {"fvopt": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "steps": result.trace, "final": final,
     }

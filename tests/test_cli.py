@@ -197,3 +197,38 @@ def test_ctrl_c_during_dream_keeps_the_dream_so_far(tmp_path):
                            lambda: (octaves / "octave_1.png").exists())
     assert done.returncode == 130 and "kept the dream so far" in done.stderr, done.stderr
     assert Image.open(out).size == (451, 300)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["dream", "--scheme", "tf3"], "argument --scheme: unknown DeepDream scheme 'tf3'. Did you mean: tf2?"),
+    (["dream", "--scheme", "2015", "--lapnorm-levels", "3"], "do not apply to scheme 2015"),
+    (["dream", "--scheme", "tf2", "--lapnorm-levels", "3"], "do not apply to scheme tf2"),
+    (["dream", "--scheme", "matlab", "--lapnorm-levels", "0"], "argument --lapnorm-levels: '0' is not allowed"),
+    (["viz", "--tile", "0"], "argument --tile: '0' is not allowed"),
+])
+def test_dream_schemes_and_tiles_that_cannot_apply_are_refused_in_one_line_before_the_model(args, message, capsys,
+                                                                                             monkeypatch):
+    import fvopt.models
+    monkeypatch.setattr(fvopt.models, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    try:
+        code = main(args + ["--quiet"])
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and "\n" not in err
+
+
+def test_dream_scheme_and_viz_tile_from_the_command_line(tmp_path, capsys):
+    src = tmp_path / "in.png"
+    Image.fromarray((np.random.default_rng(0).random((70, 100, 3)) * 255).astype(np.uint8)).save(src)
+    assert main(["dream", str(src), "--scheme", "matlab", "--steps", "1", "--out", str(tmp_path / "d.png"),
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "scheme matlab: 3 octaves (2 above the input) x 1 steps, scale 1.4" in out and "tile 224 px" in out
+    assert Image.open(tmp_path / "d.png").size == (100, 70)
+    for tile, code in (("64", 0), ("16", 2), ("128", 2)):
+        trace = tmp_path / f"t{tile}.json"
+        assert main(["viz", "--size", "96", "--tile", tile, "--steps", "1", "--transforms", "none",
+                     "--out", str(tmp_path / "v.png"), "--trace", str(trace), "--quiet"]) == code
+    assert json.loads((tmp_path / "t64.json").read_text())["tile"] == 64
+    assert "tile 16 px must be between" in capsys.readouterr().err

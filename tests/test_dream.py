@@ -58,3 +58,96 @@ def test_missing_or_unreadable_input_is_exit_code_2(tmp_path, capsys, name, cont
     assert main(["dream", str(path), "--out", str(tmp_path / "o.png"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "fvopt: error:" in err and name in err
+
+
+# -- DeepDream schemes by name (2015, tf2, matlab) ---------------------------------------------
+
+from dataclasses import replace  # noqa: E402
+
+from fvopt.dream import SCHEMES, resolve_scheme, scheme_for_model, scheme_octave_sizes  # noqa: E402
+from fvopt.gradients import tile_bounds  # noqa: E402
+from fvopt.images import to_uint8  # noqa: E402
+
+
+def _flat_photo(height: int = 90, width: int = 130) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.rand((1, 3, 1, 1), generator=g).expand(1, 3, height, width).clone() * 0.5 \
+        + 0.25 * torch.rand((1, 3, height, width), generator=g)
+
+
+def _sha(image: torch.Tensor) -> str:
+    import hashlib
+    return hashlib.sha256(to_uint8(image).tobytes()).hexdigest()
+
+
+def test_the_2015_scheme_is_the_default_and_reproduces_the_images_from_before_schemes(lite0):
+    """Hashes computed with fvopt at commit 731c5f4, before schemes existed (same machine's torch):
+    the default dream did not change by a single 8-bit value."""
+    photo = _flat_photo()
+    before = {"plain": "32b7a82424cda68544602b25ed204a12e9190b5ca7793be4d3c05d945fe0aff1",
+              "lapnorm": "56b508c419a5620cd42286cf712e66c5dad9ceb79dcff40f8ae4b1a039ab8fb5"}
+    for scheme in ({}, {"scheme": "2015"}):
+        plain = dream(photo, lite0, steps=3, progress=False, **scheme)
+        assert _sha(plain.image) == before["plain"] and plain.forwards == 12
+        lap = dream(photo, lite0, steps=2, grad="lapnorm", seed=5, progress=False, **scheme)
+        assert _sha(lap.image) == before["lapnorm"]
+    assert plain.settings["scheme"] == "2015" and plain.settings["steps"] == 3
+    assert {k: plain.settings[k] for k in ("octaves", "octave_scale", "lr", "tile", "step_norm", "objective")} == \
+        {"octaves": 4, "octave_scale": 1.4, "lr": 0.01, "tile": 512, "step_norm": "mean_abs", "objective": "l2"}
+
+
+@pytest.mark.parametrize("name", ["2015", "tf2", "matlab"])
+def test_each_scheme_runs_and_records_every_constant_it_ran_with(lite0, name):
+    photo = _flat_photo(90, 120)
+    result = dream(photo, lite0, layers="blocks.3", steps=2, progress=False, scheme=name)
+    ran = scheme_for_model(replace(SCHEMES[name], steps=2), lite0)
+    assert result.settings == {**ran.record(), "objective_name": result.settings["objective_name"], "grad": None,
+                               "seed": 0, "octave_sizes": [list(s) for s in scheme_octave_sizes(90, 120, ran, 32)]}
+    assert result.image.shape == photo.shape and (result.image - photo).abs().mean() > 0.005
+    sizes = [tuple(o.shape[-2:]) for o in result.octaves]
+    assert sizes == [tuple(s) for s in result.settings["octave_sizes"]] and len(sizes) == ran.octaves
+    tiles = sum(len(tile_bounds(h, ran.tile)) * len(tile_bounds(w, ran.tile)) for h, w in sizes)
+    assert result.forwards == result.backwards == 2 * tiles  # every tile is one pass
+    expected_objective = {"l2": "layer:blocks.3", "mean": "layer_mean:blocks.3"}[ran.objective]
+    assert result.settings["objective_name"] == expected_objective
+
+
+def test_tf2_dreams_octaves_above_the_input_size_and_matlab_tiles_at_the_network_input(lite0):
+    assert scheme_octave_sizes(100, 100, SCHEMES["tf2"], 32) == [(59, 59), (77, 77), (100, 100), (130, 130),
+                                                                  (169, 169)]  # 1.3 ** -2 .. 1.3 ** 2
+    tf2 = SCHEMES["tf2"]
+    assert (tf2.octave_scale, tf2.steps, tf2.step_norm, tf2.objective, tf2.exponents()) == \
+        (1.3, 100, "std", "mean", [-2, -1, 0, 1, 2])
+    matlab = scheme_for_model(SCHEMES["matlab"], lite0)
+    assert SCHEMES["matlab"].tile is None and matlab.tile == lite0.input_size == 224
+    assert (matlab.octaves, matlab.octave_scale, matlab.steps, matlab.lapnorm_levels) == (3, 1.4, 10, 4)
+    # the matlab scheme at 90x120 grows to 176x235: two 224 px tiles side by side at the last octave
+    assert scheme_octave_sizes(90, 120, matlab, 32)[-1] == (176, 235)
+
+
+def test_explicit_constants_override_a_scheme_and_what_does_not_apply_is_refused():
+    tf2 = resolve_scheme("tf2", steps=7, lr=0.1, tile=256)
+    assert (tf2.steps, tf2.lr, tf2.tile, tf2.octave_scale, tf2.octaves_above) == (7, 0.1, 256, 1.3, 2)
+    assert resolve_scheme("matlab", lapnorm_levels=2).lapnorm_levels == 2
+    with pytest.raises(FvoptError, match="do not apply to scheme 2015"):
+        resolve_scheme("2015", lapnorm_levels=3)
+    with pytest.raises(FvoptError, match="unknown DeepDream scheme 'tf3'. Did you mean: tf2"):
+        resolve_scheme("tf3")
+    with pytest.raises(FvoptError, match=r"octave_scale=1.0 is not allowed"):
+        resolve_scheme("2015", octave_scale=1.0)
+    with pytest.raises(FvoptError, match="do not apply"):  # refused before any model is loaded
+        dream(torch.rand(1, 3, 64, 64), "no-such-model", scheme="tf2", lapnorm_levels=2)
+
+
+def test_a_tiled_viz_raises_the_activation_and_counts_every_tile(lite0):
+    from fvopt.viz import visualize
+    vis = visualize(lite0, "channel:blocks.4:10", "pixel", "adam", lr=0.05, steps=4, size=96, tile=64,
+                    transforms="none")
+    steps = vis.trace["steps"]
+    assert vis.trace["tile"] == 64 and vis.images.shape[-1] == 96
+    assert steps[-1]["value"] > steps[0]["value"] + 0.1
+    assert vis.trace["forwards"] == vis.trace["backwards"] == 4 * 4  # 2x2 tiles of at most 64 px, 4 steps
+    with pytest.raises(FvoptError, match="between lite0's minimum input of 32 px and the image size of 96 px"):
+        visualize(lite0, "class:8", steps=1, size=96, tile=128)
+    with pytest.raises(FvoptError, match="splits gradient passes"):
+        visualize(lite0, "class:8", optimizer="cmaes", steps=1, size=96, tile=64)
