@@ -95,7 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     viz.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                      help="any other optimizer option, e.g. --option nesterov=true --option max_iter=10")
     viz.add_argument("--grad", default=None, help="image-gradient processing, e.g. lapnorm or lapnorm:levels=4")
-    viz.add_argument("--transforms", default="default", help="default (Lucent's, size kept), lucent, color, none")
+    viz.add_argument("--transforms", default="default", type=_transforms,
+                     help="a named set (default: Lucent's, size kept; lucent; color; none) or a chain, e.g. "
+                     "\"pad:12,jitter:8,scale:0.9-1.1,rotate:-10..10,noise:0.02,crops:6@0.5-0.05\" (parts: see "
+                     "fvopt.transform_grammar; add per-image for a draw per image)")
+    viz.add_argument("--transparency", default=None, metavar="PNG",
+                     help="also write MaCo's transparency map: the image with the accumulated |gradient| as alpha "
+                     "(and the map alone as NAME-map.png); gradient methods only")
+    viz.add_argument("--render-size", default=None, type=_render, metavar="N|lucent",
+                     help="the size the network is shown (the image is resized to it after the transforms); "
+                     "lucent: the model's input size when the image is smaller, as Lucent does")
     budget = viz.add_argument_group("budget (whichever ends first; default 256 steps)")
     budget.add_argument("--steps", type=_positive_int, default=None)
     budget.add_argument("--seconds", type=_positive_float, default=None)
@@ -167,6 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--no-html", action="store_true", help="with 'report': skip the self-contained report.html")
     be.add_argument("--quiet", action="store_true")
     return p
+
+
+def _transforms(text: str) -> str:
+    from .transforms import make_transforms
+    try:
+        make_transforms(text)
+    except FvoptError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _render(text: str) -> str | int:
+    if text == "lucent":
+        return text
+    return _side(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,8 +268,12 @@ def _viz(args) -> int:
     from .speed import Speed
     from .viz import visualize
 
-    check_distinct(out=args.out, trace=args.trace)
+    map_path = None if not args.transparency else Path(args.transparency).with_name(
+        Path(args.transparency).stem + "-map" + Path(args.transparency).suffix)
+    check_distinct(out=args.out, trace=args.trace, transparency=args.transparency, **{"transparency map": map_path})
     check_image_path(args.out, "--out")
+    if args.transparency:
+        check_image_path(args.transparency, "--transparency")
     check_writable(args.trace, "--trace")
     check_folder_writable(args.snapshots, "--snapshots folder")
     speed = Speed(args.bf16, args.channels_last, args.cudnn_benchmark, args.deterministic, args.compile)
@@ -260,8 +288,10 @@ def _viz(args) -> int:
                     grad=args.grad, options=options, weights=args.weights, progress=not args.quiet,
                     snapshot_every=args.snapshot_every if args.snapshots else 0, snapshot_dir=args.snapshots,
                     max_batch=args.max_batch, tile=args.tile,
-                    speed=speed)
+                    speed=speed, render=args.render_size, transparency=bool(args.transparency))
     out = vis.save(args.out)
+    if args.transparency and vis.transparency is not None:
+        vis.save_transparency(args.transparency)
     if args.trace:
         vis.save_trace(args.trace)
     t = vis.trace

@@ -23,7 +23,7 @@ from .run import INTERRUPTED, RunResult, run
 from .speed import EAGER, Speed
 from .strategies import make_strategy
 from .strategies.base import search_space
-from .transforms import make_transforms
+from .transforms import describe_transforms, make_transforms, views_of
 
 DEFAULT_STEPS = 256
 DEFAULT_PARAM = "fft"  # zero-order strategies search its reduced form, fft:k=8 (the search-space policy)
@@ -36,6 +36,7 @@ class Visualization:
     trace: dict
     result: RunResult
     model: FeatureModel
+    transparency: torch.Tensor | None = None  # (batch, 1, H, W) in [0,1]: MaCo's maps, when asked for
 
     @property
     def interrupted(self) -> bool:
@@ -43,6 +44,13 @@ class Visualization:
 
     def save(self, path: str | Path) -> Path:
         return save_images(self.images, path, self.labels if self.images.shape[0] > 1 else None)
+
+    def save_transparency(self, path: str | Path) -> list[Path]:
+        """The images with their transparency maps as alpha (and the maps alone, `NAME-map.png`)."""
+        if self.transparency is None:
+            raise FvoptError("this visualization has no transparency maps: run it with transparency=True")
+        from .transparency import save_transparency
+        return save_transparency(self.images, self.transparency, path)
 
     def save_trace(self, path: str | Path) -> Path:
         """The trace as strict JSON: a value that is not finite is written as null, never as NaN."""
@@ -53,6 +61,20 @@ class Visualization:
         except OSError as err:
             raise FvoptError(f"cannot write trace '{path}': {err.strerror or err}") from None
         return path
+
+
+def render_size(render: int | str | None, size: int, model: FeatureModel) -> int | None:
+    """The size the network is shown: None (the image's own), a side in px, or "lucent" (the
+    model's input size when the image is smaller, as Lucent's render_vis upsamples to 224)."""
+    if render is None:
+        return None
+    if render == "lucent":
+        return model.input_size if size < model.input_size else None
+    if isinstance(render, str) and render.strip().isdigit():
+        render = int(render)
+    if isinstance(render, bool) or not isinstance(render, int):
+        raise FvoptError(f"render {render!r} is not a size: give a side in px (e.g. 224) or 'lucent'")
+    return check("render", render, IMAGE_SIDE)
 
 
 def json_safe(value):
@@ -91,6 +113,8 @@ def visualize(
     max_batch: int | str = 32,
     tile: int | None = None,
     speed: Speed = EAGER,
+    render: int | str | None = None,
+    transparency: bool = False,
 ) -> Visualization:
     """Optimize images until `target` fires, and score them with the common evaluator.
 
@@ -100,7 +124,10 @@ def visualize(
     optimizers search the low-dimensional form of a large parameterization (`search_space`: fft ->
     fft:k=8); the trace's `param` says what was searched. The budget defaults to 256 steps; any of
     steps, seconds, forwards, passes may be combined. Ctrl-C stops the run and keeps the best image
-    (`trace["stop_reason"] == "interrupted"`).
+    (`trace["stop_reason"] == "interrupted"`). `render` is the size the network is shown (the
+    image is resized to it after the transforms); "lucent" is Lucent's rule: the model's input
+    size when the image is smaller, else the image's own size. `transparency` accumulates
+    |d objective / d image| over the run (MaCo's transparency maps; gradient methods only).
     """
     for name, value, kinds, what in [("model", model, (str, FeatureModel), "a model name or a FeatureModel"),
                                      ("target", target, (str, Objective), "a target string or an Objective"),
@@ -131,6 +158,14 @@ def visualize(
     if tile is not None and not strategy.uses_gradients:
         raise FvoptError(f"tile {tile} splits gradient passes, and {strategy.name} searches without them: "
                          "drop --tile, or use a gradient method (adam, sgd, lbfgs)")
+    check_type("transparency", transparency, bool, "True or False")
+    accumulator = None
+    if transparency:
+        if not strategy.uses_gradients:
+            raise FvoptError(f"transparency maps accumulate the image's gradient, and {strategy.name} searches "
+                             "without one: use a gradient method (adam, sgd, torch:NAdam, ...)")
+        from .transparency import TransparencyAccumulator
+        image_grad = accumulator = TransparencyAccumulator(image_grad)
     dev = resolve_device(device)
     torch.manual_seed(seed)
     net = model if isinstance(model, FeatureModel) else load_model(model, weights=weights, device=dev)
@@ -138,35 +173,37 @@ def visualize(
     if tile is not None and not net.min_size <= tile <= size:
         raise FvoptError(f"tile {tile} px must be between {net.name}'s minimum input of {net.min_size} px and the "
                          f"image size of {size} px")
+    render = render_size(render, size, net)
     requested = make_param(DEFAULT_PARAM if param is None else param, size)
     parameterization = search_space(strategy, requested)
     slots = batch or objective.slots
-    cost = strategy.check(parameterization, slots, budget)
+    cost = strategy.check(parameterization, slots, budget).times(views_of(chain))
     budget.refuse_if_below(cost, strategy.name)
     chunk = max_batch if isinstance(max_batch, int) else 1
     check_fits(net, tile or size, images=min(cost.forwards, max(chunk, slots)), backward=strategy.uses_gradients)
     speed.apply_globally()
     problem = Problem(net, objective, parameterization, chain, batch, seed, max_batch, image_grad, speed=speed,
-                      tile=tile)
+                      render=render, tile=tile)
     result = run(problem, strategy, budget, progress=progress, desc=f"{strategy.name} {objective}",
                  snapshot_every=snapshot_every, snapshot_dir=snapshot_dir)
     labels = slot_labels(objective, problem.batch)
     if result.stop_reason == INTERRUPTED:  # be quick: the user wants out; the robust score costs 16 passes
-        final = {"value": float(score_images(net, objective, result.images, draws=0)["value"].mean()),
+        final = {"value": float(score_images(net, objective, result.images, draws=0, render=render)["value"].mean()),
                  "robust_value": None, "note": "interrupted: scored untransformed only"}
     else:
-        scores = score_images(net, objective, result.images)
+        scores = score_images(net, objective, result.images, render=render)
         final = {"value": float(scores["value"].mean()), "robust_value": float(scores["robust_value"].mean()),
                  "per_image": {"value": scores["value"].tolist(), "robust_value": scores["robust_value"].tolist(),
                                "labels": labels}}
     trace = {
         "model": net.name, "target": str(objective), "optimizer": strategy.name, "param": parameterization.name,
         "param_requested": requested.name, "param_dim": parameterization.dim, "seed": seed, "size": size,
-        "batch": problem.batch, "options": strategy.options, "grad": grad, "transforms": transforms,
+        "batch": problem.batch, "options": strategy.options, "grad": grad, "transforms": describe_transforms(chain), "render": render, "transparency": transparency,
         "device": str(dev), "speed": speed.describe(), "max_batch": problem.max_batch, "budget": asdict(budget), "stop_reason": result.stop_reason, "forwards": result.forwards,
         "backwards": result.backwards, "seconds": result.seconds, **result.extra,
         "tile": tile,
         "versions": {"fvopt": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "steps": result.trace, "final": final,
     }
-    return Visualization(result.images, labels, trace, result, net)
+    maps = accumulator.maps() if accumulator is not None and accumulator.total is not None else None
+    return Visualization(result.images, labels, trace, result, net, maps)
