@@ -181,6 +181,22 @@ def l2(constant: float = 0.5) -> Objective:
     return Objective(lambda a: (a.images - constant).pow(2).flatten(1).mean(1).add(1e-12).sqrt(), frozenset(), "l2")
 
 
+def l1sum(constant: float = 0.5) -> Objective:
+    """Sum (not mean) of |image - constant| over pixels and colors: the classic recipes' exact L1 term,
+    whose weight then means what it means there (and scales with the image size, as it does there)."""
+    return Objective(lambda a: (a.images - constant).abs().flatten(1).sum(1), frozenset(), _centered("l1sum", constant))
+
+
+def l2sum(constant: float = 0.5) -> Objective:
+    """Sum of squares of (image - constant) over pixels and colors, no root: the classic recipes'
+    `- 0.0001*l2sum` (Simonyan et al.'s lambda * ||I||^2), which `l2` (an RMS) cannot express."""
+    return Objective(lambda a: (a.images - constant).pow(2).flatten(1).sum(1), frozenset(), _centered("l2sum", constant))
+
+
+def _centered(name: str, constant: float) -> str:
+    return name if constant == 0.5 else f"{name}:{constant:g}"
+
+
 def image_total_variation(x: torch.Tensor) -> torch.Tensor:
     """Per image: mean absolute difference of vertically plus horizontally neighboring pixels."""
     return ((x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1)
@@ -241,8 +257,8 @@ def register_target(name: str, usage: str, fields: tuple[int, ...], summary: str
 
 
 # A '+' or '-' starts a new term when a name or a coefficient ('0.5*') follows; otherwise a '-'
-# between digits is an index range (`0-63`).
-_TERM_START = re.compile(r"(?=[+-]\s*(?:[A-Za-z]|\d+(?:\.\d*)?(?:e-?\d+)?\s*\*))")
+# between digits is an index range (`0-63`); the '-' of an exponent (`1e-4*l2sum`) starts nothing.
+_TERM_START = re.compile(r"(?<!\de)(?=[+-]\s*(?:[A-Za-z]|\d+(?:\.\d*)?(?:e-?\d+)?\s*\*))")
 _TERM = re.compile(r"^\s*([+-]?)\s*(?:(\d+(?:\.\d*)?(?:e-?\d+)?|\.\d+)\s*\*)?\s*(.+?)\s*$")
 
 
@@ -353,6 +369,25 @@ def _diversity_target(parts: list[str], target: str) -> Objective:
 
 register_target("l1", "l1", (0,), "mean |image - gray| (subtract)")(lambda parts, target: l1())
 register_target("l2", "l2", (0,), "RMS distance from gray (subtract)")(lambda parts, target: l2())
+
+
+def _center(parts: list[str], target: str) -> float:
+    """The optional center of a sum regularizer (`l2sum:0`); gray (0.5) when absent."""
+    if not parts:
+        return 0.5
+    try:
+        value = float(parts[0])
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise FvoptError(f"the center of '{target}' must be a finite number such as 0 or 0.5, not '{parts[0]}'")
+    return value
+
+
+register_target("l1sum", "l1sum[:CENTER]", (0, 1), "sum of |image - center| (gray by default; subtract)")(
+    lambda parts, target: l1sum(_center(parts, target)))
+register_target("l2sum", "l2sum[:CENTER]", (0, 1), "sum of (image - center)^2 (gray by default; subtract)")(
+    lambda parts, target: l2sum(_center(parts, target)))
 register_target("tv", "tv", (0,), "total variation (subtract)")(lambda parts, target: total_variation())
 TARGET_KINDS = tuple(TARGETS)
 

@@ -42,6 +42,11 @@ class Parameterization(nn.Module):
         zero-order result to a gradient method without changing the picture."""
         return z
 
+    def project_(self, z: torch.Tensor) -> None:
+        """Put z (n, dim) back into its feasible set in place, after a first-order update (a no-op
+        here; `raw:clip=true` clips): the classic recipes clip the tensor after each step rather
+        than clamp in the forward pass, which would zero the gradient of every value outside."""
+
     def reduced(self) -> "Parameterization":
         """The default low-dimensional form (about a thousand values or fewer), which strategies that
         prefer a low-dimensional space search instead of this one (`strategies.base.search_space`)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable
 
 import torch
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from ..errors import FvoptError
 from ..gradients import normalize_std
 from ..options import Option
+from ..params.base import Parameterization, Subspace
 from ..problem import Problem
 from .base import BaseStrategy, StepCost, register
 
@@ -20,25 +22,42 @@ class GradientAscent(BaseStrategy):
     """One `value_and_grad` per step, then a torch.optim update that maximizes the objective.
 
     `normalized` steps along g / std(g) per image (DeepDream's rule), which makes the step size
-    independent of the gradient's scale. `blur_every` blurs pixel images every N steps (a classic
-    regularizer of the pixel parameterization).
+    independent of the gradient's scale. After each update the parameterization projects z back
+    into its feasible set (`project_`: `raw:clip=true` clips to [0, 1], as the classic recipe does).
+
+    `blur_every=N` blurs the image with a `blur_kernel` x `blur_kernel` Gaussian of `blur_sigma`
+    (3 and 0.5 unless given) at the start of steps 0, N, 2N, ..., before that step's evaluation, as
+    the classic recipe's loop does (`if i % N == 0: blur`, from i = 0): so the first image
+    evaluated is already blurred, and every image the problem scores is one the strategy holds.
+    The blur is exact or refused (`exact_blur`), never an approximation.
     """
 
     def __init__(self, kind: str = "adam", lr: float | None = None, momentum: float = 0.9, nesterov: bool = False,
-                 blur_every: int = 0, blur_sigma: float = 0.5) -> None:
+                 blur_every: int = 0, blur_sigma: float | None = None, blur_kernel: int | None = None) -> None:
         if kind not in DEFAULT_LR:
             raise FvoptError(f"unknown first-order kind '{kind}'")
+        if isinstance(blur_every, bool) or not isinstance(blur_every, int) or blur_every < 0:
+            raise FvoptError(f"blur_every={blur_every!r} is not allowed: must be an integer >= 0 (0: never)")
+        if blur_kernel is not None and (isinstance(blur_kernel, bool) or not isinstance(blur_kernel, int)
+                                        or blur_kernel < 3 or blur_kernel % 2 == 0):
+            raise FvoptError(f"blur_kernel={blur_kernel!r} is not allowed: must be an odd integer >= 3")
+        if blur_sigma is not None and (isinstance(blur_sigma, bool) or not isinstance(blur_sigma, (int, float))
+                                       or not math.isfinite(blur_sigma) or blur_sigma <= 0):
+            raise FvoptError(f"blur_sigma={blur_sigma!r} is not allowed: must be a finite number > 0")
+        if not blur_every and (blur_kernel is not None or blur_sigma is not None):
+            raise FvoptError("blur_kernel and blur_sigma take effect only with blur_every=N (N > 0): give blur_every too")
         self.kind = kind
         self.lr = DEFAULT_LR[kind] if lr is None else lr
         self.momentum = momentum
         self.nesterov = nesterov
         self.blur_every = blur_every
-        self.blur_sigma = blur_sigma
+        self.blur_kernel = DEFAULT_BLUR_KERNEL if blur_kernel is None else blur_kernel
+        self.blur_sigma = DEFAULT_BLUR_SIGMA if blur_sigma is None else float(blur_sigma)
         self.steps = 0
 
     def check(self, param, batch: int, budget=None) -> StepCost:
-        if self.blur_every and not hasattr(param, "grid"):
-            raise FvoptError(f"blur_every applies to the pixel parameterization, not {param.name}")
+        if self.blur_every:
+            exact_blur(param, self.blur_kernel, self.blur_sigma)
         if self.nesterov and self.kind != "momentum":
             raise FvoptError(f"nesterov applies to the momentum optimizer, not {self.kind}")
         return StepCost(batch, batch)
@@ -46,6 +65,7 @@ class GradientAscent(BaseStrategy):
     def start(self, problem: Problem, z0: torch.Tensor) -> None:
         self.steps = 0
         self.z = z0.detach().clone().to(problem.device).requires_grad_(True)
+        self.blur = exact_blur(problem.param, self.blur_kernel, self.blur_sigma) if self.blur_every else None
         if self.kind == "adam":
             self.opt = torch.optim.Adam([self.z], lr=self.lr, maximize=True)
         else:
@@ -54,38 +74,130 @@ class GradientAscent(BaseStrategy):
                                        maximize=True)
 
     def step(self, problem: Problem) -> None:
+        if self.blur is not None and self.steps % self.blur_every == 0:
+            with torch.no_grad():
+                self.z.copy_(self.blur(self.z))
         _, grad = problem.value_and_grad(self.z)
         if self.kind == "normalized":
             grad = normalize_std(grad, eps=1e-12)
         self.z.grad = grad
         self.opt.step()
+        with torch.no_grad():
+            problem.param.project_(self.z)
         self.steps += 1
-        if self.blur_every and self.steps % self.blur_every == 0:
-            with torch.no_grad():
-                self.z.copy_(blur_pixels(self.z, problem.param.grid, self.blur_sigma))
 
     @property
     def best(self) -> torch.Tensor:
         return self.z.detach()
 
     def status(self) -> dict:
-        return {"lr": self.lr}
+        out: dict = {"lr": self.lr}
+        if self.blur_every:
+            out["blur"] = {"every": self.blur_every, "kernel": self.blur_kernel, "sigma": self.blur_sigma}
+        return out
 
 
-def blur_pixels(z: torch.Tensor, grid: int, sigma: float) -> torch.Tensor:
-    """Gaussian blur of pixel-parameterization vectors (batch, 3*grid*grid), 3x3 kernel."""
-    x = torch.arange(-1, 2, dtype=z.dtype, device=z.device)
-    k1 = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    k = (k1[:, None] * k1[None, :])
-    k = (k / k.sum()).expand(3, 1, 3, 3)
-    img = z.view(-1, 3, grid, grid)
-    return F.conv2d(F.pad(img, [1] * 4, mode="replicate"), k, groups=3).reshape(z.shape)
+DEFAULT_BLUR_KERNEL = 3  # today's 3x3 kernel and sigma stay the defaults: `blur_every=N` alone blurs as before
+DEFAULT_BLUR_SIGMA = 0.5
+
+
+def gaussian_kernel2d(size: int, sigma: float, dtype: torch.dtype = torch.float32,
+                      device: torch.device | str = "cpu") -> torch.Tensor:
+    """The normalized (size, size) Gaussian of torchvision's `gaussian_blur`: the outer product of
+    exp(-x^2 / 2 sigma^2) sampled at the integers -size//2..size//2, normalized in 1-D."""
+    x = torch.linspace(-(size // 2), size // 2, size, dtype=torch.float64)
+    k1 = torch.exp(-0.5 * (x / sigma) ** 2)
+    k1 = k1 / k1.sum()
+    return (k1[:, None] * k1[None, :]).to(dtype=dtype, device=device)
+
+
+def blur_images(x: torch.Tensor, kernel: torch.Tensor, padding: str) -> torch.Tensor:
+    """Each channel of x (n, c, h, w) convolved with `kernel` (k, k), borders padded by `padding`
+    ('reflect' as torchvision's gaussian_blur, or 'replicate')."""
+    k = kernel.shape[-1]
+    weight = kernel.to(x.dtype).expand(x.shape[1], 1, k, k)
+    return F.conv2d(F.pad(x, [k // 2] * 4, mode=padding), weight, groups=x.shape[1])
+
+
+def circular_response(size: int, kernel: torch.Tensor) -> torch.Tensor:
+    """The frequency response (size, size//2+1) of `kernel` as a circular convolution on a size x size
+    image: real, because the kernel is symmetric about its center, which sits at pixel (0, 0)."""
+    k = kernel.shape[-1]
+    h = torch.zeros(size, size, dtype=torch.float64)
+    rows = (torch.arange(k) - k // 2) % size
+    h.index_put_((rows[:, None].expand(k, k), rows[None, :].expand(k, k)), kernel.double(), accumulate=True)
+    return torch.fft.rfft2(h).real.float()
+
+
+def exact_blur(param: Parameterization, kernel_size: int, sigma: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """z -> the z whose rendered image is the blurred one, for parameterizations where that is exact.
+
+    What is blurred, exactly:
+    - `raw`: the image itself, reflect-padded borders: equal to torchvision's `gaussian_blur`;
+    - `pixel`: the logit image before the sigmoid, replicate-padded (today's pixel blur, now with
+      any kernel); with `decorrelate` too, since the per-pixel color matrix commutes with a blur
+      applied alike to every channel;
+    - `fft` and `fft:k=K`: the image before the color matrix and the sigmoid, as a circular
+      convolution, by multiplying every spectral coefficient by the kernel's frequency response
+      (a frequency cut-off stays a cut-off, so the low-dimensional form is exact too);
+    - `pyramid`: the summed image before the color matrix and the sigmoid, reflect-padded; the
+      difference goes into the finest level, the coarse levels stay as they are.
+    Grids upsampled to the image (`pixel:k`, `raw:k`), `pyramid:free`, `maco` (its magnitude is
+    fixed) and any other parameterization are refused: blurring them would be an approximation.
+    """
+    from ..params.fourier import FFTParam
+    from ..params.pixel import PixelParam
+    from ..params.pyramid import PyramidParam
+    from ..params.raw import RawParam
+
+    size = param.size
+    kernel = gaussian_kernel2d(kernel_size, sigma, device=param.device)
+
+    def refuse(why: str) -> FvoptError:
+        return FvoptError(f"blur_every cannot blur {param.name} exactly ({why}): use raw, pixel, fft, fft:k=K or "
+                          "pyramid, or leave blur_every out")
+
+    if isinstance(param, (RawParam, PixelParam, PyramidParam)) and kernel_size // 2 >= size:
+        raise FvoptError(f"blur_kernel={kernel_size} is too large for {size} px images: at most {2 * size - 1}")
+    if isinstance(param, (RawParam, PixelParam)):
+        if param.grid != size:
+            raise refuse(f"its {param.grid}x{param.grid} grid is upsampled to {size} px")
+        padding = "reflect" if isinstance(param, RawParam) else "replicate"
+        return lambda z: blur_images(z.view(-1, 3, size, size), kernel, padding).reshape(z.shape)
+    if isinstance(param, PyramidParam):
+        def blur_pyramid(z: torch.Tensor) -> torch.Tensor:
+            total, offset, n = 0, 0, z.shape[0]
+            for side in param.sides:
+                level = z[:, offset:offset + 3 * side * side].reshape(n, 3, side, side)
+                offset += 3 * side * side
+                total = total + (level if side == size else
+                                 F.interpolate(level, size=(size, size), mode="bilinear", align_corners=False))
+            finest = 3 * size * size
+            out = z.clone()
+            out[:, :finest] += (blur_images(total, kernel, "reflect") - total).reshape(n, finest)
+            return out
+        return blur_pyramid
+    full = param.full
+    if isinstance(full, FFTParam):
+        response = circular_response(size, kernel)[None, :, :, None].expand(full.spectrum_shape).reshape(-1)
+        response = response.to(param.device)
+        if full is param:
+            return lambda z: z * response
+        if isinstance(param, Subspace):
+            frozen = torch.ones(full.dim, dtype=torch.bool, device=param.base.device)
+            frozen[param.index] = False
+            if bool((param.base[frozen] != 0).any()):
+                raise refuse("its frozen coefficients are not zero")
+            free = response[param.index]
+            return lambda z: z * free
+    raise refuse("it has no exact image blur")
 
 
 FIRST_ORDER_OPTIONS = {
     "lr": Option(float, low=0, low_open=True, help="learning rate"),
-    "blur_every": Option(int, low=0, help="blur pixel images every N steps (0: never)"),
-    "blur_sigma": Option(float, low=0, low_open=True, help="blur kernel sigma in pixels"),
+    "blur_every": Option(int, low=0, help="blur the image at steps 0, N, 2N, ... (0: never); raw, pixel, fft, pyramid"),
+    "blur_kernel": Option(int, low=3, help="odd Gaussian kernel side in px (default 3)"),
+    "blur_sigma": Option(float, low=0, low_open=True, help="Gaussian sigma in px (default 0.5)"),
 }
 MOMENTUM_OPTIONS = {**FIRST_ORDER_OPTIONS, "momentum": Option(float, low=0, high=1, high_open=True),
                     "nesterov": Option(bool)}
