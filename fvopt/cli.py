@@ -221,17 +221,16 @@ def _models(args) -> int:
 
 def _optimizers(args) -> int:
     from .strategies import REGISTRY
-    from .strategies.evolution import NEVERGRAD_OPTIONS
+    from .strategies.base import FAMILIES
 
     def takes(options) -> str:
         return "; options: " + ", ".join(f"{k} ({o.allowed()})" for k, o in options.items()) if options else ""
 
     for name in sorted(REGISTRY):
         print(f"{name:12s} {REGISTRY[name].summary}{takes(REGISTRY[name].options)}")
-    print(f"{'ng:<Name>':12s} any nevergrad optimizer, e.g. ng:NGOpt, ng:TwoPointsDE, ng:PSO, ng:DiagonalCMA"
-          f"{takes(NEVERGRAD_OPTIONS)}")
-    print(f"{'hybrid:A>B':12s} A for --switch of the budget (default 0.3), then B from A's best, e.g. hybrid:cmaes>adam; "
-          "options: switch, and those of A and B")
+    for family in FAMILIES.values():  # ng:<Name>, hybrid:A>B, torch:<Name> and each torch.optim class
+        for name, summary, options in family.listing():
+            print(f"{name:12s} {summary}{takes(options)}")
     return 0
 
 

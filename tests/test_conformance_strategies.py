@@ -2,8 +2,9 @@
 
 A strategy added to the registry (`fvopt.strategies.register`) is checked here without editing
 this file, as scikit-learn's `check_estimator` checks every estimator. A sample of nevergrad's
-optimizers (NGOpt included, long enough for its inner CMA to finish generations) and hybrids of
-each family are checked too. Everything runs on a tiny random CNN (tests/tiny.py) in seconds.
+optimizers (NGOpt included, long enough for its inner CMA to finish generations), of torch.optim's
+(`torch:<Name>`) and hybrids of each family are checked too. Everything runs on a tiny random CNN
+(tests/tiny.py) in seconds.
 """
 import pytest
 import torch
@@ -21,8 +22,9 @@ from tiny import tiny_model
 
 NEVERGRAD_SAMPLE = ["ng:NGOpt", "ng:CMA", "ng:TwoPointsDE", "ng:PSO", "ng:OnePlusOne", "ng:DiagonalCMA",
                     "ng:RandomSearch"]
-HYBRIDS = ["hybrid:cmaes>adam", "hybrid:ga>lbfgs", "hybrid:ng:NGOpt>adam", "hybrid:adam>sgd"]
-ALL = sorted(REGISTRY) + NEVERGRAD_SAMPLE + HYBRIDS
+TORCH_SAMPLE = ["torch:RMSprop", "torch:NAdam"]  # any torch.optim class by name (fvopt/strategies/torch_optim.py)
+HYBRIDS = ["hybrid:cmaes>adam", "hybrid:ga>lbfgs", "hybrid:ng:NGOpt>adam", "hybrid:adam>sgd", "hybrid:cmaes>torch:NAdam"]
+ALL = sorted(REGISTRY) + NEVERGRAD_SAMPLE + TORCH_SAMPLE + HYBRIDS
 TARGET = "channel:conv2:3"
 SIZE = 32
 
@@ -153,7 +155,7 @@ def test_ctrl_c_keeps_the_best_point_seen(tiny, name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_wrongly_typed_and_unknown_options_raise_fvopt_error(name):
-    bad_values = {int: "abc", float: "nan", bool: "maybe", str: 3}
+    bad_values = {int: "abc", float: "nan", bool: "maybe", str: 3, tuple: "0.9"}
     for option, spec in strategy_options(name).items():
         with pytest.raises(FvoptError, match=option):
             make_strategy(name, **{option: bad_values[spec.kind]})

@@ -109,7 +109,30 @@ class Entry:
 
 
 REGISTRY: dict[str, Entry] = {}
-FAMILIES = ("ng:", "hybrid:")
+
+
+@dataclass(frozen=True)
+class Family:
+    """Strategies named by a prefix (`ng:NGOpt`, `torch:NAdam`, `hybrid:A>B`), resolved by the family.
+
+    Why a registry of families: a family holds more names than a table can list (nevergrad's
+    hundreds, any torch.optim class, any pair), so it resolves a name itself. The CLI listing,
+    error messages, spec checks, hybrids and the conformance suite read families from here.
+
+    - `options(name)`: the typed options a full name accepts (refuses an unknown name);
+    - `build(name, values)`: the named strategy from checked option values;
+    - `listing()`: (name, summary, options or None) rows for `fvopt optimizers`.
+    """
+
+    prefix: str
+    pattern: str
+    example: str
+    options: Callable[[str], dict[str, Option]]
+    build: Callable[[str, dict[str, Any]], BaseStrategy]
+    listing: Callable[[], list[tuple[str, str, dict[str, Option] | None]]]
+
+
+FAMILIES: dict[str, Family] = {}
 
 
 def register(name: str, summary: str, options: dict[str, Option] | None = None) -> Callable:
@@ -124,47 +147,67 @@ def register(name: str, summary: str, options: dict[str, Option] | None = None) 
     return deco
 
 
+def register_family(family: Family) -> Family:
+    """Make every name `family.prefix + ...` resolve through `family`."""
+    FAMILIES[family.prefix] = family
+    return family
+
+
+def family_of(spec: str) -> Family | None:
+    """The family a name belongs to by its prefix, or None for a plain registered name."""
+    return next((f for prefix, f in FAMILIES.items() if spec.startswith(prefix)), None)
+
+
+def is_known(spec: str) -> bool:
+    """A registered name or a name of a family (the family checks the rest when it builds)."""
+    return spec in REGISTRY or family_of(spec) is not None
+
+
 def known_strategies() -> list[str]:
-    return sorted(REGISTRY) + ["ng:<Name>", "hybrid:A>B"]
+    return sorted(REGISTRY) + [f.pattern for f in FAMILIES.values()]
 
 
 def strategy_options(spec: str) -> dict[str, Option]:
     """The options a strategy name accepts (for help, specs and hybrids)."""
-    if spec.startswith("hybrid:"):
-        from .hybrid import hybrid_options
-        return hybrid_options(spec)
-    if spec.startswith("ng:"):
-        from .evolution import NEVERGRAD_OPTIONS
-        return NEVERGRAD_OPTIONS
-    return _entry(spec).options
+    family = family_of(spec)
+    return family.options(spec) if family is not None else _entry(spec).options
 
 
 def _entry(spec: str) -> Entry:
     if spec not in REGISTRY:
-        raise FvoptError(f"unknown optimizer '{spec}'.{suggest(spec, REGISTRY)} Known: {', '.join(sorted(REGISTRY))}; "
-                         "any nevergrad optimizer as ng:<Name> (e.g. ng:NGOpt, ng:TwoPointsDE); hybrids as hybrid:A>B "
-                         "(e.g. hybrid:cmaes>adam)")
+        members = [name for f in FAMILIES.values() for name, _, _ in f.listing() if "<" not in name]
+        same = [m for m in members if m.split(":", 1)[1].lower() == spec.lower()]  # nadam -> torch:NAdam
+        hint = f" Did you mean: {', '.join(same)}?" if same else suggest(spec, [*REGISTRY, *members])
+        families = "; ".join(f"{f.pattern} (e.g. {f.example})" for f in FAMILIES.values())
+        raise FvoptError(f"unknown optimizer '{spec}'.{hint} Known: "
+                         f"{', '.join(sorted(REGISTRY))}; families: {families}")
     return REGISTRY[spec]
 
 
 def make_strategy(spec: str, **options: Any) -> BaseStrategy:
-    """A strategy by name: a registered one, `ng:<NevergradName>`, or `hybrid:A>B`.
+    """A strategy by name: a registered one, or a name of a family (`ng:<Name>`, `torch:<Name>`, `hybrid:A>B`).
 
     Options may be text (from the command line) or values (Python, specs); each is checked
     against the strategy's declared options, type and range. None means "the default".
     """
     if not isinstance(spec, str):
         raise FvoptError(f"optimizer must be a name such as 'adam', not {type(spec).__name__} {spec!r}")
-    if spec.startswith("hybrid:"):
-        from .hybrid import make_hybrid
-        return make_hybrid(spec, **options)
-    if spec.startswith("ng:"):
-        from .evolution import NEVERGRAD_OPTIONS, NevergradStrategy
-        values = coerce_options(options, NEVERGRAD_OPTIONS, f"optimizer '{spec}'")
-        return named(NevergradStrategy(spec[3:], **values), spec, values)
-    entry = _entry(spec)
-    values = coerce_options(options, entry.options, f"optimizer '{spec}'")
-    return named(entry.factory(**values), spec, values)
+    family = family_of(spec)
+    allowed = strategy_options(spec)
+    _refuse_result_where_it_does_not_apply(spec, options, allowed)
+    values = coerce_options(options, allowed, f"optimizer '{spec}'")
+    if family is not None:
+        return family.build(spec, values)
+    return named(_entry(spec).factory(**values), spec, values)
+
+
+def _refuse_result_where_it_does_not_apply(spec: str, options: dict[str, Any], allowed: dict[str, Option]) -> None:
+    """`result` (best or last iterate) is the one option spread across strategies: say where it applies."""
+    if options.get("result") is None or "result" in allowed:
+        return
+    takers = sorted(name for name, entry in REGISTRY.items() if "result" in entry.options)
+    raise FvoptError(f"optimizer '{spec}' does not take option 'result': it chooses its own reported point; result "
+                     f"applies to {', '.join(takers)}, torch:<Name> and hybrids with one of them")
 
 
 def named(strategy: BaseStrategy, name: str, options: dict) -> BaseStrategy:

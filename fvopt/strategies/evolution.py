@@ -19,7 +19,7 @@ from ..errors import FvoptError, suggest
 from ..options import Option
 from ..params.base import calibrate_sigma
 from ..problem import Problem
-from .base import LOW_DIM_LIMIT, BaseStrategy, StepCost, register
+from .base import LOW_DIM_LIMIT, BaseStrategy, Family, StepCost, named, register, register_family
 
 # Default step size of the zero-order searches, in image units: samples change pixels by 0.05 RMS.
 PIXEL_RMS = 0.05
@@ -352,3 +352,11 @@ def _evaluations_in(budget, batch: int, popsize: int) -> int:
         if budget.passes:
             candidates.append(budget.passes // batch)
     return max(1, min(candidates)) if candidates else 100 * popsize
+
+
+register_family(Family(
+    "ng:", "ng:<Name>", "ng:NGOpt",
+    options=lambda spec: NEVERGRAD_OPTIONS,
+    build=lambda spec, values: named(NevergradStrategy(spec[3:], **values), spec, values),
+    listing=lambda: [("ng:<Name>", "any nevergrad optimizer, e.g. ng:NGOpt, ng:TwoPointsDE, ng:PSO, ng:DiagonalCMA",
+                      NEVERGRAD_OPTIONS)]))

@@ -18,8 +18,76 @@ from .base import BaseStrategy, StepCost, register
 DEFAULT_LR = {"sgd": 1.0, "momentum": 0.5, "adam": 0.05, "normalized": 0.05}
 
 
-class GradientAscent(BaseStrategy):
-    """One `value_and_grad` per step, then a torch.optim update that maximizes the objective.
+RESULTS = ("last", "best")
+RESULT = Option(str, choices=RESULTS, help="the point returned: the last iterate (default) or the best one evaluated")
+
+
+class FirstOrder(BaseStrategy):
+    """One `value_and_grad` per step, then one torch.optim update that maximizes the objective.
+
+    Subclasses say which optimizer (`make_optimizer`), and may process the gradient before it
+    (`process`) or the point after it (`after_step`); the step and its budget are shared.
+
+    `result` chooses the point the run returns. "last" (the default, what fvopt always returned)
+    is the final iterate. "best" is the problem's best point per image: the best iterate that was
+    evaluated, in a hybrid the best of the whole run. The choice lives in the strategy, not in the
+    run loop, because only a gradient method has an iterate distinct from its result (CMA-ES
+    reports its mean, L-BFGS always the best point). The best value was measured under that
+    step's random transform draw, so it is biased upward; "last" is not.
+    """
+
+    def __init__(self, result: str = "last") -> None:
+        if result not in RESULTS:
+            raise FvoptError(f"result must be one of {', '.join(RESULTS)}, not {result!r}")
+        self.result = result
+        self.steps = 0
+
+    def make_optimizer(self, z: torch.Tensor) -> torch.optim.Optimizer:
+        """A torch optimizer over the single leaf z (batch, dim), set up to maximize."""
+        raise NotImplementedError
+
+    def process(self, grad: torch.Tensor) -> torch.Tensor:
+        """The gradient the optimizer sees (d value / d z by default)."""
+        return grad
+
+    def before_step(self, problem: Problem) -> None:
+        """Anything done to z before the step's evaluation (a blur)."""
+
+    def after_step(self, problem: Problem) -> None:
+        """Anything done to z after the update and the projection."""
+
+    def check(self, param, batch: int, budget=None) -> StepCost:
+        return StepCost(batch, batch)
+
+    def start(self, problem: Problem, z0: torch.Tensor) -> None:
+        self.steps = 0
+        self.problem = problem
+        self.z = z0.detach().clone().to(problem.device).requires_grad_(True)
+        self.opt = self.make_optimizer(self.z)
+
+    def step(self, problem: Problem) -> None:
+        self.before_step(problem)
+        _, grad = problem.value_and_grad(self.z)
+        self.z.grad = self.process(grad)
+        self.opt.step()
+        with torch.no_grad():
+            problem.param.project_(self.z)
+        self.steps += 1
+        self.after_step(problem)
+
+    @property
+    def best(self) -> torch.Tensor:
+        if self.result == "best":
+            seen = torch.isfinite(self.problem.best_values)
+            return torch.where(seen[:, None], self.problem.best_z, self.z.detach())
+        return self.z.detach()
+
+    def status(self) -> dict:
+        return {"result": self.result}
+
+
+class GradientAscent(FirstOrder):
+    """fvopt's own first-order kinds: SGD, momentum, Adam, and normalized gradient ascent.
 
     `normalized` steps along g / std(g) per image (DeepDream's rule), which makes the step size
     independent of the gradient's scale. After each update the parameterization projects z back
@@ -33,7 +101,9 @@ class GradientAscent(BaseStrategy):
     """
 
     def __init__(self, kind: str = "adam", lr: float | None = None, momentum: float = 0.9, nesterov: bool = False,
-                 blur_every: int = 0, blur_sigma: float | None = None, blur_kernel: int | None = None) -> None:
+                 blur_every: int = 0, blur_sigma: float | None = None, blur_kernel: int | None = None,
+                 result: str = "last") -> None:
+        super().__init__(result)
         if kind not in DEFAULT_LR:
             raise FvoptError(f"unknown first-order kind '{kind}'")
         if isinstance(blur_every, bool) or not isinstance(blur_every, int) or blur_every < 0:
@@ -53,7 +123,6 @@ class GradientAscent(BaseStrategy):
         self.blur_every = blur_every
         self.blur_kernel = DEFAULT_BLUR_KERNEL if blur_kernel is None else blur_kernel
         self.blur_sigma = DEFAULT_BLUR_SIGMA if blur_sigma is None else float(blur_sigma)
-        self.steps = 0
 
     def check(self, param, batch: int, budget=None) -> StepCost:
         if self.blur_every:
@@ -63,35 +132,25 @@ class GradientAscent(BaseStrategy):
         return StepCost(batch, batch)
 
     def start(self, problem: Problem, z0: torch.Tensor) -> None:
-        self.steps = 0
-        self.z = z0.detach().clone().to(problem.device).requires_grad_(True)
         self.blur = exact_blur(problem.param, self.blur_kernel, self.blur_sigma) if self.blur_every else None
-        if self.kind == "adam":
-            self.opt = torch.optim.Adam([self.z], lr=self.lr, maximize=True)
-        else:
-            mom = self.momentum if self.kind == "momentum" else 0.0
-            self.opt = torch.optim.SGD([self.z], lr=self.lr, momentum=mom, nesterov=self.nesterov and mom > 0,
-                                       maximize=True)
+        super().start(problem, z0)
 
-    def step(self, problem: Problem) -> None:
+    def make_optimizer(self, z: torch.Tensor) -> torch.optim.Optimizer:
+        if self.kind == "adam":
+            return torch.optim.Adam([z], lr=self.lr, maximize=True)
+        mom = self.momentum if self.kind == "momentum" else 0.0
+        return torch.optim.SGD([z], lr=self.lr, momentum=mom, nesterov=self.nesterov and mom > 0, maximize=True)
+
+    def before_step(self, problem: Problem) -> None:
         if self.blur is not None and self.steps % self.blur_every == 0:
             with torch.no_grad():
                 self.z.copy_(self.blur(self.z))
-        _, grad = problem.value_and_grad(self.z)
-        if self.kind == "normalized":
-            grad = normalize_std(grad, eps=1e-12)
-        self.z.grad = grad
-        self.opt.step()
-        with torch.no_grad():
-            problem.param.project_(self.z)
-        self.steps += 1
 
-    @property
-    def best(self) -> torch.Tensor:
-        return self.z.detach()
+    def process(self, grad: torch.Tensor) -> torch.Tensor:
+        return normalize_std(grad, eps=1e-12) if self.kind == "normalized" else grad
 
     def status(self) -> dict:
-        out: dict = {"lr": self.lr}
+        out: dict = {"lr": self.lr, **super().status()}
         if self.blur_every:
             out["blur"] = {"every": self.blur_every, "kernel": self.blur_kernel, "sigma": self.blur_sigma}
         return out
@@ -198,6 +257,7 @@ FIRST_ORDER_OPTIONS = {
     "blur_every": Option(int, low=0, help="blur the image at steps 0, N, 2N, ... (0: never); raw, pixel, fft, pyramid"),
     "blur_kernel": Option(int, low=3, help="odd Gaussian kernel side in px (default 3)"),
     "blur_sigma": Option(float, low=0, low_open=True, help="Gaussian sigma in px (default 0.5)"),
+    "result": RESULT,
 }
 MOMENTUM_OPTIONS = {**FIRST_ORDER_OPTIONS, "momentum": Option(float, low=0, high=1, high_open=True),
                     "nesterov": Option(bool)}

@@ -6,7 +6,8 @@ import torch
 from ..errors import FvoptError, suggest
 from ..options import Option, coerce_options
 from ..problem import Problem
-from .base import LOW_DIM_LIMIT, REGISTRY, BaseStrategy, StepCost, make_strategy, search_space, strategy_options
+from .base import (LOW_DIM_LIMIT, REGISTRY, BaseStrategy, Family, StepCost, is_known, make_strategy, register_family,
+                   search_space, strategy_options)
 
 SWITCH = Option(float, low=0, high=1, low_open=True, high_open=True, help="share of the budget for the first part")
 
@@ -81,9 +82,9 @@ def _parts(spec: str) -> tuple[str, str]:
     for part in parts:
         if part.startswith("hybrid:"):
             raise FvoptError(f"a hybrid part cannot itself be a hybrid: '{part}' in '{spec}'")
-        if not part.startswith("ng:") and part not in REGISTRY:
+        if not is_known(part):
             raise FvoptError(f"hybrid '{spec}' has an unknown part '{part}'.{suggest(part, REGISTRY)} "
-                             f"Known: {', '.join(sorted(REGISTRY))}, ng:<Name>")
+                             f"Known: {', '.join(sorted(REGISTRY))}, ng:<Name>, torch:<Name>")
     return parts[0], parts[1]
 
 
@@ -104,3 +105,11 @@ def make_hybrid(spec: str, **options) -> Hybrid:
     hybrid = Hybrid(built[0], built[1], switch)
     hybrid.name, hybrid.options = spec, {"switch": switch, **values}
     return hybrid
+
+
+register_family(Family(
+    "hybrid:", "hybrid:A>B", "hybrid:cmaes>adam",
+    options=hybrid_options,
+    build=lambda spec, values: make_hybrid(spec, **values),
+    listing=lambda: [("hybrid:A>B", "A for --switch of the budget (default 0.3), then B from A's best, e.g. "
+                      "hybrid:cmaes>adam; options: switch, and those of A and B", None)]))
