@@ -1,7 +1,9 @@
-"""Every `fvopt` command printed in README.md runs after the one install, with small budgets, so
-the README cannot rot again (the bench example once needed an extra that was not installed).
+"""Every `fvopt` command printed in README.md and docs/recipes.md runs after the one install, with
+small budgets, so the documentation cannot rot again (the bench example once needed an extra that
+was not installed).
 
-The commands are read from the README itself: a new command is tested without editing this file.
+The commands are read from the documents themselves: a new command is tested without editing this
+file. `python -c` lines of a document (making an input file) run first, as printed.
 Only budgets shrink (steps, octaves, frames, seeds, seconds); names, models, targets, options and
 files stay as printed. `photo.jpg` is a real photo written where the command runs.
 """
@@ -15,20 +17,26 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = ("README.md", "docs/recipes.md")
 SHRINK = [(r"--steps \d+", "--steps 2"), (r"--octaves \d+", "--octaves 2"), (r"--zoom-frames \d+", "--zoom-frames 2"),
-          (r"--tile 512", "--tile 256")]
+          (r"--tile 512", "--tile 256"), (r"--size 512", "--size 256")]
+
+
+def fenced_lines(document: str, start: str) -> list[str]:
+    """Lines of a document's fenced blocks that start with `start`, comments and [..] parts removed."""
+    text = (ROOT / document).read_text()
+    lines = []
+    for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            if line.startswith(start):
+                line = re.sub(r"\s+#.*$", "", line) if start == "fvopt " else line
+                lines.append(re.sub(r"\s*\[[^\]]*\]", "", line).strip() if start == "fvopt " else line)
+    return lines
 
 
 def readme_commands() -> list[str]:
-    """The `fvopt ...` lines of README.md's fenced blocks, comments and optional [..] parts removed."""
-    text = (ROOT / "README.md").read_text()
-    commands = []
-    for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S):
-        for line in block.splitlines():
-            if line.startswith("fvopt "):
-                line = re.sub(r"\s+#.*$", "", line)
-                commands.append(re.sub(r"\s*\[[^\]]*\]", "", line).strip())
-    return commands
+    """The `fvopt ...` lines of every document's fenced blocks."""
+    return [c for document in DOCUMENTS for c in fenced_lines(document, "fvopt ")]
 
 
 def small(command: str) -> list[str]:
@@ -65,6 +73,9 @@ def workdir(tmp_path_factory) -> Path:
     text = re.sub(r'targets = \[[^\]]*\]', 'targets = ["class:8"]', text)
     (here / "benchmarks" / "example_bench.toml").write_text(text)
     Image.fromarray(data.chelsea()).save(here / "photo.jpg")
+    for document in DOCUMENTS:
+        for line in fenced_lines(document, "python -c "):
+            subprocess.run(shlex.split(line), cwd=here, check=True, timeout=120)
     return here
 
 

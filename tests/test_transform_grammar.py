@@ -143,3 +143,23 @@ def test_render_size_and_tile_do_not_combine(lite0):
     with pytest.raises(FvoptError, match="render size and tile"):
         Problem(lite0, parse_target("channel:blocks.3:5"), make_param("fft", 128), make_transforms("none"),
                 tile=64, render=224)
+
+
+def test_a_bench_spec_takes_a_chain_and_a_render_size(tmp_path):
+    from fvopt.bench.spec import load_spec
+    from fvopt.bench.store import Store
+
+    spec = tmp_path / "s.toml"
+    spec.write_text('[bench]\nname = "r"\nsize = 64\ntargets = ["channel:blocks.3:5"]\nrender = "lucent"\n'
+                    'transforms = "jitter:4,noise:0.02,crops:2@0.6-0.4"\nbudget = { steps = 1 }\n\n'
+                    '[[strategies]]\nname = "adam"\n')
+    (cell,) = load_spec(spec).cells
+    assert cell.render == "lucent" and cell.transforms == "jitter:4,noise:0.02,crops:2@0.6-0.4"
+    assert main(["bench", str(spec), "--db", str(tmp_path / "r.sqlite"), "--quiet"]) == 0
+    store = Store(tmp_path / "r.sqlite", readonly=True)
+    (row,) = store.rows()
+    store.close()
+    assert row["extra"]["render"] == 224 and (row["forwards"], row["backwards"]) == (2, 2)  # 2 crops, 1 step
+    spec.write_text(spec.read_text().replace('render = "lucent"', "render = 0"))
+    with pytest.raises(FvoptError, match="bench.render"):
+        load_spec(spec)

@@ -31,7 +31,7 @@ def run_cell(cell: Cell, threads: int | None = None) -> dict:
     model = cached_model(cell.model, cell.device)
     vis = visualize(model, cell.target, cell.param_used, cell.strategy_name, options=cell.options, size=cell.size,
                     seed=cell.seed, device=cell.device, transforms=cell.transforms, max_batch=cell.max_batch,
-                    **cell.budget)
+                    render=cell.render, **cell.budget)
     result = vis.result
     if vis.interrupted:  # Ctrl-C inside the cell: abandon it (never a half cell stored as done)
         raise KeyboardInterrupt
@@ -49,7 +49,8 @@ def run_cell(cell: Cell, threads: int | None = None) -> dict:
         "param_used": cell.param_used, "param_dim": vis.trace["param_dim"], "seed": cell.seed, "size": cell.size,
         "budget": cell.budget, "transforms": cell.transforms, "status": "done", "stop_reason": result.stop_reason,
         "forwards": result.forwards, "backwards": result.backwards, "seconds": result.seconds, "steps": result.steps,
-        "max_step_seconds": max(gaps) if gaps else 0.0, "final": final, "trace": result.trace, "extra": result.extra,
+        "max_step_seconds": max(gaps) if gaps else 0.0, "final": final, "trace": result.trace,
+        "extra": {**result.extra, **({"render": vis.trace["render"]} if cell.render is not None else {})},
         "image": buffer.getvalue(), "fvopt_version": __version__, "torch_version": torch.__version__,
         "device": f"{cell.device} ({platform.machine()}, {torch.get_num_threads()} threads)",
     }

@@ -239,8 +239,9 @@ def check_models(spec: Spec) -> None:
                     raise FvoptError(f"'{objective}' has a diversity term, which compares the images of a batch, "
                                      "and a bench cell makes one image per unit of its target: give it several "
                                      "units (channel:blocks.3:5,6 - diversity:blocks.3)")
+                from ..viz import render_size
                 Problem(model, objective, make_param(cell.param_used, cell.size), make_transforms(cell.transforms),
-                        seed=cell.seed, max_batch=cell.max_batch)
+                        seed=cell.seed, max_batch=cell.max_batch, render=render_size(cell.render, cell.size, model))
                 classes = next((c.indices for c in objective.checks if c.what == "class"), None)
                 n = num_classes(transfer) if transfer is not None and classes else None
                 bad = [i for i in classes if not 0 <= i < n] if n is not None else []

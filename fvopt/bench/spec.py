@@ -34,7 +34,7 @@ from ..errors import FvoptError
 from ..options import IMAGE_SIDE, POSITIVE_INT, SEED
 from ..problem import BUDGET_OPTIONS
 
-BENCH_KEYS = {"name", "size", "seeds", "models", "targets", "params", "budget", "transforms", "transfer_model",
+BENCH_KEYS = {"name", "size", "seeds", "models", "targets", "params", "budget", "transforms", "render", "transfer_model",
               "device", "max_batch"}
 BUDGET_KEYS = {"seconds", "passes", "forwards", "steps"}
 STRATEGY_KEYS = {"name", "label"}  # plus the strategy's own options
@@ -56,11 +56,14 @@ class Cell:
     transfer_model: str | None = None
     device: str = "cpu"
     max_batch: int | str = 32
+    render: int | str | None = None  # the size the network is shown (px, or "lucent"); None: the image's
 
     @property
     def key(self) -> str:
-        """Content hash: an unchanged cell keeps its key when the spec around it changes."""
-        payload = json.dumps(asdict(self), sort_keys=True, default=str)
+        """Content hash: an unchanged cell keeps its key when the spec around it changes (a cell
+        without a render size hashes as before render sizes existed, so old databases resume)."""
+        fields = {k: v for k, v in asdict(self).items() if not (k == "render" and v is None)}
+        payload = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
@@ -167,8 +170,11 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
         raise _fail("bench.name", f"must be a non-empty text, not {spec_name!r}")
     transforms = bench.get("transforms", "default")
     if not isinstance(transforms, str):
-        raise _fail("bench.transforms", f"must be the name of a transform set (default, lucent, color, none), "
-                    f"not {transforms!r}")
+        raise _fail("bench.transforms", f"must be a transform set (default, lucent, color, none) or a chain such as "
+                    f"\"pad:12,jitter:8,scale:0.9-1.1\", not {transforms!r}")
+    render = bench.get("render")
+    if render is not None and render != "lucent":
+        render = _number(render, IMAGE_SIDE, "bench.render")
     transfer = bench.get("transfer_model")
     if transfer is not None and not isinstance(transfer, str):
         raise _fail("bench.transfer_model", f"must be a model name, not {transfer!r}")
@@ -245,7 +251,7 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
                     used = _search_space(strategy, param, size, target, budget, where)
                     for seed in seeds:
                         cells.append(Cell(model, target, label, name, options, param, used, seed, size, dict(budget),
-                                          transforms, transfer, device, max_batch))
+                                          transforms, transfer, device, max_batch, render))
     if len({c.key for c in cells}) != len(cells):  # the checks above make this impossible; never store one row for two
         raise FvoptError(f"spec {path}: two cells are identical: each would run twice for one stored row")
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
