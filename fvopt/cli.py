@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     viz.add_argument("--weights", default=None, help="local weight file (loaded with weights_only=True), or 'random'")
     viz.add_argument("--target", default="class:8", help="e.g. class:8, channel:blocks.4:10, channel:blocks.4:0-63, "
                      "neuron:blocks.4:10:3:3, layer:blocks.4, sums like channel:blocks.4:10+0.5*channel:blocks.5:3")
-    viz.add_argument("--param", default=None, help="pixel, fft, pyramid, maco, or low-dimensional forms like fft:k=8 "
+    viz.add_argument("--param", default=None, help="pixel, raw, fft, pyramid, maco, or low-dimensional forms like fft:k=8 "
                      "(default: fft; fft:k=8 for zero-order optimizers)")
     viz.add_argument("--optimizer", default="adam", help="see `fvopt optimizers`; ng:<Name>; hybrid:A>B")
     viz.add_argument("--lr", type=_positive_float, default=None)
