@@ -202,7 +202,7 @@ def test_unknown_executor_is_a_clear_error(tmp_path):
     ({"max_batch": "all"}, "spec bench.max_batch: must be an integer >= 1, not the text 'all'"),
     ({"device": "cuda:x"}, "spec bench.device: must be auto, cpu, cuda or cuda:N, not 'cuda:x'"),
     ({"device": 0}, "spec bench.device: must be auto, cpu, cuda or cuda:N, not 0"),
-    ({"transforms": 5}, "spec bench.transforms: must be the name of a transform set"),
+    ({"transforms": 5}, "spec bench.transforms: must be a transform set"),
     ({"name": ""}, "spec bench.name: must be a non-empty text, not ''"),
     ({"transfer_model": 1}, "spec bench.transfer_model: must be a model name, not 1"),
 ])

@@ -66,16 +66,16 @@ def test_budgets_are_never_exceeded_and_the_trace_matches_the_meter(tiny, name, 
     spent = {"steps": result.steps, "forwards": result.forwards, "passes": result.passes}
     if kind != "seconds":
         assert spent[kind] <= amount
-    else:
-        step = max(r["time_s"] for r in result.trace) / len(result.trace)
-        assert result.seconds < amount + 3 * step + 0.5
+    else:  # no step starts after the budget ran out (gaps measured in this run: robust to a busy machine)
+        ends = [0.0] + [r["time_s"] for r in result.trace]
+        assert ends[-2] < amount and result.seconds < ends[-1] + 0.5
     assert result.trace, "no step was recorded"
     last = result.trace[-1]
     assert (last["forwards"], last["backwards"]) == (result.forwards, result.backwards)
     assert last["step"] == len(result.trace)
     if not strategy.uses_gradients:
         assert result.backwards == 0 and all(r["backwards"] == 0 for r in result.trace)
-    else:
+    elif kind != "seconds":  # a 0.3 s budget may end inside a hybrid's first, gradient-free part
         assert result.backwards > 0
 
 
