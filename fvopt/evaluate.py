@@ -11,7 +11,7 @@ import torch
 from .models.hooks import capture
 from .models.wrapper import FeatureModel
 from .objectives import Activations, Objective
-from .transforms import Compose, standard_transforms
+from .transforms import Compose, show_at, standard_transforms
 
 EVALUATOR_SEED = 20_231_123
 EVALUATOR_DRAWS = 16
@@ -29,11 +29,7 @@ def score_images(model: FeatureModel, objective: Objective, images: torch.Tensor
     fixed = [transforms.sample(generator) for _ in range(draws)]
     with torch.no_grad(), capture(model, objective.layers) as cap:
         def value(x: torch.Tensor) -> torch.Tensor:
-            if render is not None and x.shape[-2:] != (render, render):
-                up = x.shape[-1] < render
-                x = torch.nn.functional.interpolate(x, size=(render, render), mode="bilinear", align_corners=up,
-                                                    antialias=not up)
-            return objective(Activations(cap.run(x), images, slots, n, cap.layouts))
+            return objective(Activations(cap.run(show_at(x, render)), images, slots, n, cap.layouts))
         plain = value(images)
         robust = (torch.stack([value(transforms.apply(images, d)) for d in fixed]).mean(0) if fixed
                   else torch.full_like(plain, float("nan")))

@@ -20,7 +20,7 @@ from .models.hooks import capture
 from .models.wrapper import FeatureModel
 from .objectives import Activations, Objective, validate
 from .params.base import Parameterization
-from .transforms import Compose, standard_transforms, views_of, with_output_size
+from .transforms import Compose, show_at, standard_transforms, views_of, with_output_size
 
 
 class BudgetExhausted(Exception):
@@ -350,13 +350,8 @@ class Problem:
 
     def shown(self, seen: torch.Tensor) -> torch.Tensor:
         """What the network is shown: the transformed images, resized to the render size when the
-        problem has one (Lucent's convention: a 128 px image shown at 224, bilinear, corners aligned)."""
-        if self.render is None or seen.shape[-2:] == (self.render, self.render):
-            return seen
-        import torch.nn.functional as F
-        up = seen.shape[-1] < self.render
-        return F.interpolate(seen, size=(self.render, self.render), mode="bilinear", align_corners=up,
-                             antialias=not up)
+        problem has one (Lucent's convention: a 128 px image shown at 224)."""
+        return show_at(seen, self.render)
 
     def images(self, z: torch.Tensor) -> torch.Tensor:
         """The untransformed images of z (batch, dim), detached; costs no budget."""

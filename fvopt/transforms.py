@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from .device import to_device
-from .errors import FvoptError
 
 
 def _choice(options: Sequence, generator: torch.Generator):
@@ -390,6 +389,15 @@ class PerImage:
 
     def describe(self) -> str:
         return describe_transforms(self.inner) + ",per-image"
+
+
+def show_at(x: torch.Tensor, side: int | None) -> torch.Tensor:
+    """Images resized to side x side, as the network is shown them with a render size (Lucent's
+    upsampling: bilinear with corners aligned; downsampling antialiased); unchanged without one."""
+    if side is None or x.shape[-2:] == (side, side):
+        return x
+    up = x.shape[-1] < side
+    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=up, antialias=not up)
 
 
 def views_of(transforms: Any) -> int:
