@@ -310,7 +310,8 @@ def _viz(args) -> int:
         print(f"fvopt: interrupted after {vis.result.steps} steps: kept the best image so far in {out}"
               f"{f' and its trace in {args.trace}' if args.trace else ''}", file=sys.stderr)
         return 130
-    if vis.result.stop_reason not in ("steps", "seconds", "forwards", "passes", "budget"):
+    from .run import BUDGET_STOPS
+    if vis.result.stop_reason not in BUDGET_STOPS:
         print(f"note: {vis.result.stop_reason}", file=sys.stderr)
     return 0
 

@@ -31,6 +31,7 @@ class RunResult:
 
 
 INTERRUPTED = "interrupted"
+BUDGET_STOPS = ("steps", "seconds", "forwards", "passes", "budget")  # a run that used its whole budget
 
 
 def run(

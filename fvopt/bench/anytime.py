@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..run import BUDGET_STOPS
 from .report import passes_of
 
 FRACTIONS = (0.5, 0.8, 0.9, 0.95, 0.99)
 BUDGET_SHARES = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-BUDGET_REASONS = ("steps", "seconds", "forwards", "passes", "budget")  # a run that used its whole budget
 AXES = {"passes": "model passes (forward 1, backward 2)", "seconds": "wall time (s)"}
 
 
@@ -42,7 +42,7 @@ def algorithm_labels(rows: list[dict]) -> dict[int, str]:
 
 def stopped_early(row: dict) -> bool:
     """A finished cell whose run ended before its budget (a NaN objective, an interrupt)."""
-    return row.get("stop_reason") not in BUDGET_REASONS
+    return row.get("stop_reason") not in BUDGET_STOPS
 
 
 @dataclass

@@ -3,7 +3,6 @@ statistics, and failures, computed once and written as CSV, Markdown and figures
 reads the same objects)."""
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ import pandas as pd
 
 from . import anytime, stats
 from .anytime_plots import plot_ecdf, plot_fixed_budget
+from .report import markdown_table, write_csv
 
 TARGET_KINDS = ("fractions", "budget")
 
@@ -93,24 +93,6 @@ FIXED_BUDGET_COLUMNS = ["strategy", "runs", "stopped_early", "failed", "final_me
 PAIR_COLUMNS = ["a", "b", "blocks", "median_diff", "rank_biserial", "p", "p_holm", "significant"]
 
 
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return "inf" if math.isinf(value) else "-" if math.isnan(value) else f"{value:.4g}"
-    return "-" if value is None else str(value)
-
-
-def markdown_table(rows: list[dict], columns: list[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows])
-
-
-def _csv(rows: list[dict], columns: list[str], path: Path) -> None:
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def win_rate_rows(wins: dict[str, pd.DataFrame]) -> list[dict]:
     rate = wins["rate"]
     return [{"strategy": a, **{b: f"{rate.loc[a, b]:.2f} [{wins['low'].loc[a, b]:.2f}, {wins['high'].loc[a, b]:.2f}]"
@@ -138,9 +120,9 @@ def write_comparison(comparison: Comparison, out: Path, also: tuple[Comparison, 
     """The comparison's tables (CSV and one Markdown file) and figures into `out`; `also`: the same
     data compared by another factor (optimizers alone, parameterizations alone), added as sections."""
     c, written = comparison, []
-    _csv(c.fixed_target, FIXED_TARGET_COLUMNS, out / "fixed_target.csv")
-    _csv(c.fixed_budget, FIXED_BUDGET_COLUMNS, out / "fixed_budget.csv")
-    _csv(c.pairs.to_dict("records"), PAIR_COLUMNS, out / "pairwise.csv")
+    write_csv(c.fixed_target, FIXED_TARGET_COLUMNS, out / "fixed_target.csv")
+    write_csv(c.fixed_budget, FIXED_BUDGET_COLUMNS, out / "fixed_budget.csv")
+    write_csv(c.pairs.to_dict("records"), PAIR_COLUMNS, out / "pairwise.csv")
     written += [out / "fixed_target.csv", out / "fixed_budget.csv", out / "pairwise.csv"]
     parts = ["# Comparison", "", significance_markdown(c, level="##")]
     for other in also:

@@ -104,21 +104,29 @@ def summarize(cells: list[dict]) -> list[dict]:
 
 
 def _fmt(value) -> str:
-    if value is None:
+    """A table cell: floats to 4 significant digits, '-' for a missing or NaN value."""
+    if value is None or isinstance(value, float) and math.isnan(value):
         return "-"
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
 
 
-def write_table(rows: list[dict], columns: list[str], stem: Path, title: str) -> None:
-    with open(stem.with_suffix(".csv"), "w", newline="") as fh:
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows])
+
+
+def write_csv(rows: list[dict], columns: list[str], path: Path) -> None:
+    with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    lines = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+def write_table(rows: list[dict], columns: list[str], stem: Path, title: str) -> None:
+    write_csv(rows, columns, stem.with_suffix(".csv"))
+    stem.with_suffix(".md").write_text(f"# {title}\n\n" + markdown_table(rows, columns) + "\n")
 
 
 def problems(rows: list[dict]) -> list[tuple[str | None, str]]:
