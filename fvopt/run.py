@@ -62,7 +62,7 @@ def run(
                          f"{strategy!r}")
     if not isinstance(budget, Budget):
         raise FvoptError(f"budget must be a fvopt.Budget, not {type(budget).__name__}")
-    cost = strategy.check(problem.param, problem.batch, budget).times(getattr(problem, "views", 1))
+    cost = strategy.check(problem.param, problem.batch, budget).times(problem.views)
     budget.refuse_if_below(cost, strategy.name or type(strategy).__name__)
     problem.reset(budget)
     m = problem.meter
