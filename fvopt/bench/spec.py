@@ -174,6 +174,8 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
                     f"\"pad:12,jitter:8,scale:0.9-1.1\", not {transforms!r}")
     render = bench.get("render")
     if render is not None and render != "lucent":
+        if isinstance(render, str):
+            raise _fail("bench.render", f"must be a side in px (e.g. 224) or \"lucent\", not the text {render!r}")
         render = _number(render, IMAGE_SIDE, "bench.render")
     transfer = bench.get("transfer_model")
     if transfer is not None and not isinstance(transfer, str):
