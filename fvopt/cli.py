@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a named set (default: Lucent's, size kept; lucent; color; none) or a chain, e.g. "
                      "\"pad:12,jitter:8,scale:0.9-1.1,rotate:-10..10,noise:0.02,crops:6@0.5-0.05\" (parts: see "
                      "fvopt.transform_grammar; add per-image for a draw per image)")
+    viz.add_argument("--init", default=None, metavar="IMAGE",
+                     help="start from this photo (PNG/JPEG, or .npy C,H,W in [0,1]), resized to cover --size and "
+                     "center-cropped, through the parameterization's exact inverse (pixel, raw, fft, pyramid and "
+                     "their fft:k=K / pyramid:free=F forms)")
     viz.add_argument("--transparency", default=None, metavar="PNG",
                      help="also write MaCo's transparency map: the image with the accumulated |gradient| as alpha "
                      "(and the map alone as NAME-map.png); gradient methods only")
@@ -287,7 +291,7 @@ def _viz(args) -> int:
                     grad=args.grad, options=options, weights=args.weights, progress=not args.quiet,
                     snapshot_every=args.snapshot_every if args.snapshots else 0, snapshot_dir=args.snapshots,
                     max_batch=args.max_batch, tile=args.tile,
-                    speed=speed, render=args.render_size, transparency=bool(args.transparency))
+                    speed=speed, render=args.render_size, transparency=bool(args.transparency), init=args.init)
     out = vis.save(args.out)
     if args.transparency and vis.transparency is not None:
         vis.save_transparency(args.transparency)
@@ -301,6 +305,8 @@ def _viz(args) -> int:
             f"{t['seconds']:.1f} s")
     if t["param"] != t["param_requested"]:
         line += f" [searched {t['param']}, the low-dimensional form of {t['param_requested']}]"
+    if t.get("init"):
+        line += f"; started from {t['init']['image']} (rendered back within {t['init']['max_pixel_error']:.1e})"
     if t["target"].startswith("class:") and vis.images.shape[0] == 1 and not vis.interrupted:
         from .models import class_name
         p, c = top_classes(vis.model, vis.images, k=1)

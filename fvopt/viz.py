@@ -115,6 +115,7 @@ def visualize(
     speed: Speed = EAGER,
     render: int | str | None = None,
     transparency: bool = False,
+    init: str | Path | None = None,
 ) -> Visualization:
     """Optimize images until `target` fires, and score them with the common evaluator.
 
@@ -128,6 +129,9 @@ def visualize(
     image is resized to it after the transforms); "lucent" is Lucent's rule: the model's input
     size when the image is smaller, else the image's own size. `transparency` accumulates
     |d objective / d image| over the run (MaCo's transparency maps; gradient methods only).
+    `init` (a PNG/JPEG path, or a .npy array) starts every image of the batch from that photo,
+    resized to cover the image size and center-cropped, through the parameterization's exact
+    inverse (`init_image.seed_from_image`; parameterizations without one are refused).
     """
     for name, value, kinds, what in [("model", model, (str, FeatureModel), "a model name or a FeatureModel"),
                                      ("target", target, (str, Objective), "a target string or an Objective"),
@@ -159,6 +163,10 @@ def visualize(
         raise FvoptError(f"tile {tile} splits gradient passes, and {strategy.name} searches without them: "
                          "drop --tile, or use a gradient method (adam, sgd, lbfgs)")
     check_type("transparency", transparency, bool, "True or False")
+    photo = None
+    if init is not None:  # the path is checked now, before the model loads
+        from .init_image import Photo
+        photo = Photo(init)
     accumulator = None
     if transparency:
         if not strategy.uses_gradients:
@@ -177,6 +185,9 @@ def visualize(
     requested = make_param(DEFAULT_PARAM if param is None else param, size)
     parameterization = search_space(strategy, requested)
     slots = batch or objective.slots
+    z0 = seeded = None
+    if photo is not None:
+        parameterization, z0, seeded = _seed(photo, net, strategy, requested, parameterization, size, slots)
     cost = strategy.check(parameterization, slots, budget).times(views_of(chain))
     budget.refuse_if_below(cost, strategy.name)
     chunk = max_batch if isinstance(max_batch, int) else 1
@@ -185,7 +196,7 @@ def visualize(
     problem = Problem(net, objective, parameterization, chain, batch, seed, max_batch, image_grad, speed=speed,
                       render=render, tile=tile)
     result = run(problem, strategy, budget, progress=progress, desc=f"{strategy.name} {objective}",
-                 snapshot_every=snapshot_every, snapshot_dir=snapshot_dir)
+                 snapshot_every=snapshot_every, snapshot_dir=snapshot_dir, z0=z0)
     labels = slot_labels(objective, problem.batch)
     if result.stop_reason == INTERRUPTED:  # be quick: the user wants out; the robust score costs 16 passes
         final = {"value": float(score_images(net, objective, result.images, draws=0, render=render)["value"].mean()),
@@ -201,9 +212,27 @@ def visualize(
         "batch": problem.batch, "options": strategy.options, "grad": grad, "transforms": describe_transforms(chain), "render": render, "transparency": transparency,
         "device": str(dev), "speed": speed.describe(), "max_batch": problem.max_batch, "budget": asdict(budget), "stop_reason": result.stop_reason, "forwards": result.forwards,
         "backwards": result.backwards, "seconds": result.seconds, **result.extra,
-        "tile": tile,
+        "tile": tile, "init": seeded,
         "versions": {"fvopt": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "steps": result.trace, "final": final,
     }
     maps = accumulator.maps() if accumulator is not None and accumulator.total is not None else None
     return Visualization(result.images, labels, trace, result, net, maps)
+
+
+def _seed(photo, net: FeatureModel, strategy, requested: Parameterization, searched: Parameterization, size: int,
+          batch: int) -> tuple[Parameterization, torch.Tensor, dict]:
+    """The searched parameterization rebased on the photo, its start, and what the trace says of it."""
+    from .init_image import seed_error, seed_from_image
+    from .strategies.hybrid import Hybrid
+
+    photo.check_channels(getattr(net, "channels", 3), f"{net.name}'s input")
+    if isinstance(strategy, Hybrid) and search_space(strategy.first, searched) is not searched:
+        raise FvoptError(f"--init with {strategy.name}: its first part would search a fresh low-dimensional form of "
+                         f"{searched.name} that cannot hold the photo; give that form yourself (--param "
+                         f"{searched.reduced().name}), which the photo then seeds")
+    image = photo.at(size)
+    param, z0 = seed_from_image(searched, image, batch)
+    error = seed_error(z0, param, image)
+    return param, z0, {"image": photo.describe(size), "param": param.name, "of": requested.name,
+                       "max_pixel_error": error}

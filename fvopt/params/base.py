@@ -47,6 +47,11 @@ class Parameterization(nn.Module):
         here; `raw:clip=true` clips): the classic recipes clip the tensor after each step rather
         than clamp in the forward pass, which would zero the gradient of every value outside."""
 
+    def from_image(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The vectors z (n, dim) whose images are `images` (n, C, H, W) in [0,1], or None when this
+        parameterization has no exact inverse (`--init` then refuses, naming those that have one)."""
+        return None
+
     def reduced(self) -> "Parameterization":
         """The default low-dimensional form (about a thousand values or fewer), which strategies that
         prefer a low-dimensional space search instead of this one (`strategies.base.search_space`)."""
@@ -66,6 +71,19 @@ def to_rgb(x: torch.Tensor, decorrelate: bool, color: torch.Tensor) -> torch.Ten
     if decorrelate:  # a (3x3) @ (3, pixels) matmul: 0.6 ms forward+backward at 224 px on 2 CPU cores, a 1x1 conv2d 5.3
         x = (color @ x.flatten(2)).reshape(x.shape)
     return torch.sigmoid(x)
+
+
+# Pixels are clamped this far inside (0, 1) before their logit: the round trip stays within 1e-3
+# (a quarter of 1/255) and saturated pixels keep a gradient a first-order method can use.
+SEED_EPS = 1e-3
+
+
+def from_rgb(images: torch.Tensor, decorrelate: bool, color: torch.Tensor) -> torch.Tensor:
+    """The exact inverse of `to_rgb` (up to SEED_EPS at 0 and 1): logit, then undo the decorrelation."""
+    x = torch.logit(images.double().clamp(SEED_EPS, 1 - SEED_EPS))
+    if decorrelate:
+        x = torch.linalg.solve(color.double(), x.flatten(2)).reshape(x.shape)
+    return x.float()
 
 
 def normal(shape: tuple[int, ...], sd: float, generator: torch.Generator) -> torch.Tensor:

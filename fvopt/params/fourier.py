@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..options import Option
-from .base import COLOR_CORRELATION, Parameterization, Subspace, normal, to_rgb
+from .base import COLOR_CORRELATION, Parameterization, Subspace, from_rgb, normal, to_rgb
 from .registry import register_param
 
 
@@ -58,6 +58,13 @@ class FFTParam(Parameterization):
         spectrum = torch.view_as_complex(z.reshape(-1, *self.spectrum_shape).contiguous())
         x = torch.fft.irfft2(spectrum * self.scale, s=(self.size, self.size), norm="ortho") / 4.0
         return to_rgb(x, self.decorrelate, self.color)
+
+    def from_image(self, images: torch.Tensor) -> torch.Tensor:
+        """The spectrum of the photo's logits, divided by the 1/f scale: irfft2 of rfft2 is exact for a
+        real image (its half-plane holds every value the inverse reads), so the round trip is exact."""
+        x = from_rgb(images, self.decorrelate, self.color).double() * 4.0
+        spectrum = torch.fft.rfft2(x, norm="ortho") / self.scale.double()
+        return torch.view_as_real(spectrum).float().reshape(images.shape[0], -1)
 
     def reduced(self, k: int = 8) -> Parameterization:
         """Only frequencies up to k free (`fft:k=K`): (2k+1)(k+1)*6 values; the rest are zero."""

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from ..options import Option
-from .base import COLOR_CORRELATION, Parameterization, normal, to_rgb
+from .base import COLOR_CORRELATION, Parameterization, from_rgb, normal, to_rgb
 from .registry import register_param
 
 
@@ -47,6 +47,12 @@ class PixelParam(Parameterization):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return to_rgb(self._logits(z), self.decorrelate, self.color)
+
+    def from_image(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The logits of the photo (full grid only: a coarse grid cannot hold it)."""
+        if self.grid != self.size:
+            return None
+        return from_rgb(images, self.decorrelate, self.color).reshape(images.shape[0], -1)
 
     @property
     def full(self) -> Parameterization:

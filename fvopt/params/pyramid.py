@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..options import Option
-from .base import COLOR_CORRELATION, Parameterization, Subspace, normal, to_rgb
+from .base import COLOR_CORRELATION, Parameterization, Subspace, from_rgb, normal, to_rgb
 from .registry import register_param
 
 
@@ -51,6 +51,24 @@ class PyramidParam(Parameterization):
                 level = F.interpolate(level, size=(self.size, self.size), mode="bilinear", align_corners=False)
             total = total + level
         return to_rgb(total, self.decorrelate, self.color)
+
+    def from_image(self, images: torch.Tensor) -> torch.Tensor:
+        """A Laplacian decomposition of the photo's logits, coarse to fine: each level holds what the
+        coarser ones miss at its resolution (area downsampling), and the finest level the exact rest.
+        So `pyramid:free=F` seeded from a photo moves the photo's coarse structure."""
+        n = images.shape[0]
+        target = from_rgb(images, self.decorrelate, self.color).double()
+        levels: list[torch.Tensor] = [None] * self.levels  # type: ignore[list-item]
+        total = torch.zeros_like(target)
+        for l in reversed(range(self.levels)):  # coarsest first
+            side = self.sides[l]
+            rest = target - total
+            level = rest if side == self.size else F.adaptive_avg_pool2d(rest, side)
+            levels[l] = level
+            up = level if side == self.size else F.interpolate(level, size=(self.size, self.size), mode="bilinear",
+                                                               align_corners=False)
+            total = total + up
+        return torch.cat([lv.reshape(n, -1) for lv in levels], 1).float()
 
     def reduced(self, free: int = 2) -> Parameterization:
         """Only the `free` coarsest levels free (`pyramid:free=F`); the finer ones stay zero."""

@@ -75,6 +75,10 @@ class RawParam(Parameterization):
         # value: such a pixel could never move back inside. Pass it at 0 and 1, not beyond.
         return torch.where((x >= 0) & (x <= 1), x, x.detach().clamp(0, 1))
 
+    def from_image(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The photo itself is z (full grid only)."""
+        return None if self.grid != self.size else images.float().reshape(images.shape[0], -1).clone()
+
     def project_(self, z: torch.Tensor) -> None:
         """Clip z to [0, 1] in place after an update (clip=true); bilinear upsampling is a convex
         combination, so a clipped grid also renders a clipped image."""
