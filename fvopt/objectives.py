@@ -270,6 +270,9 @@ def parse_target(text: str) -> Objective:
         raise FvoptError("empty target: use e.g. class:8, channel:blocks.4:10, layer:blocks.4")
     if len(text) > MAX_TARGET_LENGTH:
         raise FvoptError(f"target is {len(text)} characters long; at most {MAX_TARGET_LENGTH}")
+    if "@" in text:  # image paths (`invert:LAYER@photo.png`) are encoded so that '-' and ':' in them stay theirs
+        from .image_targets import encode_paths
+        text = encode_paths(text)
     total: Objective | None = None
     for raw in _TERM_START.split(text.strip()):
         if not raw.strip():
@@ -278,7 +281,13 @@ def parse_target(text: str) -> Objective:
         if not match:
             raise FvoptError(f"cannot parse target term '{raw}' in '{text}'")
         sign, coef, body = match.groups()
-        term = _parse_term(body, text)
+        try:
+            term = _parse_term(body, text)
+        except FvoptError as err:  # say the image paths as the user wrote them
+            if "@" not in text:
+                raise
+            from urllib.parse import unquote
+            raise FvoptError(unquote(str(err))) from None
         weight = (-1.0 if sign == "-" else 1.0) * (float(coef) if coef else 1.0)
         if not math.isfinite(weight) or weight == 0:
             raise FvoptError(f"coefficient {coef} in target '{text}' must be a finite, non-zero number")
@@ -389,6 +398,7 @@ register_target("l1sum", "l1sum[:CENTER]", (0, 1), "sum of |image - center| (gra
 register_target("l2sum", "l2sum[:CENTER]", (0, 1), "sum of (image - center)^2 (gray by default; subtract)")(
     lambda parts, target: l2sum(_center(parts, target)))
 register_target("tv", "tv", (0,), "total variation (subtract)")(lambda parts, target: total_variation())
+from . import image_targets  # noqa: E402,F401  (invert, caricature, accentuate: image-seeded kinds)
 TARGET_KINDS = tuple(TARGETS)
 
 

@@ -205,6 +205,8 @@ class Problem:
         mode = speed.compile_mode(model.device)
         self._pass = None if mode is None else compiled_pass(
             model, objective.layers, mode, (self.render or param.size) if tile is None else max(min(param.size, tile), model.min_size))
+        from .image_targets import bind_photos  # image targets: the photo's activations, once per model and size
+        self.photos = bind_photos(objective, model, getattr(param, "image_hw", param.size), self.render)
         self.meter = meter or Meter()
         self._own_generator = generator is None
         self._parent: Problem | None = None

@@ -212,7 +212,7 @@ def visualize(
         "batch": problem.batch, "options": strategy.options, "grad": grad, "transforms": describe_transforms(chain), "render": render, "transparency": transparency,
         "device": str(dev), "speed": speed.describe(), "max_batch": problem.max_batch, "budget": asdict(budget), "stop_reason": result.stop_reason, "forwards": result.forwards,
         "backwards": result.backwards, "seconds": result.seconds, **result.extra,
-        "tile": tile, "init": seeded,
+        "tile": tile, "init": seeded, "photos": problem.photos,
         "versions": {"fvopt": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "steps": result.trace, "final": final,
     }
