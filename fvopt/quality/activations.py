@@ -1,0 +1,170 @@
+"""One streamed pass of a reference set through a network, summarized per image and unit, cached.
+
+Full activation maps of 50,000 images do not fit anywhere; what the measures and the dataset
+examples need does: for every image and every unit of a layer, the unit's mean over positions
+(what a `channel:` target maximizes), its maximum over positions and where that maximum is (to cut
+the crop a unit responds to). For the logits, the logits. For a judge, its penultimate feature
+vector (float16) and the image's spectral slope. All layers a run needs come from one pass over
+the images; each (model, weights, layer, side, reference content) is cached in its own file
+(see `cache.py` for the refusal and rebuild policy).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import FvoptError
+from ..models import LOGITS, FeatureModel, capture
+from ..models.layouts import grid_of, positions, unit_mean
+from . import cache as cache_mod
+from .features import last_linear
+from .reference import ReferenceSet
+from .spectrum import spectral_slopes
+
+FEATURES = "penultimate"  # pseudo-layer: the input of the last linear layer, plus the spectral slope
+
+
+@dataclass
+class LayerStats:
+    """Per-image summaries of one layer over a reference set (rows of skipped images are NaN)."""
+
+    layer: str
+    mean: torch.Tensor  # (N, units): mean over positions; for logits/vectors, the value; for FEATURES, features
+    max: torch.Tensor | None = None  # (N, units) spatial max
+    argmax: torch.Tensor | None = None  # (N, units) flat position index of the max
+    grid: tuple[int, int] | None = None  # (rows, cols) of positions
+    slopes: torch.Tensor | None = None  # (N,) spectral slope (FEATURES only)
+    valid: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))  # (N,)
+    side: int = 0
+    how: str = "computed"  # or "cache"
+
+    def unit(self, index: int) -> torch.Tensor:
+        """(N,) the unit's activation per image (NaN where skipped)."""
+        return self.mean[:, index].float()
+
+
+def _auto_workers(n: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 0 if n < 256 or cores < 3 else min(4, cores - 1)
+
+
+def reference_pass(model: FeatureModel, reference: ReferenceSet, layers: list[str] | set[str], *, side: int | None = None,
+                   batch: int = 32, progress: bool = True, use_cache: bool = True, cache_folder: str | Path | None = None,
+                   workers: int | str = "auto") -> dict[str, LayerStats]:
+    """Summaries of `layers` of `model` (names, LOGITS, or FEATURES) over `reference`, from the cache
+    where it holds them and otherwise from one streamed pass that computes every missing layer.
+
+    `side` is the side the images are shown at (default: the model's input size).
+    """
+    side = int(side or model.input_size)
+    folder = Path(cache_folder) if cache_folder is not None else None
+    layers = sorted(set(layers))
+    keys = {layer: _key(model, reference, layer, side) for layer in layers}
+    out: dict[str, LayerStats] = {}
+    missing = []
+    for layer in layers:
+        path = cache_mod.cache_path(keys[layer], folder)
+        if use_cache and path.exists():
+            try:
+                out[layer] = _from_payload(layer, cache_mod.load(path, keys[layer]), reference, "cache")
+                continue
+            except cache_mod.CacheError as err:
+                import sys
+                print(f"fvopt: note: {err}; rebuilding it", file=sys.stderr)
+        missing.append(layer)
+    if missing:
+        payloads = _stream(model, reference, missing, side, batch, progress,
+                           _auto_workers(len(reference)) if workers == "auto" else int(workers))
+        for layer in missing:
+            if use_cache:
+                cache_mod.save(cache_mod.cache_path(keys[layer], folder), keys[layer], payloads[layer])
+            out[layer] = _from_payload(layer, payloads[layer], reference, "computed")
+    return out
+
+
+def _key(model: FeatureModel, reference: ReferenceSet, layer: str, side: int) -> dict:
+    return {"model": model.name, "weights": cache_mod.weights_fingerprint(model), "layer": layer, "side": side,
+            "reference": reference.fingerprint(), "reference_kind": reference.kind, "items": len(reference)}
+
+
+def _from_payload(layer: str, p: dict, reference: ReferenceSet, how: str) -> LayerStats:
+    for i, why in zip(p["skipped_index"].tolist(), p["skipped_why"]):
+        reference.skipped[int(i)] = why
+    grid = tuple(p["grid"].tolist()) if p.get("grid") is not None else None
+    return LayerStats(layer, p["mean"], p.get("max"), p.get("argmax"), grid, p.get("slopes"), p["valid"],
+                      int(p["side"]), how)
+
+
+def _stream(model: FeatureModel, reference: ReferenceSet, layers: list[str], side: int, batch: int, progress: bool,
+            workers: int) -> dict[str, dict]:
+    n = len(reference)
+    hooked = {layer for layer in layers if layer != FEATURES}
+    acc: dict[str, dict[str, list]] = {layer: {"mean": [], "max": [], "argmax": [], "slopes": []} for layer in layers}
+    grids: dict[str, tuple[int, int] | None] = {}
+    valid = torch.zeros(n, dtype=torch.bool)
+    feats: list[torch.Tensor] = []
+    handle = None
+    if FEATURES in layers:
+        handle = last_linear(model).register_forward_pre_hook(lambda mod, inputs: feats.append(inputs[0].detach().flatten(1)))
+    bar = tqdm(total=n, desc=f"reference pass {model.name} ({', '.join(layers)})", unit="img", disable=not progress,
+               leave=False)
+    try:
+        with torch.no_grad(), capture(model, hooked | ({LOGITS} if FEATURES in layers else set()),
+                                      stop_early=FEATURES not in layers) as cap:
+            for b in reference.batches(side, batch, workers):
+                valid[b.indices] = b.ok
+                x = b.images.to(model.device, torch.float32)
+                feats.clear()
+                acts = cap.run(x)
+                for layer in hooked:
+                    _summarize(acc[layer], acts[layer], cap.layouts.get(layer), layer, grids)
+                if FEATURES in layers:
+                    acc[FEATURES]["mean"].append(feats[-1].float().cpu().half())
+                    acc[FEATURES]["slopes"].append(spectral_slopes(b.images))
+                bar.update(len(b.indices))
+    finally:
+        bar.close()
+        if handle is not None:
+            handle.remove()
+    if not valid.any():
+        raise FvoptError(f"no image of reference {reference.describe()} could be read "
+                         f"({len(reference.skipped)} skipped; first: {next(iter(reference.skipped.values()), '?')})")
+    skipped = sorted(reference.skipped)
+    out = {}
+    for layer in layers:
+        a = acc[layer]
+        p = {"mean": _masked(torch.cat(a["mean"]), valid), "valid": valid, "side": side,
+             "skipped_index": torch.tensor(skipped, dtype=torch.long),
+             "skipped_why": [reference.skipped[i] for i in skipped], "grid": None}
+        if a["max"]:
+            p["max"] = _masked(torch.cat(a["max"]), valid)
+            p["argmax"] = torch.cat(a["argmax"])
+            p["grid"] = torch.tensor(grids[layer])
+        if a["slopes"]:
+            p["slopes"] = _masked(torch.cat(a["slopes"]), valid)
+        out[layer] = p
+    return out
+
+
+def _masked(t: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    t = t.clone()
+    t[~valid] = float("nan")
+    return t
+
+
+def _summarize(acc: dict, act: torch.Tensor, layout, layer: str, grids: dict) -> None:
+    act = act.detach().float()
+    if layer == LOGITS or layout is None or layout.kind == "vector":
+        acc["mean"].append(act.flatten(1).cpu())
+        grids[layer] = None
+        return
+    flat = positions(act, layout)  # (n, units, positions)
+    acc["mean"].append(unit_mean(act, layout).cpu())
+    mx, arg = flat.max(-1)
+    acc["max"].append(mx.cpu())
+    acc["argmax"].append(arg.to(torch.int32).cpu())
+    grids[layer] = tuple(grid_of(act, layout))

@@ -1,0 +1,159 @@
+"""The quality measures: definitions, sources, and how each is computed for one batch of images.
+
+Each measure returns, per image, its value and bootstrap replicates (for the interval); the same
+function scores the three controls (uniform gray, uniform noise, a random reference image) for the
+same unit, so a measure that a trivial image matches is seen to mean nothing for that unit.
+
+- natural_ratio (Ponce et al., Cell 2019; XDream, Xiao & Kreiman 2020): the image's robust
+  activation of the unit (mean over the common evaluator's fixed transform draws) divided by the
+  unit's maximum activation over the reference images (`natural_ratio`) and by its 99th
+  percentile (`natural_ratio_p99`). 1 means "as strong as the best natural image seen". Interval:
+  bootstrap over reference images.
+- plausibility (MaCo, Fel et al., NeurIPS 2023): cosine similarity, in the judge network's
+  penultimate features, between the image and the unit's top-k reference images (for a class
+  target with a labelled folder, that class's images), averaged. Differs from MaCo: features are
+  centered on the reference set's mean feature (post-activation features share a large positive
+  offset that makes every cosine high), and the judge is another network. Interval: bootstrap
+  over those reference images.
+- mis: a machine two-alternative forced choice after the Machine Interpretability Score
+  (Zimmermann, Klindt & Brendel, NeurIPS 2024): for every pair (one of the unit's top reference
+  images, one of its bottom ones, each list spread over sources), the judge picks the member whose
+  features are closer (cosine) to the visualization's; the score is the fraction picked right
+  (0.5 is chance). Differs from MIS: the judge's penultimate features replace DreamSim, one
+  visualization replaces MIS's sets of positive and negative explanations, the decision is hard
+  (no calibrated sigmoid), and the queries are the user's reference images. Interval: bootstrap
+  over the top and the bottom images (pairs share images, so pairs are not resampled).
+- transfer (MaCo's transferability): for class targets, the class's probability and rank (1 =
+  top) under other networks (lite0 and lite1 by default, without the optimized one); the value is
+  the mean probability over those networks. Interval: bootstrap over the batch's images.
+- spectral_slope: the exponent of the radially averaged power spectrum (see spectrum.py; natural
+  images near -2, white noise near 0), and `spectral_distance`, its distance from the median slope
+  of the reference images (lower is better). Interval: bootstrap over reference images.
+- diversity: for a batch of 2 or more images, the mean pairwise cosine dissimilarity (1 - cos) of
+  their centered judge features. Interval: bootstrap over the batch's images.
+
+Informative: for the unit measures (natural_ratio, plausibility, mis, transfer), a measure is
+informative for a unit only when the lower end of its interval is above every control. For
+spectral_distance and diversity, which do not depend on the unit and which a natural image is
+*meant* to reach, only gray and noise count as baselines to beat (the random reference image is
+reported beside them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import FvoptError
+from .stats import bootstrap, percentile_ci
+
+MEASURES = ("natural_ratio", "plausibility", "mis", "transfer", "spectral_slope", "diversity")
+CONTROLS = ("gray", "noise", "refimage")
+UNIT_MEASURES = ("natural_ratio", "plausibility", "mis", "transfer")
+NEEDS_REFERENCE = ("natural_ratio", "plausibility", "mis")
+
+
+@dataclass
+class Scored:
+    """One measure for a batch: per-image values, the batch value with its interval, and the controls."""
+
+    name: str
+    per_image: list[float]
+    replicates: list[np.ndarray]  # per image
+    controls: dict[str, list[float]] = field(default_factory=dict)  # control -> per image
+    higher_is_better: bool = True
+    baselines: tuple[str, ...] = CONTROLS  # the controls a value must beat to be informative
+    extra: dict = field(default_factory=dict)  # other flat fields (e.g. natural_ratio_p99)
+
+    def flat(self, seed: int = 0) -> dict:
+        v = np.asarray(self.per_image, dtype=float)
+        value = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+        lo, hi = self._interval(seed)
+        out = {self.name: value, f"{self.name}_lo": lo, f"{self.name}_hi": hi}
+        for c in CONTROLS:
+            cv = np.asarray(self.controls.get(c, []), dtype=float)
+            out[f"{self.name}_{c}"] = float(np.nanmean(cv)) if cv.size and np.isfinite(cv).any() else None
+        out[f"{self.name}_informative"] = self._informative(value, lo, hi, out)
+        out.update(self.extra)
+        return out
+
+    def _interval(self, seed: int) -> tuple[float, float]:
+        reps = [np.asarray(r, dtype=float) for r in self.replicates if r is not None and np.size(r)]
+        n = len(self.per_image)
+        if n == 1:
+            return percentile_ci(reps[0]) if reps else (float("nan"), float("nan"))
+        # several images (units or seeds): resample the images, and each image's own replicates
+        rng = np.random.default_rng(seed)
+        table = np.stack(reps) if len(reps) == n else np.asarray(self.per_image, dtype=float)[:, None]
+        cols = table.shape[1]
+        draws = [np.nanmean(table[rng.integers(0, n, n), rng.integers(0, cols)]) for _ in range(1000)]
+        return percentile_ci(np.asarray(draws))
+
+    def _informative(self, value: float, lo: float, hi: float, out: dict) -> bool | None:
+        base = [out[f"{self.name}_{c}"] for c in self.baselines if out.get(f"{self.name}_{c}") is not None]
+        if not np.isfinite(value) or not base:
+            return None
+        if self.higher_is_better:
+            edge = lo if np.isfinite(lo) else value
+            return bool(edge > max(base))
+        edge = hi if np.isfinite(hi) else value
+        return bool(edge < min(base))
+
+    def per_image_informative(self) -> list[bool | None]:
+        out = []
+        for i, v in enumerate(self.per_image):
+            base = [self.controls[c][i] for c in self.baselines if c in self.controls
+                    and np.isfinite(self.controls[c][i])]
+            r = self.replicates[i] if i < len(self.replicates) else None
+            lo, hi = percentile_ci(r) if r is not None and np.size(r) else (v, v)
+            if not np.isfinite(v) or not base:
+                out.append(None)
+            elif self.higher_is_better:
+                out.append(bool((lo if np.isfinite(lo) else v) > max(base)))
+            else:
+                out.append(bool((hi if np.isfinite(hi) else v) < min(base)))
+        return out
+
+
+def centered_cosine(a: torch.Tensor, b: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
+    """(len(a), len(b)) cosine similarities of features after subtracting `center`."""
+    a = torch.nn.functional.normalize(a.float() - center, dim=-1)
+    b = torch.nn.functional.normalize(b.float() - center, dim=-1)
+    return a @ b.T
+
+
+def natural_ratio(robust: np.ndarray, ref_acts: np.ndarray, seed: int) -> tuple[float, float, np.ndarray]:
+    """(ratio to the max, ratio to the 99th percentile, bootstrap replicates of the first) for one image."""
+    acts = ref_acts[np.isfinite(ref_acts)]
+    top, p99 = float(acts.max()), float(np.quantile(acts, 0.99))
+    if top <= 0:
+        raise FvoptError("natural_ratio needs a unit whose largest activation over the reference images is positive "
+                         f"(it is {top:.4g})")
+    reps = bootstrap(lambda idx: robust / acts[idx].max(), [acts.size], seed=seed)
+    return robust / top, (robust / p99 if p99 > 0 else float("nan")), reps
+
+
+def similarity_to_set(sims: np.ndarray, seed: int) -> tuple[float, np.ndarray]:
+    """Mean of similarities to a set of reference images, with replicates over that set."""
+    return float(sims.mean()), bootstrap(lambda idx: sims[idx].mean(), [sims.size], seed=seed)
+
+
+def two_choice(sim_top: np.ndarray, sim_bottom: np.ndarray, seed: int) -> tuple[float, np.ndarray]:
+    """Fraction of (top, bottom) pairs where the top image is the more similar; replicates resample both lists."""
+    right = (sim_top[:, None] > sim_bottom[None, :]).astype(float) + 0.5 * (sim_top[:, None] == sim_bottom[None, :])
+    reps = bootstrap(lambda t, b: right[np.ix_(t, b)].mean(), [len(sim_top), len(sim_bottom)], seed=seed)
+    return float(right.mean()), reps
+
+
+def pairwise_dissimilarity(features: torch.Tensor, center: torch.Tensor, seed: int) -> tuple[float, np.ndarray]:
+    """Mean 1 - cos over distinct pairs of a batch, with replicates resampling the images."""
+    sims = centered_cosine(features, features, center).numpy()
+    n = sims.shape[0]
+
+    def stat(idx):
+        s = sims[np.ix_(idx, idx)]
+        off = ~np.equal.outer(idx, idx)
+        return float((1 - s[off]).mean()) if off.any() else float("nan")
+
+    return stat(np.arange(n)), bootstrap(stat, [n], seed=seed)

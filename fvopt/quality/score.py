@@ -1,0 +1,338 @@
+"""`judge()`: every quality measure of a batch of final images, with intervals and controls, as one flat dict.
+
+This is the one entry point the viz command, the bench harness and Python users call. It reads
+the images, the target (for the unit), the optimized network, a judge network and a reference set;
+it never needs the strategy that made the images, so a stored image can be re-judged any time.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import FvoptError
+from ..models import FeatureModel, load_model
+from ..objectives import Objective
+from . import measures as M
+from .activations import FEATURES, reference_pass
+from .features import penultimate, resolve_judge
+from .reference import ReferenceSet, reference_set
+from .spectrum import spectral_slopes
+from .stats import bootstrap, spread_select
+from .units import Unit, as_objective, unit_of
+
+CONTROL_SEED = 7_700_211
+DEFAULT_TRANSFER = ("lite0", "lite1")
+
+
+def parse_measures(measures: "str | list[str] | tuple[str, ...] | None") -> tuple[list[str], bool]:
+    """(names, explicit): 'default'/None -> every measure that applies (explicit False); 'all' -> every
+    measure, each refused if it cannot apply; 'none' -> []; a list or 'a,b' -> those, each refused if
+    it cannot apply. An unknown name is refused naming the known ones."""
+    if measures is None or measures == "default":
+        return list(M.MEASURES), False
+    if isinstance(measures, str):
+        if measures.strip() == "none":
+            return [], True
+        if measures.strip() == "all":
+            return list(M.MEASURES), True
+        names = [m.strip() for m in measures.split(",") if m.strip()]
+    elif isinstance(measures, (list, tuple)) and all(isinstance(m, str) for m in measures):
+        names = list(measures)
+    else:
+        raise FvoptError(f"measures must be 'default', 'all', 'none' or a list of names, not {measures!r}")
+    from ..errors import suggest
+    for m in names:
+        if m not in M.MEASURES:
+            raise FvoptError(f"unknown measure '{m}'.{suggest(m, M.MEASURES)} Known: {', '.join(M.MEASURES)} "
+                             "(or all, none, default)")
+    if not names:
+        raise FvoptError("measures is empty: name some (e.g. natural_ratio,mis), or 'all', 'none', 'default'")
+    return list(dict.fromkeys(names)), True
+
+
+def plan(target: "str | Objective", n_images: int, has_reference: bool,
+         measures: "str | list[str] | None" = "default") -> tuple[list[str], dict[str, str], Unit | None]:
+    """(measures to compute, {measure: why absent}, unit): checked before any model pass.
+
+    A measure asked for by name (or by 'all') that cannot be computed is refused in one line; in the
+    default set it is simply absent, with the reason recorded.
+    """
+    names, explicit = parse_measures(measures)
+    unit, why_not = unit_of(target)
+    wanted, absent = [], {}
+    for m in names:
+        reason = ""
+        if m in M.UNIT_MEASURES and unit is None:
+            reason = why_not
+        elif m == "transfer" and unit is not None and unit.kind != "class":
+            reason = f"transfer is a class measure and {unit.label(0).rsplit(':', 1)[0]} is a channel target"
+        elif m in M.NEEDS_REFERENCE and not has_reference:
+            reason = f"{m} needs reference images: give reference=DIR (--reference DIR) or 'builtin'"
+        elif m == "diversity" and n_images < 2:
+            reason = "diversity needs a batch of 2 or more images"
+        if reason:
+            if explicit:
+                raise FvoptError(f"measure {m} cannot be computed here: {reason}")
+            absent[m] = reason
+        else:
+            wanted.append(m)
+    return wanted, absent, unit
+
+
+def judge(images: torch.Tensor, target: "str | Objective", model: "str | FeatureModel", *,
+          judge: "str | FeatureModel | None" = None, reference: "str | os.PathLike | ReferenceSet | None" = None,
+          measures: "str | list[str] | None" = "default", transfer: "list[str] | None" = None,
+          side: int | None = None, render: int | None = None, top: int = 9, pairs: int = 16, per_source: int = 2,
+          seed: int = 0, batch: int = 32, progress: bool = False, use_cache: bool = True,
+          cache_folder: "str | Path | None" = None, device: str = "cpu") -> dict:
+    """Judge final images: every quality measure that applies, as one flat JSON-serialisable dict.
+
+    Arguments: `images` (n, 3, H, W) in [0,1], image i driving slot i of `target` (a target string
+    or Objective; regularizer terms are ignored); `model` the optimized network (name or
+    FeatureModel); `judge` another network for features (default lite1 for lite0, else lite0;
+    refused if it is `model`); `reference` a folder, 'builtin' (the scikit-image stand-in), a
+    ReferenceSet, or None (no reference: the measures that need one are absent, or refused when
+    named); `measures` 'default' (all that apply), 'all' or a list (refused where they cannot
+    apply), 'none'; `transfer` the networks for `transfer` (default lite0 and lite1 without
+    `model`); `side` the side reference images are shown at (default each network's input size);
+    `render` the size the network saw the images at during the run (as in score_images); `top`
+    reference images per unit for plausibility; `pairs` top and bottom images per unit for mis
+    (pairs = all top x bottom combinations); `per_source` the most examples from one source photo.
+
+    Returns keys (values are floats, bools, strings, None or lists):
+      reference (the set's name, e.g. "built-in stand-in (688 crops of 9 scikit-image photos)" or
+      "none"), judge, model, target, images, measures (names computed), reference_cache
+      ('cache'/'computed'/None); for each computed measure M: M, M_lo, M_hi (95% bootstrap
+      interval), M_gray, M_noise, M_refimage (the controls, None when not computed), M_informative
+      (bool, or None when nothing to compare); extras natural_ratio_p99, spectral_distance (+ _lo,
+      _hi, controls, informative), reference_slope, transfer_prob_NET, transfer_rank_NET,
+      mis_pairs, plausibility_against; for each absent measure M: M_absent (the reason); and
+      per_image: {M: [value per image], M_informative: [...], unit: [label per image]}.
+    Every input is checked before any network pass (FvoptError, one line).
+    """
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        raise FvoptError(f"images must be a (n, 3, H, W) tensor in [0,1], not "
+                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    for name, value in (("top", top), ("pairs", pairs), ("per_source", per_source), ("batch", batch)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise FvoptError(f"{name} must be a positive integer, not {value!r}")
+    objective = as_objective(target)
+    n = images.shape[0]
+    ref = reference_set(reference) if reference is not None else None
+    wanted, absent, unit = plan(objective, n, ref is not None, measures)
+    net = model if isinstance(model, FeatureModel) else load_model(model, device=device)
+    needs_judge = any(m in wanted for m in ("plausibility", "mis", "diversity")) or \
+        ("spectral_slope" in wanted and ref is not None)
+    judge_net = resolve_judge(judge, net, device=net.device) if needs_judge or judge is not None else None
+    transfer_nets = _transfer_nets(transfer, net) if "transfer" in wanted else []
+
+    images = images.detach().float().cpu().clamp(0, 1)
+    out: dict = {"reference": "none", "judge": judge_net.name if judge_net is not None else None, "model": net.name,
+                 "target": str(objective), "images": n, "measures": wanted, "reference_cache": None}
+    stats_model = stats_judge = None
+    hows = []
+    if ref is not None and any(m in wanted for m in M.NEEDS_REFERENCE):
+        stats_model = reference_pass(net, ref, [unit.layer], side=side, batch=batch, progress=progress,
+                                     use_cache=use_cache, cache_folder=cache_folder)[unit.layer]
+        hows.append(stats_model.how)
+    if ref is not None and judge_net is not None and needs_judge:
+        stats_judge = reference_pass(judge_net, ref, [FEATURES], side=side, batch=batch, progress=progress,
+                                     use_cache=use_cache, cache_folder=cache_folder)[FEATURES]
+        hows.append(stats_judge.how)
+    if ref is not None:
+        out["reference"] = ref.describe()
+        out["reference_cache"] = "computed" if "computed" in hows else ("cache" if hows else None)
+
+    controls = _controls(images, ref, stats_model, unit, seed)
+    scored: list[M.Scored] = []
+    labels = [unit.label(i) for i in range(n)] if unit is not None else [str(objective)] * n
+    if "natural_ratio" in wanted:
+        scored.append(_natural_ratio(net, unit, images, controls, stats_model, render, seed))
+    feats = None
+    if judge_net is not None and any(m in wanted for m in ("plausibility", "mis", "diversity")):
+        everything = torch.cat([images] + [controls[c] for c in controls])
+        allf = penultimate(judge_net, everything, side=stats_judge.side if stats_judge is not None else side)
+        feats = {"vis": allf[:n]}
+        for k, c in enumerate(controls):
+            feats[c] = allf[n * (k + 1):n * (k + 2)]
+    center = (torch.nanmean(stats_judge.mean.float(), 0) if stats_judge is not None
+              else torch.zeros(1))
+    if "plausibility" in wanted:
+        scored.append(_plausibility(unit, feats, stats_model, stats_judge, ref, center, top, per_source, seed, out))
+    if "mis" in wanted:
+        scored.append(_mis(unit, feats, stats_model, stats_judge, ref, center, pairs, per_source, seed, out))
+    if "transfer" in wanted:
+        scored.append(_transfer(unit, images, controls, transfer_nets, out))
+    if "spectral_slope" in wanted:
+        scored.extend(_spectral(images, controls, stats_judge, seed, out))
+    if "diversity" in wanted:
+        scored.append(_diversity(feats, center if stats_judge is not None else torch.zeros(1), seed, out))
+
+    per_image: dict = {"unit": labels}
+    for s in scored:
+        out.update(s.flat(seed))
+        per_image[s.name] = [float(v) for v in s.per_image]
+        per_image[f"{s.name}_informative"] = s.per_image_informative()
+    for m, reason in absent.items():
+        out[f"{m}_absent"] = reason
+    out["per_image"] = per_image
+    return out
+
+
+def _transfer_nets(transfer, net: FeatureModel) -> list[FeatureModel]:
+    names = list(DEFAULT_TRANSFER) if transfer is None else transfer
+    if isinstance(names, str):
+        names = [t.strip() for t in names.split(",") if t.strip()]
+    if not isinstance(names, (list, tuple)) or not all(isinstance(t, (str, FeatureModel)) for t in names):
+        raise FvoptError(f"transfer must be a list of model names, not {transfer!r}")
+    if transfer is not None:
+        same = [t for t in names if (t if isinstance(t, str) else t.name) == net.name]
+        if same:
+            raise FvoptError(f"transfer network {net.name} is the optimized model: transfer is measured on other "
+                             "networks")
+    names = [t for t in names if (t if isinstance(t, str) else t.name) != net.name]
+    if not names:
+        raise FvoptError("transfer needs at least one network other than the optimized one")
+    return [t if isinstance(t, FeatureModel) else load_model(t, device=net.device) for t in names]
+
+
+def _controls(images: torch.Tensor, ref: ReferenceSet | None, stats: "M.LayerStats | None", unit: Unit | None,
+              seed: int) -> dict[str, torch.Tensor]:
+    """Per image of the batch: a uniform gray image, a uniform-noise image and (with a reference) a
+    random reference image that is not among the unit's top or bottom examples, all at the images' size."""
+    n, _, h, w = images.shape
+    gen = torch.Generator().manual_seed(CONTROL_SEED + seed)
+    out = {"gray": torch.full_like(images, 0.5), "noise": torch.rand(images.shape, generator=gen)}
+    if ref is not None:
+        rng = np.random.default_rng(CONTROL_SEED + seed)
+        valid = np.flatnonzero(stats.valid.numpy()) if stats is not None else np.arange(len(ref))
+        picks = []
+        for i in range(n):
+            pool = valid
+            if stats is not None and unit is not None:
+                acts = stats.unit(unit.index_of(i)).numpy()
+                order = np.argsort(acts[valid])
+                k = max(1, len(valid) // 10)  # away from the unit's top and bottom tenths
+                pool = valid[order[k:-k]] if len(valid) > 2 * k + 1 else valid
+            picks.append(int(rng.choice(pool)))
+        ref_images = ref.load(picks, max(h, w))
+        out["refimage"] = ref_images[..., :h, :w]
+    return out
+
+
+def _natural_ratio(net, unit: Unit, images, controls, stats, render, seed) -> M.Scored:
+    from ..evaluate import score_images
+    n = images.shape[0]
+    batch = torch.cat([images] + [controls[c] for c in controls])
+    # the unit index of row r is unit.index_of(r); rows of control k repeat the images' units
+    obj = Unit(unit.kind, unit.layer, tuple(unit.index_of(r % n) for r in range(batch.shape[0]))).objective(batch.shape[0])
+    robust = score_images(net, obj, batch, render=render)["robust_value"].numpy()
+    values, p99s, reps = [], [], []
+    ctrl = {c: [] for c in controls}
+    for i in range(n):
+        acts = stats.unit(unit.index_of(i)).numpy()
+        v, p, r = M.natural_ratio(float(robust[i]), acts, seed + i)
+        values.append(v), p99s.append(p), reps.append(r)
+        for k, c in enumerate(controls):
+            ctrl[c].append(M.natural_ratio(float(robust[n * (k + 1) + i]), acts, seed)[0])
+    return M.Scored("natural_ratio", values, reps, ctrl,
+                    extra={"natural_ratio_p99": float(np.nanmean(p99s)), "natural_ratio_robust": float(robust[:n].mean())})
+
+
+def _unit_lists(unit: Unit, i: int, stats, ref: ReferenceSet, k: int, per_source: int) -> tuple[list[int], list[int]]:
+    acts = stats.unit(unit.index_of(i)).numpy()
+    return (spread_select(acts, ref.sources, k, per_source, largest=True),
+            spread_select(acts, ref.sources, k, per_source, largest=False))
+
+
+def _plausibility(unit, feats, stats, stats_judge, ref, center, top, per_source, seed, out) -> M.Scored:
+    n = feats["vis"].shape[0]
+    ref_feats = stats_judge.mean
+    values, reps, ctrl = [], [], {c: [] for c in feats if c != "vis"}
+    against = "top"
+    for i in range(n):
+        idx = None
+        if unit.kind == "class" and ref.labels is not None:
+            idx = [j for j, lab in enumerate(ref.labels) if lab == unit.index_of(i) and bool(stats_judge.valid[j])]
+            against = "class folder" if idx else against
+        if not idx:
+            idx = _unit_lists(unit, i, stats, ref, top, per_source)[0]
+        sims = {c: M.centered_cosine(f[i:i + 1], ref_feats[idx], center)[0].numpy() for c, f in feats.items()}
+        v, r = M.similarity_to_set(sims["vis"], seed + i)
+        values.append(v), reps.append(r)
+        for c in ctrl:
+            ctrl[c].append(float(sims[c].mean()))
+    out["plausibility_against"] = ("the class's images in the labelled folder" if against == "class folder" else
+                                   f"the unit's top-{top} reference images (at most {per_source} per source)")
+    return M.Scored("plausibility", values, reps, ctrl)
+
+
+def _mis(unit, feats, stats, stats_judge, ref, center, pairs, per_source, seed, out) -> M.Scored:
+    n = feats["vis"].shape[0]
+    ref_feats = stats_judge.mean
+    values, reps, ctrl = [], [], {c: [] for c in feats if c != "vis"}
+    sizes = []
+    for i in range(n):
+        tops, bottoms = _unit_lists(unit, i, stats, ref, pairs, per_source)
+        if not tops or not bottoms:
+            raise FvoptError("mis needs top and bottom reference images for the unit; the reference set has too few")
+        sizes.append(len(tops) * len(bottoms))
+        for c, f in feats.items():
+            st = M.centered_cosine(f[i:i + 1], ref_feats[tops], center)[0].numpy()
+            sb = M.centered_cosine(f[i:i + 1], ref_feats[bottoms], center)[0].numpy()
+            v, r = M.two_choice(st, sb, seed + i)
+            if c == "vis":
+                values.append(v), reps.append(r)
+            else:
+                ctrl[c].append(v)
+    out["mis_pairs"] = int(min(sizes))
+    return M.Scored("mis", values, reps, ctrl)
+
+
+def _transfer(unit, images, controls, nets, out) -> M.Scored:
+    from ..evaluate import class_probabilities
+    n = images.shape[0]
+    batch = torch.cat([images] + [controls[c] for c in controls])
+    cls = torch.tensor([unit.index_of(r % n) for r in range(batch.shape[0])])
+    probs_all = []
+    for net in nets:
+        probs, _ = class_probabilities(net, batch)
+        p = probs[torch.arange(batch.shape[0]), cls]
+        rank = (probs > p[:, None]).sum(1) + 1
+        probs_all.append(p)
+        out[f"transfer_prob_{net.name}"] = float(p[:n].mean())
+        out[f"transfer_rank_{net.name}"] = float(rank[:n].float().mean())
+    mean = torch.stack(probs_all).mean(0).numpy()
+    ctrl = {c: mean[n * (k + 1):n * (k + 2)].tolist() for k, c in enumerate(controls)}
+    out["transfer_networks"] = [net.name for net in nets]
+    return M.Scored("transfer", mean[:n].tolist(), [None] * n if n > 1 else [], ctrl)
+
+
+def _spectral(images, controls, stats_judge, seed, out) -> list[M.Scored]:
+    n = images.shape[0]
+    slopes = spectral_slopes(torch.cat([images] + [controls[c] for c in controls])).numpy()
+    ctrl = {c: slopes[n * (k + 1):n * (k + 2)].tolist() for k, c in enumerate(controls)}
+    result = [M.Scored("spectral_slope", slopes[:n].tolist(), [None] * n if n > 1 else [], ctrl,
+                       baselines=())]
+    if stats_judge is not None and stats_judge.slopes is not None:
+        ref = stats_judge.slopes.numpy()
+        ref = ref[np.isfinite(ref)]
+        median = float(np.median(ref))
+        out["reference_slope"] = median
+        dist = np.abs(slopes - median)
+        reps = [np.abs(slopes[i] - bootstrap(lambda idx: np.median(ref[idx]), [ref.size], seed=seed + i))
+                for i in range(n)]
+        dctrl = {c: dist[n * (k + 1):n * (k + 2)].tolist() for k, c in enumerate(controls)}
+        result.append(M.Scored("spectral_distance", dist[:n].tolist(), reps, dctrl, higher_is_better=False,
+                               baselines=("gray", "noise")))
+    return result
+
+
+def _diversity(feats, center, seed, out) -> M.Scored:
+    v, reps = M.pairwise_dissimilarity(feats["vis"], center, seed)
+    ctrl = {c: [M.pairwise_dissimilarity(f, center, seed)[0]] for c, f in feats.items() if c != "vis"}
+    s = M.Scored("diversity", [v], [reps], ctrl, baselines=("gray", "noise"))
+    return s
