@@ -3,6 +3,8 @@
 A parameterization added with `register_param` is checked here through the examples it
 registers (its low-dimensional forms included), without editing this file.
 """
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -11,7 +13,10 @@ from fvopt.params import COLOR_CORRELATION, PARAMS, Subspace, make_param
 from fvopt.params.fourier import low_frequency_mask
 
 SIZE = 32
-EXAMPLES = [spec for entry in PARAMS.values() for spec in entry.examples]
+# A random small generator defined in a test file (tests/tiny_generator.py) joins the registry's examples.
+TINY_GENERATOR = Path(__file__).with_name("tiny_generator.py")
+EXAMPLES = [spec for entry in PARAMS.values() for spec in entry.examples] + [
+    f"generator:{TINY_GENERATOR}:make", f"generator:{TINY_GENERATOR}:make,dim=6,range=1.5"]
 
 
 def random_point(p, seed=0):

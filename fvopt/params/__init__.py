@@ -6,12 +6,14 @@
     pixel:k=16            a 16x16 grid of pixels, bilinearly upsampled
     maco:k=8              MaCo, only the low-frequency phases free
     raw:clip=true         the image itself (the classic raw-pixel recipe), clipped to [0,1]
+    cppn                  Lucid's CPPN: a network of the pixel coordinates (its weights are z)
+    generator:gen.py:make your generator's latent code (XDream / Wang & Ponce), dim=N,range=R
 
 Each module registers its builder in `registry.PARAMS` (see `register_param`).
 """
 from __future__ import annotations
 
-from . import fourier, pixel, pyramid, raw  # noqa: F401  (fill the registry)
+from . import cppn, fourier, generator, pixel, pyramid, raw  # noqa: F401  (fill the registry)
 from .base import COLOR_CORRELATION, Parameterization, Subspace
 from .fourier import FFTParam, MacoParam, natural_magnitude
 from .pixel import ImageParam, PixelParam

@@ -62,6 +62,9 @@ def make_param(spec: str | Parameterization, size: int) -> Parameterization:
         raise FvoptError(f"unknown parameterization '{name}'.{suggest(name, PARAMS)} "
                          f"Known: {', '.join(PARAMS)} (options after a colon, e.g. fft:k=8)")
     entry = PARAMS[name]
+    first = opts.split(",", 1)[0]
+    if "source" in entry.options and first.strip() and "=" not in first:  # generator:gen.py:make,dim=8
+        opts = "source=" + opts
     options = parse_options(opts, entry.options, f"parameterization {name}")
     try:
         return entry.build(size, **options)
