@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from .device import cached
-from .errors import FvoptError, suggest
+from .errors import FvoptError
+from .options import Option, parse_options
+from .registry import Registry
 
 GradTransform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -85,11 +87,30 @@ def chain(*transforms: GradTransform) -> GradTransform:
     return apply
 
 
+# Image-gradient methods by name; `fvopt.gradients` entry points of installed packages add to it.
+GRADIENT_METHODS: Registry[Callable[..., GradTransform]] = Registry("gradient transform", group="fvopt.gradients",
+                                                                    home="fvopt.gradients")
+
+
+def register_gradient(name: str, help: str, options: dict[str, Option] | None = None,
+                      examples: tuple[str, ...] = ()) -> Callable:
+    """Decorator over `build(**options) -> GradTransform`: the method `name[:key=value,...]`."""
+    return GRADIENT_METHODS.register(name, help, options, examples)
+
+
+@register_gradient("lapnorm", "Laplacian-pyramid normalization (Mordvintsev): each band divided by its RMS",
+                   {"levels": Option(int, low=1, high=16, help="pyramid levels")}, ("lapnorm", "lapnorm:levels=3"))
+def _lapnorm(levels: int = 4) -> GradTransform:
+    return lambda g: lap_normalize(g, levels)
+
+
+@register_gradient("normalize", "g / std(g) per image (DeepDream's TF2 tutorial)")
+def _normalize() -> GradTransform:
+    return normalize_std
+
+
 def make_image_grad(spec: str) -> GradTransform:
     """`lapnorm`, `lapnorm:levels=4`, `normalize`, or several joined with '+' (applied in order)."""
-    from .options import Option
-    from .params import parse_options
-
     if not isinstance(spec, str):
         raise FvoptError(f"grad must be a name such as 'lapnorm', not {type(spec).__name__} {spec!r}")
     parts = []
@@ -98,15 +119,12 @@ def make_image_grad(spec: str) -> GradTransform:
         raise FvoptError(f"gradient transform '{spec}' has an empty part: join names with '+', e.g. lapnorm+normalize")
     for item in filter(None, items):
         name, _, opts = item.partition(":")
-        if name == "lapnorm":
-            levels = parse_options(opts, {"levels": Option(int, low=1, high=16)}, "gradient transform lapnorm").get("levels", 4)
-            parts.append(lambda g, n=levels: lap_normalize(g, n))
-        elif name == "normalize":
-            parse_options(opts, {}, "gradient transform normalize")
-            parts.append(normalize_std)
-        else:
-            raise FvoptError(f"unknown gradient transform '{name}'.{suggest(name, ['lapnorm', 'normalize'])} "
-                             "Known: lapnorm[:levels=N], normalize")
+        if name not in GRADIENT_METHODS:
+            known = ", ".join(f"{n}[:{','.join(f'{k}=N' for k in e.options)}]" if e.options else n
+                              for n, e in GRADIENT_METHODS.items())
+            raise GRADIENT_METHODS.unknown(name, known=known)
+        entry = GRADIENT_METHODS[name]
+        parts.append(entry.obj(**parse_options(opts, entry.options, f"gradient transform {name}")))
     if not parts:
         raise FvoptError(f"empty gradient transform '{spec}'")
     return chain(*parts)

@@ -18,6 +18,7 @@ import torch
 from .device import cached
 from .errors import FvoptError
 from .models.hooks import LOGITS
+from .registry import Entry, Registry
 from .models.layouts import Layout, grid_of, positions, token_units, unit_at, unit_mean
 
 Indices = int | Sequence[int]
@@ -235,25 +236,22 @@ def _label(idx: tuple[int, ...]) -> str:
 # `channel:blocks.4:0-63`, `channel:blocks.4:10+0.5*channel:blocks.5:3`, `class:8-0.05*tv`.
 # Each kind is registered with its usage; a new kind is one `register_target` call.
 
-@dataclass(frozen=True)
-class TargetKind:
-    build: Callable[[list[str], str], Objective]  # (the colon-separated fields after the kind, the whole target)
-    usage: str
-    fields: tuple[int, ...]  # how many fields the kind accepts
-    summary: str
+TargetKind = Entry  # .build (its obj), .usage, .fields, .summary (its help)
 
-
-TARGETS: dict[str, TargetKind] = {}
+# Every target kind by name; `fvopt.targets` entry points of installed packages add to it.
+TARGETS: Registry[Callable[[list[str], str], Objective]] = Registry("target kind", group="fvopt.targets",
+                                                                    home="fvopt.objectives")
 MAX_TARGET_LENGTH = 10_000
 MAX_INDEX = 10**9
 
 
 def register_target(name: str, usage: str, fields: tuple[int, ...], summary: str) -> Callable:
-    """Make a target kind available in target strings as `name:...`."""
-    def deco(build):
-        TARGETS[name] = TargetKind(build, usage, fields, summary)
-        return build
-    return deco
+    """Make a target kind available in target strings as `name:...`.
+
+    The decorated `build(fields, target)` gets the colon-separated fields after the kind (their
+    count is one of `fields`) and the whole target string (for error messages).
+    """
+    return TARGETS.register(name, summary, examples=(usage,), usage=usage, fields=tuple(fields))
 
 
 # A '+' or '-' starts a new term when a name or a coefficient ('0.5*') follows; otherwise a '-'
@@ -319,9 +317,8 @@ def _parse_term(body: str, target: str) -> Objective:
     kind, _, rest = body.partition(":")
     parts = rest.split(":") if rest else []
     if kind not in TARGETS:
-        from .errors import suggest
-        raise FvoptError(f"unknown target kind '{kind}' in '{target}'.{suggest(kind, TARGETS)} "
-                         f"Known: {', '.join(TARGETS)}")
+        err = TARGETS.unknown(kind)
+        raise FvoptError(str(err).replace(f"'{kind}'.", f"'{kind}' in '{target}'.", 1))
     entry = TARGETS[kind]
     if len(parts) not in entry.fields or any(not p for p in parts):
         raise FvoptError(f"malformed target term '{body}' in '{target}': use {entry.usage}")
@@ -399,7 +396,7 @@ register_target("l2sum", "l2sum[:CENTER]", (0, 1), "sum of (image - center)^2 (g
     lambda parts, target: l2sum(_center(parts, target)))
 register_target("tv", "tv", (0,), "total variation (subtract)")(lambda parts, target: total_variation())
 from . import image_targets  # noqa: E402,F401  (invert, caricature, accentuate: image-seeded kinds)
-TARGET_KINDS = tuple(TARGETS)
+TARGET_KINDS = tuple(TARGETS.names(plugins=False))  # the built-in kinds
 
 
 def validate(objective: Objective, model, size: int) -> None:

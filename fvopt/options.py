@@ -114,6 +114,20 @@ def coerce_options(options: Mapping[str, Any], allowed: Mapping[str, Option], wh
     return out
 
 
+def parse_options(spec: str, allowed: Mapping[str, Option], what: str) -> dict[str, Any]:
+    """'k=8,decay=1.0' -> {'k': 8, 'decay': 1.0}, each checked against `allowed` names, types and ranges."""
+    raw: dict[str, str] = {}
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq:
+            raise FvoptError(f"option '{item}' of {what} must be KEY=VALUE")
+        if key in raw:
+            raise FvoptError(f"option '{key}' of {what} is given twice")
+        raw[key] = value.strip()
+    return coerce_options(raw, allowed, what)
+
+
 def merge_options(*sources: Mapping[str, Any]) -> dict[str, Any]:
     """Merge option dicts; one name given twice with two different values is an error."""
     out: dict[str, Any] = {}

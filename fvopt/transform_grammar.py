@@ -18,6 +18,13 @@ Parts run left to right:
 | `noise:S`, `unoise:S` | additive Gaussian noise of sd S; uniform noise of width S |
 | `crops:N@A-B` | N random square crops per image, sides between A and B of the image's side |
 | `per-image` | every image of the batch gets its own draw (default: one draw per batch) |
+
+Each part is an entry of `TRANSFORM_PARTS` (fvopt.registry): `register_transform("blur", "blur:S",
+"...")` over a `build(token, value)` adds one, here or from another package through a
+`fvopt.transforms` entry point. The built object needs `sample(generator)`, `apply(x, draw)` and
+`describe()` (its grammar text, so a trace names it and the chain round-trips); the conformance
+checks are `fvopt.testing.check_transform`. This module sits above fvopt.transform_ops (the pure
+torch operations), which never imports it.
 """
 from __future__ import annotations
 
@@ -25,18 +32,34 @@ import math
 import re
 from typing import Any, Callable
 
-from .errors import FvoptError
-from .transforms import (TRANSFORM_SETS, Affine, ColorAdjust, ColorJitter, Compose, Crops, Jitter, Noise, Pad,
-                         PerImage, UniformRotate, Zoom, keeps_size)
+from .errors import FvoptError, suggest
+from .registry import Registry
+from .transform_ops import (TRANSFORM_SETS, Affine, ColorAdjust, ColorJitter, Compose, Crops, Jitter, LucentTransforms,
+                         Noise, Pad, PerImage, UniformRotate, Zoom, keeps_size, standard_transforms)
 
 NUMBER = r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 RANGE = re.compile(rf"^({NUMBER})(?:\.\.|-)({NUMBER})$")
-PARTS = ("pad:P", "jitter:D", "scale:A-B", "rotate:A..B", "affine:D/T/A-B", "colorjitter:B/C/S", "color:G/O",
-         "noise:S", "unoise:S", "crops:N@A-B", "per-image", *TRANSFORM_SETS)
+# Every grammar part by name; `fvopt.transforms` entry points of installed packages add to it.
+TRANSFORM_PARTS: Registry[Callable[[str, str], Any]] = Registry("transform part", group="fvopt.transforms",
+                                                                home="fvopt.transform_grammar")
+
+
+def register_transform(name: str, usage: str, help: str, examples: tuple[str, ...] = ()) -> Callable:
+    """Decorator over `build(token, value)`: the part `name:value` of a chain (usage e.g. "blur:S").
+
+    `token` is the whole part as written (for error messages), `value` the text after the colon.
+    `examples` are chains the conformance checks run (default: `usage` is not runnable, so give one).
+    """
+    return TRANSFORM_PARTS.register(name, help, examples=examples or (usage,), usage=usage)
+
+
+def parts_usage() -> tuple[str, ...]:
+    """The parts a chain may hold, as written (for error messages and help)."""
+    return (*(TRANSFORM_PARTS[name].usage for name in TRANSFORM_PARTS), "per-image", *TRANSFORM_SETS)
 
 
 def _bad(token: str, why: str, list_parts: bool = False) -> FvoptError:
-    parts = (f". Parts: {', '.join(PARTS)} (e.g. \"pad:12,jitter:8,scale:0.9-1.1,rotate:-10..10,noise:0.02\")"
+    parts = (f". Parts: {', '.join(parts_usage())} (e.g. \"pad:12,jitter:8,scale:0.9-1.1,rotate:-10..10,noise:0.02\")"
              if list_parts else "")
     return FvoptError(f"transform '{token}': {why}{parts}")
 
@@ -83,19 +106,33 @@ def _crops(token: str, text: str) -> Crops:
     return Crops(_number(token, count, 1, 64, integer=True), min(a, b), max(a, b))
 
 
-BUILDERS: dict[str, Callable[[str, str], Any]] = {
-    "pad": lambda t, v: Pad(_number(t, v, 0, 4096, integer=True)),
-    "jitter": lambda t, v: Jitter(_number(t, v, 1, 4096, integer=True)),
-    "scale": lambda t, v: Zoom(*_range(t, v, 0.05, 20)),
-    "rotate": lambda t, v: UniformRotate(*_range(t, v, -180, 180)),
-    "affine": lambda t, v: (lambda f: Affine(_number(t, f[0], 0, 180), _number(t, f[1], 0, 0.5),
-                                             *_range(t, f[2], 0.05, 20)))(_fields(t, v, 3)),
-    "colorjitter": lambda t, v: ColorAdjust(*(_number(t, f, 0, 1) for f in _fields(t, v, 3))),
-    "color": lambda t, v: ColorJitter(*(_number(t, f, 0, 1) for f in _fields(t, v, 2))),
-    "noise": lambda t, v: Noise(_number(t, v, 0, 10)),
-    "unoise": lambda t, v: Noise(_number(t, v, 0, 10), uniform=True),
-    "crops": _crops,
-}
+def _affine(token: str, value: str) -> Affine:
+    f = _fields(token, value, 3)
+    return Affine(_number(token, f[0], 0, 180), _number(token, f[1], 0, 0.5), *_range(token, f[2], 0.05, 20))
+
+
+for _name, _usage, _help, _example, _build in (
+    ("pad", "pad:P", "pad P px of gray on every side", "pad:12",
+     lambda t, v: Pad(_number(t, v, 0, 4096, integer=True))),
+    ("jitter", "jitter:D", "crop D px at a random offset (the image shrinks by D)", "jitter:8",
+     lambda t, v: Jitter(_number(t, v, 1, 4096, integer=True))),
+    ("scale", "scale:A-B", "zoom about the center by a factor uniform in [A, B], size kept", "scale:0.9-1.1",
+     lambda t, v: Zoom(*_range(t, v, 0.05, 20))),
+    ("rotate", "rotate:A..B", "rotate by an angle uniform in [A, B] degrees, size kept", "rotate:-10..10",
+     lambda t, v: UniformRotate(*_range(t, v, -180, 180))),
+    ("affine", "affine:D/T/A-B", "torchvision's RandomAffine: degrees D, translation T of the side, scale A-B",
+     "affine:10/0.1/0.9-1.1", _affine),
+    ("colorjitter", "colorjitter:B/C/S", "torchvision's ColorJitter brightness, contrast, saturation (no hue)",
+     "colorjitter:0.2/0.2/0.2", lambda t, v: ColorAdjust(*(_number(t, f, 0, 1) for f in _fields(t, v, 3)))),
+    ("color", "color:G/O", "small per-channel gain G and offset O", "color:0.05/0.05",
+     lambda t, v: ColorJitter(*(_number(t, f, 0, 1) for f in _fields(t, v, 2)))),
+    ("noise", "noise:S", "additive Gaussian noise of sd S", "noise:0.02", lambda t, v: Noise(_number(t, v, 0, 10))),
+    ("unoise", "unoise:S", "additive uniform noise of width S", "unoise:0.08",
+     lambda t, v: Noise(_number(t, v, 0, 10), uniform=True)),
+    ("crops", "crops:N@A-B", "N random square crops per image, sides between A and B of the image's side",
+     "crops:3@0.5-0.1", _crops),
+):
+    register_transform(_name, _usage, _help, (_example,))(_build)
 
 
 def parse_transforms(text: str) -> Any:
@@ -113,10 +150,12 @@ def parse_transforms(text: str) -> Any:
             parts.extend(named.transforms if isinstance(named, Compose) else (named,))
             continue
         kind, sep, value = token.partition(":")
-        if kind not in BUILDERS or not sep:
-            raise _bad(token, "unknown part" if kind not in BUILDERS else f"{kind} needs a value ({kind}:...)",
-                       list_parts=kind not in BUILDERS)
-        parts.append(BUILDERS[kind](token, value))
+        if kind not in TRANSFORM_PARTS:
+            hint = suggest(kind, [*TRANSFORM_PARTS, *TRANSFORM_SETS]).strip()  # "Did you mean: pad?"
+            raise _bad(token, f"unknown part; did{hint[3:-1]}" if hint else "unknown part", list_parts=True)
+        if not sep:
+            raise _bad(token, f"{kind} needs a value ({TRANSFORM_PARTS[kind].usage})")
+        parts.append(TRANSFORM_PARTS[kind].build(token, value))
     chain = Compose(tuple(parts))
     if sum(isinstance(p, Crops) for p in parts) > 1:
         raise _bad(text, "one crops part at most (its views multiply the batch)")
@@ -126,3 +165,17 @@ def parse_transforms(text: str) -> Any:
                        "(the named set 'lucent' changes it; use 'default' or scale:A-B)")
         return PerImage(chain)
     return chain
+
+
+def make_transforms(spec: "str | Compose | LucentTransforms | None") -> Any:
+    """A named set (`default`: Lucent's draws, size kept; `lucent`: Lucent's exact output sizes;
+    `color`: default plus color jitter; `none`), a chain in the transform grammar
+    (`"pad:12,jitter:8,scale:0.9-1.1,rotate:-10..10,noise:0.02,crops:6@0.5-0.05"`), or a
+    transform object (returned as it is)."""
+    if spec is None:
+        return standard_transforms()
+    if not isinstance(spec, str):
+        return spec
+    if spec in TRANSFORM_SETS:
+        return TRANSFORM_SETS[spec]()
+    return parse_transforms(spec)

@@ -14,6 +14,7 @@ import torch
 
 from ..errors import FvoptError, suggest
 from .lite import LITE_VARIANTS, build_lite
+from .sources import MODEL_SOURCES, find_source, register_model_family, register_model_source
 from .wrapper import FeatureModel
 
 PREFIXES = ("torchvision:", "timm:")
@@ -23,7 +24,7 @@ _MIN_SIZE = {"inception_v3": 75}
 
 def known_models() -> list[str]:
     """Names `load_model` accepts directly, plus the patterns for library architectures."""
-    return list(LITE_VARIANTS) + ["torchvision:<name>[@WEIGHTS_ENUM]", "timm:<name>"]
+    return MODEL_SOURCES.names() + [family.pattern for family in MODEL_SOURCES.families.values()]
 
 
 def load_model(name: str, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> FeatureModel:
@@ -33,22 +34,11 @@ def load_model(name: str, weights: str | os.PathLike | None = None, device: str 
                          f"{name!r}")
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise FvoptError(f"weights must be a file path or 'random', not {type(weights).__name__} {weights!r}")
-    if name in LITE_VARIANTS:
-        if weights is None:
-            net = build_lite(name, pretrained=True)
-        else:
-            net = build_lite(name, pretrained=False)
-            _load_weights(net, weights, name)
-        model = FeatureModel(net, name, input_size=LITE_VARIANTS[name][1], weights=_describe(weights),
-                             fixed_size=False)
-    elif name.startswith("torchvision:"):
-        model = _torchvision(name.split(":", 1)[1], weights)
-    elif name.startswith("timm:"):
-        model = _timm(name.split(":", 1)[1], weights)
-    else:
-        raise FvoptError(
-            f"unknown model '{name}'.{suggest(name, LITE_VARIANTS)} Known: {', '.join(known_models())}"
-        )
+    found = find_source(name)
+    if found is None:
+        raise MODEL_SOURCES.unknown(name, known=", ".join(known_models()))
+    load, rest = found
+    model = load(rest, weights)
     return model.to(resolve_device(device))
 
 
@@ -129,6 +119,20 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(err).__name__
 
 
+def _lite(name: str, weights) -> FeatureModel:
+    if weights is None:
+        net = build_lite(name, pretrained=True)
+    else:
+        net = build_lite(name, pretrained=False)
+        _load_weights(net, weights, name)
+    return FeatureModel(net, name, input_size=LITE_VARIANTS[name][1], weights=_describe(weights), fixed_size=False)
+
+
+for _name, (_n, _side) in LITE_VARIANTS.items():
+    _shipped = "ImageNet weights shipped offline" if _name in ("lite0", "lite1") else "random weights or your file"
+    register_model_source(_name, f"EfficientNet-Lite{_n} at {_side} px, {_shipped}")(_lite)
+
+
 def _torchvision(spec: str, weights) -> FeatureModel:
     """torchvision:ARCH or torchvision:ARCH@ENUM, built exactly as torchvision builds it for that enum.
 
@@ -176,6 +180,11 @@ def _torchvision(spec: str, weights) -> FeatureModel:
                         input_size=size, mean=tuple(preprocess.mean), std=tuple(preprocess.std),
                         min_size=_MIN_SIZE.get(arch, 32), weights=described, fixed_size=fixed,
                         interpolation=interpolation)
+
+
+register_model_family("torchvision:", _torchvision, "torchvision:resnet18",
+                      "any torchvision classification model; pretrained weights from the local cache",
+                      "torchvision:<name>[@WEIGHTS_ENUM]")
 
 
 def _weights_enum(arch: str, enum_name: str):
@@ -247,6 +256,10 @@ def _timm(arch: str, weights) -> FeatureModel:
     return FeatureModel(net, name, input_size=size, mean=cfg.get("mean", (0.485, 0.456, 0.406)),
                         std=cfg.get("std", (0.229, 0.224, 0.225)), weights=described, fixed_size=fixed,
                         min_size=16 if fixed else 32, interpolation=cfg.get("interpolation", "bilinear"))
+
+
+register_model_family("timm:", _timm, "timm:resnet18", "any timm model; pretrained weights from the local cache",
+                      "timm:<name>")
 
 
 def _timm_pretrained(arch: str, path: Path, name: str):

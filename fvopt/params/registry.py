@@ -5,68 +5,72 @@ A new parameterization is one module that defines its class and registers a buil
     @register_param("mine", "what it is", {"k": Option(int, low=1)})
     def _build(size: int, k: int | None = None) -> Parameterization: ...
 
-The CLI help, spec validation, error suggestions and the conformance suite
-(tests/test_conformance_params.py) read this registry.
+The CLI help, spec validation, error suggestions and the shipped conformance checks
+(`fvopt.testing.check_param`) read this registry; another package adds to it through a
+`fvopt.params` entry point (see fvopt.registry).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import inspect
 from typing import Callable
 
-from ..errors import FvoptError, suggest
-from ..options import IMAGE_SIDE, Option, coerce_options
+from ..errors import FvoptError
+from ..options import IMAGE_SIDE, Option, parse_options
+from ..registry import Entry, Registry
+from ..canvas import hw as _hw
 from .base import Parameterization
 
+ParamEntry = Entry  # .build (its obj), .summary (its help), .options, .examples
 
-@dataclass(frozen=True)
-class ParamEntry:
-    build: Callable[..., Parameterization]  # build(size, **options)
-    summary: str
-    options: dict[str, Option] = field(default_factory=dict)
-    examples: tuple[str, ...] = ()  # specs the conformance suite runs, low-dimensional forms included
-
-
-PARAMS: dict[str, ParamEntry] = {}
+# Every parameterization by name; `fvopt.params` entry points of installed packages add to it.
+PARAMS: Registry[Callable[..., Parameterization]] = Registry("parameterization", group="fvopt.params",
+                                                             home="fvopt.params")
 
 
 def register_param(name: str, summary: str, options: dict[str, Option], examples: tuple[str, ...] = ()) -> Callable:
-    def deco(build):
-        PARAMS[name] = ParamEntry(build, summary, dict(options), examples or (name,))
-        return build
-    return deco
+    """Decorator over `build(size, **options) -> Parameterization`: make it available as `name[:options]`.
+
+    `examples` are the specs the conformance checks run (`fvopt.testing.check_param`), its
+    low-dimensional forms included; by default the bare name.
+    """
+    return PARAMS.register(name, summary, options, examples)
 
 
-def parse_options(spec: str, allowed: dict[str, Option], what: str) -> dict:
-    """'k=8,decay=1.0' -> {'k': 8, 'decay': 1.0}, each checked against `allowed` names, types and ranges."""
-    raw: dict[str, str] = {}
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        key, eq, value = item.partition("=")
-        key = key.strip()
-        if not eq:
-            raise FvoptError(f"option '{item}' of {what} must be KEY=VALUE")
-        if key in raw:
-            raise FvoptError(f"option '{key}' of {what} is given twice")
-        raw[key] = value.strip()
-    return coerce_options(raw, allowed, what)
+__all__ = ["PARAMS", "ParamEntry", "make_param", "parse_options", "register_param"]
 
 
-def make_param(spec: str | Parameterization, size: int) -> Parameterization:
-    """A parameterization from its name and options, e.g. `fft`, `fft:k=8,decay=0.75`, `pyramid:free=2`."""
-    if isinstance(spec, Parameterization):
+def make_param(spec: str | Parameterization, size, channels: int = 3, color=None) -> Parameterization:
+    """A parameterization from its name and options, e.g. `fft`, `fft:k=8,decay=0.75`, `pyramid:free=2`.
+
+    `size` is a side or (height, width); `channels` the image channels (1 grayscale, 3 RGB, any);
+    `color` a `params.color.ColorBasis` replacing the default decorrelation (Lucid's for RGB, the
+    identity otherwise). A builder that takes a `channels` keyword draws any canvas; one that does
+    not is refused for anything but square RGB images, never run at a shape it does not draw.
+    """
+    from ..canvas import parse_size
+
+    if size is None:
+        IMAGE_SIDE.coerce("image size", size)  # one line naming the missing size
+    if isinstance(spec, Parameterization):  # a made one keeps its own size; Problem checks its channels
         return spec
     if not isinstance(spec, str):
         raise FvoptError(f"param must be a name such as 'fft', not {type(spec).__name__} {spec!r}")
-    size = IMAGE_SIDE.coerce("image size", size)
+    size = parse_size(size, "image size")
     name, _, opts = spec.strip().partition(":")
     if name not in PARAMS:
-        raise FvoptError(f"unknown parameterization '{name}'.{suggest(name, PARAMS)} "
-                         f"Known: {', '.join(PARAMS)} (options after a colon, e.g. fft:k=8)")
+        raise PARAMS.unknown(name, known=f"{', '.join(PARAMS)} (options after a colon, e.g. fft:k=8)")
     entry = PARAMS[name]
     first = opts.split(",", 1)[0]
     if "source" in entry.options and first.strip() and "=" not in first:  # generator:gen.py:make,dim=8
         opts = "source=" + opts
     options = parse_options(opts, entry.options, f"parameterization {name}")
+    canvas = {}
+    if channels != 3 or not isinstance(size, int) or color is not None:
+        if "channels" not in inspect.signature(entry.build).parameters:
+            raise FvoptError(f"parameterization {name} draws only square 3-channel images, and "
+                             f"{channels}-channel {_hw(size)[0]}x{_hw(size)[1]} images were asked for")
+        canvas = {"channels": channels, "color": color}
     try:
-        return entry.build(size, **options)
+        return entry.build(size, **options, **canvas)
     except ValueError as err:
         raise FvoptError(str(err)) from None

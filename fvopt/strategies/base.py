@@ -4,18 +4,22 @@ A strategy owns only its search state. It starts from z0 (batch, dim), takes one
 the problem, and reports its current best z. Everything it spends goes through the problem.
 
 A new optimizer is one class with `check`, `start`, `step` and `best` (see `BaseStrategy`), and
-one `register(name, summary, options)` call: the CLI, specs, error messages and the conformance
-suite (tests/test_conformance_strategies.py) pick it up from the registry.
+one `register(name, summary, options)` call (or, from another package, a `fvopt.strategies` entry
+point, see fvopt.registry): the CLI, specs, error messages and the shipped conformance checks
+(`fvopt.testing.check_strategy`) pick it up from the registry.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 import torch
 
 from ..errors import FvoptError, suggest
 from ..options import Option, coerce_options
+from ..registry import Entry as RegistryEntry
+from ..registry import Registry
 
 if TYPE_CHECKING:
     from ..params.base import Parameterization
@@ -101,23 +105,20 @@ class BaseStrategy:
         return {}
 
 
-@dataclass(frozen=True)
-class Entry:
-    factory: Callable[..., BaseStrategy]
-    summary: str
-    options: dict[str, Option] = field(default_factory=dict)
+Entry = RegistryEntry  # a registered strategy: .factory (its obj), .summary (its help), .options
 
-
-REGISTRY: dict[str, Entry] = {}
+# Every optimizer by name; `fvopt.strategies` entry points of installed packages add to it.
+REGISTRY: Registry[Callable[..., BaseStrategy]] = Registry("optimizer", group="fvopt.strategies",
+                                                           home="fvopt.strategies")
 
 
 @dataclass(frozen=True)
 class Family:
     """Strategies named by a prefix (`ng:NGOpt`, `torch:NAdam`, `hybrid:A>B`), resolved by the family.
 
-    Why a registry of families: a family holds more names than a table can list (nevergrad's
-    hundreds, any torch.optim class, any pair), so it resolves a name itself. The CLI listing,
-    error messages, spec checks, hybrids and the conformance suite read families from here.
+    Why a family: it holds more names than a table can list (nevergrad's hundreds, any torch.optim
+    class, any pair), so it resolves a name itself. It is registered in `REGISTRY.families`; the
+    CLI listing, error messages, spec checks, hybrids and the conformance checks read it there.
 
     - `options(name)`: the typed options a full name accepts (refuses an unknown name);
     - `build(name, values)`: the named strategy from checked option values;
@@ -132,35 +133,48 @@ class Family:
     listing: Callable[[], list[tuple[str, str, dict[str, Option] | None]]]
 
 
-FAMILIES: dict[str, Family] = {}
+class _Families(Mapping):
+    """prefix -> Family, read from the registry (the former `FAMILIES` dict, kept for its readers)."""
+
+    def __getitem__(self, prefix: str) -> Family:
+        return REGISTRY.families[prefix].obj
+
+    def __iter__(self):
+        return iter(list(REGISTRY.families))
+
+    def __len__(self) -> int:
+        return len(REGISTRY.families)
 
 
-def register(name: str, summary: str, options: dict[str, Option] | None = None) -> Callable:
+FAMILIES: Mapping[str, Family] = _Families()
+
+
+def register(name: str, summary: str, options: dict[str, Option] | None = None,
+             examples: tuple[str, ...] = ()) -> Callable:
     """Class or function decorator: make a strategy available by `name` with typed `options`.
 
     Only the declared options are reachable from the CLI, the Python API and specs: internals of
     the factory cannot be set by a user (they would change what runs under the same name).
+    `examples` are the names the conformance checks run (default: the name itself).
     """
-    def deco(factory):
-        REGISTRY[name] = Entry(factory, summary, dict(options or {}))
-        return factory
-    return deco
+    return REGISTRY.register(name, summary, options, examples)
 
 
 def register_family(family: Family) -> Family:
     """Make every name `family.prefix + ...` resolve through `family`."""
-    FAMILIES[family.prefix] = family
+    REGISTRY.add_family(family.prefix, family, f"{family.pattern} names", family.example, family.pattern)
     return family
 
 
 def family_of(spec: str) -> Family | None:
     """The family a name belongs to by its prefix, or None for a plain registered name."""
-    return next((f for prefix, f in FAMILIES.items() if spec.startswith(prefix)), None)
+    entry = REGISTRY.family_of(spec)
+    return None if entry is None else entry.obj
 
 
 def is_known(spec: str) -> bool:
     """A registered name or a name of a family (the family checks the rest when it builds)."""
-    return spec in REGISTRY or family_of(spec) is not None
+    return REGISTRY.knows(spec)
 
 
 def known_strategies() -> list[str]:
@@ -179,8 +193,7 @@ def _entry(spec: str) -> Entry:
         same = [m for m in members if m.split(":", 1)[1].lower() == spec.lower()]  # nadam -> torch:NAdam
         hint = f" Did you mean: {', '.join(same)}?" if same else suggest(spec, [*REGISTRY, *members])
         families = "; ".join(f"{f.pattern} (e.g. {f.example})" for f in FAMILIES.values())
-        raise FvoptError(f"unknown optimizer '{spec}'.{hint} Known: "
-                         f"{', '.join(sorted(REGISTRY))}; families: {families}")
+        raise REGISTRY.unknown(spec, hint, known=f"{', '.join(sorted(REGISTRY))}; families: {families}")
     return REGISTRY[spec]
 
 
