@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     viz.add_argument("--device", default="auto", help="auto, cpu, cuda")
     viz.add_argument("--out", default="viz.png")
     viz.add_argument("--trace", default=None, help="write the trace as JSON here")
+    _add_quality_options(viz)
     viz.add_argument("--snapshots", default=None, help="folder for a PNG of the current best every --snapshot-every steps")
     viz.add_argument("--snapshot-every", type=_positive_int, default=25)
     viz.add_argument("--max-batch", type=_max_batch, default=32, help="images per batched forward of a population, or 'auto' "
@@ -165,6 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--zoom-octaves", type=_positive_int, default=1, help="octaves dreamed on each zoom frame")
     dr.add_argument("--quiet", action="store_true")
 
+    ex = sub.add_parser("examples", help="dataset examples: each unit's top and bottom reference images (and crops)")
+    ex.add_argument("model", help="a model name (fvopt models)")
+    ex.add_argument("--target", required=True, help="channel:LAYER:INDICES (e.g. channel:blocks.4:0-63) or class:INDICES")
+    ex.add_argument("--reference", default="builtin", metavar="DIR|builtin",
+                    help="a folder of JPEG/PNG/WebP images (any depth), or builtin (scikit-image crops; the default)")
+    ex.add_argument("--top", type=_positive_int, default=9, help="top and bottom images per unit (default 9)")
+    ex.add_argument("--per-source", type=_positive_int, default=2, help="at most this many examples from one source photo")
+    ex.add_argument("--side", type=_side, default=None, help="side the images are shown at (default: the model's input)")
+    ex.add_argument("--batch", type=_positive_int, default=32, help="images per forward pass")
+    ex.add_argument("--weights", default=None, help="local weight file, or 'random'")
+    ex.add_argument("--device", default="auto")
+    ex.add_argument("--out", default="examples", help="output folder (unit-N.png, overview.png, index.json)")
+    ex.add_argument("--no-cache", action="store_true", help="neither read nor write the reference cache")
+    ex.add_argument("--quiet", action="store_true")
+
     be = sub.add_parser("bench", help="run a benchmark spec (TOML), or `fvopt bench report DB --out DIR`",
                         description="fvopt bench SPEC.toml --db results.sqlite [--workers N | --executor "
                         "dask://HOST:PORT]   |   fvopt bench report results.sqlite --out DIR")
@@ -180,6 +196,28 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--no-html", action="store_true", help="with 'report': skip the self-contained report.html")
     be.add_argument("--quiet", action="store_true")
     return p
+
+
+def _add_quality_options(parser: argparse.ArgumentParser) -> None:
+    """--reference, --judge, --measures: the quality measures of fvopt.quality (issue 21)."""
+    group = parser.add_argument_group("quality measures (fvopt.quality; see README: Quality measures)")
+    group.add_argument("--reference", default=None, metavar="DIR|builtin",
+                       help="reference images: a folder (any depth) or builtin (scikit-image crops); enables "
+                       "natural_ratio, plausibility, mis")
+    group.add_argument("--judge", default=None, metavar="MODEL",
+                       help="the network that judges (default lite1 for lite0, else lite0; never the optimized one)")
+    group.add_argument("--measures", default=None, type=_measures, metavar="LIST|all|none",
+                       help="comma-separated natural_ratio,plausibility,mis,transfer,spectral_slope,diversity; all; "
+                       "none (default: those that apply; without --reference, spectral_slope and transfer)")
+
+
+def _measures(text: str) -> str:
+    from .quality import parse_measures
+    try:
+        parse_measures(text)
+    except FvoptError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _transforms(text: str) -> str:
@@ -201,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. Usage errors: one line on stderr, exit 2. Ctrl-C: what was done is kept, exit 130."""
     args = build_parser().parse_args(argv)
     commands = {"models": _models, "optimizers": _optimizers, "layers": _layers, "viz": _viz, "dream": _dream,
-                "bench": _bench}
+                "bench": _bench, "examples": _examples}
     try:
         return commands[args.command](args)
     except FvoptError as err:
@@ -382,6 +420,22 @@ def _dream(args) -> int:
         print(f"fvopt: interrupted after {len(result.trace)} steps: kept the dream so far in {out}", file=sys.stderr)
         return 130
     return 0
+
+
+def _examples(args) -> int:
+    from .quality.examples import dataset_examples, write_examples
+    from .quality.reference import reference_set
+
+    ref = reference_set(args.reference)  # a missing, empty or image-less folder: one line, before the model loads
+    from .models import resolve_device
+    examples, stats, ref = dataset_examples(args.model, args.target, ref, top=args.top, per_source=args.per_source,
+                                            side=args.side, batch=args.batch, progress=not args.quiet,
+                                            use_cache=not args.no_cache, device=resolve_device(args.device),
+                                            weights=args.weights)
+    written = write_examples(examples, stats, ref, args.model, args.target, args.out)
+    print(f"wrote {len(examples)} unit grids, overview.png and index.json to {args.out} ({args.target}, top/bottom "
+          f"{args.top}; reference: {ref.describe()}; activations from the {'cache' if stats.how == 'cache' else 'pass'})")
+    return 0 if written else 1
 
 
 def _bench(args) -> int:
