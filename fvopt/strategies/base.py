@@ -215,12 +215,13 @@ def make_strategy(spec: str, **options: Any) -> BaseStrategy:
 
 
 def _refuse_result_where_it_does_not_apply(spec: str, options: dict[str, Any], allowed: dict[str, Option]) -> None:
-    """`result` (best or last iterate) is the one option spread across strategies: say where it applies."""
+    """`result` (last, best, recommend: fvopt/strategies/result.py) is the one option spread across strategies:
+    a strategy that does not declare it (a user's own) is refused in one line saying where it applies."""
     if options.get("result") is None or "result" in allowed:
         return
     takers = sorted(name for name, entry in REGISTRY.items() if "result" in entry.options)
     raise FvoptError(f"optimizer '{spec}' does not take option 'result': it chooses its own reported point; result "
-                     f"applies to {', '.join(takers)}, torch:<Name> and hybrids with one of them")
+                     f"applies to {', '.join(takers)}, ng:<Name>, torch:<Name> and hybrids whose second part takes it")
 
 
 def named(strategy: BaseStrategy, name: str, options: dict) -> BaseStrategy:

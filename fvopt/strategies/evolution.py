@@ -20,6 +20,7 @@ from ..options import Option
 from ..params.base import calibrate_sigma
 from ..problem import Problem
 from .base import LOW_DIM_LIMIT, BaseStrategy, Family, StepCost, named, register, register_family
+from .result import ReportsResult, result_option
 
 # Default step size of the zero-order searches, in image units: samples change pixels by 0.05 RMS.
 PIXEL_RMS = 0.05
@@ -101,15 +102,25 @@ class AskTellStrategy(BaseStrategy):
                 self._tell(search, handles, [float(-v) for v in host[:, b]])
 
 
-class CMAES(AskTellStrategy):
+CMA_RESULTS = ("last", "best", "recommend")
+
+
+class CMAES(ReportsResult, AskTellStrategy):
     """CMA-ES through pycma's ask/tell; `diagonal=True` is sep-CMA-ES (a diagonal covariance).
 
-    The reported best is the distribution mean, which is less flattered by lucky transform draws
-    than the best sample.
+    `result`: "last" (the default, what fvopt always reported) is the distribution mean, which is
+    less flattered by lucky transform draws than the best sample; "recommend" is pycma's
+    `result.xfavorite`, the mean mapped to the search space (fvopt sets no bounds or scaling, so
+    it is the same point); "best" is the best candidate evaluated, under its generation's draw.
     """
 
-    def __init__(self, popsize: int | None = None, sigma: float | None = None, diagonal: bool = False) -> None:
+    results = CMA_RESULTS
+    default_result = "last"
+
+    def __init__(self, popsize: int | None = None, sigma: float | None = None, diagonal: bool = False,
+                 result: str | None = None) -> None:
         self.popsize_option, self.sigma_option, self.diagonal = popsize, sigma, diagonal
+        self.choose_result(result)
 
     def check(self, param, batch: int, budget=None) -> StepCost:
         if not self.diagonal and param.dim > MAX_FULL_CMA_DIM:
@@ -126,6 +137,7 @@ class CMAES(AskTellStrategy):
         self.popsize = self.popsize_option or default_popsize(problem.dim)
         self.sigma = self.sigma_option or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
         self.device = problem.device
+        self.problem = problem
         self.searches = []
         for b in range(problem.batch):
             opts = {"popsize": self.popsize, "seed": problem.seed * 1000 + b + 1, "verbose": -9, "verb_log": 0,
@@ -141,25 +153,27 @@ class CMAES(AskTellStrategy):
     def _tell(self, es, handles: list, losses: list[float]) -> None:
         es.tell(handles, losses)
 
-    @property
-    def best(self) -> torch.Tensor:
+    def last_point(self) -> torch.Tensor:
         return torch.from_numpy(np.stack([es.mean for es in self.searches])).float().to(self.device)
 
+    def recommended_point(self) -> torch.Tensor:
+        return torch.from_numpy(np.stack([es.result.xfavorite for es in self.searches])).float().to(self.device)
+
     def status(self) -> dict:
-        return {"popsize": self.popsize, "sigma": self.sigma}
+        return {"popsize": self.popsize, "sigma": self.sigma, **self.result_status()}
 
 
-CMA_OPTIONS = {"popsize": POPSIZE, "sigma": SIGMA}
+CMA_OPTIONS = {"popsize": POPSIZE, "sigma": SIGMA, "result": result_option(CMA_RESULTS, "last")}
 
 
 @register("cmaes", "CMA-ES (pycma), full covariance; up to 4096 dimensions", CMA_OPTIONS)
-def _cmaes(popsize: int | None = None, sigma: float | None = None) -> CMAES:
-    return CMAES(popsize, sigma, diagonal=False)
+def _cmaes(popsize: int | None = None, sigma: float | None = None, result: str | None = None) -> CMAES:
+    return CMAES(popsize, sigma, diagonal=False, result=result)
 
 
 @register("sep-cmaes", "sep-CMA-ES (pycma, CMA_diagonal=True): diagonal covariance, any dimension", CMA_OPTIONS)
-def _sep_cmaes(popsize: int | None = None, sigma: float | None = None) -> CMAES:
-    return CMAES(popsize, sigma, diagonal=True)
+def _sep_cmaes(popsize: int | None = None, sigma: float | None = None, result: str | None = None) -> CMAES:
+    return CMAES(popsize, sigma, diagonal=True, result=result)
 
 
 GA_OPTIONS = {
@@ -168,11 +182,12 @@ GA_OPTIONS = {
     "selectivity": Option(float, low=0, help="selection pressure on z-scored fitness"),
     "heritability": Option(float, low=0, high=1, help="share of genes from the first parent"),
     "elite": Option(int, low=0, help="best candidates kept unchanged (< popsize)"),
+    "result": result_option(("last", "best"), "last"),
 }
 
 
 @register("ga", "genetic algorithm after XDream (Xiao & Kreiman 2020): selection, crossover, mutation", GA_OPTIONS)
-class GeneticAlgorithm(BaseStrategy):
+class GeneticAlgorithm(ReportsResult, BaseStrategy):
     """XDream's genetic algorithm, with its published defaults.
 
     Per generation: fitness-proportional selection with probability exp(selectivity * z-score),
@@ -182,17 +197,25 @@ class GeneticAlgorithm(BaseStrategy):
     `elite` best kept unchanged. nevergrad has no population GA with crossover that fits
     (its RecombiningGA is a (1+1) variant), and this is the GA the neuron-control literature
     benchmarks (Wang & Ponce 2022 compare against it).
+
+    `result`: "last" (the default, what fvopt always reported) is the fittest individual of the
+    current generation under that generation's draw; "best" is the best individual of the whole
+    run. There is no library recommendation.
     """
+
+    results = ("last", "best")
+    default_result = "last"
 
     uses_gradients = False
     prefers_low_dim = True
 
     def __init__(self, popsize: int = 20, sigma: float | None = None, mutation_rate: float = 0.5, selectivity: float = 2.0,
-                 heritability: float = 0.5, elite: int = 1) -> None:
+                 heritability: float = 0.5, elite: int = 1, result: str | None = None) -> None:
         if not 0 <= elite < popsize:
             raise FvoptError(f"elite must be in 0..{popsize - 1} (below popsize {popsize}), not {elite}")
         self.popsize, self.sigma_option, self.mutation_rate = popsize, sigma, mutation_rate
         self.selectivity, self.heritability, self.elite = selectivity, heritability, elite
+        self.choose_result(result)
 
     def check(self, param, batch: int, budget=None) -> StepCost:
         return StepCost(self.popsize * batch)
@@ -201,6 +224,7 @@ class GeneticAlgorithm(BaseStrategy):
         # The population lives on the model's device and is drawn by a generator there: no transfer
         # per generation. Draws differ between CPU and CUDA generators (see README, reproducibility).
         self.device = problem.device
+        self.problem = problem
         self.rng = torch.Generator(device=self.device).manual_seed(problem.seed + 7919)
         self.sigma = self.sigma_option or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
         z0 = z0.detach().float().to(self.device)
@@ -231,24 +255,24 @@ class GeneticAlgorithm(BaseStrategy):
         elite = self.pop[s.argsort(0, descending=True)[: self.elite], slots]
         return torch.cat([elite, child])
 
-    @property
-    def best(self) -> torch.Tensor:
+    def last_point(self) -> torch.Tensor:
         if self.scores is None:
             return self.pop[0]
         return self.pop[self.scores.argmax(0), torch.arange(self.pop.shape[1], device=self.device)]
 
     def status(self) -> dict:
-        return {"popsize": self.popsize, "sigma": self.sigma}
+        return {"popsize": self.popsize, "sigma": self.sigma, **self.result_status()}
 
 
 NEVERGRAD_OPTIONS = {
     "popsize": Option(int, low=1, high=100_000, help="workers asked in parallel (nevergrad's num_workers)"),
     "sigma": SIGMA,
     "budget": Option(int, low=1, help="evaluations per image nevergrad plans for (default: from the run budget)"),
+    "result": result_option(("recommend", "best"), "recommend"),
 }
 
 
-class NevergradStrategy(AskTellStrategy):
+class NevergradStrategy(ReportsResult, AskTellStrategy):
     """Any optimizer of nevergrad's registry (`ng:<Name>`), asked one generation per iteration.
 
     nevergrad's meta-optimizers (NGOpt, and `CMA`, which is a selector) pick an inner optimizer
@@ -260,9 +284,17 @@ class NevergradStrategy(AskTellStrategy):
     for 24 workers), and pycma's step-size adaptation (TPA) fails if a new generation is asked
     before the last one was told. So each step asks exactly one generation of the innermost
     optimizer (`generation_size`), and tells all of it back.
+
+    `result`: "recommend" (the default, what fvopt always reported) is nevergrad's
+    `provide_recommendation()`; "best" is the best candidate evaluated, under its generation's
+    draw. "last" is refused: nevergrad's optimizers share no current iterate or mean.
     """
 
-    def __init__(self, name: str, popsize: int | None = None, sigma: float | None = None, budget: int | None = None) -> None:
+    results = ("recommend", "best")
+    default_result = "recommend"
+
+    def __init__(self, name: str, popsize: int | None = None, sigma: float | None = None, budget: int | None = None,
+                 result: str | None = None) -> None:
         import nevergrad as ng
 
         if name not in ng.optimizers.registry:
@@ -270,6 +302,8 @@ class NevergradStrategy(AskTellStrategy):
                              f"nevergrad has {len(ng.optimizers.registry)}, e.g. NGOpt, TwoPointsDE, PSO, DiagonalCMA, "
                              "ParametrizedCMA")
         self.ng_name, self.popsize_option, self.sigma_option, self.budget = name, popsize, sigma, budget
+        self.name = f"ng:{name}"
+        self.choose_result(result)
 
     def _build(self, z0: np.ndarray, sigma: float, budget: int, seed: int):
         import nevergrad as ng
@@ -296,6 +330,7 @@ class NevergradStrategy(AskTellStrategy):
         self.sigma = self.sigma_option or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
         self.planned = self.budget or _evaluations_in(problem.meter.budget, problem.batch, self.popsize)
         self.device = problem.device
+        self.problem = problem
         self.searches = [self._build(z0[b].double().cpu().numpy(), self.sigma, self.planned, problem.seed * 1000 + b + 1)
                          for b in range(problem.batch)]
 
@@ -307,18 +342,22 @@ class NevergradStrategy(AskTellStrategy):
         for candidate, loss in zip(handles, losses):
             opt.tell(candidate, loss)
 
-    @property
-    def best(self) -> torch.Tensor:
-        rec = np.stack([opt.provide_recommendation().value for opt in self.searches])
+    def recommended_point(self) -> torch.Tensor:
+        with quiet_numpy():
+            rec = np.stack([opt.provide_recommendation().value for opt in self.searches])
         return torch.from_numpy(rec).float().to(self.device)
+
+    def last_point(self) -> torch.Tensor:  # only the fallback of "best" for an image never evaluated
+        return self.recommended_point()
 
     def status(self) -> dict:
         """The optimizer that really runs, through nevergrad's meta-selectors, and its generation."""
         if not getattr(self, "searches", None):
-            return {}
+            return self.result_status()
         chain = [self.ng_name] + [getattr(o, "name", type(o).__name__) for o in inner_chain(self.searches[0])[1:]]
         return {"selected": " -> ".join(dict.fromkeys(chain)), "workers": self.popsize,
-                "generation": generation_size(self.searches[0]), "sigma": self.sigma, "planned_evaluations": self.planned}
+                "generation": generation_size(self.searches[0]), "sigma": self.sigma, "planned_evaluations": self.planned,
+                **self.result_status()}
 
 
 def inner_chain(opt) -> list:

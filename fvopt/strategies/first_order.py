@@ -14,15 +14,16 @@ from ..options import Option
 from ..params.base import Parameterization, Subspace
 from ..problem import Problem
 from .base import BaseStrategy, StepCost, register
+from .result import ReportsResult, result_option
 
 DEFAULT_LR = {"sgd": 1.0, "momentum": 0.5, "adam": 0.05, "normalized": 0.05}
 
 
 RESULTS = ("last", "best")
-RESULT = Option(str, choices=RESULTS, help="the point returned: the last iterate (default) or the best one evaluated")
+RESULT = result_option(RESULTS, "last")
 
 
-class FirstOrder(BaseStrategy):
+class FirstOrder(ReportsResult, BaseStrategy):
     """One `value_and_grad` per step, then one torch.optim update that maximizes the objective.
 
     Subclasses say which optimizer (`make_optimizer`), and may process the gradient before it
@@ -30,16 +31,16 @@ class FirstOrder(BaseStrategy):
 
     `result` chooses the point the run returns. "last" (the default, what fvopt always returned)
     is the final iterate. "best" is the problem's best point per image: the best iterate that was
-    evaluated, in a hybrid the best of the whole run. The choice lives in the strategy, not in the
-    run loop, because only a gradient method has an iterate distinct from its result (CMA-ES
-    reports its mean, L-BFGS always the best point). The best value was measured under that
-    step's random transform draw, so it is biased upward; "last" is not.
+    evaluated, in a hybrid the best of the whole run. A first-order method has no library
+    recommendation (`recommend` is refused). The best value was measured under that step's random
+    transform draw, so it is biased upward; "last" is not (fvopt/strategies/result.py).
     """
 
-    def __init__(self, result: str = "last") -> None:
-        if result not in RESULTS:
-            raise FvoptError(f"result must be one of {', '.join(RESULTS)}, not {result!r}")
-        self.result = result
+    results = RESULTS
+    default_result = "last"
+
+    def __init__(self, result: str | None = None) -> None:
+        self.choose_result(result)
         self.steps = 0
 
     def make_optimizer(self, z: torch.Tensor) -> torch.optim.Optimizer:
@@ -75,15 +76,11 @@ class FirstOrder(BaseStrategy):
         self.steps += 1
         self.after_step(problem)
 
-    @property
-    def best(self) -> torch.Tensor:
-        if self.result == "best":
-            seen = torch.isfinite(self.problem.best_values)
-            return torch.where(seen[:, None], self.problem.best_z, self.z.detach())
+    def last_point(self) -> torch.Tensor:
         return self.z.detach()
 
     def status(self) -> dict:
-        return {"result": self.result}
+        return self.result_status()
 
 
 class GradientAscent(FirstOrder):
@@ -102,7 +99,7 @@ class GradientAscent(FirstOrder):
 
     def __init__(self, kind: str = "adam", lr: float | None = None, momentum: float = 0.9, nesterov: bool = False,
                  blur_every: int = 0, blur_sigma: float | None = None, blur_kernel: int | None = None,
-                 result: str = "last") -> None:
+                 result: str | None = None) -> None:
         super().__init__(result)
         if kind not in DEFAULT_LR:
             raise FvoptError(f"unknown first-order kind '{kind}'")

@@ -9,6 +9,7 @@ from ..options import Option
 from ..problem import Problem
 from .base import BaseStrategy, StepCost, register
 from .evolution import POPSIZE, SIGMA
+from .result import ReportsResult, result_option
 
 GUIDED_ES_OPTIONS = {
     "popsize": POPSIZE, "sigma": SIGMA,
@@ -16,12 +17,13 @@ GUIDED_ES_OPTIONS = {
     "alpha": Option(float, low=0, high=1, help="share of isotropic noise"),
     "k": Option(int, low=1, help="recent gradients spanning the guiding subspace"),
     "beta": Option(float, low=0, low_open=True, help="scale of the estimate"),
+    "result": result_option(("last", "best"), "last"),
 }
 
 
 @register("guided-es", "antithetic ES whose search mixes isotropic noise with the span of recent gradients "
           "(one gradient + 2P forwards per step)", GUIDED_ES_OPTIONS)
-class GuidedES(BaseStrategy):
+class GuidedES(ReportsResult, BaseStrategy):
     """Antithetic ES sampling eps ~ N(0, sigma^2 (alpha/n I + (1-alpha)/k U U^T)).
 
     U is an orthonormal basis of the last k gradients (the "guiding subspace"); the estimate is
@@ -36,7 +38,8 @@ class GuidedES(BaseStrategy):
     prefers_low_dim = True
 
     def __init__(self, popsize: int = 8, sigma: float | None = None, lr: float = 0.05, alpha: float = 0.5, k: int = 4,
-                 beta: float = 2.0) -> None:
+                 beta: float = 2.0, result: str | None = None) -> None:
+        self.choose_result(result)
         self.pairs = max(1, popsize // 2)
         self.sigma_option, self.lr, self.alpha, self.k, self.beta = sigma, lr, alpha, int(k), beta
 
@@ -47,6 +50,7 @@ class GuidedES(BaseStrategy):
         from ..params.base import calibrate_sigma
         from .evolution import PIXEL_RMS
         self.sigma = self.sigma_option or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
+        self.problem = problem
         self.z = z0.detach().clone().to(problem.device).requires_grad_(True)
         self.opt = torch.optim.Adam([self.z], lr=self.lr, maximize=True)
         self.history: list[torch.Tensor] = []
@@ -70,9 +74,8 @@ class GuidedES(BaseStrategy):
         self.z.grad = estimate
         self.opt.step()
 
-    @property
-    def best(self) -> torch.Tensor:
+    def last_point(self) -> torch.Tensor:
         return self.z.detach()
 
     def status(self) -> dict:
-        return {"popsize": 2 * self.pairs, "sigma": self.sigma}
+        return {"popsize": 2 * self.pairs, "sigma": self.sigma, **self.result_status()}

@@ -8,6 +8,7 @@ from ..options import Option, coerce_options
 from ..problem import Problem
 from .base import (LOW_DIM_LIMIT, REGISTRY, BaseStrategy, Family, StepCost, is_known, make_strategy, register_family,
                    search_space, strategy_options)
+from .result import ReportsResult, best_seen
 
 SWITCH = Option(float, low=0, high=1, low_open=True, high_open=True, help="share of the budget for the first part")
 
@@ -19,6 +20,10 @@ class Hybrid(BaseStrategy):
     searches fft:k=8 when the problem is fft, pyramid:free=2 for pyramid, pixel:k=16 for pixel) and
     its result is lifted exactly (the same image) into the problem's parameterization for B. B gets
     the problem's own space, so `check` refuses a B that cannot search it before anything runs.
+
+    `result` is the second part's (the hybrid returns B's point); A hands B its own default point.
+    With `result=best`, the best point of the whole run (A's points lifted) is returned, also when
+    the run ended before the switch.
     """
 
     prefers_low_dim = False
@@ -27,6 +32,7 @@ class Hybrid(BaseStrategy):
         self.first, self.second, self.switch = first, second, switch
         self.uses_gradients = first.uses_gradients or second.uses_gradients
         self.switched_at: int | None = None
+        self.result = second.result if isinstance(second, ReportsResult) else None
 
     def check(self, param, batch: int, budget=None) -> StepCost:
         low = search_space(self.first, param)
@@ -66,11 +72,15 @@ class Hybrid(BaseStrategy):
 
     @property
     def best(self) -> torch.Tensor:
-        return self.second.best if self.switched_at is not None else self._lift(self.first.best)
+        if self.switched_at is not None:
+            return self.second.best
+        point = self._lift(self.first.best)
+        return best_seen(self.top, point) if self.result == "best" else point
 
     def status(self) -> dict:
-        """Both parts' own status, what the first part searched, and the step it switched at."""
-        return {"switched_at_step": self.switched_at, "first_searched": self.low.param.name,
+        """Both parts' own status, what the first part searched, the step it switched at, and the
+        hybrid's `result` (its second part's)."""
+        return {"result": self.result, "switched_at_step": self.switched_at, "first_searched": self.low.param.name,
                 "parts": [{"name": self.first.name, **self.first.status()},
                           {"name": self.second.name, **(self.second.status() if self.switched_at is not None else {})}]}
 
@@ -89,7 +99,8 @@ def _parts(spec: str) -> tuple[str, str]:
 
 
 def hybrid_options(spec: str) -> dict[str, Option]:
-    """`switch`, and every option of either part (an option both take goes to both)."""
+    """`switch`, and every option of either part (an option both take goes to both, except `result`,
+    which is the second part's: the hybrid returns its point)."""
     first, second = _parts(spec)
     return {"switch": SWITCH, **strategy_options(first), **strategy_options(second)}
 
@@ -99,9 +110,12 @@ def make_hybrid(spec: str, **options) -> Hybrid:
     values = coerce_options(options, hybrid_options(spec), f"optimizer '{spec}'")
     switch = values.pop("switch", 0.3)
     built = []
-    for part in (first, second):
+    if values.get("result") is not None and "result" not in strategy_options(second):
+        raise FvoptError(f"optimizer '{spec}': result applies to its second part, and {second} does not take it")
+    for index, part in enumerate((first, second)):
         allowed = strategy_options(part)
-        built.append(make_strategy(part, **{k: v for k, v in values.items() if k in allowed}))
+        given = {k: v for k, v in values.items() if k in allowed and not (k == "result" and index == 0)}
+        built.append(make_strategy(part, **given))
     hybrid = Hybrid(built[0], built[1], switch)
     hybrid.name, hybrid.options = spec, {"switch": switch, **values}
     return hybrid

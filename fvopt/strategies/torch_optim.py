@@ -133,7 +133,7 @@ class TorchOptimizer(FirstOrder):
     A class without `maximize` gets the negated gradient and minimizes, which is the same step.
     """
 
-    def __init__(self, spec: str, result: str = "last", **kwargs: Any) -> None:
+    def __init__(self, spec: str, result: str | None = None, **kwargs: Any) -> None:
         super().__init__(result)
         self.cls = _resolve(spec)
         self.takes_maximize = "maximize" in inspect.signature(self.cls.__init__).parameters

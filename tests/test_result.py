@@ -1,0 +1,105 @@
+"""`result=last|best|recommend` over every strategy of the conformance suite (fvopt/strategies/result.py).
+
+Each strategy either returns the point asked for, or refuses the choice in one line when it is
+built. The strategies come from the registry (and the conformance suite's samples of the
+families), so a newly registered strategy is covered without editing this file.
+"""
+import pytest
+import torch
+
+from fvopt.errors import FvoptError
+from fvopt.problem import Budget
+from fvopt.run import run
+from fvopt.strategies import make_strategy
+from fvopt.strategies.base import strategy_options
+
+from test_conformance_strategies import ALL, problem_for, value_of
+from tiny import tiny_model
+
+KINDS = ("last", "best", "recommend")
+DEFAULTS = {"adam": "last", "sgd": "last", "momentum": "last", "normalized": "last", "torch:NAdam": "last",
+            "guided-es": "last", "lbfgs": "best", "cmaes": "last", "sep-cmaes": "last", "ga": "last",
+            "ng:NGOpt": "recommend", "ng:TwoPointsDE": "recommend", "hybrid:cmaes>adam": "last",
+            "hybrid:ng:NGOpt>adam": "last", "hybrid:adam>ng:NGOpt": "recommend"}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_model()
+
+
+def offered(name: str) -> tuple[str, ...]:
+    option = strategy_options(name).get("result")
+    return option.choices if option is not None else ()
+
+
+def run_with(tiny, name: str, result: str | None, steps: int = 5):
+    strategy = make_strategy(name, result=result)
+    problem = problem_for(tiny, strategy, transforms="none", seed=3)  # deterministic: a value is a value
+    out = run(problem, strategy, Budget(steps=steps))
+    problem.reset()  # the meter again, for scoring the returned point
+    return strategy, problem, out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL)
+def test_each_result_works_or_is_refused_in_one_line_and_best_is_never_below_last(tiny, name):
+    choices = offered(name)
+    assert "best" in choices, f"{name} has no result=best"
+    runs = {}
+    for kind in KINDS:
+        if kind not in choices:
+            with pytest.raises(FvoptError) as err:
+                make_strategy(name, result=kind)
+            message = str(err.value)
+            assert "\n" not in message and f"result='{kind}'" in message and "best" in message, message
+            continue
+        runs[kind] = run_with(tiny, name, kind)
+        assert runs[kind][2].extra["result"] == kind, f"{name}: the trace must say which point was returned"
+    other = runs.get("last") or runs["recommend"]  # nevergrad: its recommendation against the best
+    (_, p_other, last), (_, p_best, best) = other, runs["best"]
+    # the choice of the returned point does not change the search
+    assert [r["value"] for r in last.trace] == [r["value"] for r in best.trace], name
+    seen = max(r["best"] for r in best.trace)
+    v_best, v_other = value_of(p_best, best.z), value_of(p_other, last.z)
+    assert v_best == pytest.approx(seen, rel=1e-4, abs=1e-5), "best is the best value the run saw"
+    # the other point can only beat it if it was never evaluated (a CMA mean, Adam's final update)
+    assert v_best >= v_other - 1e-5 or v_other > seen + 1e-6, (name, v_best, v_other, seen)
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULTS))
+def test_each_family_keeps_its_documented_default(tiny, name):
+    strategy = make_strategy(name)
+    assert strategy.result == DEFAULTS[name]
+    _, _, out = run_with(tiny, name, None)
+    assert out.extra["result"] == DEFAULTS[name]
+
+
+def test_cma_recommend_is_pycma_xfavorite_which_is_the_mean(tiny):
+    _, _, last = run_with(tiny, "cmaes", "last")
+    strategy, _, rec = run_with(tiny, "cmaes", "recommend")
+    assert torch.allclose(last.z, rec.z)
+    assert torch.allclose(rec.z, torch.tensor(strategy.searches[0].result.xfavorite, dtype=torch.float32)[None])
+
+
+def test_nevergrad_recommend_is_its_provide_recommendation(tiny):
+    strategy, _, out = run_with(tiny, "ng:TwoPointsDE", "recommend")
+    rec = strategy.searches[0].provide_recommendation().value
+    assert torch.allclose(out.z, torch.tensor(rec, dtype=torch.float32)[None])
+
+
+def test_hybrid_result_is_its_second_part_and_recorded_at_the_top(tiny):
+    strategy, _, out = run_with(tiny, "hybrid:cmaes>torch:NAdam", "best")
+    assert out.extra["result"] == "best" and out.extra["parts"][1]["result"] == "best"
+    assert out.extra["parts"][0]["result"] == "last"  # the first part hands over its default point
+    with pytest.raises(FvoptError, match="result='recommend' is not allowed: must be one of last, best"):
+        make_strategy("hybrid:ng:NGOpt>adam", result="recommend")
+    assert make_strategy("hybrid:adam>ng:NGOpt", result="recommend").result == "recommend"
+
+
+def test_hybrid_result_best_before_the_switch_is_the_runs_best(tiny):
+    strategy = make_strategy("hybrid:cmaes>adam", result="best", switch=0.9)
+    problem = problem_for(tiny, strategy, transforms="none")
+    out = run(problem, strategy, Budget(steps=3))  # ends long before the switch
+    assert strategy.switched_at is None
+    assert torch.equal(out.z, problem.best_z)
