@@ -329,7 +329,8 @@ def _viz(args) -> int:
                     grad=args.grad, options=options, weights=args.weights, progress=not args.quiet,
                     snapshot_every=args.snapshot_every if args.snapshots else 0, snapshot_dir=args.snapshots,
                     max_batch=args.max_batch, tile=args.tile,
-                    speed=speed, render=args.render_size, transparency=bool(args.transparency), init=args.init)
+                    speed=speed, render=args.render_size, transparency=bool(args.transparency), init=args.init,
+                    reference=args.reference, judge=args.judge, measures=args.measures)
     out = vis.save(args.out)
     if args.transparency and vis.transparency is not None:
         vis.save_transparency(args.transparency)
@@ -350,6 +351,12 @@ def _viz(args) -> int:
         p, c = top_classes(vis.model, vis.images, k=1)
         line += f"; top-1 {int(c[0, 0])} {class_name(int(c[0, 0]))} (p={float(p[0, 0]):.2f})"
     print(line)
+    quality = vis.trace.get("quality")
+    if quality and "measures" in quality:
+        from .quality.score import summary_line
+        print(summary_line(quality))
+    elif quality:
+        print(f"quality: {quality.get('error') or quality.get('note')}", file=sys.stderr)
     if vis.interrupted:
         print(f"fvopt: interrupted after {vis.result.steps} steps: kept the best image so far in {out}"
               f"{f' and its trace in {args.trace}' if args.trace else ''}", file=sys.stderr)

@@ -116,6 +116,9 @@ def visualize(
     render: int | str | None = None,
     transparency: bool = False,
     init: str | Path | None = None,
+    reference=None,
+    judge=None,
+    measures=None,
 ) -> Visualization:
     """Optimize images until `target` fires, and score them with the common evaluator.
 
@@ -132,6 +135,10 @@ def visualize(
     `init` (a PNG/JPEG path, or a .npy array) starts every image of the batch from that photo,
     resized to cover the image size and center-cropped, through the parameterization's exact
     inverse (`init_image.seed_from_image`; parameterizations without one are refused).
+    `reference` (a folder or 'builtin'), `judge` (a model name) and `measures` ('default', 'all', 'none'
+    or names) put fvopt.quality's measures in `trace["quality"]` (see fvopt.quality.judge); without a
+    reference only spectral_slope is computed by default. The final scores also hold `value_8bit` and
+    `robust_8bit`: the image as saved, quantized to 8 bits.
     """
     for name, value, kinds, what in [("model", model, (str, FeatureModel), "a model name or a FeatureModel"),
                                      ("target", target, (str, Objective), "a target string or an Objective"),
@@ -163,6 +170,8 @@ def visualize(
         raise FvoptError(f"tile {tile} splits gradient passes, and {strategy.name} searches without them: "
                          "drop --tile, or use a gradient method (adam, sgd, lbfgs)")
     check_type("transparency", transparency, bool, "True or False")
+    from .quality.score import plan as quality_plan, viz_settings
+    quality_ref, quality_measures = viz_settings(reference, judge, measures, model)  # folders read before any pass
     photo = None
     if init is not None:  # the path is checked now, before the model loads
         from .init_image import Photo
@@ -185,6 +194,8 @@ def visualize(
     requested = make_param(DEFAULT_PARAM if param is None else param, size)
     parameterization = search_space(strategy, requested)
     slots = batch or objective.slots
+    if quality_measures is not None:  # a measure asked for by name that cannot apply: refused before the run
+        quality_plan(objective, slots, quality_ref is not None, quality_measures)
     z0 = seeded = None
     if photo is not None:
         parameterization, z0, seeded = _seed(photo, net, strategy, requested, parameterization, size, slots)
@@ -206,6 +217,9 @@ def visualize(
         final = {"value": float(scores["value"].mean()), "robust_value": float(scores["robust_value"].mean()),
                  "per_image": {"value": scores["value"].tolist(), "robust_value": scores["robust_value"].tolist(),
                                "labels": labels}}
+    if result.stop_reason != INTERRUPTED:  # the picture as saved (8-bit PNG) is what people look at and share
+        from .evaluate import score_as_saved
+        final.update(score_as_saved(net, objective, result.images, render=render))
     trace = {
         "model": net.name, "target": str(objective), "optimizer": strategy.name, "param": parameterization.name,
         "param_requested": requested.name, "param_dim": parameterization.dim, "seed": seed, "size": size,
@@ -216,6 +230,17 @@ def visualize(
         "versions": {"fvopt": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "steps": result.trace, "final": final,
     }
+    if quality_measures is not None and result.stop_reason != INTERRUPTED:
+        from .quality import judge as judge_images
+        try:  # the run's images are kept whatever happens while judging them
+            trace["quality"] = judge_images(result.images, objective, net, judge=judge, reference=quality_ref,
+                                            measures=quality_measures, render=render, progress=progress, seed=seed)
+        except FvoptError as err:
+            trace["quality"] = {"error": str(err)}
+        except KeyboardInterrupt:
+            trace["quality"] = {"note": "interrupted while judging: the images were not judged"}
+    elif quality_measures is not None:
+        trace["quality"] = {"note": "interrupted: the images were not judged"}
     maps = accumulator.maps() if accumulator is not None and accumulator.total is not None else None
     return Visualization(result.images, labels, trace, result, net, maps)
 

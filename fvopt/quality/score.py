@@ -336,3 +336,40 @@ def _diversity(feats, center, seed, out) -> M.Scored:
     ctrl = {c: [M.pairwise_dissimilarity(f, center, seed)[0]] for c, f in feats.items() if c != "vis"}
     s = M.Scored("diversity", [v], [reps], ctrl, baselines=("gray", "noise"))
     return s
+
+
+def viz_settings(reference, judge, measures, model) -> tuple["ReferenceSet | None", "str | list[str] | None"]:
+    """What `visualize(reference=, judge=, measures=)` will judge, checked before the model loads:
+    (the reference set or None, the measures or None for none). Without a reference, the default is
+    `spectral_slope` alone (no network pass, no reference images); with one, every measure that applies."""
+    ref = reference_set(reference) if reference is not None else None
+    if measures is not None:
+        names, _ = parse_measures(measures)
+        if not names:
+            return ref, None
+    if judge is not None:
+        model_name = model if isinstance(model, str) else getattr(model, "name", None)
+        judge_name = judge if isinstance(judge, str) else getattr(judge, "name", judge)
+        if not isinstance(judge_name, str):
+            raise FvoptError(f"judge must be a model name such as 'lite1', not {type(judge).__name__} {judge!r}")
+        if judge_name == model_name:
+            from .features import default_judge
+            raise FvoptError(f"judge {judge_name} is the optimized model: a measure judged by the network that was "
+                             f"fooled means little; pick another network (e.g. --judge {default_judge(judge_name)})")
+    if measures is None:
+        measures = "default" if ref is not None else ["spectral_slope"]
+    return ref, measures
+
+
+def summary_line(row: dict) -> str:
+    """One compact line: each measure with its interval, marked '(uninformative)' where a control matched it."""
+    parts = []
+    for m in list(M.MEASURES) + ["spectral_distance"]:
+        if m not in row or row[m] is None:
+            continue
+        lo, hi = row.get(f"{m}_lo"), row.get(f"{m}_hi")
+        ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi) else ""
+        flag = " (uninformative)" if row.get(f"{m}_informative") is False else ""
+        parts.append(f"{m} {row[m]:.3g}{ci}{flag}")
+    judge_name = f"; judge {row['judge']}" if row.get("judge") else ""
+    return f"quality (reference: {row.get('reference', 'none')}{judge_name}): " + (", ".join(parts) or "no measure")
