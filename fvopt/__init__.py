@@ -6,7 +6,7 @@ counts every model pass, so optimizers and parameterizations compare fairly.
 __version__ = "0.1.0"
 
 from .errors import FvoptError  # noqa: E402
-from .models import load_model  # noqa: E402
+from .models import load_model, wrap  # noqa: E402
 from .objectives import parse_target  # noqa: E402
 from .params import make_param  # noqa: E402
 from .problem import Budget, Problem  # noqa: E402
@@ -21,4 +21,4 @@ def visualize(*args, **kwargs):
 
 
 __all__ = ["Budget", "FvoptError", "Problem", "load_model", "make_param", "make_strategy", "parse_target", "run",
-           "visualize"]
+           "visualize", "wrap"]

@@ -28,6 +28,42 @@ _above_one = _typed(Option(float, low=1, low_open=True, high=100))
 _nonnegative_int = _typed(Option(int, low=0))
 
 
+def _size(text: str):
+    """--size N or HEIGHTxWIDTH, checked by the same function as the Python API (fvopt.canvas)."""
+    from .canvas import parse_size
+    try:
+        return parse_size(text, "size")
+    except FvoptError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _value_range(text: str) -> tuple[float, float]:
+    from .models.user import parse_range
+    try:
+        return parse_range(text)
+    except FvoptError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    """What a user's network expects (fvopt.wrap's arguments); they override a named model's own."""
+    group = parser.add_argument_group("the network's input (your own model; overrides a named model's)")
+    group.add_argument("--channels", type=_typed(Option(int, low=1, high=4096)), default=None,
+                       help="channels the network takes (default: read from its first layer; 1 = grayscale)")
+    group.add_argument("--mean", default=None, help="per-channel mean: one number, C comma-separated, or imagenet "
+                       "(default for your own model: 0)")
+    group.add_argument("--std", default=None, help="per-channel std, as --mean (default for your own model: 1)")
+    group.add_argument("--input-size", type=_size, default=None, metavar="N|HxW",
+                       help="the network's input size (default 224; the default image size)")
+    group.add_argument("--value-range", type=_value_range, default=None, metavar="LO,HI",
+                       help="the range of the network's training inputs, e.g. 0,255 (default 0,1)")
+
+
+def _preprocessing(args) -> dict:
+    return {k: getattr(args, k) for k in ("mean", "std", "input_size", "channels", "value_range")
+            if getattr(args, k, None) is not None}
+
+
 def _dream_scheme(text: str) -> str:
     """--scheme NAME, checked by the same function as fvopt.dream.dream(scheme=...)."""
     from .dream import get_scheme
@@ -74,13 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("optimizers", help="list the optimizers (strategies) by name")
 
     lay = sub.add_parser("layers", help="list a model's layers with their output shapes")
-    lay.add_argument("model")
-    lay.add_argument("--size", type=_side, default=None, help="input size in px (default: the model's)")
+    lay.add_argument("model", help="a name (fvopt models), FILE.py:FACTORY, PROGRAM.pt2, or a TorchScript file")
+    lay.add_argument("--size", type=_size, default=None, help="input size in px, N or HxW (default: the model's)")
     lay.add_argument("--weights", default=None, help="local weight file, or 'random'")
     lay.add_argument("--all", action="store_true", help="also list the layers whose output cannot be read, with why")
+    _add_input_options(lay)
 
     viz = sub.add_parser("viz", help="optimize an image until a target fires")
-    viz.add_argument("--model", default="lite0")
+    viz.add_argument("--model", default="lite0", help="a name (fvopt models), your network as FILE.py:FACTORY (a "
+                     "function returning a torch.nn.Module), a torch.export program (.pt2), or a TorchScript file "
+                     "(class targets only)")
     viz.add_argument("--weights", default=None, help="local weight file (loaded with weights_only=True), or 'random'")
     viz.add_argument("--target", default="class:8", help="e.g. class:8, channel:blocks.4:10, channel:blocks.4:0-63, "
                      "neuron:blocks.4:10:3:3, layer:blocks.4, sums like channel:blocks.4:10+0.5*channel:blocks.5:3")
@@ -114,7 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--seconds", type=_positive_float, default=None)
     budget.add_argument("--forwards", type=_positive_int, default=None)
     budget.add_argument("--passes", type=_positive_int, default=None, help="model passes: a backward counts as two")
-    viz.add_argument("--size", type=_side, default=None, help="image side in px (default: the model's input size)")
+    viz.add_argument("--size", type=_size, default=None, metavar="N|HxW",
+                     help="image side in px, or HEIGHTxWIDTH (e.g. 96x160); default: the model's input size")
+    viz.add_argument("--decorrelate", default=None, metavar="FILE|DIR",
+                     help="reference images (pictures, or .npy arrays for other than 1 or 3 channels) whose channel "
+                     "covariance's square root replaces the default decorrelation (Lucid's for RGB, else none)")
+    _add_input_options(viz)
     viz.add_argument("--batch", type=_positive_int, default=None, help="images per run (default: one per target)")
     viz.add_argument("--tile", type=_side, default=None, help="gradient tile by tile (px), as DeepDream does: memory "
                      "bounded by the tile; from the model's minimum input up to --size")
@@ -139,8 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     dr = sub.add_parser("dream", help="multi-octave DeepDream on a photo, at any size")
     dr.add_argument("image", nargs="?", default=None, help="a photo (default: scikit-image's chelsea)")
-    dr.add_argument("--model", default="lite0")
+    dr.add_argument("--model", default="lite0", help="a name, FILE.py:FACTORY or PROGRAM.pt2 (see fvopt viz --help)")
     dr.add_argument("--weights", default=None)
+    _add_input_options(dr)
     dr.add_argument("--layers", default="blocks.3,blocks.4", help="comma-separated layers (mean of squared activations)")
     dr.add_argument("--target", default=None, help="any target instead of the layers, e.g. channel:blocks.4:10 or "
                     "layer:blocks.3+0.5*layer:blocks.4")
@@ -269,7 +314,9 @@ def _optimizers(args) -> int:
         return "; options: " + ", ".join(f"{k} ({o.allowed()})" for k, o in options.items()) if options else ""
 
     for name in sorted(REGISTRY):
-        print(f"{name:12s} {REGISTRY[name].summary}{takes(REGISTRY[name].options)}")
+        entry = REGISTRY[name]
+        source = f" (plugin: {entry.source})" if entry.source != "fvopt" else ""
+        print(f"{name:12s} {entry.summary}{takes(entry.options)}{source}")
     for family in FAMILIES.values():  # ng:<Name>, hybrid:A>B, torch:<Name> and each torch.optim class
         for name, summary, options in family.listing():
             print(f"{name:12s} {summary}{takes(options)}")
@@ -278,10 +325,16 @@ def _optimizers(args) -> int:
 
 def _layers(args) -> int:
     from .models import list_layers, load_model
-    model = load_model(args.model, weights=args.weights)
+    from .canvas import hw
+    model = load_model(args.model, weights=args.weights, **_preprocessing(args))
     size = model.input_size if model.fixed_size else (args.size or model.input_size)
-    note = f" (fixed-size model: images of any size are resampled to {size} px)" if model.fixed_size else ""
-    print(f"{model.name} at {size}x{size} px{note}")
+    h, w = hw(size)
+    note = f" (fixed-size model: images of any size are resampled to {h}x{w} px)" if model.fixed_size else ""
+    print(f"{model.name} at {h}x{w} px, {model.channels} channel{'s' if model.channels != 1 else ''}{note}")
+    if model.hookable is not None:
+        print(f"no layers: {model.hookable}")
+        print("logits (the model output): class:INDEX")
+        return 0
     layers = list_layers(model, size)
     wide = max([len(info.name) for info in layers] + [5])
     kind = max([len(info.kind) for info in layers] + [4])
@@ -328,7 +381,7 @@ def _viz(args) -> int:
                     batch=args.batch, seed=args.seed, device=args.device, transforms=args.transforms,
                     grad=args.grad, options=options, weights=args.weights, progress=not args.quiet,
                     snapshot_every=args.snapshot_every if args.snapshots else 0, snapshot_dir=args.snapshots,
-                    max_batch=args.max_batch, tile=args.tile,
+                    max_batch=args.max_batch, tile=args.tile, decorrelate=args.decorrelate, **_preprocessing(args),
                     speed=speed, render=args.render_size, transparency=bool(args.transparency), init=args.init,
                     reference=args.reference, judge=args.judge, measures=args.measures)
     out = vis.save(args.out)
@@ -381,12 +434,13 @@ def _dream(args) -> int:
     scheme = resolve_scheme(args.scheme or DEFAULT_SCHEME, octaves=args.octaves, octaves_above=args.octaves_above,
                             octave_scale=args.octave_scale, steps=args.steps, lr=args.lr, tile=args.tile,
                             lapnorm_levels=args.lapnorm_levels)  # a flag the scheme lacks: refused before the model loads
-    size = image_size(args.image) if args.image else None  # header only: refuse a huge photo before decoding it
-    model = load_model(args.model, weights=args.weights, device=resolve_device(args.device))
+    npy = bool(args.image) and str(args.image).lower().endswith(".npy")
+    size = image_size(args.image) if args.image and not npy else None  # header only: refuse a huge photo first
+    model = load_model(args.model, weights=args.weights, device=resolve_device(args.device), **_preprocessing(args))
     scheme = scheme_for_model(scheme, model)
     if size:
         check_dream_fits(model, *scheme_octave_sizes(size[1], size[0], scheme, model.min_size)[-1], scheme.tile)
-    image = load_image(args.image) if args.image else None
+    image = load_image(args.image, model.channels) if args.image else None
     settings = dict(model=model, layers=args.layers, target=args.target, grad=args.grad, seed=args.seed,
                     device=args.device, progress=not args.quiet)
     on_octave = None

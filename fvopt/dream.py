@@ -176,6 +176,18 @@ def sample_photo(name: str = DEFAULT_PHOTO) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255.0
 
 
+def sample_photo_for(channels: int, name: str = DEFAULT_PHOTO) -> torch.Tensor:
+    """The default dream photo for a network of `channels` channels: RGB, or its luminance for
+    grayscale networks; other channel counts have no sample photo (give one, a .npy array)."""
+    photo = sample_photo(name)
+    if channels == 3:
+        return photo
+    if channels == 1:
+        return (torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1) * photo).sum(1, keepdim=True)
+    raise FvoptError(f"there is no {channels}-channel sample photo: give an image to dream on (a .npy array of "
+                     f"shape ({channels}, H, W) with values in [0, 1])")
+
+
 def octave_sizes(height: int, width: int, octaves: int, scale: float, min_size: int,
                  above: int = 0) -> list[tuple[int, int]]:
     """Sizes from the smallest octave to the largest (the input's size, or `above` octaves beyond it);
@@ -251,8 +263,8 @@ def dream(
     s = resolve_scheme(scheme, octaves=octaves, octave_scale=octave_scale, steps=steps, lr=lr, tile=tile,
                        octaves_above=octaves_above, lapnorm_levels=lapnorm_levels)
     seed = check("seed", seed, SEED)
-    if image is not None and (not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[:2] != (1, 3)):
-        raise FvoptError(f"dream needs one RGB image tensor (1, 3, H, W), not {getattr(image, 'shape', image)!r}")
+    if image is not None and (not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[0] != 1):
+        raise FvoptError(f"dream needs one image tensor (1, C, H, W), not {getattr(image, 'shape', image)!r}")
     objective = parse_target(target) if isinstance(target, str) else target or layers_objective(layers, s.objective)
     image_grad = None
     if grad or s.lapnorm_levels:
@@ -262,16 +274,21 @@ def dream(
     dev = resolve_device(device)
     net = model if isinstance(model, FeatureModel) else load_model(model, device=dev)
     s = scheme_for_model(s, net)
-    height, width = (sample_photo() if image is None else image).shape[-2:]
+    if image is None:
+        image = sample_photo_for(net.channels)
+    if image.shape[1] != net.channels:
+        raise FvoptError(f"the image has {image.shape[1]} channels and {net.name} takes {net.channels}: give a "
+                         f"{net.channels}-channel image")
+    height, width = image.shape[-2:]
     sizes = scheme_octave_sizes(height, width, s, net.min_size)
     check_dream_fits(net, *sizes[-1], s.tile)  # the largest octave, above the input with octaves_above
-    base = (sample_photo() if image is None else image).to(net.device, torch.float32)
+    base = image.to(net.device, torch.float32)
 
     meter = Meter()
     generator = torch.Generator().manual_seed(seed)
     result = DreamResult(base, settings={**s.record(), "objective_name": str(objective), "grad": grad, "seed": seed,
                                          "octave_sizes": [list(size) for size in sizes]})
-    detail = torch.zeros(1, 3, *sizes[0], device=net.device)
+    detail = torch.zeros(1, net.channels, *sizes[0], device=net.device)
     dreamed = base
     octave_base = base
     start = time.perf_counter()
@@ -335,7 +352,7 @@ def check_dream_fits(model: FeatureModel, height: int, width: int, tile: int) ->
     for side in (height, width):
         IMAGE_SIDE.coerce("image side", side)
     check_fits(model, min(tile, max(height, width)), images=1, backward=True,
-               what=f"a {width}x{height} px dream with {tile} px tiles", extra_bytes=DREAM_IMAGE_COPIES * 3 * 4 * height * width)
+               what=f"a {width}x{height} px dream with {tile} px tiles", extra_bytes=DREAM_IMAGE_COPIES * model.channels * 4 * height * width)
 
 
 def zoom_frames(

@@ -11,6 +11,7 @@ import torch
 from .models.hooks import capture
 from .models.wrapper import FeatureModel
 from .objectives import Activations, Objective
+from .transform_fit import fit_transforms
 from .transforms import Compose, show_at, standard_transforms
 
 EVALUATOR_SEED = 20_231_123
@@ -23,6 +24,8 @@ def score_images(model: FeatureModel, objective: Objective, images: torch.Tensor
     `render`, every image is shown to the network resized to that size, as the run showed it."""
     transforms = transforms or standard_transforms()
     images = images.to(model.device, torch.float32)
+    # the fixed draws are made for the images' size and channels, as the run's were (fvopt.transform_fit)
+    transforms = fit_transforms(transforms or standard_transforms(), tuple(images.shape[-2:]), images.shape[1])
     n = images.shape[0]
     slots = torch.arange(n, device=model.device) % objective.slots
     generator = torch.Generator().manual_seed(EVALUATOR_SEED)
@@ -94,9 +97,8 @@ def class_probabilities(model: FeatureModel, images: torch.Tensor) -> tuple[torc
     import torch.nn.functional as F
 
     x = images.to(model.device, torch.float32)
-    if x.shape[-1] != model.input_size:
-        x = F.interpolate(x, size=(model.input_size, model.input_size), mode="bilinear", antialias=True,
-                          align_corners=False)
+    if tuple(x.shape[-2:]) != model.input_hw:
+        x = F.interpolate(x, size=model.input_hw, mode="bilinear", antialias=True, align_corners=False)
     with torch.no_grad():
         probs = model(x).softmax(-1).cpu()
     return probs, probs.argmax(-1)

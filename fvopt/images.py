@@ -13,15 +13,30 @@ from .errors import FvoptError
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(n, 3, H, W) in [0,1] -> (n, H, W, 3) uint8."""
+    """(n, 3, H, W) in [0,1] -> (n, H, W, 3) uint8; one channel -> (n, H, W) (grayscale)."""
     x = images.detach().float().clamp(0, 1).mul(255).round().byte().cpu()
+    if x.shape[1] == 1:
+        return x[:, 0].numpy()
     return x.permute(0, 2, 3, 1).numpy()
+
+
+def channel_grid(images: torch.Tensor) -> torch.Tensor:
+    """Images of other than 1 or 3 channels as grayscale pictures, one row per image and one
+    column per channel (separated by a 2 px white line): (n, C, H, W) -> (1, 1, H', W')."""
+    n, c, h, w = images.shape
+    pad = 2
+    canvas = torch.ones(1, 1, n * (h + pad) - pad, c * (w + pad) - pad)
+    x = images.detach().float().cpu()
+    for i in range(n):
+        for j in range(c):
+            canvas[0, 0, i * (h + pad):i * (h + pad) + h, j * (w + pad):j * (w + pad) + w] = x[i, j]
+    return canvas
 
 
 def grid(images: torch.Tensor, labels: Sequence[str] | None = None, columns: int | None = None, pad: int = 2) -> Image.Image:
     """A grid of the batch, with a caption under each image when labels are given."""
     arr = to_uint8(images)
-    n, h, w, _ = arr.shape
+    n, h, w = arr.shape[:3]
     cols = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     caption = 12 if labels else 0
@@ -37,8 +52,20 @@ def grid(images: torch.Tensor, labels: Sequence[str] | None = None, columns: int
 
 
 def save_images(images: torch.Tensor, path: str | Path, labels: Sequence[str] | None = None) -> Path:
-    """One image as a PNG of its own size; several as a labelled grid. Creates parent folders."""
+    """One image as a PNG of its own size; several as a labelled grid. Creates parent folders.
+
+    One channel is saved as grayscale, three as RGB; any other count as a grayscale grid of its
+    channels (a row per image, a column per channel) plus `NAME.npy`, the raw values (n, C, H, W)
+    as float32, since no picture format holds them."""
     path = Path(path)
+    if images.shape[1] not in (1, 3):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path.with_suffix(".npy"), images.detach().float().cpu().numpy())
+            Image.fromarray(to_uint8(channel_grid(images))[0]).save(path)
+        except (OSError, ValueError) as err:
+            raise FvoptError(f"cannot write image '{path}': {err}") from None
+        return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if images.shape[0] == 1 and not labels:
@@ -62,20 +89,51 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise FvoptError(f"cannot read image '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
 
 
-def load_image(path: str | Path) -> torch.Tensor:
-    """A photo as (1, 3, H, W) in [0,1]; a missing or unreadable file is a clear error.
+def load_image(path: str | Path, channels: int = 3) -> torch.Tensor:
+    """A photo as (1, channels, H, W) in [0,1]; a missing or unreadable file is a clear error.
 
-    Check `image_size(path)` against memory first: decoding allocates the full image.
+    Pictures are read as RGB (3 channels) or grayscale (1); other channel counts come from a
+    `.npy` array (see `load_array`). Check `image_size(path)` against memory first: decoding
+    allocates the full image.
     """
+    return torch.from_numpy(load_array(path, channels))[None].contiguous()
+
+
+def load_array(path: str | Path, channels: int = 3) -> np.ndarray:
+    """An image file as a float32 array (channels, H, W) in [0,1]: a picture read as RGB or
+    grayscale, or a `.npy` array (C, H, W), (H, W, C) or (H, W) holding values in [0, 1]."""
     path = Path(path)
+    if path.suffix.lower() == ".npy":
+        if not path.is_file():
+            raise FvoptError(f"input array '{path}' does not exist")
+        try:
+            arr = np.load(path, allow_pickle=False).astype(np.float32)
+        except Exception as err:
+            raise FvoptError(f"cannot read array '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+        if arr.ndim == 4 and arr.shape[0] == 1:
+            arr = arr[0]
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3:
+            raise FvoptError(f"array '{path}' has shape {arr.shape}: give (C, H, W) or (H, W, C)")
+        if arr.shape[0] != channels and arr.shape[-1] == channels:
+            arr = np.moveaxis(arr, -1, 0)
+        if arr.shape[0] != channels:
+            raise FvoptError(f"array '{path}' of shape {arr.shape} has no axis of {channels} channels, the network's")
+        if not np.isfinite(arr).all():
+            raise FvoptError(f"array '{path}' holds NaN or infinite values")
+        return np.ascontiguousarray(arr)
+    if channels not in (1, 3):
+        raise FvoptError(f"'{path}' is a picture (grayscale or RGB), and the network takes {channels} channels: give "
+                         f"a .npy array of shape ({channels}, H, W) with values in [0, 1]")
     image_size(path)
     try:
         with Image.open(path) as img:
             img.load()
-            arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+            arr = np.asarray(img.convert("RGB" if channels == 3 else "L"), dtype=np.float32) / 255.0
     except Exception as err:
         raise FvoptError(f"cannot read image '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
-    return torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
+    return arr.transpose(2, 0, 1).copy() if channels == 3 else arr[None].copy()
 
 
 def _short(path) -> str:

@@ -49,10 +49,12 @@ def activation_values_per_pixel(model) -> float:
 
         try:
             for module in model.net.modules():
+                if isinstance(module, torch.jit.ScriptModule):  # TorchScript takes no hooks: not counted
+                    continue
                 if not list(module.children()):  # leaves: containers would count their children twice
                     handles.append(module.register_forward_hook(hook))
             with torch.no_grad():
-                model(torch.full((1, 3, side, side), 0.5, device=model.device))
+                model(model.blank(side))
         finally:
             for h in handles:
                 h.remove()
@@ -63,7 +65,7 @@ def activation_values_per_pixel(model) -> float:
 def estimate_bytes(model, side: int, images: int, backward: bool) -> int:
     """Bytes one pass over `images` images of side x side needs, at least (activations kept for backward)."""
     pixels = side * side * images
-    values = pixels * (activation_values_per_pixel(model) * (2 if backward else 1) + 3 * 8)  # + image copies
+    values = pixels * (activation_values_per_pixel(model) * (2 if backward else 1) + getattr(model, "channels", 3) * 8)  # + image copies
     return int(values * FLOAT_BYTES)
 
 

@@ -13,6 +13,8 @@ from typing import Callable, Iterator
 
 import torch
 
+from .canvas import describe
+from .transform_fit import describe_fit, fit_transforms
 from .errors import FvoptError, NonFiniteError
 from .speed import EAGER, Speed, compiled_pass
 from .options import IMAGE_SIDE, POSITIVE_FLOAT, POSITIVE_INT, SEED, check, check_type
@@ -176,6 +178,9 @@ class Problem:
         if self.render is not None and self.render < model.min_size:
             raise FvoptError(f"render size {self.render} px is too small for {model.name}: at least {model.min_size} px")
         chain = standard_transforms() if transforms is None else transforms
+        fitted = fit_transforms(chain, param.image_hw, param.channels)  # pixel amounts scaled below 128 px
+        self.transform_fit = describe_fit(chain, fitted, param.image_hw)  # what that changed, for the trace
+        chain = fitted
         self.transforms = chain if self.render is None else with_output_size(chain, self.render)
         self.views = views_of(self.transforms)
         if self.views > 1 and tile is not None:
@@ -186,15 +191,20 @@ class Problem:
         if self.batch < 2 and any(c.what == "diversity" for c in objective.checks):
             raise FvoptError(f"'{objective}' has a diversity term, which compares the images of a batch: with one "
                              "image it is constant; use a batch of 2 or more (--batch 4)")
-        if param.size < model.min_size:
-            raise FvoptError(f"image size {param.size} px is too small for {model.name}: at least {model.min_size} px")
+        if param.channels != model.channels:
+            raise FvoptError(f"param {param.name} draws {param.channels}-channel images and {model.name} takes "
+                             f"{model.channels} channels: make the parameterization with channels={model.channels}")
+        side = min(param.image_hw)  # the shorter side meets the network's minimum
+        if side < model.min_size:
+            raise FvoptError(f"image size {describe(param.size)} px is too small for {model.name}: at least "
+                             f"{model.min_size} px a side")
         if not validated:  # a shape probe at the size the network sees; tiled images at the tile's size
             probe = self.render or param.size  # validate() itself uses the input size of a fixed-size network
-            validate(objective, model, probe if tile is None else max(min(probe, tile), model.min_size))
+            validate(objective, model, probe if tile is None else max(min(side, tile), model.min_size))
         self.seed = check("seed", seed, SEED)
         if max_batch == "auto":  # as many images per chunk as half the free memory holds
             from .memory import images_that_fit
-            max_batch = images_that_fit(model, max(param.size, model.min_size), backward=False)
+            max_batch = images_that_fit(model, max(max(param.image_hw), model.min_size), backward=False)
         self.max_batch = check("max_batch", max_batch, POSITIVE_INT)
         self.image_grad = image_grad
         if tile is not None and tile < model.min_size:
@@ -204,7 +214,7 @@ class Problem:
         speed.prepare(model.net)
         mode = speed.compile_mode(model.device)
         self._pass = None if mode is None else compiled_pass(
-            model, objective.layers, mode, (self.render or param.size) if tile is None else max(min(param.size, tile), model.min_size))
+            model, objective.layers, mode, (self.render or param.size) if tile is None else max(min(side, tile), model.min_size))
         from .image_targets import bind_photos  # image targets: the photo's activations, once per model and size
         self.photos = bind_photos(objective, model, getattr(param, "image_hw", param.size), self.render)
         self.meter = meter or Meter()
@@ -245,6 +255,7 @@ class Problem:
         view = Problem(self.model, self.objective, param, self.transforms, self.batch, self.seed, self.max_batch,
                        self.image_grad, self.meter, self.generator, validated=True, tile=self.tile,
                        speed=self.speed, render=self.render)
+        view.transforms, view.transform_fit = self.transforms, self.transform_fit  # fitted once, not twice
         view._parent = self
         return view
 

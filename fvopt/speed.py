@@ -181,7 +181,7 @@ class CompiledPass:
         import torch._dynamo
         trace = torch.compile(types.MethodType(_own_code(CompiledPass._forward), self), backend="eager",
                               fullgraph=True)
-        x = torch.full((1, 3, size, size), 0.5, device=self.model.device)
+        x = self.model.blank(size)
         try:
             with self._hooked(), torch.no_grad():
                 trace(x)

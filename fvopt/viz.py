@@ -14,7 +14,9 @@ from .errors import FvoptError
 from .evaluate import score_images
 from .images import save_images
 from .memory import check_fits
-from .models import FeatureModel, load_model, resolve_device
+from .canvas import describe as describe_size, hw, parse_size
+from .models import FeatureModel, load_model, resolve_device, wrap
+from .params.color import color_basis
 from .objectives import Objective, parse_target, slot_labels
 from .options import IMAGE_SIDE, POSITIVE_INT, SEED, Option, check, check_type, merge_options
 from .params import Parameterization, make_param
@@ -63,13 +65,14 @@ class Visualization:
         return path
 
 
-def render_size(render: int | str | None, size: int, model: FeatureModel) -> int | None:
+def render_size(render: int | str | None, size, model: FeatureModel) -> int | None:
     """The size the network is shown: None (the image's own), a side in px, or "lucent" (the
     model's input size when the image is smaller, as Lucent's render_vis upsamples to 224)."""
     if render is None:
         return None
-    if render == "lucent":
-        return model.input_size if size < model.input_size else None
+    if render == "lucent":  # a square input only: Lucent's rule shows a square
+        side = model.input_size
+        return side if isinstance(side, int) and max(hw(size)) < side else None
     if isinstance(render, str) and render.strip().isdigit():
         render = int(render)
     if isinstance(render, bool) or not isinstance(render, int):
@@ -119,6 +122,12 @@ def visualize(
     reference=None,
     judge=None,
     measures=None,
+    mean=None,
+    std=None,
+    input_size=None,
+    channels: int | None = None,
+    value_range=None,
+    decorrelate=None,
 ) -> Visualization:
     """Optimize images until `target` fires, and score them with the common evaluator.
 
@@ -139,14 +148,20 @@ def visualize(
     or names) put fvopt.quality's measures in `trace["quality"]` (see fvopt.quality.judge); without a
     reference only spectral_slope is computed by default. The final scores also hold `value_8bit` and
     `robust_8bit`: the image as saved, quantized to 8 bits.
+    `model` may also be any torch.nn.Module (wrapped by `fvopt.wrap` with `mean`, `std`,
+    `input_size`, `channels`, `value_range`, which also override a named model's preprocessing);
+    `size` is a side or (height, width); `decorrelate` a file or folder of reference images whose
+    channel covariance replaces the default decorrelation (Lucid's for RGB, else the identity).
     """
-    for name, value, kinds, what in [("model", model, (str, FeatureModel), "a model name or a FeatureModel"),
+    preprocessing = {k: v for k, v in dict(mean=mean, std=std, input_size=input_size, channels=channels,
+                                           value_range=value_range).items() if v is not None}
+    for name, value, kinds, what in [("model", model, (str, torch.nn.Module), "a model name or a torch.nn.Module"),
                                      ("target", target, (str, Objective), "a target string or an Objective"),
                                      ("options", options or {}, dict, "a dict of optimizer options"),
                                      ("progress", progress, bool, "True or False")]:
         check_type(name, value, kinds, what)
     seed = check("seed", seed, SEED)
-    size = check("size", size, IMAGE_SIDE)
+    size = parse_size(size, "size")
     batch = check("batch", batch, POSITIVE_INT)
     if max_batch != "auto":
         max_batch = check("max_batch", max_batch, POSITIVE_INT)
@@ -185,13 +200,17 @@ def visualize(
         image_grad = accumulator = TransparencyAccumulator(image_grad)
     dev = resolve_device(device)
     torch.manual_seed(seed)
-    net = model if isinstance(model, FeatureModel) else load_model(model, weights=weights, device=dev)
+    if isinstance(model, str):
+        net = load_model(model, weights=weights, device=dev, **preprocessing)
+    else:
+        net = wrap(model, **preprocessing).to(dev)
     size = size or net.input_size
-    if tile is not None and not net.min_size <= tile <= size:
+    if tile is not None and not net.min_size <= tile <= min(hw(size)):
         raise FvoptError(f"tile {tile} px must be between {net.name}'s minimum input of {net.min_size} px and the "
-                         f"image size of {size} px")
+                         f"image size of {describe_size(size)} px")
     render = render_size(render, size, net)
-    requested = make_param(DEFAULT_PARAM if param is None else param, size)
+    basis = color_basis(decorrelate, net.channels)  # reference images read now, before any model pass
+    requested = make_param(DEFAULT_PARAM if param is None else param, size, channels=net.channels, color=basis)
     parameterization = search_space(strategy, requested)
     slots = batch or objective.slots
     if quality_measures is not None:  # a measure asked for by name that cannot apply: refused before the run
@@ -202,7 +221,7 @@ def visualize(
     cost = strategy.check(parameterization, slots, budget).times(views_of(chain))
     budget.refuse_if_below(cost, strategy.name)
     chunk = max_batch if isinstance(max_batch, int) else 1
-    check_fits(net, tile or size, images=min(cost.forwards, max(chunk, slots)), backward=strategy.uses_gradients)
+    check_fits(net, tile or max(hw(size)), images=min(cost.forwards, max(chunk, slots)), backward=strategy.uses_gradients)
     speed.apply_globally()
     problem = Problem(net, objective, parameterization, chain, batch, seed, max_batch, image_grad, speed=speed,
                       render=render, tile=tile)
@@ -222,7 +241,9 @@ def visualize(
         final.update(score_as_saved(net, objective, result.images, render=render))
     trace = {
         "model": net.name, "target": str(objective), "optimizer": strategy.name, "param": parameterization.name,
-        "param_requested": requested.name, "param_dim": parameterization.dim, "seed": seed, "size": size,
+        "param_requested": requested.name, "param_dim": parameterization.dim, "seed": seed,
+        "size": list(size) if isinstance(size, tuple) else size, "input": net.describe_input(),
+        "decorrelation": parameterization.color_source, "transforms_fit": problem.transform_fit,
         "batch": problem.batch, "options": strategy.options, "grad": grad, "transforms": describe_transforms(chain), "render": render, "transparency": transparency,
         "device": str(dev), "speed": speed.describe(), "max_batch": problem.max_batch, "budget": asdict(budget), "stop_reason": result.stop_reason, "forwards": result.forwards,
         "backwards": result.backwards, "seconds": result.seconds, **result.extra,

@@ -18,7 +18,13 @@ class _StopForward(Exception):
 
 
 def resolve_layer(model: FeatureModel, name: str) -> torch.nn.Module:
-    """The module called `name`, or an error suggesting the closest layer names."""
+    """The module called `name`, or an error suggesting the closest layer names (or saying why
+    the model's layers cannot be hooked: TorchScript, an exported program's inlined layer)."""
+    if model.hookable is not None:
+        raise FvoptError(f"layer '{name}' cannot be hooked: {model.hookable}")
+    unhookable = getattr(model.net, "fvopt_unhookable", None) or {}
+    if name in unhookable:
+        raise FvoptError(unhookable[name])
     try:
         return model.net.get_submodule(name)
     except AttributeError:

@@ -7,6 +7,7 @@ from functools import lru_cache
 import torch
 
 from ..errors import FvoptError
+from ..canvas import describe, hw
 from .layouts import Layout, detect, output_tensor
 from .wrapper import FeatureModel
 
@@ -25,8 +26,9 @@ class LayerInfo:
         return self.layout.units if self.layout else self.shape[0]
 
 
-def _probe(model: FeatureModel, size: int) -> dict[str, tuple[str, object]]:
-    """(module type, output tensor shape or the FvoptError it raises) of every named module at `size` px."""
+def _probe(model: FeatureModel, size) -> dict[str, tuple[str, object]]:
+    """(module type, output tensor shape or the FvoptError it raises) of every named module at `size`
+    px (a side or (height, width))."""
     found: dict[str, tuple[str, object]] = {}
     handles = []
 
@@ -41,15 +43,17 @@ def _probe(model: FeatureModel, size: int) -> dict[str, tuple[str, object]]:
         return hook
 
     try:
+        unhookable = getattr(model.net, "fvopt_unhookable", None) or {}
         for name, module in model.net.named_modules():
-            if name:
+            if name and name not in unhookable:
                 handles.append(module.register_forward_hook(hook_for(name)))
         with torch.no_grad():
-            model(torch.full((1, 3, size, size), 0.5, device=model.device))
+            model(model.blank(size))
     except Exception as err:  # a network that cannot take this size: one line, before any work
         text = str(err).strip().splitlines()
-        raise FvoptError(f"{model.name} cannot run on {size}x{size} px images ({type(err).__name__}: "
-                         f"{text[0][:160] if text else ''}); its input size is {model.input_size} px") from None
+        h, w = hw(size)
+        raise FvoptError(f"{model.name} cannot run on {h}x{w} px images ({type(err).__name__}: "
+                         f"{text[0][:160] if text else ''}); its input size is {describe(model.input_size)} px") from None
     finally:
         for h in handles:
             h.remove()
@@ -71,9 +75,11 @@ def list_layers(model: FeatureModel, size: int | None = None) -> list[LayerInfo]
     Two probes, at `size` and a larger size, tell spatial axes (they follow the input) from unit
     axes; a fixed-size model (position embeddings) is probed once, at its own input size.
     """
+    if model.hookable is not None:  # TorchScript: only the output can be read
+        return []
     size = model.input_size if model.fixed_size else (size or model.input_size)
     first = _probe(model, size)
-    second = None if model.fixed_size else _probe(model, size + 32)
+    second = None if model.fixed_size else _probe(model, tuple(s + 32 for s in hw(size)))
     prefix = prefix_tokens(model)
     out = []
     for name, (kind, shape) in first.items():
@@ -146,4 +152,4 @@ def class_name(index: int) -> str:
 
 def num_classes(model: FeatureModel) -> int:
     with torch.no_grad():
-        return int(model(torch.full((1, 3, model.input_size, model.input_size), 0.5, device=model.device)).shape[-1])
+        return int(model(model.blank()).shape[-1])

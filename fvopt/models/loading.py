@@ -24,22 +24,39 @@ _MIN_SIZE = {"inception_v3": 75}
 
 def known_models() -> list[str]:
     """Names `load_model` accepts directly, plus the patterns for library architectures."""
-    return MODEL_SOURCES.names() + [family.pattern for family in MODEL_SOURCES.families.values()]
+    patterns = [family.pattern for family in MODEL_SOURCES.families.values()]
+    return MODEL_SOURCES.names() + patterns + ["FILE.py:FACTORY", "PROGRAM.pt2 (torch.export)",
+                                               "FILE.pt (TorchScript: class targets only)"]
 
 
-def load_model(name: str, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> FeatureModel:
-    """A FeatureModel in eval mode on `device`, taking [0,1] RGB images."""
+def load_model(name: str, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+               **preprocessing) -> FeatureModel:
+    """A FeatureModel in eval mode on `device`, taking [0,1] images. `name` is a known model or a
+    user's network (`file.py:factory`, `program.pt2`, a TorchScript file: see fvopt.models.user);
+    `preprocessing` (mean, std, input_size, channels, value_range) overrides the model's own."""
+    from .user import is_user_model, load_user_model, rewrap
+
     if not isinstance(name, str):
         raise FvoptError(f"model must be a name such as 'lite0' or 'torchvision:resnet50', not {type(name).__name__} "
                          f"{name!r}")
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise FvoptError(f"weights must be a file path or 'random', not {type(weights).__name__} {weights!r}")
+    preprocessing = {k: v for k, v in preprocessing.items() if v is not None}
+    if is_user_model(name):
+        return load_user_model(name, weights, **preprocessing).to(resolve_device(device))
+    model = _named_model(name, weights)
+    if preprocessing:
+        model = rewrap(model, **preprocessing)
+    return model.to(resolve_device(device))
+
+
+def _named_model(name: str, weights) -> FeatureModel:
+    """A model fvopt knows by name (a source registered in fvopt.models.sources), with its own preprocessing."""
     found = find_source(name)
     if found is None:
         raise MODEL_SOURCES.unknown(name, known=", ".join(known_models()))
     load, rest = found
-    model = load(rest, weights)
-    return model.to(resolve_device(device))
+    return load(rest, weights)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

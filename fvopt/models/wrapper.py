@@ -1,34 +1,48 @@
-"""A network plus the preprocessing it expects, so everything above it works in [0,1] RGB."""
+"""A network plus the preprocessing it expects, so everything above it works in [0,1] images.
+
+`FeatureModel` is what every part of fvopt drives; `wrap` makes one from any `torch.nn.Module`
+with its own preprocessing (channels, mean/std, value range, input size), checked before any work.
+"""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..canvas import Size, hw, parse_size
+from ..errors import FvoptError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class FeatureModel(nn.Module):
-    """An image classifier in eval mode that takes [0,1] RGB images.
+    """A network in eval mode that takes images with values in [0,1], `channels` channels.
 
-    Why a wrapper: objectives, parameterizations and transforms all live in [0,1] RGB; only the
-    model knows its normalization and its natural input size. Layer names are those of `net`.
+    Why a wrapper: objectives, parameterizations and transforms all live in [0,1]; only the model
+    knows its input: how many channels, the range its training data had (`value_range`: [0,1] is
+    mapped linearly onto it, e.g. (0, 255)), its per-channel normalization, and its natural input
+    size (a side or (height, width)). The network sees ((lo + (hi - lo) * x) - mean) / std.
+    Layer names are those of `net`.
     """
 
     def __init__(
         self,
         net: nn.Module,
         name: str,
-        input_size: int = 224,
+        input_size: Size = 224,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         min_size: int = 32,
         weights: str = "pretrained",
         fixed_size: bool | None = False,
         interpolation: str = "bilinear",
+        channels: int = 3,
+        value_range: tuple[float, float] = (0.0, 1.0),
+        hookable: str | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -36,9 +50,13 @@ class FeatureModel(nn.Module):
         self.input_size = input_size
         self.min_size = min_size
         self.weights = weights
+        self.channels = channels
+        self.value_range = (float(value_range[0]), float(value_range[1]))
+        # None: forward hooks work on the layers; else why they do not (TorchScript: class targets only)
+        self.hookable = hookable
         self.interpolation = interpolation if interpolation in ("bilinear", "bicubic") else "bilinear"
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, channels, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, channels, 1, 1), persistent=False)
         _disable_inplace(net)
         self.eval()
         for p in self.parameters():
@@ -50,23 +68,48 @@ class FeatureModel(nn.Module):
         # BatchNorm in train mode couples the images of a batch: a feature model is always in eval.
         return super().train(False)
 
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """(height, width) of the network's natural input."""
+        return hw(self.input_size)
+
+    def blank(self, size: Size | None = None, n: int = 1) -> torch.Tensor:
+        """n mid-gray images of `size` (default: the input size) with the network's channels: the
+        probe every shape check feeds."""
+        h, w = hw(self.input_size if size is None else size)
+        return torch.full((n, self.channels, h, w), 0.5, device=self.device)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """[0,1] images as the network was trained to see them: value range, then mean and std."""
+        lo, hi = self.value_range
+        if (lo, hi) != (0.0, 1.0):
+            images = lo + (hi - lo) * images
+        return (images - self.mean) / self.std
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits for a batch of [0,1] RGB images, at the images' own size; a fixed-size model (a
-        vision transformer with position embeddings) sees them resampled to its input size with
-        its own interpolation, as Lucent does for small images."""
-        if self.fixed_size and tuple(images.shape[-2:]) != (self.input_size, self.input_size):
-            images = F.interpolate(images, size=(self.input_size, self.input_size), mode=self.interpolation,
-                                   align_corners=False, antialias=images.shape[-1] > self.input_size)
-        return self.net((images - self.mean) / self.std)
+        """Logits for a batch of [0,1] images, at the images' own size; a fixed-size model (a
+        vision transformer with position embeddings, an exported program with a static shape)
+        sees them resampled to its input size with its own interpolation, as Lucent does for
+        small images."""
+        if images.shape[1] != self.channels:
+            raise FvoptError(f"{self.name} takes {self.channels}-channel images, not {images.shape[1]} channels "
+                             f"(shape {tuple(images.shape)})")
+        size = self.input_hw
+        if self.fixed_size and tuple(images.shape[-2:]) != size:
+            images = F.interpolate(images, size=size, mode=self.interpolation,
+                                   align_corners=False, antialias=images.shape[-1] > size[1])
+        return self.net(self.preprocess(images))
 
     def _runs_only_at_input_size(self) -> bool:
         """Whether the network runs only at its input size (position embeddings, fixed windows,
-        token-mixing MLPs), for networks whose loader cannot tell: one forward pass at another size.
-        A network that cannot run there is fed images resampled to its input size."""
-        side = max(self.min_size, self.input_size - 32)
+        token-mixing MLPs, a flatten before a linear layer), for networks whose loader cannot tell:
+        one forward pass at another size. A network that cannot run there is fed images resampled
+        to its input size."""
+        h, w = self.input_hw
+        other = (h - 32, w - 32) if min(h, w) - 32 >= self.min_size else (h + 16, w + 16)
         try:
             with torch.no_grad():
-                self.net((torch.full((1, 3, side, side), 0.5, device=self.device) - self.mean) / self.std)
+                self.net(self.preprocess(self.blank(other)))
         except Exception:
             return True
         return False
@@ -78,9 +121,17 @@ class FeatureModel(nn.Module):
     def layer_names(self) -> list[str]:
         return [name for name, _ in self.net.named_modules() if name]
 
+    def describe_input(self) -> dict:
+        """What the network is fed, for traces: channels, size, value range, normalization."""
+        return {"channels": self.channels, "input_size": list(self.input_hw),
+                "value_range": list(self.value_range), "mean": [round(v, 6) for v in self.mean.flatten().tolist()],
+                "std": [round(v, 6) for v in self.std.flatten().tolist()], "fixed_size": bool(self.fixed_size)}
+
 
 def _disable_inplace(net: nn.Module) -> None:
     """An in-place activation after a hooked layer would overwrite what the hook captured."""
     for module in net.modules():
+        if isinstance(module, torch.jit.ScriptModule):  # no hooks on it, and its constants are frozen
+            continue
         if getattr(module, "inplace", False) is True:
             module.inplace = False

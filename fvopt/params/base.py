@@ -11,7 +11,7 @@ COLOR_CORRELATION = _COLOR_SQRT_COV / _COLOR_SQRT_COV.norm(dim=0).max()
 
 
 class Parameterization(nn.Module):
-    """Maps z of shape (n, dim) to images of shape (n, 3, size, size) in [0,1], differentiably.
+    """Maps z of shape (n, dim) to images of shape (n, channels, height, width) in [0,1], differentiably.
 
     `dim` is the number of free values per image: what a zero-order search has to explore.
     A low-dimensional form keeps a `full` parameterization and can `lift` its vectors into it
@@ -20,7 +20,15 @@ class Parameterization(nn.Module):
 
     name: str = "param"
     dim: int
-    size: int
+    size: int  # the image side, or (height, width) when the image is not square (fvopt.canvas)
+    channels: int = 3  # image channels: 3 is RGB, 1 grayscale, any other count works (issue 18)
+    color_source: str = "imagenet"  # the decorrelation used: imagenet, identity, estimated from ...
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """(height, width) of the images it draws."""
+        from ..canvas import hw
+        return hw(self.size)
 
     def init(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """n starting vectors (n, dim), drawn only from `generator`: the same seed gives the same start
@@ -100,6 +108,8 @@ class Subspace(Parameterization):
         self.register_buffer("base", base.reshape(-1).float())
         self.dim = int(index.numel())
         self.size = full.size
+        self.channels = full.channels
+        self.color_source = full.color_source
         self.name = name
 
     @property

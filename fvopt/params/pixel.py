@@ -4,13 +4,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..canvas import hw
 from ..options import Option
-from .base import COLOR_CORRELATION, Parameterization, from_rgb, normal, to_rgb
+from .base import Parameterization, from_rgb, normal, to_rgb
+from .color import ColorBasis, basis_for
 from .registry import register_param
 
 
 class PixelParam(Parameterization):
-    """One logit per pixel and color on a `grid` x `grid` lattice, upsampled to `size`.
+    """One logit per pixel and channel on a `grid` x `grid` lattice, upsampled to `size` (a side or
+    (height, width)); `channels` channels, decorrelated by `color` (default: Lucid's for RGB, the
+    identity otherwise) when `decorrelate`.
 
     With `grid == size` this is the full pixel parameterization. Values start at mid-gray plus
     small noise (sd 0.01 in logit space), as the classic recipes found necessary.
@@ -18,18 +22,22 @@ class PixelParam(Parameterization):
 
     name = "pixel"
 
-    def __init__(self, size: int, grid: int | None = None, decorrelate: bool = False, sd: float = 0.01,
-                 init: str = "gray") -> None:
+    def __init__(self, size: int | tuple[int, int], grid: int | None = None, decorrelate: bool = False,
+                 sd: float = 0.01, init: str = "gray", channels: int = 3, color: ColorBasis | None = None) -> None:
         super().__init__()
         self.size = size
         self.grid = grid or size
+        self.grid_hw = hw(self.grid)
+        self.channels = channels
+        self.basis = basis_for(channels, color)
+        self.color_source = self.basis.source
         self.decorrelate = decorrelate
         self.sd = sd
         if init not in ("gray", "uniform"):
             raise ValueError(f"pixel init must be 'gray' or 'uniform', not '{init}'")
         self.init_mode = init
-        self.dim = 3 * self.grid * self.grid
-        self.register_buffer("color", COLOR_CORRELATION.clone())
+        self.dim = channels * self.grid_hw[0] * self.grid_hw[1]
+        self.register_buffer("color", self.basis.matrix.clone())
         if self.grid != size:
             self.name = f"pixel:k={self.grid}"
 
@@ -40,9 +48,9 @@ class PixelParam(Parameterization):
         return normal((n, self.dim), self.sd, generator).to(self.device)
 
     def _logits(self, z: torch.Tensor) -> torch.Tensor:
-        x = z.view(-1, 3, self.grid, self.grid)
+        x = z.view(-1, self.channels, *self.grid_hw)
         if self.grid != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+            x = F.interpolate(x, size=self.image_hw, mode="bilinear", align_corners=False)
         return x
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -58,14 +66,16 @@ class PixelParam(Parameterization):
     def full(self) -> Parameterization:
         if self.grid == self.size:
             return self
-        return PixelParam(self.size, None, self.decorrelate, self.sd, self.init_mode).to(self.device)
+        return PixelParam(self.size, None, self.decorrelate, self.sd, self.init_mode, self.channels,
+                          self.basis).to(self.device)
 
     def lift(self, z: torch.Tensor) -> torch.Tensor:
         return self._logits(z).reshape(z.shape[0], -1)
 
     def reduced(self) -> Parameterization:
-        return self if self.grid != self.size else PixelParam(self.size, min(16, self.size), self.decorrelate,
-                                                              self.sd, self.init_mode).to(self.device)
+        return self if self.grid != self.size else PixelParam(self.size, min(16, *self.image_hw), self.decorrelate,
+                                                              self.sd, self.init_mode, self.channels,
+                                                              self.basis).to(self.device)
 
 
 class ImageParam(Parameterization):
@@ -79,18 +89,19 @@ class ImageParam(Parameterization):
 
     def __init__(self, image: torch.Tensor) -> None:
         super().__init__()
-        if image.dim() != 4 or image.shape[:2] != (1, 3):
-            raise ValueError(f"ImageParam needs one RGB image (1, 3, H, W), not {tuple(image.shape)}")
+        if image.dim() != 4 or image.shape[0] != 1:
+            raise ValueError(f"ImageParam needs one image (1, C, H, W), not {tuple(image.shape)}")
         self.register_buffer("image", image.detach().float().clone())
+        self.channels = int(image.shape[1])
         self.height, self.width = image.shape[-2:]
-        self.size = max(self.height, self.width)
-        self.dim = 3 * self.height * self.width
+        self.size = self.height if self.height == self.width else (self.height, self.width)
+        self.dim = self.channels * self.height * self.width
 
     def init(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.image.reshape(1, -1).expand(n, -1).clone()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return z.view(-1, 3, self.height, self.width)
+        return z.view(-1, self.channels, self.height, self.width)
 
 
 SD = Option(float, low=0, help="init noise sd")
@@ -99,7 +110,8 @@ SD = Option(float, low=0, help="init noise sd")
 @register_param("pixel", "one sigmoid logit per pixel and color; pixel:k=G is a GxG grid, upsampled",
                 {"k": Option(int, low=1), "decorrelate": Option(bool), "sd": SD,
                  "init": Option(str, choices=("gray", "uniform"))}, ("pixel", "pixel:k=8", "pixel:init=uniform"))
-def _build_pixel(size: int, k: int | None = None, **options) -> PixelParam:
-    if k is not None and not 1 <= k <= size:
-        raise ValueError(f"pixel grid k must be 1..{size}, not {k}")
-    return PixelParam(size, grid=k, **options)
+def _build_pixel(size: int | tuple[int, int], k: int | None = None, *, channels: int = 3,
+                 color: ColorBasis | None = None, **options) -> PixelParam:
+    if k is not None and not 1 <= k <= min(hw(size)):
+        raise ValueError(f"pixel grid k must be 1..{min(hw(size))}, not {k}")
+    return PixelParam(size, grid=k, channels=channels, color=color, **options)

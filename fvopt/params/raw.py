@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..canvas import hw
 from ..options import Option
 from .base import Parameterization
 from .registry import register_param
@@ -39,9 +40,11 @@ class RawParam(Parameterization):
 
     name = "raw"
 
-    def __init__(self, size: int, grid: int | None = None, clip: bool = False, init: str = "uniform",
-                 sd: float = 0.01) -> None:
+    def __init__(self, size: int | tuple[int, int], grid: int | None = None, clip: bool = False,
+                 init: str = "uniform", sd: float = 0.01, channels: int = 3) -> None:
         super().__init__()
+        self.channels = channels
+        self.color_source = "none"  # raw values: no decorrelation
         if init not in RAW_INITS:
             raise ValueError(f"raw init must be one of {', '.join(RAW_INITS)}, not '{init}'")
         self.size = size
@@ -49,7 +52,8 @@ class RawParam(Parameterization):
         self.clip = clip
         self.init_mode = init
         self.sd = sd
-        self.dim = 3 * self.grid * self.grid
+        self.grid_hw = hw(self.grid)
+        self.dim = channels * self.grid_hw[0] * self.grid_hw[1]
         options = [f"k={self.grid}"] if self.grid != size else []
         options += ["clip=true"] if clip else []
         self.name = "raw" + (":" + ",".join(options) if options else "")
@@ -62,9 +66,9 @@ class RawParam(Parameterization):
         return (z.clamp(0, 1) if self.clip else z).to(self.device)
 
     def _image(self, z: torch.Tensor) -> torch.Tensor:
-        x = z.view(-1, 3, self.grid, self.grid)
+        x = z.view(-1, self.channels, *self.grid_hw)
         if self.grid != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+            x = F.interpolate(x, size=self.image_hw, mode="bilinear", align_corners=False)
         return x
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -89,7 +93,7 @@ class RawParam(Parameterization):
     def full(self) -> Parameterization:
         if self.grid == self.size:
             return self
-        return RawParam(self.size, None, self.clip, self.init_mode, self.sd).to(self.device)
+        return RawParam(self.size, None, self.clip, self.init_mode, self.sd, self.channels).to(self.device)
 
     def lift(self, z: torch.Tensor) -> torch.Tensor:
         """The upsampled image is the full form's z: the same picture, clipped or not."""
@@ -99,7 +103,8 @@ class RawParam(Parameterization):
         """A 16 x 16 grid (768 values) upsampled bilinearly, as `pixel:k=16`."""
         if self.grid != self.size:
             return self
-        return RawParam(self.size, min(16, self.size), self.clip, self.init_mode, self.sd).to(self.device)
+        return RawParam(self.size, min(16, *self.image_hw), self.clip, self.init_mode, self.sd,
+                        self.channels).to(self.device)
 
 
 @register_param("raw", "the image itself in [0,1] RGB, unbounded unless raw:clip=true (the classic recipe); "
@@ -108,7 +113,8 @@ class RawParam(Parameterization):
                  "sd": Option(float, low=0, help="noise sd of init=gray")},
                 # unclipped `raw` leaves [0, 1] by design, so the [0, 1] contract is checked on the clipped forms
                 ("raw:clip=true", "raw:k=8,clip=true", "raw:init=gray,clip=true"))
-def _build_raw(size: int, k: int | None = None, **options) -> RawParam:
-    if k is not None and not 1 <= k <= size:
-        raise ValueError(f"raw grid k must be 1..{size}, not {k}")
-    return RawParam(size, grid=k, **options)
+def _build_raw(size: int | tuple[int, int], k: int | None = None, *, channels: int = 3, color=None,
+               **options) -> RawParam:
+    if k is not None and not 1 <= k <= min(hw(size)):
+        raise ValueError(f"raw grid k must be 1..{min(hw(size))}, not {k}")
+    return RawParam(size, grid=k, channels=channels, **options)

@@ -175,13 +175,17 @@ def blur_images(x: torch.Tensor, kernel: torch.Tensor, padding: str) -> torch.Te
     return F.conv2d(F.pad(x, [k // 2] * 4, mode=padding), weight, groups=x.shape[1])
 
 
-def circular_response(size: int, kernel: torch.Tensor) -> torch.Tensor:
-    """The frequency response (size, size//2+1) of `kernel` as a circular convolution on a size x size
-    image: real, because the kernel is symmetric about its center, which sits at pixel (0, 0)."""
+def circular_response(size: int | tuple[int, int], kernel: torch.Tensor) -> torch.Tensor:
+    """The frequency response (H, W//2+1) of `kernel` as a circular convolution on an H x W image
+    (`size` a side or (H, W)): real, because the kernel is symmetric about its center, which sits
+    at pixel (0, 0)."""
+    from ..canvas import hw as _hw
+    height, width = _hw(size)
     k = kernel.shape[-1]
-    h = torch.zeros(size, size, dtype=torch.float64)
-    rows = (torch.arange(k) - k // 2) % size
-    h.index_put_((rows[:, None].expand(k, k), rows[None, :].expand(k, k)), kernel.double(), accumulate=True)
+    h = torch.zeros(height, width, dtype=torch.float64)
+    rows = (torch.arange(k) - k // 2) % height
+    cols = (torch.arange(k) - k // 2) % width
+    h.index_put_((rows[:, None].expand(k, k), cols[None, :].expand(k, k)), kernel.double(), accumulate=True)
     return torch.fft.rfft2(h).real.float()
 
 
@@ -206,7 +210,8 @@ def exact_blur(param: Parameterization, kernel_size: int, sigma: float) -> Calla
     from ..params.pyramid import PyramidParam
     from ..params.raw import RawParam
 
-    size = param.size
+    size = min(param.image_hw)  # the shorter side bounds the kernel
+    shape = (param.channels, *param.image_hw)
     kernel = gaussian_kernel2d(kernel_size, sigma, device=param.device)
 
     def refuse(why: str) -> FvoptError:
@@ -216,26 +221,27 @@ def exact_blur(param: Parameterization, kernel_size: int, sigma: float) -> Calla
     if isinstance(param, (RawParam, PixelParam, PyramidParam)) and kernel_size // 2 >= size:
         raise FvoptError(f"blur_kernel={kernel_size} is too large for {size} px images: at most {2 * size - 1}")
     if isinstance(param, (RawParam, PixelParam)):
-        if param.grid != size:
-            raise refuse(f"its {param.grid}x{param.grid} grid is upsampled to {size} px")
+        if param.grid != param.size:
+            raise refuse(f"its {param.grid}x{param.grid} grid is upsampled to {param.size} px")
         padding = "reflect" if isinstance(param, RawParam) else "replicate"
-        return lambda z: blur_images(z.view(-1, 3, size, size), kernel, padding).reshape(z.shape)
+        return lambda z: blur_images(z.view(-1, *shape), kernel, padding).reshape(z.shape)
     if isinstance(param, PyramidParam):
         def blur_pyramid(z: torch.Tensor) -> torch.Tensor:
             total, offset, n = 0, 0, z.shape[0]
             for side in param.sides:
-                level = z[:, offset:offset + 3 * side * side].reshape(n, 3, side, side)
-                offset += 3 * side * side
-                total = total + (level if side == size else
-                                 F.interpolate(level, size=(size, size), mode="bilinear", align_corners=False))
-            finest = 3 * size * size
+                count = shape[0] * side[0] * side[1]
+                level = z[:, offset:offset + count].reshape(n, shape[0], *side)
+                offset += count
+                total = total + (level if side == shape[1:] else
+                                 F.interpolate(level, size=shape[1:], mode="bilinear", align_corners=False))
+            finest = shape[0] * shape[1] * shape[2]
             out = z.clone()
             out[:, :finest] += (blur_images(total, kernel, "reflect") - total).reshape(n, finest)
             return out
         return blur_pyramid
     full = param.full
     if isinstance(full, FFTParam):
-        response = circular_response(size, kernel)[None, :, :, None].expand(full.spectrum_shape).reshape(-1)
+        response = circular_response(param.image_hw, kernel)[None, :, :, None].expand(full.spectrum_shape).reshape(-1)
         response = response.to(param.device)
         if full is param:
             return lambda z: z * response
