@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from fvopt.bench.analysis import at_equal_passes, markdown, mean_by, normalized_scores
-from fvopt.bench.report import area_under, best_at, cell_metrics, passes_of, summarize
+from fvopt.bench.metrics import cell_metrics, summarize
+from fvopt.bench.metrics import time_area as area_under
+from fvopt.bench.rows import best_at, passes_of
 
 
 def cell(strategy, seed, trace, robust, model="m", target="channel:x:1", seconds=4.0, **extra):

@@ -9,31 +9,20 @@ from collections import defaultdict
 
 import numpy as np
 
-from .report import best_at, passes_of
-
-
-def problem_of(row: dict) -> tuple:
-    """What a score is normalized within: the same target of the same model (one problem)."""
-    return row.get("model"), row["target"]
-
-
-def _finite(value) -> float | None:
-    return float(value) if value is not None and np.isfinite(value) else None
+from .rows import best_at, finite, measure_references, passes_of, problem_of
+from .tables import markdown_table
 
 
 def normalized_scores(rows: list[dict], key: str = "robust_value") -> list[dict]:
-    """Each cell's final `key` divided by the largest value of any cell of the same (model, target).
+    """Each cell's final `key` divided by the largest value of any cell of the same (model, target)
+    (`rows.measure_references`).
 
     A missing or non-finite value scores NaN and does not set the scale; so does every cell of a
     problem whose largest value is not positive (a ratio to it would rank backwards)."""
-    top: dict[tuple, float] = defaultdict(lambda: -np.inf)
-    for r in rows:
-        value = _finite(r["final"].get(key))
-        if value is not None:
-            top[problem_of(r)] = max(top[problem_of(r)], value)
+    top = measure_references(rows, key)
     out = []
     for r in rows:
-        value, scale = _finite(r["final"].get(key)), top[problem_of(r)]
+        value, scale = finite(r["final"].get(key)), top.get(problem_of(r), -np.inf)
         out.append({**r, "score": value / scale if value is not None and scale > 0 else np.nan})
     return out
 
@@ -72,10 +61,5 @@ def mean_by(rows: list[dict], keys: tuple[str, ...], value: str = "score") -> li
 
 
 def markdown(rows: list[dict], columns: list[str], digits: int = 3) -> str:
-    def fmt(v):
-        if isinstance(v, float):
-            return f"{v:.{digits}f}"
-        return "-" if v is None else str(v)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
+    """A Markdown table with floats to `digits` decimals (the studies' analysis tables)."""
+    return markdown_table(rows, columns, number=f".{digits}f", nan="nan")

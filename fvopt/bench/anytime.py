@@ -25,24 +25,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..run import BUDGET_STOPS
-from .report import passes_of
+from ..stops import stop_kind
+from .rows import (AXES, algorithm_labels, area_under, best_so_far, finite, problem_of, reference_values, step_at,
+                   stopped_early, trace_axis)  # noqa: F401  (AXES, stopped_early: also read from here by studies)
 
 FRACTIONS = (0.5, 0.8, 0.9, 0.95, 0.99)
 BUDGET_SHARES = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-AXES = {"passes": "model passes (forward 1, backward 2)", "seconds": "wall time (s)"}
-
-
-def algorithm_labels(rows: list[dict]) -> dict[int, str]:
-    """The name each row is compared under: the strategy, with the parameterization when the
-    comparison has more than one (keyed by position in `rows`)."""
-    several = len({r["param"] for r in rows}) > 1
-    return {i: f"{r['strategy']} [{r['param']}]" if several else r["strategy"] for i, r in enumerate(rows)}
-
-
-def stopped_early(row: dict) -> bool:
-    """A finished cell whose run ended before its budget (a NaN objective, an interrupt)."""
-    return row.get("stop_reason") not in BUDGET_STOPS
 
 
 @dataclass
@@ -70,11 +58,7 @@ class Run:
 
     def best_at(self, xs: np.ndarray, axis: str) -> np.ndarray:
         """Normalized best-so-far at each x; NaN before the first step, carried after the last."""
-        pts = self.passes if axis == "passes" else self.seconds
-        if not len(pts):
-            return np.full(len(xs), np.nan)
-        idx = np.searchsorted(pts, xs, side="right") - 1
-        return np.where(idx >= 0, self.best[np.clip(idx, 0, None)], np.nan)
+        return step_at(self.passes if axis == "passes" else self.seconds, self.best, xs)
 
 
 @dataclass
@@ -93,34 +77,22 @@ class Runs:
         return [r for r in self.runs if r.label == label]
 
 
-def problem_references(rows: list[dict]) -> dict[tuple, float]:
-    """The best traced value any cell of each problem (model, target) reached."""
-    top: dict[tuple, float] = defaultdict(lambda: -math.inf)
-    for r in rows:
-        for point in r["trace"] or []:
-            if point["best"] is not None and math.isfinite(point["best"]):
-                top[(r.get("model"), r["target"])] = max(top[(r.get("model"), r["target"])], point["best"])
-    return dict(top)
-
-
 def collect_runs(rows: list[dict], failed: list[dict] | None = None) -> Runs:
     """Normalize every finished cell's trace by its problem's best value. A problem whose best is
     not positive cannot be normalized (a ratio to it would rank backwards): it is left out and
     named in `unscored`."""
     labels = algorithm_labels(rows + (failed or []))
-    refs = problem_references(rows)
+    refs = reference_values(rows)
     runs, unscored = [], set()
     for i, r in enumerate(rows):
-        problem = (r.get("model"), r["target"])
+        problem = problem_of(r)
         ref = refs.get(problem, -math.inf)
         if not ref > 0:
             unscored.add(f"{problem[0]} {problem[1]}: best value {ref:.4g} is not positive")
             continue
-        trace = [p for p in r["trace"] or [] if p["best"] is not None and math.isfinite(p["best"])]
-        best = np.maximum.accumulate(np.array([p["best"] for p in trace], dtype=float)) / ref if trace else np.array([])
-        runs.append(Run(labels[i], problem, r["seed"], np.array([passes_of(p) for p in trace], dtype=float),
-                        np.array([p["time_s"] for p in trace], dtype=float), best, stopped_early(r),
-                        r.get("stop_reason") or ""))
+        trace = [p for p in r["trace"] or [] if finite(p["best"]) is not None]
+        runs.append(Run(labels[i], problem, r["seed"], trace_axis(trace, "passes"), trace_axis(trace, "seconds"),
+                        best_so_far(trace) / ref, stopped_early(r), r.get("stop_reason") or ""))
     counts: dict[str, int] = defaultdict(int)
     for j, r in enumerate(failed or []):
         counts[labels[len(rows) + j]] += 1
@@ -229,12 +201,7 @@ def horizons(runs: Runs) -> dict[tuple, dict[str, float]]:
 def area_under_curve(run: Run, horizon: float, axis: str) -> float:
     """Mean of the normalized best-so-far over [0, horizon] (0 before the first step, negative
     values counted as 0), integrated exactly: the curve is a step function."""
-    pts = run.passes if axis == "passes" else run.seconds
-    if not len(pts) or horizon <= 0:
-        return 0.0
-    edges = np.append(np.minimum(pts, horizon), horizon)
-    share = np.clip(run.best, 0.0, 1.0)
-    return float(np.sum(share * np.diff(edges)) / horizon)
+    return area_under(run.passes if axis == "passes" else run.seconds, np.clip(run.best, 0.0, 1.0), horizon)
 
 
 def fixed_budget_table(runs: Runs) -> list[dict]:
@@ -255,7 +222,7 @@ def fixed_budget_table(runs: Runs) -> list[dict]:
         reasons = defaultdict(int)
         for r in mine:
             if r.early:
-                reasons[r.reason.split(" after ")[0]] += 1
+                reasons[stop_kind(r.reason)] += 1
         row["early_reasons"] = "; ".join(f"{n}x {why}" for why, n in sorted(reasons.items()))
         out.append(row)
     return sorted(out, key=lambda r: -r["auc_passes"] if math.isfinite(r["auc_passes"]) else math.inf)
@@ -268,5 +235,45 @@ def curves(runs: Runs, label: str, axis: str, points: int = 200) -> tuple[np.nda
     xs = np.linspace(0, max(r.length[axis] for r in runs.runs), points)
     stack = np.vstack([r.best_at(xs, axis) for r in runs.of(label)])
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before the first step
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)  # columns before the first step
         return xs, np.nanmedian(stack, 0), np.nanpercentile(stack, 25, 0), np.nanpercentile(stack, 75, 0)
+
+
+def legend_label(runs: Runs, label: str) -> str:
+    """`label` with how many of its runs stopped early and how many of its cells failed."""
+    mine = runs.of(label)
+    early, failed = sum(r.early for r in mine), runs.failed.get(label, 0)
+    notes = [f"{early}/{len(mine)} stopped early" if early else "", f"{failed} failed" if failed else ""]
+    notes = [n for n in notes if n]
+    return label + (f" ({', '.join(notes)})" if notes else "")
+
+
+def ecdf_series(runs: Runs, kind: str = "fractions", points: int = 300) -> dict[str, dict[str, tuple]]:
+    """Per label with runs, per axis: (x on a log grid from the first point to the longest run,
+    the run-time ECDF at x)."""
+    labels = [label for label in runs.labels if runs.of(label)]
+    out: dict[str, dict[str, tuple]] = {label: {} for label in labels}
+    for axis in AXES:
+        top = max(r.length[axis] for r in runs.runs)
+        low = min((r.passes if axis == "passes" else r.seconds)[0] for r in runs.runs if len(r.passes))
+        xs = np.geomspace(max(low, 1e-3), top, points)
+        for label in labels:
+            out[label][axis] = (xs, ecdf(runs, label, xs, axis, kind))
+    return out
+
+
+def ecdf_title(runs: Runs, kind: str) -> str:
+    """What the ECDF pools: every problem, at which targets."""
+    targets = ("targets " + ", ".join(f"{t:g}" for t in sorted({t for ts in targets_of(runs, kind).values() for t in ts}))
+               if kind == "fractions" else "budget-based targets")
+    return f"Run-time ECDF over all problems and {targets} (of the best value of each problem)"
+
+
+def fixed_budget_series(runs: Runs) -> tuple[dict[str, dict[str, tuple]], dict[str, dict[str, list]]]:
+    """Per label with runs, per axis: the median and interquartile band of `curves`, and the
+    (x, y) where each of its runs that stopped early ended."""
+    labels = [label for label in runs.labels if runs.of(label)]
+    series = {label: {axis: curves(runs, label, axis) for axis in AXES} for label in labels}
+    ends = {label: {axis: [(r.length[axis], r.best[-1]) for r in runs.of(label) if r.early and len(r.best)]
+                    for axis in AXES} for label in labels}
+    return series, ends

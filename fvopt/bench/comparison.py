@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import anytime, stats
-from .anytime_plots import plot_ecdf, plot_fixed_budget
-from .report import markdown_table, write_csv
+from .plots import plot_critical_difference, plot_ecdf, plot_fixed_budget, plot_win_rates
+from .tables import markdown_table, write_csv
 
 TARGET_KINDS = ("fractions", "budget")
 
@@ -137,17 +137,25 @@ def write_comparison(comparison: Comparison, out: Path, also: tuple[Comparison, 
     written.append(out / "comparison.md")
     if c.runs.runs:
         c.figures["ecdf"], c.figures["fixed_budget"] = out / "ecdf.png", out / "fixed_budget.png"
-        plot_ecdf(c.runs, c.figures["ecdf"], c.target_kind)
-        plot_fixed_budget(c.runs, c.figures["fixed_budget"])
+        legend = {label: anytime.legend_label(c.runs, label) for label in c.runs.labels}
+        plot_ecdf(anytime.ecdf_series(c.runs, c.target_kind), legend, c.figures["ecdf"],
+                  anytime.ecdf_title(c.runs, c.target_kind))
+        plot_fixed_budget(*anytime.fixed_budget_series(c.runs), legend, c.figures["fixed_budget"])
     if c.wins is not None:
         c.figures["critical_difference"], c.figures["win_rate"] = out / "critical_difference.png", out / "win_rate.png"
-        stats.plot_critical_difference(c.paired.table, c.pairs, c.figures["critical_difference"],
-                                       "Mean rank (1 = best); a bar joins strategies not different after Holm's correction")
-        stats.plot_win_rates(c.wins, c.figures["win_rate"], "Win rate of the row strategy over the column strategy")
+        critical_difference(c, c.figures["critical_difference"],
+                            "Mean rank (1 = best); a bar joins strategies not different after Holm's correction")
+        plot_win_rates(c.wins, c.figures["win_rate"], "Win rate of the row strategy over the column strategy")
     for other in also:
         if other.wins is not None:
             path = out / f"critical_difference_{other.paired.factor}.png"
-            stats.plot_critical_difference(other.paired.table, other.pairs, path, f"{FACTOR_TITLES[other.paired.factor]}:\n"
-                                           "mean rank (1 = best); a bar joins those not different after Holm's correction")
+            critical_difference(other, path, f"{FACTOR_TITLES[other.paired.factor]}:\n"
+                                "mean rank (1 = best); a bar joins those not different after Holm's correction")
             written.append(path)
     return written + list(c.figures.values())
+
+
+def critical_difference(c: Comparison, path: Path, title: str) -> None:
+    """The critical-difference diagram of a comparison's paired scores."""
+    plot_critical_difference(stats.mean_ranks(c.paired.table), stats.significance_matrix(c.paired.table, c.pairs),
+                             path, title, stats.ALPHA)

@@ -23,47 +23,19 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import shutil
 import zipfile
 from collections import defaultdict
 from pathlib import Path
 
 from ..errors import FvoptError
-from .report import passes_of, problems, slug
+from .rows import running_best  # noqa: F401  (also read from here)
+from .rows import passes_of, problem_of, problems, reference_values, slug
 
 TIDY_COLUMNS = ["model", "target", "strategy", "param", "param_used", "seed", "step", "time_s", "forwards", "backwards",
                 "passes", "value", "best", "best_so_far", "normalized", "stop_reason"]
 IOH_VERSION = "0.4.2"  # the `ioh` release whose Analyzer output this matches; IOHanalyzer needs >= 0.3.3
 IOH_HEADER = "evaluations raw_y"
-
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def running_best(trace: list[dict]) -> list[float | None]:
-    """Best value so far at each trace point; None until the first finite one (a NaN step never
-    lowers it or hides an earlier best)."""
-    out, best = [], None
-    for point in trace:
-        if _finite(point.get("best")) and (best is None or point["best"] > best):
-            best = float(point["best"])
-        out.append(best)
-    return out
-
-
-def references(rows: list[dict]) -> dict[tuple, float]:
-    """Best value any cell of each (model, target) reached, from traces and final best_seen: the
-    scale for normalizing, per problem, since two models' (or two units') values do not compare."""
-    ref: dict[tuple, float] = {}
-    for r in rows:
-        values = [p.get("best") for p in r["trace"] or []] + [(r.get("final") or {}).get("best_seen")]
-        values = [float(v) for v in values if _finite(v)]
-        key = (r.get("model"), r["target"])
-        if values:
-            ref[key] = max(values + ([ref[key]] if key in ref else []))
-    return ref
 
 
 def _check_target(path: Path, what: str, folder: bool) -> None:
@@ -88,14 +60,14 @@ def export_tidy_csv(rows: list[dict], path: str | Path) -> Path:
     over the best of its (model, target) (empty where that best is not positive)."""
     path = Path(path)
     _check_target(path, "trace CSV", folder=False)
-    ref = references(rows)
+    ref = reference_values(rows)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=TIDY_COLUMNS)
             writer.writeheader()
             for r in rows:
-                scale = ref.get((r.get("model"), r["target"]))
+                scale = ref.get(problem_of(r))
                 trace = r["trace"] or []
                 for point, best in zip(trace, running_best(trace)):
                     normalized = best / scale if best is not None and scale is not None and scale > 0 else ""

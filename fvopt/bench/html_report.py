@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 import os
 import platform
 import time
@@ -14,9 +13,10 @@ from collections import Counter
 from importlib import metadata
 from pathlib import Path
 
-from .stats import TEST_NOTE
 from .comparison import (FACTOR_TITLES, FIXED_BUDGET_COLUMNS, FIXED_TARGET_COLUMNS, PAIR_COLUMNS, Comparison,
                          win_rate_rows)
+from .stats import TEST_NOTE
+from .tables import cell_text
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1f24;background:#fafbfc}
@@ -43,11 +43,8 @@ window.addEventListener('load', () => {
 
 
 def _cell(value) -> str:
-    if isinstance(value, float):
-        return "inf" if math.isinf(value) else "–" if math.isnan(value) else f"{value:.4g}"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return "–" if value is None else html.escape(str(value))
+    """A table cell as every report table writes it (`tables.cell_text`), with a dash for missing."""
+    return html.escape(cell_text(value, missing="–", yes_no=True))
 
 
 def table(rows: list[dict], columns: list[str], highlight: str | None = None) -> str:

@@ -14,8 +14,8 @@ Benavoli et al. (2016):
 - a win-rate matrix: the share of paired blocks where A beats B (ties count one half), with a 95%
   bootstrap interval over blocks.
 
-Scores are normalized per (model, target) by the best any cell reached, so problems of different
-scales weigh alike. Blocks missing a strategy (a failed cell) are left out of every paired test,
+Scores are normalized per (model, target) by the largest final value of the measure any cell of
+the problem reached (`rows.measure_references`), so problems of different scales weigh alike. Blocks missing a strategy (a failed cell) are left out of every paired test,
 and the report says how many.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .anytime import algorithm_labels, stopped_early
+from .rows import algorithm_labels, measure_references, problem_of, stopped_early
 
 ALPHA = 0.05
 TEST_NOTE = ("Friedman test over all strategies (cells paired by model, target and seed), then two-sided Wilcoxon "
@@ -63,6 +63,7 @@ def paired_scores(rows: list[dict], measure: str = "robust_value", factor: str =
     if factor not in FACTORS:
         raise ValueError(f"factor {factor!r}: allowed are {', '.join(FACTORS)}")
     labels = algorithm_labels(rows)
+    top = measure_references(rows, measure)
     records, early = [], {}
     for i, r in enumerate(rows):
         value = r["final"].get(measure)
@@ -70,11 +71,10 @@ def paired_scores(rows: list[dict], measure: str = "robust_value", factor: str =
         name = {"algorithm": labels[i], "strategy": r["strategy"], "param": r["param"]}[factor]
         other = {"algorithm": "", "strategy": r["param"], "param": r["strategy"]}[factor]
         records.append({"model": str(r.get("model")), "target": r["target"], "seed": r["seed"], "other": other,
-                        "strategy": name, "value": value})
+                        "strategy": name, "value": value, "top": top.get(problem_of(r), math.nan)})
         early[name] = early.get(name, 0) + stopped_early(r)
     frame = pd.DataFrame(records)
-    top = frame.groupby(["model", "target"])["value"].transform("max")
-    frame["score"] = np.where(top > 0, frame["value"] / top, np.nan)
+    frame["score"] = np.where(frame["top"] > 0, frame["value"] / frame["top"], np.nan)
     table = frame.pivot_table(index=["model", "target", "seed", "other"], columns="strategy", values="score",
                               aggfunc="first", dropna=False)
     complete = table.dropna()
@@ -156,49 +156,3 @@ def win_rates(table: pd.DataFrame, samples: int = 2000, seed: int = 0) -> dict[s
         np.fill_diagonal(m, np.nan)
     frame = lambda m: pd.DataFrame(m, index=names, columns=names)  # noqa: E731
     return {"rate": frame(rate), "low": frame(lo), "high": frame(hi)}
-
-
-def plot_critical_difference(table: pd.DataFrame, pairs: pd.DataFrame, path, title: str) -> None:
-    """scikit-posthocs' critical-difference diagram: strategies at their mean ranks, a bar joining
-    those not significantly different after Holm's correction."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import scikit_posthocs as sp
-
-    ranks = mean_ranks(table)
-    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.28 * len(ranks)))
-    sp.critical_difference_diagram(ranks, significance_matrix(table, pairs), ax=ax, alpha=ALPHA,
-                                   label_props={"fontsize": 8})
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_win_rates(rates: dict[str, pd.DataFrame], path, title: str) -> None:
-    """The win-rate matrix as a heat map, each cell with its rate and bootstrap interval."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rate = rates["rate"]
-    order = rate.mean(axis=1).sort_values(ascending=False).index
-    rate, lo, hi = (rates[k].loc[order, order] for k in ("rate", "low", "high"))
-    n = len(order)
-    fig, ax = plt.subplots(figsize=(1.1 * n + 2.5, 0.8 * n + 1.5))
-    image = ax.imshow(rate.to_numpy(), cmap="RdBu", vmin=0, vmax=1)
-    for i in range(n):
-        for j in range(n):
-            if i != j:
-                ax.text(j, i, f"{rate.iat[i, j]:.2f}\n[{lo.iat[i, j]:.2f}, {hi.iat[i, j]:.2f}]", ha="center",
-                        va="center", fontsize=6.5, color="white" if abs(rate.iat[i, j] - 0.5) > 0.3 else "black")
-    ax.set_xticks(range(n), order, rotation=40, ha="right", fontsize=8)
-    ax.set_yticks(range(n), order, fontsize=8)
-    ax.set_xlabel("column strategy", fontsize=8)
-    ax.set_ylabel("row strategy (cell: share of paired blocks it wins over the column)", fontsize=8)
-    fig.colorbar(image, ax=ax, fraction=0.04, label="share of paired blocks won")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
