@@ -50,11 +50,25 @@ class Speed:
         check_compile_mode(self.compile)
 
     def apply_globally(self) -> None:
-        """Process-wide switches: cuDNN autotuning and deterministic algorithms."""
+        """Process-wide switches: cuDNN autotuning and deterministic algorithms.
+
+        They outlive the call: only the command line, or code inside `applied()` /
+        `fvopt.scoped.process_state_kept()` (as `visualize`), may call this.
+        """
         torch.backends.cudnn.benchmark = self.cudnn_benchmark
         if self.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
+
+    @contextlib.contextmanager
+    def applied(self):
+        """The switches for the body only: cuDNN autotuning, deterministic mode and cuBLAS's workspace
+        variable are restored afterwards (a library call leaves the process as it found it)."""
+        from .scoped import process_state_kept
+
+        with process_state_kept():
+            self.apply_globally()
+            yield self
 
     def prepare(self, net: torch.nn.Module) -> None:
         if self.channels_last:

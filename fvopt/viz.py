@@ -22,6 +22,7 @@ from .options import IMAGE_SIDE, POSITIVE_INT, SEED, Option, check, check_type, 
 from .params import Parameterization, make_param
 from .problem import Budget, Problem
 from .run import INTERRUPTED, RunResult, run
+from .scoped import keeps_process_state, seed_all
 from .speed import EAGER, Speed
 from .strategies import make_strategy
 from .strategies.base import search_space
@@ -91,6 +92,7 @@ def json_safe(value):
     return value
 
 
+@keeps_process_state  # seeds, backend switches and threads are restored on return (fvopt.scoped)
 def visualize(
     model: str | FeatureModel = "lite0",
     target: str | Objective = "class:8",
@@ -199,7 +201,7 @@ def visualize(
         from .transparency import TransparencyAccumulator
         image_grad = accumulator = TransparencyAccumulator(image_grad)
     dev = resolve_device(device)
-    torch.manual_seed(seed)
+    seed_all(seed, dev)  # torch.manual_seed for this call only
     if isinstance(model, str):
         net = load_model(model, weights=weights, device=dev, **preprocessing)
     else:

@@ -20,6 +20,7 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from ..errors import FvoptError
+from ..scoped import keeps_process_state
 from .cell import run_cell
 from .spec import Cell, Spec
 from .store import Store
@@ -68,6 +69,7 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
+@keeps_process_state  # generators, threads and backend switches restored on return (fvopt.scoped)
 def run_spec(spec: Spec, store: Store | str | Path, workers: int = 1, executor: str | None = None,
              progress: bool = True, log: Callable[[str], None] | None = None) -> BenchSummary:
     """Run the cells of `spec` that `store` does not hold yet; returns what was done.
