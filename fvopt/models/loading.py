@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .offline import hub_offline
 from ..errors import FvoptError, suggest
 from .lite import LITE_VARIANTS, build_lite
 from .sources import MODEL_SOURCES, find_source, register_model_family, register_model_source
@@ -257,11 +258,13 @@ def _timm(arch: str, weights) -> FeatureModel:
         raise FvoptError(f"unknown timm model '{arch}'.{suggest(arch, names)}")
     name = f"timm:{arch}"
     if weights is None:
-        path = _timm_cached_file(arch)
-        net = _timm_pretrained(arch, path, name)
+        with hub_offline():  # for this load only (fvopt/models/offline.py)
+            path = _timm_cached_file(arch)
+            net = _timm_pretrained(arch, path, name)
         described = f"pretrained ({path})"
     else:
-        net = timm.create_model(arch, pretrained=False)
+        with hub_offline():
+            net = timm.create_model(arch, pretrained=False)
         _load_weights(net, weights, name)
         described = _describe(weights)
     cfg = net.pretrained_cfg or {}
@@ -313,12 +316,6 @@ def read_safetensors(path: Path, name: str) -> dict[str, torch.Tensor]:
 
 def _timm_cached_file(arch: str) -> Path:
     """The pretrained file of a timm model in the local caches, or one line naming where fvopt looked."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        import huggingface_hub.constants as hf_constants
-        hf_constants.HF_HUB_OFFLINE = True  # read at import: set it on the module too
-    except ImportError:
-        pass
     from timm.models import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(arch)
