@@ -111,7 +111,11 @@ class GeneratorParam(Parameterization):
     def __init__(self, net: nn.Module, label: str, size, dim: int, channels: int = 3, bound: float | None = None,
                  output: str = "01", sd: float = 1.0) -> None:
         super().__init__()
-        self.net = net.eval()
+        try:
+            net.eval()  # BatchNorm and dropout in inference mode
+        except NotImplementedError:  # an exported program's module has no train/eval switch: it is traced as it was
+            pass
+        self.net = net
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.size = size
