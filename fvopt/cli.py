@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the models that load by name")
     sub.add_parser("optimizers", help="list the optimizers (strategies) by name")
+    sub.add_parser("plugins", help="list installed plugin packages and what each adds (or why it failed to load)")
 
     lay = sub.add_parser("layers", help="list a model's layers with their output shapes")
     lay.add_argument("model", help="a name (fvopt models), FILE.py:FACTORY, PROGRAM.pt2, or a TorchScript file")
@@ -283,8 +284,8 @@ def _render(text: str) -> str | int:
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Usage errors: one line on stderr, exit 2. Ctrl-C: what was done is kept, exit 130."""
     args = build_parser().parse_args(argv)
-    commands = {"models": _models, "optimizers": _optimizers, "layers": _layers, "viz": _viz, "dream": _dream,
-                "bench": _bench, "examples": _examples}
+    commands = {"models": _models, "optimizers": _optimizers, "plugins": _plugins, "layers": _layers, "viz": _viz,
+                "dream": _dream, "bench": _bench, "examples": _examples}
     try:
         return commands[args.command](args)
     except FvoptError as err:
@@ -303,6 +304,13 @@ def _models(args) -> int:
     from .models import known_models
     for name in known_models():
         print(name)
+    return 0
+
+
+def _plugins(args) -> int:
+    from .plugins import describe_plugins
+    for line in describe_plugins():
+        print(line)
     return 0
 
 

@@ -1,78 +1,160 @@
-"""The README's "Adding an optimizer, a parameterization or a target" examples, run through the
-conformance checks: the documentation cannot rot, and it shows a newcomer that one file is enough."""
+"""A plugin package really installed (pip, into a temporary folder) adds an optimizer, a
+parameterization and a target kind that then work like fvopt's own: in `fvopt optimizers`,
+`fvopt plugins`, `fvopt viz`, a bench spec and Python, and they pass fvopt.testing. A second,
+broken plugin is reported in one line naming its package and breaks nothing else.
+
+The package is tests/plugin_pkg, and README's "Adding an optimizer" section prints its files: a
+test below checks that they are the same text, so the documentation cannot rot.
+"""
+import importlib
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-import test_conformance_params as check_param
-import test_conformance_strategies as check_strategy
-from fvopt import visualize
+from fvopt import registry, visualize
+from fvopt.cli import main
 from fvopt.errors import FvoptError
 from fvopt.objectives import TARGETS
-from fvopt.params import PARAMS
+from fvopt.params import PARAMS, make_param
 from fvopt.strategies import REGISTRY, make_strategy
-from tiny import tiny_model
+from fvopt.testing import check_param, check_strategy, tiny_model
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PLUGIN = ROOT / "tests" / "plugin_pkg"
+BROKEN = ROOT / "tests" / "plugin_broken"
+PACKAGE, BROKEN_PACKAGE = "fvopt-example-plugin", "fvopt-broken-example"
 
 
-def readme_examples() -> list[str]:
+def readme_section() -> str:
     text = README.read_text()
     section = text[text.index("## Adding an optimizer"):]
-    section = section[:section.index("\n## ", 5)]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    return section[:section.index("\n## ", 5)]
+
+
+def test_the_readme_prints_the_plugin_package_files_as_they_are():
+    blocks = re.findall(r"```(?:python|toml)\n(.*?)```", readme_section(), flags=re.S)
+    files = [PLUGIN / "pyproject.toml", *sorted((PLUGIN / "fvopt_example").glob("[!_]*.py"))]
+    for path in files:
+        assert path.read_text() in blocks, f"README does not print {path.relative_to(ROOT)} as it is"
 
 
 @pytest.fixture(scope="module")
-def registered():
-    """Run the README's three examples; take their registrations back afterwards."""
-    saved = dict(REGISTRY), dict(PARAMS), dict(TARGETS)
-    examples = readme_examples()
-    assert len(examples) == 3
-    for code in examples:
-        exec(compile(code, str(README), "exec"), {"__name__": "readme_example"})
-    yield
-    for registry, before in zip((REGISTRY, PARAMS, TARGETS), saved):
-        registry.clear()
-        registry.update(before)
+def site(tmp_path_factory) -> Path:
+    """Both plugin packages installed with pip into a folder of their own (copies: the build
+    writes into the source folder)."""
+    work = tmp_path_factory.mktemp("plugins")
+    sources = [shutil.copytree(p, work / p.name) for p in (PLUGIN, BROKEN)]
+    target = work / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--disable-pip-version-check", "--no-index", "--target", str(target), *map(str, sources)],
+                   check=True, capture_output=True, text=True)
+    assert (target / "fvopt_example_plugin-0.1.0.dist-info" / "entry_points.txt").is_file()
+    return target
 
 
-def test_the_examples_register_an_optimizer_a_parameterization_and_a_target(registered):
-    assert "one-plus-lambda" in REGISTRY and "gray" in PARAMS and "saturation" in TARGETS
+@pytest.fixture(scope="module")
+def installed(site):
+    """The folder on sys.path, the registries told to read entry points again; all undone after."""
+    sys.path.insert(0, str(site))
+    importlib.invalidate_caches()
+    registry.forget_plugins()
+    yield site
+    sys.path.remove(str(site))
+    for table in (REGISTRY, PARAMS, TARGETS):
+        for name in [n for n in table.names(plugins=False) if table[n].source in (PACKAGE, BROKEN_PACKAGE)]:
+            del table[name]
+    for module in [m for m in sys.modules if m.startswith(("fvopt_example", "fvopt_broken_example"))]:
+        del sys.modules[module]
+    registry.forget_plugins()
+    importlib.invalidate_caches()
 
 
-@pytest.mark.parametrize("check, args", [
-    ("test_strategy_raises_the_activation", ()),
-    ("test_budgets_are_never_exceeded_and_the_trace_matches_the_meter", ("forwards", 97)),
-    ("test_budgets_are_never_exceeded_and_the_trace_matches_the_meter", ("seconds", 0.3)),
-    ("test_best_has_the_right_shape_is_finite_and_on_the_problems_device", ()),
-    ("test_the_same_seed_gives_the_same_result", ()),
-    ("test_a_reused_problem_leaks_nothing_from_the_previous_run", ()),
-    ("test_a_nan_objective_stops_the_run_and_keeps_the_best_image", ()),
-    ("test_ctrl_c_keeps_the_best_point_seen", ()),
-    ("test_a_budget_too_small_for_one_step_is_refused_up_front", ()),
-])
-def test_the_example_optimizer_passes_the_strategy_checks(registered, check, args):
-    getattr(check_strategy, check)(tiny_model(), "one-plus-lambda", *args)
+def fvopt(site: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "fvopt.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
 
 
-def test_the_example_optimizer_refuses_bad_options(registered):
-    check_strategy.test_wrongly_typed_and_unknown_options_raise_fvopt_error("one-plus-lambda")
+@pytest.mark.slow
+def test_the_plugin_names_resolve_lazily_and_are_credited_to_their_package(installed, capsys):
+    strategy = make_strategy("one-plus-lambda", popsize=4)  # not known before: the miss loads the plugins
+    assert strategy.name == "one-plus-lambda" and REGISTRY["one-plus-lambda"].source == PACKAGE
+    assert make_param("gray:k=8", 32).dim == 64 and PARAMS["gray"].source == PACKAGE
+    assert TARGETS["saturation"].source == PACKAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"plugin package '{BROKEN_PACKAGE}'" in err[0] and "No module named" in err[0]
+    assert make_strategy("adam").name == "adam"  # the broken plugin breaks nothing else
+    with pytest.raises(FvoptError, match=f"unknown optimizer 'brokn'.*plugin package '{BROKEN_PACKAGE}' failed"):
+        make_strategy("brokn")
+    assert capsys.readouterr().err == ""  # reported once per process
 
 
+@pytest.mark.slow
+def test_a_plugin_cannot_take_a_name_fvopt_already_has(installed):
+    token = registry._SOURCE.set(PACKAGE)
+    try:
+        with pytest.raises(FvoptError, match="optimizer 'adam' is already registered by fvopt"):
+            REGISTRY.add("adam", object, "a different adam")
+    finally:
+        registry._SOURCE.reset(token)
+    assert REGISTRY["adam"].source == "fvopt"
+
+
+@pytest.mark.slow
+def test_the_plugin_optimizer_passes_fvopt_testing(installed):
+    assert len(check_strategy("one-plus-lambda", tiny_model())) == 9
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["gray", "gray:k=8"])
-def test_the_example_parameterization_passes_the_param_checks(registered, spec):
-    check_param.test_images_are_in_0_1_with_the_right_shape_and_gradients_flow(spec)
-    check_param.test_init_is_reproducible_from_the_generator(spec)
-    check_param.test_the_reduced_form_lifts_exactly_into_the_full_one(spec)
+def test_the_plugin_parameterization_passes_fvopt_testing(installed, spec):
+    assert len(check_param(spec)) == 4
 
 
-def test_the_three_work_together_in_visualize(registered):
+@pytest.mark.slow
+def test_the_three_work_together_in_visualize(installed):
     vis = visualize(tiny_model(), "channel:conv2:3+0.2*saturation", "gray", "one-plus-lambda", steps=3, size=96,
                     options={"popsize": 4}, progress=False)
     assert vis.trace["param"] == "gray:k=16" and vis.trace["backwards"] == 0 and vis.trace["forwards"] == 12
     assert torch.allclose(vis.images[:, 0], vis.images[:, 2])  # gray
     with pytest.raises(FvoptError, match="popsize='abc' is not allowed"):
         make_strategy("one-plus-lambda", popsize="abc")
+
+
+@pytest.mark.slow
+def test_fvopt_viz_and_a_bench_spec_run_the_plugin(installed, tmp_path, capsys):
+    out = tmp_path / "gray.png"
+    assert main(["viz", "--model", "lite0", "--target", "channel:blocks.2:3+0.2*saturation", "--param", "gray",
+                 "--optimizer", "one-plus-lambda", "--option", "popsize=2", "--steps", "2", "--size", "32",
+                 "--transforms", "none", "--quiet", "--out", str(out)]) == 0
+    assert out.is_file() and "one-plus-lambda on gray" in capsys.readouterr().out
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[bench]\nname = "plugin"\nsize = 32\nseeds = [0]\ntargets = ["channel:blocks.2:3"]\n'
+                    'params = ["gray"]\nbudget = { passes = 4 }\n\n[[strategies]]\nname = "one-plus-lambda"\n'
+                    'popsize = 2\n')
+    assert main(["bench", str(spec), "--db", str(tmp_path / "r.sqlite"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "one-plus-lambda" in printed and "1 ran, 0 failed" in printed
+
+
+@pytest.mark.slow
+def test_a_fresh_process_lists_the_plugin_and_reports_the_broken_one_in_one_line(site):
+    listing = fvopt(site, "optimizers")
+    assert listing.returncode == 0
+    line = next(line for line in listing.stdout.splitlines() if line.startswith("one-plus-lambda"))
+    assert line.endswith(f"(plugin: {PACKAGE})") and "popsize (an integer >= 1)" in line
+    assert listing.stderr.count("\n") == 1 and f"plugin package '{BROKEN_PACKAGE}'" in listing.stderr
+    plugins = fvopt(site, "plugins")
+    assert plugins.returncode == 0
+    assert (f"{PACKAGE} 0.1.0: optimizer one-plus-lambda; parameterization gray; target kind saturation"
+            in plugins.stdout.splitlines())
+    assert f"{BROKEN_PACKAGE} 0.0.1: adds nothing" in plugins.stdout
+    models = fvopt(site, "models")  # an unrelated command: no plugin of its group is broken, nothing said
+    assert models.returncode == 0 and models.stderr == "" and "lite0" in models.stdout

@@ -1,0 +1,1 @@
+"""A plugin that cannot load (tests/test_extending.py)."""
