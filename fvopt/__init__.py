@@ -3,7 +3,7 @@
 value = objective(model(transform(param(z)))); a Strategy improves z through a Problem that
 counts every model pass, so optimizers and parameterizations compare fairly.
 """
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402,F401
 
 from .errors import FvoptError  # noqa: E402
 from .models import load_model, wrap  # noqa: E402

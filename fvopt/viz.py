@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
+from .version import __version__
 from .errors import FvoptError
 from .evaluate import score_images
 from .images import save_images

@@ -27,8 +27,6 @@ KNOWN_CYCLES: list[frozenset[str]] = [
     frozenset({"fvopt.models.hooks", "fvopt.models.info"}),
     # issue 18 (image targets), uncommitted: objectives imports image_targets, which imports it back
     frozenset({"fvopt.image_targets", "fvopt.objectives"}),
-    # fvopt/__init__.py imports viz inside visualize(), viz imports __version__ from the package
-    frozenset({"fvopt", "fvopt.viz"}),
 ]
 
 
