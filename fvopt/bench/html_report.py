@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .comparison import (FACTOR_TITLES, FIXED_BUDGET_COLUMNS, FIXED_TARGET_COLUMNS, PAIR_COLUMNS, Comparison,
                          win_rate_rows)
+from .rows import cell_name
 from .stats import TEST_NOTE
 from .tables import cell_text
 
@@ -103,6 +104,18 @@ def factor_section(other: Comparison, figure_path: Path | None) -> str:
             + table(other.pairs.to_dict("records"), PAIR_COLUMNS, highlight="significant"))
 
 
+def failed_cells(failed: list[dict]) -> str:
+    """Each failed cell with its error; its traceback, where the database kept one, folded under it."""
+    if not failed:
+        return "<p>None: every cell of the database finished.</p>"
+    if not any(r.get("traceback") for r in failed):
+        return table([{"cell": cell_name(r), "error": r.get("error")} for r in failed], ["cell", "error"])
+    body = "".join(f"<tr><td>{html.escape(cell_name(r))}</td><td style='text-align:left'>"
+                   + (f"<details><summary>{_cell(r.get('error'))}</summary><pre>{html.escape(r['traceback'])}</pre>"
+                      "</details>" if r.get("traceback") else _cell(r.get("error"))) + "</td></tr>" for r in failed)
+    return f"<table><thead><tr><th>cell</th><th>error (click for the traceback)</th></tr></thead><tbody>{body}</tbody></table>"
+
+
 def write_html(path: Path, title: str, rows: list[dict], failed: list[dict], comparison: Comparison,
                summary: tuple[list[dict], list[str]], figures: list[tuple[Path, str]], grids: list[tuple[Path, str]],
                also: tuple[Comparison, ...] = ()) -> Path:
@@ -136,9 +149,7 @@ def write_html(path: Path, title: str, rows: list[dict], failed: list[dict], com
         ("curves", "Convergence per problem", "".join(figure(p, cap) for p, cap in figures)),
         ("summary", "Medians over seeds", table(*summary)),
         ("images", "Final images", "".join(figure(p, cap) for p, cap in grids)),
-        ("failed", "Failed cells", table([{"cell": f"{r.get('model')} {r['target']} {r['strategy']} {r['param']} seed {r['seed']}",
-                                           "error": r.get("error")} for r in failed], ["cell", "error"])
-            if failed else "<p>None: every cell of the database finished.</p>"),
+        ("failed", f"Failed cells ({len(failed)})" if failed else "Failed cells", failed_cells(failed)),
     ]
     nav = "".join(f'<a href="#{key}">{html.escape(name)}</a>' for key, name, _ in sections)
     body = "".join(f'<section id="{key}"><h2>{html.escape(name)}</h2>{content}</section>' for key, name, content in sections)

@@ -15,7 +15,7 @@ from ..scoped import keeps_process_state
 from .metrics import CELL_COLUMNS, SUMMARY_COLUMNS, cell_metrics, summarize  # noqa: F401
 from .metrics import time_area as area_under  # noqa: F401
 from .plots import plot_convergence, plot_image_grid
-from .rows import best_at, passes_of, problem_title, problems, slug  # noqa: F401
+from .rows import best_at, cell_name, passes_of, problem_title, problems, slug  # noqa: F401
 from .store import Store
 from .tables import markdown_table, write_csv, write_table  # noqa: F401
 
@@ -70,9 +70,7 @@ def write_report(db: str | Path, out: str | Path, targets: str = "fractions", ht
             written.append(out / name)
             grids.append((out / name, problem_title(model, target, rows)))
         # always written, so that an earlier report's list of failures never outlives them
-        (out / "failed.md").write_text("# Failed cells\n\n" + ("\n".join(
-            f"- {r.get('model')} {r['target']} {r['strategy']} {r['param']} seed {r['seed']}: {r['error']}"
-            for r in failed) if failed else "None: every cell of the database finished.") + "\n")
+        (out / "failed.md").write_text(failed_markdown(failed))
         written.append(out / "failed.md")
         if exports:  # the traces for other tools: one tidy CSV, and IOHprofiler's format (folder and zip)
             from .export import export_iohprofiler, export_tidy_csv, zip_folder
@@ -92,3 +90,17 @@ def write_report(db: str | Path, out: str | Path, targets: str = "fractions", ht
         raise FvoptError(f"cannot write the report into '{out}': {err.strerror or err} ({len(written)} files "
                          "written before it)") from None
     return sorted(written)
+
+
+def failed_markdown(failed: list[dict]) -> str:
+    """failed.md: how many cells failed, each with its error, and its traceback (databases since
+    schema version 1 keep it) folded under it."""
+    if not failed:
+        return "# Failed cells\n\nNone: every cell of the database finished.\n"
+    lines = [f"{len(failed)} {'cell' if len(failed) == 1 else 'cells'} failed (not in any table or figure):", ""]
+    for r in failed:
+        lines.append(f"- {cell_name(r)}: {r['error']}")
+        if r.get("traceback"):
+            body = "\n".join("  " + line for line in r["traceback"].rstrip().splitlines())
+            lines += ["", "  <details><summary>traceback</summary>", "", "  ```", body, "  ```", "", "  </details>", ""]
+    return "# Failed cells\n\n" + "\n".join(lines).rstrip() + "\n"

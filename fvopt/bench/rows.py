@@ -60,6 +60,11 @@ def problem_title(model: str | None, target: str, rows: list[dict]) -> str:
     return target if len({r.get("model") for r in rows}) == 1 else f"{model}: {target}"
 
 
+def cell_name(row: dict) -> str:
+    """A cell as a report names it: model, target, strategy, parameterization and seed."""
+    return f"{row.get('model')} {row['target']} {row['strategy']} {row['param']} seed {row['seed']}"
+
+
 def stopped_early(row: dict) -> bool:
     """A finished cell whose run ended before its budget (a NaN objective, an interrupt)."""
     return not used_budget(row.get("stop_reason"))

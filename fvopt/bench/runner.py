@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import threading
+import traceback
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -119,7 +120,8 @@ def _run(spec: Spec, store: Store, pool, gather, workers: int, executor: str | N
                 failed += 1
                 store.save({"key": cell.key, "spec_name": spec.name, "spec_hash": spec.hash, "model": cell.model,
                             "target": cell.target, "strategy": cell.strategy, "param": cell.param, "seed": cell.seed,
-                            "status": "failed", "error": f"{type(err).__name__}: {err}"})
+                            "status": "failed", "error": f"{type(err).__name__}: {err}",
+                            "traceback": "".join(traceback.format_exception(err))})
                 log(f"FAILED {cell.target} {cell.strategy} {cell.param} seed {cell.seed}: {err}")
             else:
                 row.update(spec_name=spec.name, spec_hash=spec.hash)

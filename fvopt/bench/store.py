@@ -2,10 +2,18 @@
 
 A run that is killed at any point leaves every finished cell committed; starting it again skips
 them by their content key. Each cell row records the versions, device and spec hash it ran with.
+
+Every database records its schema version (SQLite's `user_version`). A database of an earlier
+version opens: read as it is (columns it lacks read as None), or, opened to write, migrated
+forward after a backup copy beside it (`results.sqlite.bak-v0`), said in one line. A database of
+a later version is refused naming both versions: this fvopt cannot know what its columns mean.
+
+Versions: 0 (no version recorded): the cells table as first written; 1: `traceback` of a failed cell.
 """
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -13,6 +21,9 @@ from urllib.parse import quote
 
 from ..errors import FvoptError
 
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
     key TEXT PRIMARY KEY,
@@ -22,14 +33,22 @@ CREATE TABLE IF NOT EXISTS cells (
     status TEXT, stop_reason TEXT, error TEXT,
     forwards INTEGER, backwards INTEGER, seconds REAL, steps INTEGER, max_step_seconds REAL,
     final TEXT, trace TEXT, extra TEXT, image BLOB,
-    fvopt_version TEXT, torch_version TEXT, device TEXT, finished_at REAL
+    fvopt_version TEXT, torch_version TEXT, device TEXT, finished_at REAL, traceback TEXT
 );
 """
-COLUMNS = ("key", "spec_name", "spec_hash", "model", "target", "strategy", "strategy_name", "options", "param",
-           "param_used", "param_dim", "seed", "size", "budget", "transforms", "status", "stop_reason", "error",
-           "forwards", "backwards", "seconds", "steps", "max_step_seconds", "final", "trace", "extra", "image",
-           "fvopt_version", "torch_version", "device", "finished_at")
+V0_COLUMNS = ("key", "spec_name", "spec_hash", "model", "target", "strategy", "strategy_name", "options", "param",
+              "param_used", "param_dim", "seed", "size", "budget", "transforms", "status", "stop_reason", "error",
+              "forwards", "backwards", "seconds", "steps", "max_step_seconds", "final", "trace", "extra", "image",
+              "fvopt_version", "torch_version", "device", "finished_at")
+# what each version adds to the one before it: (column, SQL type); a migration adds them in order
+ADDED = {1: (("traceback", "TEXT"),)}
+COLUMNS = V0_COLUMNS + tuple(name for version in sorted(ADDED) for name, _ in ADDED[version])
 JSON_COLUMNS = ("options", "budget", "final", "trace", "extra")
+
+
+def columns_of(version: int) -> tuple[str, ...]:
+    """The cells table's columns in schema `version`."""
+    return V0_COLUMNS + tuple(name for v in sorted(ADDED) if v <= version for name, _ in ADDED[v])
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -54,15 +73,43 @@ class Store:
         try:
             if readonly:
                 self.db = sqlite3.connect(_read_only_uri(self.path), uri=True, timeout=30)
+                self.version = _user_version(self.db)
                 return
             if not exists:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
+            if exists and _has_cells(self.db):
+                self._migrate()
+            else:
+                self.db.executescript(SCHEMA)
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.version = SCHEMA_VERSION
         except (sqlite3.Error, OSError) as err:
             raise FvoptError(f"cannot open results database '{self.path}': {_reason(err)}") from None
+
+    def _migrate(self) -> None:
+        """Bring a database of an earlier version to this one: a backup copy first (SQLite's online
+        backup, so a WAL file's content is in it), then the columns each later version added, and
+        the new version, in one transaction."""
+        old = _user_version(self.db)
+        if old >= SCHEMA_VERSION:
+            return
+        backup = self.path.with_name(f"{self.path.name}.bak-v{old}")
+        if not backup.exists():
+            copy = sqlite3.connect(backup)
+            try:
+                self.db.backup(copy)
+            finally:
+                copy.close()
+        with self.db:
+            for version in sorted(v for v in ADDED if v > old):
+                for name, kind in ADDED[version]:
+                    self.db.execute(f"ALTER TABLE cells ADD COLUMN {name} {kind}")
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        log.warning("results database '%s' migrated from schema version %d to %d (its columns kept; a copy as it "
+                    "was: '%s')", self.path, old, SCHEMA_VERSION, backup)
 
     @staticmethod
     def check(path: str | Path, readonly: bool = False) -> bool:
@@ -104,13 +151,19 @@ class Store:
             try:
                 entries = probe.execute("SELECT type, name, tbl_name FROM sqlite_master").fetchall()
                 columns = {r[1] for r in probe.execute("PRAGMA table_info(cells)")}
+                version = _user_version(probe)
             finally:
                 probe.close()
         except sqlite3.Error as err:
             raise FvoptError(f"'{path}' is not an fvopt results database ({_reason(err)}); {left}") from None
         foreign = sorted({f"{kind} {name}" for kind, name, table in entries
                           if table != "cells" or kind not in ("table", "index")})
-        if foreign or (entries and columns != set(COLUMNS)):
+        if not foreign and version > SCHEMA_VERSION:
+            from .. import __version__
+            raise FvoptError(f"results database '{path}' has schema version {version}, written by a later fvopt; "
+                             f"this fvopt ({__version__}) reads up to schema version {SCHEMA_VERSION}: upgrade fvopt "
+                             "to read it (it was left unchanged)")
+        if foreign or (entries and columns != set(columns_of(version))):
             detail = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "") if foreign else \
                 "a 'cells' table of another shape"
             raise FvoptError(f"'{path}' is another program's SQLite database ({detail}); {left}")
@@ -141,7 +194,8 @@ class Store:
         names = [d[0] for d in cur.description]
         out = []
         for values in cur.fetchall():
-            row = dict(zip(names, values))
+            row = dict.fromkeys(COLUMNS)  # a column an older database lacks reads as None
+            row.update(zip(names, values))
             for col in JSON_COLUMNS:
                 if row.get(col):
                     row[col] = json.loads(row[col])
@@ -150,6 +204,14 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _user_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _has_cells(db: sqlite3.Connection) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cells'").fetchone() is not None
 
 
 def _reason(err: BaseException) -> str:
