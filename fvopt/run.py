@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from .errors import FvoptError, NonFiniteError
 from .problem import SYNC_EVERY, Budget, BudgetExhausted, Problem
+from .stops import BUDGET_STOPS, StopReason  # noqa: F401  (BUDGET_STOPS: also read from here)
 from .strategies.base import Strategy
 
 
@@ -30,8 +31,7 @@ class RunResult:
         return self.forwards + 2 * self.backwards
 
 
-INTERRUPTED = "interrupted"
-BUDGET_STOPS = ("steps", "seconds", "forwards", "passes", "budget")  # a run that used its whole budget
+INTERRUPTED = StopReason.INTERRUPTED  # a member is its string: traces and databases read the same
 
 
 def run(
@@ -75,13 +75,13 @@ def run(
     try:
         strategy.start(problem, z0)
         while stop is None:
-            stop = m.exhausted(problem.batch)
+            stop = StopReason.of(m.exhausted(problem.batch))
             if stop:
                 break
             try:
                 strategy.step(problem)
             except BudgetExhausted as err:
-                stop = str(err)
+                stop = StopReason.of(str(err)) or str(err)
             if m.recent is None:  # the budget ran out before this step evaluated anything
                 if stop is None:
                     m.steps += 1
@@ -98,7 +98,7 @@ def run(
         if not torch.isfinite(z).all():
             raise NonFiniteError("the strategy's best point is not finite")
     except NonFiniteError as err:
-        stop = f"stopped: {err}; kept the best image seen before it"
+        stop = StopReason.NONFINITE.with_detail(f"{err}; kept the best image seen before it")
         z = _best_seen(problem, z0)
     except KeyboardInterrupt:
         # The step in progress may have left the strategy half-updated: keep the best point the
@@ -108,7 +108,7 @@ def run(
     finally:
         rows.flush()
         bar.close()
-    return RunResult(z.detach(), problem.images(z).cpu(), trace, stop or "budget", m.forwards, m.backwards,
+    return RunResult(z.detach(), problem.images(z).cpu(), trace, stop or StopReason.BUDGET, m.forwards, m.backwards,
                      m.elapsed, m.steps, strategy.status())
 
 

@@ -159,7 +159,7 @@ class Store:
         foreign = sorted({f"{kind} {name}" for kind, name, table in entries
                           if table != "cells" or kind not in ("table", "index")})
         if not foreign and version > SCHEMA_VERSION:
-            from .. import __version__
+            from ..version import __version__
             raise FvoptError(f"results database '{path}' has schema version {version}, written by a later fvopt; "
                              f"this fvopt ({__version__}) reads up to schema version {SCHEMA_VERSION}: upgrade fvopt "
                              "to read it (it was left unchanged)")
