@@ -28,7 +28,9 @@ from .models import FeatureModel, load_model, resolve_device
 from .models.layouts import positions
 from .objectives import Check, Objective, parse_target
 from .params import ImageParam
-from .problem import Meter, Problem
+from .problem import Budget, Problem
+from .run import BUDGET_STOPS, INTERRUPTED, run
+from .strategies.base import BaseStrategy, StepCost
 from .transforms import make_transforms
 
 DEFAULT_PHOTO = "chelsea"
@@ -44,6 +46,7 @@ class DreamResult:
     forwards: int = 0
     backwards: int = 0
     interrupted: bool = False  # Ctrl-C: `image` holds the dream so far, at full size
+    stop_reason: str = "steps"  # the run loop's stop reason of the last octave that ran (fvopt.run)
     settings: dict = field(default_factory=dict)  # the scheme and every constant that ran (DreamScheme.record)
 
 
@@ -284,11 +287,10 @@ def dream(
     check_dream_fits(net, *sizes[-1], s.tile)  # the largest octave, above the input with octaves_above
     base = image.to(net.device, torch.float32)
 
-    meter = Meter()
     generator = torch.Generator().manual_seed(seed)
     result = DreamResult(base, settings={**s.record(), "objective_name": str(objective), "grad": grad, "seed": seed,
                                          "octave_sizes": [list(size) for size in sizes]})
-    detail = torch.zeros(1, net.channels, *sizes[0], device=net.device)
+    detail = torch.zeros(1, 3, *sizes[0], device=net.device)
     dreamed = base
     octave_base = base
     start = time.perf_counter()
@@ -302,29 +304,34 @@ def dream(
                 octave_base = F.interpolate(dreamed, size=size, mode="bilinear", antialias=True, align_corners=False)
                 detail = torch.zeros_like(octave_base)
             problem = Problem(net, objective, ImageParam((octave_base + detail).clamp(0, 1)), make_transforms("none"),
-                              seed=seed, image_grad=image_grad, meter=meter, generator=generator, tile=s.tile,
+                              seed=seed, image_grad=image_grad, generator=generator, tile=s.tile,
                               validated=index > 0)
-            z = problem.init()
-            bar = tqdm(range(s.steps), desc=f"octave {index + 1}/{len(sizes)} {size[1]}x{size[0]}",
-                       disable=not progress, leave=False)
-            for step in bar:
-                values, g = problem.value_and_grad(z)
-                if s.step_norm == "mean_abs":
-                    z = (z + s.lr * g / g.abs().mean().clamp_min(1e-12)).clamp_(0, 1)
-                else:  # the TF2 tutorial's g / (std(g) + 1e-8), population std as tf.math.reduce_std
-                    z = (z + s.lr * g / (g.std(unbiased=False) + 1e-8)).clamp_(0, 1)
-                detail = problem.param(z).detach() - octave_base  # the dream so far, kept at every step
-                result.trace.append({"octave": index, "step": step + 1,
-                                     "time_s": round(time.perf_counter() - start, 6), "forwards": meter.forwards,
-                                     "backwards": meter.backwards, "value": float(values.mean())})
-                bar.set_postfix(value=f"{float(values.mean()):.3g}", refresh=False)
+            ascent = DreamAscent(s.lr, s.step_norm)
+            offset = time.perf_counter() - start
+            # The one run loop (fvopt.run): its budget, stop reasons, trace rows and progress bar.
+            # The shared generator is not reseeded by the loop, so the tiles' rolls continue across octaves.
+            octave = run(problem, ascent, Budget(steps=s.steps), z0=problem.init(), progress=progress,
+                         desc=f"octave {index + 1}/{len(sizes)} {size[1]}x{size[0]}")
+            result.trace.extend({"octave": index, **row, "time_s": round(row["time_s"] + offset, 6),
+                                 "forwards": row["forwards"] + result.forwards,
+                                 "backwards": row["backwards"] + result.backwards} for row in octave.trace)
+            result.forwards += octave.forwards
+            result.backwards += octave.backwards
+            result.stop_reason = octave.stop_reason
+            # The dream so far is the last completed step (also after Ctrl-C); after a NaN, the best point seen.
+            z = ascent.z if octave.stop_reason == INTERRUPTED else octave.z
+            detail = problem.param(z).detach() - octave_base
+            if octave.stop_reason not in BUDGET_STOPS:
+                result.interrupted = octave.stop_reason == INTERRUPTED
+                raise _StopOctaves
             dreamed = (octave_base + detail).clamp(0, 1)
             result.octaves.append(dreamed.cpu())
             if on_octave:
                 on_octave(index, dreamed)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _StopOctaves) as stop:
         # Keep the work: the dream so far, at the photo's full size.
-        result.interrupted = True
+        if isinstance(stop, KeyboardInterrupt):  # between two octaves' runs
+            result.interrupted, result.stop_reason = True, INTERRUPTED
         if s.carry == "detail":
             if detail.shape[-2:] != (height, width):
                 detail = F.interpolate(detail, size=(height, width), mode="bilinear", align_corners=False)
@@ -335,8 +342,42 @@ def dream(
         dreamed = F.interpolate(dreamed, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
     result.image = dreamed.cpu()
     result.seconds = time.perf_counter() - start
-    result.forwards, result.backwards = meter.forwards, meter.backwards
     return result
+
+
+class _StopOctaves(Exception):
+    """An octave's run ended early (Ctrl-C, a NaN): no further octave runs."""
+
+
+class DreamAscent(BaseStrategy):
+    """DeepDream's step as a strategy of the one run loop: z += lr * g / mean|g| (or / std(g)),
+    clipped to [0, 1]. `best` is the last iterate: a dream reports where it is, not the best
+    value seen under the tiles' random rolls."""
+
+    name = "deepdream"
+
+    def __init__(self, lr: float, step_norm: str = "mean_abs") -> None:
+        self.lr, self.step_norm = lr, step_norm
+
+    def check(self, param, batch: int, budget=None) -> StepCost:
+        return StepCost(batch, batch)
+
+    def start(self, problem: Problem, z0: torch.Tensor) -> None:
+        self.z = z0.detach().to(problem.device)
+
+    def step(self, problem: Problem) -> None:
+        _, g = problem.value_and_grad(self.z)
+        if self.step_norm == "mean_abs":
+            self.z = (self.z + self.lr * g / g.abs().mean().clamp_min(1e-12)).clamp_(0, 1)
+        else:  # the TF2 tutorial's g / (std(g) + 1e-8), population std as tf.math.reduce_std
+            self.z = (self.z + self.lr * g / (g.std(unbiased=False) + 1e-8)).clamp_(0, 1)
+
+    @property
+    def best(self) -> torch.Tensor:
+        return self.z
+
+    def status(self) -> dict:
+        return {"lr": self.lr, "step_norm": self.step_norm}
 
 
 def scheme_for_model(scheme: DreamScheme, model: FeatureModel) -> DreamScheme:
