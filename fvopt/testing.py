@@ -405,7 +405,10 @@ def check_transform(spec: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # Model sources
 
-def _load(name: str, weights: str | None) -> FeatureModel:
+def _load(name: "str | FeatureModel", weights: str | None) -> FeatureModel:
+    """The model of a source by name (loaded on the CPU), or a model a caller loaded once for all checks."""
+    if isinstance(name, FeatureModel):
+        return name
     from .models import load_model
     return load_model(name, weights=weights, device="cpu")
 
@@ -415,18 +418,24 @@ def _input_hw(model: FeatureModel) -> tuple[int, int]:
     return (int(size[0]), int(size[1])) if isinstance(size, (tuple, list)) else (int(size), int(size))
 
 
-def check_model_is_a_feature_model_in_eval_mode(name: str, weights: str | None = "random") -> None:
+def check_model_is_a_feature_model_in_eval_mode(
+    name: "str | FeatureModel", weights: str | None = "random"
+) -> None:
     """The source gives a FeatureModel in eval mode, named, with an input size."""
     model = _load(name, weights)
+    name = model.name if isinstance(name, FeatureModel) else name
     _require(isinstance(model, FeatureModel), f"{name}: loaded a {type(model).__name__}, not a FeatureModel")
     _require(not any(m.training for m in model.modules()), f"{name}: a module is in training mode")
     _require(isinstance(model.name, str) and model.name, f"{name}: the model has no name")
     _require(model.input_size, f"{name}: the model has no input size")
 
 
-def check_model_scores_images_with_gradients(name: str, weights: str | None = "random") -> None:
+def check_model_scores_images_with_gradients(
+    name: "str | FeatureModel", weights: str | None = "random"
+) -> None:
     """[0,1] images at the input size give one finite score row per image, differentiable in the images."""
     model = _load(name, weights)
+    name = model.name if isinstance(name, FeatureModel) else name
     h, w = _input_hw(model)
     x = torch.rand(2, getattr(model, "channels", 3), h, w, generator=torch.Generator().manual_seed(0))
     x.requires_grad_(True)
@@ -438,15 +447,19 @@ def check_model_scores_images_with_gradients(name: str, weights: str | None = "r
              f"{name}: no finite gradient reaches the images")
 
 
-def check_model_layers_are_readable_and_hooks_removed(name: str, weights: str | None = "random") -> None:
+def check_model_layers_are_readable_and_hooks_removed(
+    name: "str | FeatureModel", weights: str | None = "random"
+) -> None:
     """Its layers list with layouts, a channel of one can be raised, and no hook is left behind."""
     from .models import list_layers
     from .viz import visualize
 
     model = _load(name, weights)
+    name = model.name if isinstance(name, FeatureModel) else name
     if getattr(model, "hookable", None):
         return  # a source without hooks (TorchScript): class targets only, said by the source itself
-    size = min(_input_hw(model))
+    # a fixed-size network sees its own input size; any other is checked small (its layers are the same)
+    size = min(_input_hw(model)) if model.fixed_size else max(getattr(model, "min_size", 32), 64)
     readable = [info for info in list_layers(model, size) if info.layout is not None]
     _require(readable, f"{name}: no layer can be read as a feature map")
     layer = readable[len(readable) // 2].name
@@ -464,7 +477,12 @@ MODEL_SOURCE_CHECKS: tuple[Callable[..., None], ...] = (
 
 
 def check_model_source(name: str, weights: str | None = "random") -> list[str]:
-    """Run every model-source check on the model `name` (random weights unless told otherwise)."""
-    for check in MODEL_SOURCE_CHECKS:
-        check(name, weights)
+    """Run every model-source check on the model `name` (random weights unless told otherwise).
+
+    The first check loads the model by name; the others reuse it (each model check also takes a
+    loaded FeatureModel in place of the name)."""
+    check_model_is_a_feature_model_in_eval_mode(name, weights)
+    model = _load(name, weights)
+    for check in MODEL_SOURCE_CHECKS[1:]:
+        check(model, weights)
     return [check.__name__ for check in MODEL_SOURCE_CHECKS]
