@@ -22,9 +22,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fvopt"
 KNOWN_CYCLES: list[frozenset[str]] = [
     # issue 18 (user models), uncommitted: models.loading imports models.user, which imports it back
     frozenset({"fvopt.models.loading", "fvopt.models.user"}),
-    # resolve_layer lives in hooks, layer_info in info, each imports the other inside a function;
-    # the fix (resolve_layer into info) waits for the issue-18 edits of both files to be committed
-    frozenset({"fvopt.models.hooks", "fvopt.models.info"}),
     # issue 18 (image targets), uncommitted: objectives imports image_targets, which imports it back
     frozenset({"fvopt.image_targets", "fvopt.objectives"}),
 ]

@@ -6,7 +6,8 @@ from typing import Iterator
 
 import torch
 
-from ..errors import FvoptError, suggest
+from ..errors import FvoptError
+from .info import layer_info, resolve_layer  # noqa: F401  (resolve_layer: also read from here)
 from .layouts import output_tensor
 from .wrapper import FeatureModel
 
@@ -15,23 +16,6 @@ LOGITS = "logits"
 
 class _StopForward(Exception):
     """Raised by the last needed hook: the rest of the network cannot change the objective."""
-
-
-def resolve_layer(model: FeatureModel, name: str) -> torch.nn.Module:
-    """The module called `name`, or an error suggesting the closest layer names (or saying why
-    the model's layers cannot be hooked: TorchScript, an exported program's inlined layer)."""
-    if model.hookable is not None:
-        raise FvoptError(f"layer '{name}' cannot be hooked: {model.hookable}")
-    unhookable = getattr(model.net, "fvopt_unhookable", None) or {}
-    if name in unhookable:
-        raise FvoptError(unhookable[name])
-    try:
-        return model.net.get_submodule(name)
-    except AttributeError:
-        raise FvoptError(
-            f"unknown layer '{name}' in model {model.name}.{suggest(name, model.layer_names())}"
-            f" List the layers with: fvopt layers {model.name}"
-        ) from None
 
 
 @contextmanager
@@ -91,7 +75,6 @@ class Capture:
 def layer_layout(model: FeatureModel, name: str):
     """The recorded layout of a layer: from any probe already made (the kind of layout, units and
     prefix tokens do not depend on the image size), else probed once at the model's input size."""
-    from .info import layer_info
     for layers in model.__dict__.get("_layer_cache", {}).values():
         if name in layers and layers[name].layout is not None:
             return layers[name].layout

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import torch
 
-from ..errors import FvoptError
+from ..errors import FvoptError, suggest
 from ..canvas import describe, hw
 from .layouts import Layout, detect, output_tensor
 from .wrapper import FeatureModel
@@ -53,7 +53,7 @@ def _probe(model: FeatureModel, size) -> dict[str, tuple[str, object]]:
         text = str(err).strip().splitlines()
         h, w = hw(size)
         raise FvoptError(f"{model.name} cannot run on {h}x{w} px images ({type(err).__name__}: "
-                         f"{text[0][:160] if text else ''}); its input size is {describe(model.input_size)} px") from None
+                         f"{text[0][:160] if text else ''}); its input size is {describe(model.input_size)} px") from err
     finally:
         for h in handles:
             h.remove()
@@ -116,10 +116,25 @@ def prefix_tokens(model: FeatureModel) -> int:
     return 0
 
 
+def resolve_layer(model: FeatureModel, name: str) -> torch.nn.Module:
+    """The module called `name`, or an error suggesting the closest layer names (or saying why
+    the model's layers cannot be hooked: TorchScript, an exported program's inlined layer)."""
+    if model.hookable is not None:
+        raise FvoptError(f"layer '{name}' cannot be hooked: {model.hookable}")
+    unhookable = getattr(model.net, "fvopt_unhookable", None) or {}
+    if name in unhookable:
+        raise FvoptError(unhookable[name])
+    try:
+        return model.net.get_submodule(name)
+    except AttributeError:
+        raise FvoptError(
+            f"unknown layer '{name}' in model {model.name}.{suggest(name, model.layer_names())}"
+            f" List the layers with: fvopt layers {model.name}"
+        ) from None
+
+
 def layer_info(model: FeatureModel, name: str, size: int | None = None) -> LayerInfo:
     """The layer's layout (refusing a layer whose output cannot be read)."""
-    from .hooks import resolve_layer
-
     resolve_layer(model, name)
     layers = _cached_layers(model, size or model.input_size)
     if name not in layers:
