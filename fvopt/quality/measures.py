@@ -100,6 +100,12 @@ class Scored:
         edge = hi if np.isfinite(hi) else value
         return bool(edge < min(base))
 
+    def per_image_intervals(self) -> tuple[list[float], list[float]]:
+        """(lo, hi) per image from its own replicates (NaN where it has none)."""
+        ci = [percentile_ci(r) if r is not None and np.size(r) else (float("nan"), float("nan"))
+              for r in (self.replicates if len(self.replicates) == len(self.per_image) else [None] * len(self.per_image))]
+        return [c[0] for c in ci], [c[1] for c in ci]
+
     def per_image_informative(self) -> list[bool | None]:
         out = []
         for i, v in enumerate(self.per_image):

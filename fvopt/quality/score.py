@@ -110,7 +110,8 @@ def judge(images: torch.Tensor, target: "str | Objective", model: "str | Feature
       (bool, or None when nothing to compare); extras natural_ratio_p99, spectral_distance (+ _lo,
       _hi, controls, informative), reference_slope, transfer_prob_NET, transfer_rank_NET,
       mis_pairs, plausibility_against; for each absent measure M: M_absent (the reason); and
-      per_image: {M: [value per image], M_informative: [...], unit: [label per image]}.
+      per_image: {unit: [label per image], M, M_lo, M_hi, M_informative, M_gray, M_noise,
+      M_refimage: [one per image]} (diversity, a batch measure, has one entry).
     Every input is checked before any network pass (FvoptError, one line).
     """
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
@@ -175,7 +176,11 @@ def judge(images: torch.Tensor, target: "str | Objective", model: "str | Feature
     for s in scored:
         out.update(s.flat(seed))
         per_image[s.name] = [float(v) for v in s.per_image]
+        per_image[f"{s.name}_lo"], per_image[f"{s.name}_hi"] = s.per_image_intervals()
         per_image[f"{s.name}_informative"] = s.per_image_informative()
+        for c in M.CONTROLS:
+            if c in s.controls and len(s.controls[c]) == len(s.per_image):
+                per_image[f"{s.name}_{c}"] = [float(v) for v in s.controls[c]]
     for m, reason in absent.items():
         out[f"{m}_absent"] = reason
     out["per_image"] = per_image

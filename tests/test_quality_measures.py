@@ -1,0 +1,161 @@
+"""Quality measures on real computations (fvopt.quality.judge): known cases are ordered correctly.
+
+The reference is a folder of 200 images made by the test (scikit-image photos and synthetic
+families, fvopt.quality.synthetic), shown at 96 px so that the passes stay cheap on a CPU.
+"""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fvopt.errors import FvoptError
+from fvopt.quality import judge, reference_pass, reference_set
+from fvopt.quality.synthetic import make_folder
+
+SIDE = 96
+LAYER = "blocks.5"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.getbasetemp() / "quality-folder-200"
+    if not root.exists():
+        make_folder(root, n=200)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    path = tmp_path_factory.getbasetemp() / "quality-cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def grating_unit(folder, cache, lite0):
+    """The first unit of blocks.5 whose nine top images in the folder are all gratings: a unit with a
+    clear preference there. Returns (unit, index of its top image, the reference set)."""
+    ref = reference_set(folder)
+    stats = reference_pass(lite0, ref, [LAYER], side=SIDE, progress=False, cache_folder=cache)[LAYER]
+    family = np.array([s.split("/")[0] for s in ref.sources])
+    for unit in range(stats.mean.shape[1]):
+        acts = np.nan_to_num(stats.unit(unit).numpy(), nan=-np.inf)
+        top = np.argsort(-acts)[:9]
+        if (family[top] == "grating").all():
+            return unit, int(top[0]), ref
+    pytest.fail("no unit of blocks.5 prefers the gratings")
+
+
+@pytest.fixture(scope="module")
+def lite1():
+    from fvopt.models import load_model
+    return load_model("lite1")
+
+
+def _judge(images, unit, ref, lite0, cache, **kw):
+    return judge(images, f"channel:{LAYER}:{unit}", lite0, reference=ref, side=SIDE, cache_folder=cache,
+                 measures=kw.pop("measures", ["natural_ratio", "plausibility", "mis"]), **kw)
+
+
+@pytest.mark.slow
+def test_a_units_top_image_beats_noise_and_a_raw_pixel_visualization(grating_unit, lite0, lite1, cache):
+    from fvopt import visualize
+    unit, top, ref = grating_unit
+    raw = visualize(lite0, f"channel:{LAYER}:{unit}", "raw", "adam", steps=25, lr=0.05, size=SIDE, transforms="none")
+    noise = torch.rand(1, 3, SIDE, SIDE, generator=torch.Generator().manual_seed(1))
+    row = _judge(torch.cat([ref.load([top], SIDE), noise, raw.images]), unit, ref, lite0, cache, judge=lite1)
+    assert row["reference"] == ref.describe() and row["judge"] == "lite1"
+    per = {k: v for k, v in row["per_image"].items()}
+    own, noisy, unregularized = 0, 1, 2
+    assert 0.6 < per["natural_ratio"][own] <= 1.05  # robust activation (fixed transforms) of the unit's best image
+    assert per["natural_ratio_informative"][own] is True
+    for other in (noisy, unregularized):
+        assert per["plausibility"][own] > per["plausibility"][other]
+        assert per["mis"][own] > per["mis"][other]
+    assert per["mis_informative"][own] is True and per["plausibility_informative"][own] is True
+    assert per["mis_lo"][noisy] <= 0.5 <= per["mis_hi"][noisy]  # noise is at chance, within its interval
+    assert per["natural_ratio_informative"][noisy] is False
+
+
+@pytest.mark.slow
+def test_row_is_flat_json_with_controls_intervals_and_reasons(grating_unit, lite0, lite1, cache):
+    import json
+    unit, top, ref = grating_unit
+    images = torch.stack([ref.load([top], SIDE)[0], torch.rand(3, SIDE, SIDE)])
+    row = _judge(images, unit, ref, lite0, cache, measures="default", judge=lite1)
+    json.dumps(row, allow_nan=True)
+    assert row["measures"] == ["natural_ratio", "plausibility", "mis", "spectral_slope", "diversity"]
+    assert row["transfer_absent"].startswith("transfer is a class measure")
+    for m in ("natural_ratio", "plausibility", "mis", "diversity", "spectral_distance"):
+        assert {f"{m}_lo", f"{m}_hi", f"{m}_gray", f"{m}_noise", f"{m}_refimage", f"{m}_informative"} <= set(row)
+        assert row[f"{m}_lo"] <= row[m] + 1e-9 or m == "natural_ratio"
+    assert row["diversity_gray"] == 0.0  # identical gray images are not diverse
+    assert row["per_image"]["unit"] == [f"channel:{LAYER}:{unit}"] * 2
+    assert row["mis_pairs"] >= 64
+
+
+@pytest.mark.slow
+def test_transfer_equals_the_probability_read_by_hand(lite0):
+    from fvopt import visualize
+    from fvopt.models import load_model
+    vis = visualize(lite0, "class:8", steps=8, size=96)
+    row = judge(vis.images, "class:8", lite0, measures=["transfer"], transfer=["lite1"])
+    lite1 = load_model("lite1")
+    with torch.no_grad():
+        x = F.interpolate(vis.images, size=(240, 240), mode="bilinear", antialias=True, align_corners=False)
+        probs = lite1(x).softmax(-1)[0]
+    assert row["transfer"] == pytest.approx(float(probs[8]), abs=1e-6)
+    assert row["transfer_prob_lite1"] == pytest.approx(float(probs[8]), abs=1e-6)
+    assert row["transfer_rank_lite1"] == 1 + int((probs > probs[8]).sum())
+    assert row["reference"] == "none" and row["transfer_networks"] == ["lite1"]
+    assert row["transfer_gray"] is not None and row["transfer_refimage"] is None  # no reference, no such control
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(target="channel:blocks.5:3", judge="lite0"), "judge lite0 is the optimized model"),
+    (dict(target="channel:blocks.5:3", measures=["mis"]), "mis needs reference images"),
+    (dict(target="channel:blocks.5:3", measures="transfer"), "transfer is a class measure"),
+    (dict(target="class:8", measures=["diversity"]), "diversity needs a batch of 2 or more images"),
+    (dict(target="channel:blocks.5:3", measures="mis,bogus"), "unknown measure 'bogus'"),
+    (dict(target="neuron:blocks.5:3", measures=["natural_ratio"], reference="builtin"), "is a neuron target"),
+    (dict(target="class:8", measures=["transfer"], transfer=["lite0"]), "transfer network lite0 is the optimized"),
+])
+def test_measures_that_cannot_be_computed_are_refused_in_one_line(kwargs, message, lite0):
+    target = kwargs.pop("target")
+    with pytest.raises(FvoptError) as err:
+        judge(torch.rand(1, 3, 64, 64), target, lite0, **kwargs)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_default_set_records_why_a_measure_is_absent(lite0):
+    row = judge(torch.rand(1, 3, 64, 64), "channel:blocks.5:3+channel:blocks.5:4", lite0)
+    assert row["measures"] == ["spectral_slope"]
+    assert "drives 2 units" in row["natural_ratio_absent"]
+    assert "reference" in row["mis_absent"] or "units" in row["mis_absent"]
+    assert row["diversity_absent"] == "diversity needs a batch of 2 or more images"
+
+
+def test_value_8bit_scores_the_image_as_saved(lite0):
+    from fvopt.evaluate import quantize_8bit, score_as_saved, score_images
+    from fvopt.objectives import parse_target
+    objective = parse_target("channel:blocks.3:5")
+    images = torch.full((1, 3, 64, 64), 0.5) + 0.002 * torch.randn(1, 3, 64, 64)  # near gray: rounding matters
+    saved = score_as_saved(lite0, objective, images, draws=2)
+    exact = score_images(lite0, objective, quantize_8bit(images), draws=2)
+    assert saved["value_8bit"] == pytest.approx(float(exact["value"][0]))
+    assert saved["robust_8bit"] == pytest.approx(float(exact["robust_value"][0]))
+    assert torch.equal(quantize_8bit(images) * 255, (quantize_8bit(images) * 255).round())
+
+
+def test_viz_puts_measures_and_8bit_scores_in_the_trace(lite0, tmp_path):
+    from fvopt import visualize
+    vis = visualize(lite0, "channel:blocks.3:5", steps=2, size=64)
+    final, quality = vis.trace["final"], vis.trace["quality"]
+    assert "value_8bit" in final and "robust_8bit" in final
+    assert quality["measures"] == ["spectral_slope"] and quality["reference"] == "none"
+    with pytest.raises(FvoptError, match="mis needs reference images"):
+        visualize(lite0, "channel:blocks.3:5", steps=2, size=64, measures="mis")
+    with pytest.raises(FvoptError, match="judge lite0 is the optimized model"):
+        visualize("lite0", "channel:blocks.3:5", steps=2, size=64, judge="lite0")
+    none = visualize(lite0, "channel:blocks.3:5", steps=1, size=64, measures="none")
+    assert "quality" not in none.trace
