@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--seed", type=_seed, default=0)
     dr.add_argument("--device", default="auto")
     dr.add_argument("--out", default="dream.png")
+    dr.add_argument("--trace", default=None, help="write the dream's settings, stop reason and steps as JSON here")
     dr.add_argument("--octave-images", default=None, help="folder for the image after each octave")
     dr.add_argument("--zoom-frames", type=_positive_int, default=None, help="make an endless-zoom animation of N frames")
     dr.add_argument("--zoom", type=_above_one, default=1.05, help="zoom per frame (above 1)")
@@ -282,7 +283,10 @@ def _render(text: str) -> str | int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command. Usage errors: one line on stderr, exit 2. Ctrl-C: what was done is kept, exit 130."""
+    """Run one command. Usage errors: one line on stderr, exit 2. Ctrl-C: what was done is kept, exit 130;
+    SIGTERM and SIGHUP (a scheduler's stop) likewise, exit 143 and 129 (fvopt/signals.py)."""
+    from . import signals
+    signals.install()  # only the command line installs handlers; the Python API leaves them alone
     args = build_parser().parse_args(argv)
     commands = {"models": _models, "optimizers": _optimizers, "plugins": _plugins, "layers": _layers, "viz": _viz,
                 "dream": _dream, "bench": _bench, "examples": _examples}
@@ -292,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fvopt: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("fvopt: interrupted before any result was ready; nothing was written", file=sys.stderr)
-        return 130
+        print(f"fvopt: {_stopped()} before any result was ready; nothing was written", file=sys.stderr)
+        return signals.exit_code()
     except BrokenPipeError:  # `fvopt optimizers | head -1`: the reader left; no traceback
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -419,9 +423,10 @@ def _viz(args) -> int:
     elif quality:
         print(f"quality: {quality.get('error') or quality.get('note')}", file=sys.stderr)
     if vis.interrupted:
-        print(f"fvopt: interrupted after {vis.result.steps} steps: kept the best image so far in {out}"
+        from .signals import exit_code
+        print(f"fvopt: {_stopped()} after {vis.result.steps} steps: kept the best image so far in {out}"
               f"{f' and its trace in {args.trace}' if args.trace else ''}", file=sys.stderr)
-        return 130
+        return exit_code()
     from .run import BUDGET_STOPS
     if vis.result.stop_reason not in BUDGET_STOPS:
         print(f"note: {vis.result.stop_reason}", file=sys.stderr)
@@ -431,7 +436,8 @@ def _viz(args) -> int:
 def _dream(args) -> int:
     from .dream import (DEFAULT_SCHEME, check_dream_fits, dream, resolve_scheme, save_animation, scheme_for_model,
                         scheme_octave_sizes, zoom_frames)
-    from .images import check_folder_writable, check_image_path, check_writable, image_size, load_image, save_images
+    from .images import (check_distinct, check_folder_writable, check_image_path, check_writable, image_size,
+                         load_image, save_images)
     from .models import load_model, resolve_device
 
     if args.zoom_frames:
@@ -439,6 +445,8 @@ def _dream(args) -> int:
     else:
         check_image_path(args.out, "--out")
     check_folder_writable(args.octave_images, "--octave-images folder")
+    check_distinct(out=args.out, trace=args.trace)
+    check_writable(args.trace, "--trace")
     scheme = resolve_scheme(args.scheme or DEFAULT_SCHEME, octaves=args.octaves, octaves_above=args.octaves_above,
                             octave_scale=args.octave_scale, steps=args.steps, lr=args.lr, tile=args.tile,
                             lapnorm_levels=args.lapnorm_levels)  # a flag the scheme lacks: refused before the model loads
@@ -478,17 +486,45 @@ def _dream(args) -> int:
         written = save_animation(frames, args.out)
         print(f"wrote {', '.join(map(str, written))}: {len(frames)} frames, zoom {args.zoom} per frame")
         if interrupted:
-            print(f"fvopt: interrupted: kept the {len(frames)} finished frames", file=sys.stderr)
-            return 130
+            from .signals import exit_code
+            print(f"fvopt: {_stopped()}: kept the {len(frames)} finished frames in {', '.join(map(str, written))}",
+                  file=sys.stderr)
+            return exit_code()
         return 0
     out = save_images(result.image, args.out)
     h, w = result.image.shape[-2:]
     print(f"wrote {out}: {w}x{h} px, {scheme.describe()}; {result.forwards} forwards, "
           f"{result.backwards} backwards, {result.seconds:.1f} s")
+    if args.trace:
+        _write_dream_trace(args.trace, result, out)
     if result.interrupted:
-        print(f"fvopt: interrupted after {len(result.trace)} steps: kept the dream so far in {out}", file=sys.stderr)
-        return 130
+        from .signals import exit_code
+        print(f"fvopt: {_stopped()} after {len(result.trace)} steps: kept the dream so far in {out}"
+              f"{f' and its trace in {args.trace}' if args.trace else ''}", file=sys.stderr)
+        return exit_code()
     return 0
+
+
+def _stopped() -> str:
+    """'interrupted' (Ctrl-C), or 'terminated (SIGTERM)' / 'terminated (SIGHUP)'."""
+    from . import signals
+    return "interrupted" if signals.received is None else f"terminated ({signals.name()})"
+
+
+def _write_dream_trace(path: str, result, out) -> None:
+    """The dream's settings, stop reason, counts and per-step rows as strict JSON (written atomically)."""
+    import json
+
+    from .atomic import write_text
+    from .viz import json_safe
+    trace = {"image": str(out), "stop_reason": result.stop_reason, "forwards": result.forwards,
+             "backwards": result.backwards, "seconds": result.seconds, "settings": result.settings,
+             "steps": result.trace}
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps(json_safe(trace), indent=1, allow_nan=False))
+    except OSError as err:
+        raise FvoptError(f"cannot write trace '{path}': {err.strerror or err}") from None
 
 
 def _examples(args) -> int:
@@ -537,9 +573,10 @@ def _bench(args) -> int:
     summary = run_spec(spec, db, workers=args.workers or 1, executor=args.executor, progress=not args.quiet,
                        log=print if args.quiet else None)
     if summary.interrupted:
-        print(f"fvopt: interrupted: {summary.done} of {summary.total} cells done in {db}, the running ones "
+        from .signals import exit_code
+        print(f"fvopt: {_stopped()}: {summary.done} of {summary.total} cells done in {db}, the running ones "
               f"abandoned; run the same command again to resume", file=sys.stderr)
-        return 130
+        return exit_code()
     print(f"{spec.name}: {summary.total} cells, {summary.skipped} already done, {summary.ran} ran, "
           f"{summary.failed} failed; results in {db}")
     return 1 if summary.failed else 0

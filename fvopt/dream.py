@@ -29,7 +29,8 @@ from .models.layouts import positions
 from .objectives import Check, Objective, parse_target
 from .params import ImageParam
 from .problem import Budget, Problem
-from .run import BUDGET_STOPS, INTERRUPTED, run
+from .run import BUDGET_STOPS, INTERRUPTED, STOPPED_BY_USER, TERMINATED, run
+from .signals import Terminated
 from .strategies.base import BaseStrategy, StepCost
 from .transforms import make_transforms
 
@@ -45,7 +46,7 @@ class DreamResult:
     seconds: float = 0.0
     forwards: int = 0
     backwards: int = 0
-    interrupted: bool = False  # Ctrl-C: `image` holds the dream so far, at full size
+    interrupted: bool = False  # Ctrl-C or SIGTERM/SIGHUP: `image` holds the dream so far, at full size
     stop_reason: str = "steps"  # the run loop's stop reason of the last octave that ran (fvopt.run)
     settings: dict = field(default_factory=dict)  # the scheme and every constant that ran (DreamScheme.record)
 
@@ -319,10 +320,10 @@ def dream(
             result.backwards += octave.backwards
             result.stop_reason = octave.stop_reason
             # The dream so far is the last completed step (also after Ctrl-C); after a NaN, the best point seen.
-            z = ascent.z if octave.stop_reason == INTERRUPTED else octave.z
+            z = ascent.z if octave.stop_reason in STOPPED_BY_USER else octave.z
             detail = problem.param(z).detach() - octave_base
             if octave.stop_reason not in BUDGET_STOPS:
-                result.interrupted = octave.stop_reason == INTERRUPTED
+                result.interrupted = octave.stop_reason in STOPPED_BY_USER
                 raise _StopOctaves
             dreamed = (octave_base + detail).clamp(0, 1)
             result.octaves.append(dreamed.cpu())
@@ -331,7 +332,7 @@ def dream(
     except (KeyboardInterrupt, _StopOctaves) as stop:
         # Keep the work: the dream so far, at the photo's full size.
         if isinstance(stop, KeyboardInterrupt):  # between two octaves' runs
-            result.interrupted, result.stop_reason = True, INTERRUPTED
+            result.interrupted, result.stop_reason = True, TERMINATED if isinstance(stop, Terminated) else INTERRUPTED
         if s.carry == "detail":
             if detail.shape[-2:] != (height, width):
                 detail = F.interpolate(detail, size=(height, width), mode="bilinear", align_corners=False)
@@ -425,20 +426,23 @@ def save_animation(frames: list[torch.Tensor], path: str | Path, fps: int = 12) 
     """A GIF (always) and, when an encoder is installed (imageio-ffmpeg), an MP4 beside it."""
     from PIL import Image
 
+    from .atomic import atomic_path
     from .images import to_uint8
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = [to_uint8(f)[0] for f in frames]
     gif = path.with_suffix(".gif")
-    Image.fromarray(arrays[0]).save(gif, save_all=True, append_images=[Image.fromarray(a) for a in arrays[1:]],
-                                    duration=int(1000 / fps), loop=0)
+    with atomic_path(gif) as tmp:  # whole or absent, even if a signal lands mid-write
+        Image.fromarray(arrays[0]).save(tmp, save_all=True, append_images=[Image.fromarray(a) for a in arrays[1:]],
+                                        duration=int(1000 / fps), loop=0)
     written = [gif]
     try:
         import imageio.v2 as imageio
         import imageio_ffmpeg  # noqa: F401
         mp4 = path.with_suffix(".mp4")
-        imageio.mimwrite(mp4, arrays, fps=fps)
+        with atomic_path(mp4) as tmp:
+            imageio.mimwrite(tmp, arrays, fps=fps)
         written.append(mp4)
     except ImportError:
         pass

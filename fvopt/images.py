@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from .atomic import atomic_path
 from .errors import FvoptError
 
 
@@ -61,19 +62,23 @@ def save_images(images: torch.Tensor, path: str | Path, labels: Sequence[str] | 
     if images.shape[1] not in (1, 3):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path.with_suffix(".npy"), images.detach().float().cpu().numpy())
-            Image.fromarray(to_uint8(channel_grid(images))[0]).save(path)
+            with atomic_path(path.with_suffix(".npy")) as tmp:
+                np.save(tmp, images.detach().float().cpu().numpy())
+            with atomic_path(path) as tmp:
+                Image.fromarray(to_uint8(channel_grid(images))[0]).save(tmp)
         except (OSError, ValueError) as err:
-            raise FvoptError(f"cannot write image '{path}': {err}") from None
+            raise FvoptError(f"cannot write image '{path}': {err}") from err
         return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if images.shape[0] == 1 and not labels:
-            Image.fromarray(to_uint8(images)[0]).save(path)
+            with atomic_path(path) as tmp:  # whole or absent, even if a signal lands mid-write
+                Image.fromarray(to_uint8(images)[0]).save(tmp)
         else:
-            grid(images, labels).save(path)
+            with atomic_path(path) as tmp:
+                grid(images, labels).save(tmp)
     except (OSError, ValueError) as err:
-        raise FvoptError(f"cannot write image '{path}': {err}") from None
+        raise FvoptError(f"cannot write image '{path}': {err}") from err
     return path
 
 
@@ -86,7 +91,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
         with Image.open(path) as img:
             return img.size
     except Exception as err:  # Pillow raises many kinds for broken files
-        raise FvoptError(f"cannot read image '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+        raise FvoptError(f"cannot read image '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
 
 
 def load_image(path: str | Path, channels: int = 3) -> torch.Tensor:
@@ -109,7 +114,7 @@ def load_array(path: str | Path, channels: int = 3) -> np.ndarray:
         try:
             arr = np.load(path, allow_pickle=False).astype(np.float32)
         except Exception as err:
-            raise FvoptError(f"cannot read array '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+            raise FvoptError(f"cannot read array '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
         if arr.ndim == 4 and arr.shape[0] == 1:
             arr = arr[0]
         if arr.ndim == 2:
@@ -132,7 +137,7 @@ def load_array(path: str | Path, channels: int = 3) -> np.ndarray:
             img.load()
             arr = np.asarray(img.convert("RGB" if channels == 3 else "L"), dtype=np.float32) / 255.0
     except Exception as err:
-        raise FvoptError(f"cannot read image '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+        raise FvoptError(f"cannot read image '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
     return arr.transpose(2, 0, 1).copy() if channels == 3 else arr[None].copy()
 
 
@@ -156,7 +161,7 @@ def check_writable(path: str | Path | None, what: str = "output path") -> None:
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".fvopt-probe-"):
             pass
     except OSError as err:
-        raise FvoptError(f"{what} '{_short(path)}' is not writable: {err.strerror or err}") from None
+        raise FvoptError(f"{what} '{_short(path)}' is not writable: {err.strerror or err}") from err
 
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm")
@@ -194,7 +199,7 @@ def check_folder_writable(folder: str | Path | None, what: str) -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".fvopt-probe-"):
             pass
     except OSError as err:
-        raise FvoptError(f"{what} '{_short(folder)}' is not writable: {err.strerror or err}") from None
+        raise FvoptError(f"{what} '{_short(folder)}' is not writable: {err.strerror or err}") from err
 
 
 def check_distinct(**paths: str | Path | None) -> None:

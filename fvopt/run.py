@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from .errors import FvoptError, NonFiniteError
 from .problem import SYNC_EVERY, Budget, BudgetExhausted, Problem
+from .signals import Terminated
 from .stops import BUDGET_STOPS, StopReason  # noqa: F401  (BUDGET_STOPS: also read from here)
 from .strategies.base import Strategy
 
@@ -32,6 +33,8 @@ class RunResult:
 
 
 INTERRUPTED = StopReason.INTERRUPTED  # a member is its string: traces and databases read the same
+TERMINATED = StopReason.TERMINATED  # SIGTERM or SIGHUP, once the command line installed its handler (fvopt/signals.py)
+STOPPED_BY_USER = (INTERRUPTED, TERMINATED)  # the run was cut short on purpose: be quick, keep the work
 
 
 def run(
@@ -51,7 +54,8 @@ def run(
     step costs; a budget that cannot pay for one step is refused (FvoptError). The problem is reset,
     so a reused problem carries nothing over from an earlier run.
 
-    A NaN or infinite objective stops the run; so does Ctrl-C (`stop_reason` "interrupted"). Either
+    A NaN or infinite objective stops the run; so does Ctrl-C (`stop_reason` "interrupted"), and
+    SIGTERM or SIGHUP where the command line installed its handler ("terminated"). Either
     way the result holds the best point seen, and `stop_reason` says why. Snapshots (PNG) of the
     current best are written every `snapshot_every` steps to `snapshot_dir`.
     """
@@ -100,10 +104,10 @@ def run(
     except NonFiniteError as err:
         stop = StopReason.NONFINITE.with_detail(f"{err}; kept the best image seen before it")
         z = _best_seen(problem, z0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         # The step in progress may have left the strategy half-updated: keep the best point the
         # problem itself recorded, which every evaluation went through.
-        stop = INTERRUPTED
+        stop = TERMINATED if isinstance(err, Terminated) else INTERRUPTED
         z = _best_seen(problem, z0)
     finally:
         rows.flush()

@@ -43,6 +43,7 @@ def save_transparency(images: torch.Tensor, maps: torch.Tensor, path: str | Path
     it (`NAME-map.png`)."""
     from PIL import Image
 
+    from .atomic import atomic_path
     from .errors import FvoptError
     from .images import save_images, to_uint8
 
@@ -51,9 +52,10 @@ def save_transparency(images: torch.Tensor, maps: torch.Tensor, path: str | Path
     if images.shape[0] == 1:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(to_uint8(torch.cat([images, maps], 1))[0], "RGBA").save(path)
+            with atomic_path(path) as tmp:
+                Image.fromarray(to_uint8(torch.cat([images, maps], 1))[0], "RGBA").save(tmp)
         except (OSError, ValueError) as err:
-            raise FvoptError(f"cannot write image '{path}': {err}") from None
+            raise FvoptError(f"cannot write image '{path}': {err}") from err
     else:
         save_images(images * maps + (1 - maps), path)
     return [path, save_images(maps.expand(-1, 3, -1, -1), path.with_name(path.stem + "-map" + path.suffix))]

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from .version import __version__
+from .atomic import write_text
 from .errors import FvoptError
 from .evaluate import score_images
 from .images import save_images
@@ -21,7 +22,7 @@ from .objectives import Objective, parse_target, slot_labels
 from .options import IMAGE_SIDE, POSITIVE_INT, SEED, Option, check, check_type, merge_options
 from .params import Parameterization, make_param
 from .problem import Budget, Problem
-from .run import INTERRUPTED, RunResult, run
+from .run import STOPPED_BY_USER, RunResult, run
 from .scoped import keeps_process_state, seed_all
 from .speed import EAGER, Speed
 from .strategies import make_strategy
@@ -43,7 +44,7 @@ class Visualization:
 
     @property
     def interrupted(self) -> bool:
-        return self.result.stop_reason == INTERRUPTED
+        return self.result.stop_reason in STOPPED_BY_USER  # Ctrl-C, SIGTERM or SIGHUP
 
     def save(self, path: str | Path) -> Path:
         return save_images(self.images, path, self.labels if self.images.shape[0] > 1 else None)
@@ -60,7 +61,7 @@ class Visualization:
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(json_safe(self.trace), indent=1, allow_nan=False))
+            write_text(path, json.dumps(json_safe(self.trace), indent=1, allow_nan=False))  # whole or absent
         except OSError as err:
             raise FvoptError(f"cannot write trace '{path}': {err.strerror or err}") from None
         return path
@@ -230,15 +231,15 @@ def visualize(
     result = run(problem, strategy, budget, progress=progress, desc=f"{strategy.name} {objective}",
                  snapshot_every=snapshot_every, snapshot_dir=snapshot_dir, z0=z0)
     labels = slot_labels(objective, problem.batch)
-    if result.stop_reason == INTERRUPTED:  # be quick: the user wants out; the robust score costs 16 passes
+    if result.stop_reason in STOPPED_BY_USER:  # be quick: the user wants out; the robust score costs 16 passes
         final = {"value": float(score_images(net, objective, result.images, draws=0, render=render)["value"].mean()),
-                 "robust_value": None, "note": "interrupted: scored untransformed only"}
+                 "robust_value": None, "note": f"{result.stop_reason}: scored untransformed only"}
     else:
         scores = score_images(net, objective, result.images, render=render)
         final = {"value": float(scores["value"].mean()), "robust_value": float(scores["robust_value"].mean()),
                  "per_image": {"value": scores["value"].tolist(), "robust_value": scores["robust_value"].tolist(),
                                "labels": labels}}
-    if result.stop_reason != INTERRUPTED:  # the picture as saved (8-bit PNG) is what people look at and share
+    if result.stop_reason not in STOPPED_BY_USER:  # the picture as saved (8-bit PNG) is what people look at and share
         from .evaluate import score_as_saved
         final.update(score_as_saved(net, objective, result.images, render=render))
     trace = {
@@ -253,7 +254,7 @@ def visualize(
         "versions": {"fvopt": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "steps": result.trace, "final": final,
     }
-    if quality_measures is not None and result.stop_reason != INTERRUPTED:
+    if quality_measures is not None and result.stop_reason not in STOPPED_BY_USER:
         from .quality import judge as judge_images
         try:  # the run's images are kept whatever happens while judging them
             trace["quality"] = judge_images(result.images, objective, net, judge=judge, reference=quality_ref,

@@ -44,6 +44,9 @@ def _init_worker(threads: int) -> None:
     import torch
     from tqdm import tqdm as std_tqdm
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):  # a forked worker must not inherit the command line's handlers: the main
+        if hasattr(signal, name):       # process ends it with SIGTERM, which must end it at once
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
     # tqdm's default lock is a multiprocessing semaphore: a worker ended by Ctrl-C would leave it to
     # the resource tracker, which then warns about "leaked semaphore objects" after the one line
     std_tqdm.set_lock(threading.RLock())
@@ -146,15 +149,18 @@ def _run(spec: Spec, store: Store, pool, gather, workers: int, executor: str | N
 
 @contextmanager
 def _no_interrupts():
-    """Ignore Ctrl-C for the duration (main thread only; elsewhere signals cannot be set)."""
+    """Ignore Ctrl-C, SIGTERM and SIGHUP for the duration (main thread only; elsewhere signals
+    cannot be set): a second stop signal must not cut the clean-up short (a scheduler's SIGKILL still can)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stops = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in stops}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _shutdown(pool, interrupted: bool) -> None:
