@@ -242,7 +242,35 @@ def build_parser() -> argparse.ArgumentParser:
                     "or COCO-style budget-based targets")
     be.add_argument("--no-html", action="store_true", help="with 'report': skip the self-contained report.html")
     be.add_argument("--quiet", action="store_true")
+    _add_debug(p, sub)
     return p
+
+
+DEBUG_HELP = "after a one-line error, print the traceback behind it (also FVOPT_DEBUG=1)"
+
+
+def _add_debug(parser: argparse.ArgumentParser, sub) -> None:
+    """--debug before or after the command (`fvopt --debug viz ...`, `fvopt viz ... --debug`)."""
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    for command in sub.choices.values():  # SUPPRESS: a command without the flag keeps the top-level value
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+
+
+def _debug_wanted(args: argparse.Namespace | None) -> bool:
+    return bool(getattr(args, "debug", False)) or os.environ.get("FVOPT_DEBUG", "").strip() not in ("", "0")
+
+
+def _print_traceback(err: BaseException) -> None:
+    """The traceback of a one-line error with every exception behind it, including a cause that was
+    hidden from the one line (`raise ... from None`)."""
+    import traceback
+
+    seen, current = set(), err
+    while current is not None and id(current) not in seen:  # show suppressed contexts too
+        seen.add(id(current))
+        current.__suppress_context__ = False
+        current = current.__cause__ or current.__context__
+    traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
 
 
 def _add_quality_options(parser: argparse.ArgumentParser) -> None:
@@ -294,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         return commands[args.command](args)
     except FvoptError as err:
         print(f"fvopt: error: {err}", file=sys.stderr)
+        if _debug_wanted(args):
+            _print_traceback(err)
         return 2
     except KeyboardInterrupt:
         print(f"fvopt: {_stopped()} before any result was ready; nothing was written", file=sys.stderr)
@@ -502,6 +532,9 @@ def _dream(args) -> int:
         print(f"fvopt: {_stopped()} after {len(result.trace)} steps: kept the dream so far in {out}"
               f"{f' and its trace in {args.trace}' if args.trace else ''}", file=sys.stderr)
         return exit_code()
+    from .run import BUDGET_STOPS
+    if result.stop_reason not in BUDGET_STOPS:  # a NaN stopped the run loop: the best image before it was kept
+        print(f"note: {result.stop_reason}", file=sys.stderr)
     return 0
 
 

@@ -63,7 +63,7 @@ class Photo:
             try:
                 arr = np.load(self.path, allow_pickle=False)
             except (OSError, ValueError) as err:
-                raise FvoptError(f"cannot read array '{self.path}': {err}") from None
+                raise FvoptError(f"cannot read array '{self.path}': {err}") from err
             arr = arr[None] if arr.ndim == 2 else arr
             if arr.ndim != 3 or not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all() \
                     or arr.min() < 0 or arr.max() > 1:
@@ -84,7 +84,7 @@ class Photo:
                     raise FvoptError(f"image '{self.path}' has mode {mode} (with transparency): save it without "
                                      "an alpha channel (RGB or grayscale) first")
         except (OSError, UnidentifiedImageError) as err:
-            raise FvoptError(f"cannot read image '{self.path}': {err}") from None
+            raise FvoptError(f"cannot read image '{self.path}': {err}") from err
         return torch.from_numpy(np.clip(arr, 0, 1).copy())
 
     def check_channels(self, channels: int, what: str) -> None:

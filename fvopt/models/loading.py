@@ -93,7 +93,7 @@ def _load_weights(net: torch.nn.Module, weights, name: str) -> None:
             f"{len(unexpected)} unexpected (first: {unexpected[0]})" if unexpected else "",
             f"{len(wrong)} of another shape (first: {wrong[0]} {tuple(state[wrong[0]].shape)} vs "
             f"{tuple(mine[wrong[0]].shape)})" if wrong else "") if part) or _first_line(err)
-        raise FvoptError(f"weight file '{weights}' does not fit {name}: {detail}") from None
+        raise FvoptError(f"weight file '{weights}' does not fit {name}: {detail}") from err
 
 
 def read_state_dict(weights, name: str) -> dict[str, torch.Tensor]:
@@ -114,11 +114,11 @@ def read_state_dict(weights, name: str) -> dict[str, torch.Tensor]:
         if "weights_only" in str(err) or "Unsupported global" in str(err):
             raise FvoptError(f"weight file '{path}' holds Python objects, not only tensors, and fvopt loads weights "
                              "with weights_only=True, which refuses them (unpickling them could run code). "
-                             "Save a plain state dict: torch.save(model.state_dict(), path)") from None
+                             "Save a plain state dict: torch.save(model.state_dict(), path)") from err
         raise FvoptError(f"weight file '{path}' is not a torch checkpoint (unpickling failed: "
-                         f"{_first_line(err)})") from None
+                         f"{_first_line(err)})") from err
     except Exception as err:  # zip, EOF and text files surface as many exception types
-        raise FvoptError(f"weight file '{path}' is not a readable torch checkpoint: {_first_line(err)}") from None
+        raise FvoptError(f"weight file '{path}' is not a readable torch checkpoint: {_first_line(err)}") from err
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -233,7 +233,7 @@ def _build_with_state(arch: str, enum, state: dict, source: str, name: str):
         return torchvision.models.get_model(arch, weights=enum)
     except RuntimeError as err:
         raise FvoptError(f"{source} does not fit {name} as torchvision builds it for {enum.name}: "
-                         f"{_mismatch(err)}") from None
+                         f"{_mismatch(err)}") from err
     finally:
         WeightsEnum.get_state_dict = original
 
@@ -298,7 +298,7 @@ def _timm_pretrained(arch: str, path: Path, name: str):
         raise
     except Exception as err:  # a strict-load mismatch, or a checkpoint timm's converter cannot read
         detail = _mismatch(err) if isinstance(err, RuntimeError) else _first_line(err)
-        raise FvoptError(f"pretrained file '{path}' does not fit {name}: {detail}") from None
+        raise FvoptError(f"pretrained file '{path}' does not fit {name}: {detail}") from err
 
 
 def read_safetensors(path: Path, name: str) -> dict[str, torch.Tensor]:
@@ -311,7 +311,7 @@ def read_safetensors(path: Path, name: str) -> dict[str, torch.Tensor]:
         return load_file(str(path), device="cpu")
     except Exception as err:
         raise FvoptError(f"weight file '{path}' for {name} is not a readable safetensors file: "
-                         f"{_first_line(err)}") from None
+                         f"{_first_line(err)}") from err
 
 
 def _timm_cached_file(arch: str) -> Path:

@@ -185,7 +185,7 @@ def _probe_runs(model: FeatureModel) -> None:
         text = str(err).strip().splitlines()
         raise FvoptError(f"{model.name} does not run on {model.channels}-channel {describe(model.input_size)} px images "
                          f"({type(err).__name__}: {text[0][:160] if text else ''}); give its channels and input size "
-                         "(--channels, --input-size)") from None
+                         "(--channels, --input-size)") from err
 
 
 # -- loaders: each a function from a path to a FeatureModel -------------------------------------------
@@ -228,7 +228,7 @@ def load_factory(spec: str, weights=None, **preprocessing) -> FeatureModel:
         loader_spec.loader.exec_module(module)  # type: ignore[union-attr]
     except Exception as err:
         sys.modules.pop(module_name, None)
-        raise FvoptError(f"model file '{path}' raised {type(err).__name__} when imported: {_first_line(err)}") from None
+        raise FvoptError(f"model file '{path}' raised {type(err).__name__} when imported: {_first_line(err)}") from err
     factory = getattr(module, func, None)
     if factory is None:
         names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
@@ -239,7 +239,7 @@ def load_factory(spec: str, weights=None, **preprocessing) -> FeatureModel:
     try:
         net = factory()
     except Exception as err:
-        raise FvoptError(f"{spec}: the factory raised {type(err).__name__}: {_first_line(err)}") from None
+        raise FvoptError(f"{spec}: the factory raised {type(err).__name__}: {_first_line(err)}") from err
     if not isinstance(net, nn.Module):
         raise FvoptError(f"{spec} returned a {type(net).__name__}, not a torch.nn.Module: the factory must return "
                          "the network")
@@ -269,7 +269,7 @@ def load_program(path_text: str, weights=None, **preprocessing) -> FeatureModel:
         program = torch.export.load(str(path))
     except Exception as err:
         raise FvoptError(f"'{path}' is not a readable torch.export program ({type(err).__name__}: "
-                         f"{_first_line(err)}); save one with torch.export.save(torch.export.export(net, args), path)") from None
+                         f"{_first_line(err)}); save one with torch.export.save(torch.export.export(net, args), path)") from err
     shape = _program_input_shape(program, path)
     batch, channels, height, width = shape
     if not isinstance(batch, torch.SymInt):
@@ -349,7 +349,7 @@ def load_torchscript(path_text: str, weights=None, **preprocessing) -> FeatureMo
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; the file is still read
             net = torch.jit.load(str(path), map_location="cpu")
     except Exception as err:
-        raise FvoptError(f"'{path}' is not a readable TorchScript file ({type(err).__name__}: {_first_line(err)})") from None
+        raise FvoptError(f"'{path}' is not a readable TorchScript file ({type(err).__name__}: {_first_line(err)})") from err
     reason = (f"'{path}' is TorchScript, whose modules take no forward hooks: only class targets (class:N, the "
               "output) work on it; for layer targets export it with torch.export (.pt2) or give FILE.py:FACTORY")
     return wrap(_ScriptNet(net), name=str(path), weights="in the file", hookable=reason, **_given(preprocessing))

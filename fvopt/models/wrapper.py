@@ -110,7 +110,22 @@ class FeatureModel(nn.Module):
         try:
             with torch.no_grad():
                 self.net(self.preprocess(self.blank(other)))
-        except Exception:
+        except OUT_OF_MEMORY:  # memory, not size: never read as "fixed size"
+            raise
+        except SIZE_ERRORS as err:
+            # A shape mismatch reads as "fixed size" only if the network runs at its own input size;
+            # if it fails there too, the error is not about size: one line naming it, the cause kept.
+            # Any other exception (a TypeError, an AttributeError: a bug) goes up as it is.
+            try:
+                with torch.no_grad():
+                    self.net(self.preprocess(self.blank((h, w))))
+            except OUT_OF_MEMORY:
+                raise
+            except SIZE_ERRORS as at_input:
+                text = (str(at_input).strip().splitlines() or [""])[0][:160]
+                raise FvoptError(f"{self.name} fails on a blank image of its own input size {h}x{w} px "
+                                 f"({type(at_input).__name__}: {text}): check its input size and channels") \
+                    from at_input
             return True
         return False
 
@@ -126,6 +141,12 @@ class FeatureModel(nn.Module):
         return {"channels": self.channels, "input_size": list(self.input_hw),
                 "value_range": list(self.value_range), "mean": [round(v, 6) for v in self.mean.flatten().tolist()],
                 "std": [round(v, 6) for v in self.std.flatten().tolist()], "fixed_size": bool(self.fixed_size)}
+
+
+# What a network raises for an input of a size it cannot take: torch's shape checks (RuntimeError),
+# timm's patch embedding (AssertionError), size checks of user code (ValueError), index arithmetic.
+SIZE_ERRORS = (RuntimeError, AssertionError, ValueError, IndexError)
+OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # a RuntimeError: checked first
 
 
 def _disable_inplace(net: nn.Module) -> None:

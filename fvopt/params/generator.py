@@ -55,7 +55,7 @@ def load_generator(source: str, size, channels: int, dim: int | None = None) -> 
             return program.module(), source
         except Exception as err:  # noqa: BLE001 - any failure to load is the file's, said in one line
             raise FvoptError(f"cannot load exported generator '{path}': {type(err).__name__}: "
-                             f"{str(err).splitlines()[0] if str(err) else ''}") from None
+                             f"{str(err).splitlines()[0] if str(err) else ''}") from err
     file, colon, factory = source.rpartition(":")
     if not colon or not file.endswith(".py") or not factory.isidentifier():
         raise FvoptError(f"parameterization generator option source={source!r} is not allowed: must be FILE.py:FACTORY "
@@ -71,7 +71,7 @@ def load_generator(source: str, size, channels: int, dim: int | None = None) -> 
         spec.loader.exec_module(module)
     except Exception as err:  # noqa: BLE001
         sys.modules.pop(name, None)
-        raise FvoptError(f"generator file '{path}' raised {type(err).__name__} on import: {_first_line(err)}") from None
+        raise FvoptError(f"generator file '{path}' raised {type(err).__name__} on import: {_first_line(err)}") from err
     make = getattr(module, factory, None)
     if not callable(make):
         found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
@@ -89,7 +89,7 @@ def load_generator(source: str, size, channels: int, dim: int | None = None) -> 
     try:
         net = make(**kwargs)
     except Exception as err:  # noqa: BLE001
-        raise FvoptError(f"generator factory {path.name}:{factory} raised {type(err).__name__}: {_first_line(err)}") from None
+        raise FvoptError(f"generator factory {path.name}:{factory} raised {type(err).__name__}: {_first_line(err)}") from err
     if not isinstance(net, nn.Module):
         raise FvoptError(f"generator factory {path.name}:{factory} returned {type(net).__name__}, not a torch.nn.Module")
     return net, source
@@ -167,7 +167,7 @@ class GeneratorParam(Parameterization):
             raise
         except Exception as err:  # noqa: BLE001
             raise FvoptError(f"{self.name} failed on a latent batch of shape (2, {self.dim}): "
-                             f"{type(err).__name__}: {_first_line(err)}") from None
+                             f"{type(err).__name__}: {_first_line(err)}") from err
         want = (2, self.channels, h, w)
         if out.dim() != 4 or tuple(out.shape) != want or not out.is_floating_point():
             raise FvoptError(f"{self.name} returned {out.dtype} {tuple(out.shape)} for 2 latents; an image batch "

@@ -72,7 +72,7 @@ def load(path: Path, key: dict) -> dict:
     except Exception as err:
         text = str(err).strip().splitlines()
         raise CacheError(f"cache file '{path}' is truncated or not an fvopt cache "
-                         f"({text[0][:120] if text else type(err).__name__})") from None
+                         f"({text[0][:120] if text else type(err).__name__})") from err
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("key"), dict):
         raise CacheError(f"cache file '{path}' is not an fvopt reference cache")
     if data.get("version") != VERSION:
