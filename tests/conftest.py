@@ -15,3 +15,20 @@ def lite0():
 def resnet18_random():
     from fvopt.models import load_model
     return load_model("torchvision:resnet18", weights="random")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name the shipped conformance checks (fvopt.testing) that passed, with how many entries each
+    covered, so that even `pytest -q` shows which contract every registered entry was held to."""
+    import re
+
+    ran: dict[str, dict[str, set[str]]] = {}
+    for report in terminalreporter.stats.get("passed", []):
+        match = re.search(r"test_shipped_(\w+?)_check\[(.+)-(\w+)\]$", report.nodeid)
+        if match:
+            kind, entry, check = match.groups()
+            ran.setdefault(kind, {}).setdefault(check, set()).add(entry)
+    for kind, checks in sorted(ran.items()):
+        entries = len(set().union(*checks.values()))
+        terminalreporter.write_line(f"fvopt.testing.check_{kind} on {entries} registered entries: " +
+                                    ", ".join(f"{check} ({len(names)})" for check, names in checks.items()))
