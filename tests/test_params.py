@@ -27,7 +27,7 @@ def test_fft_follows_lucid_constants():
 
 
 def test_maco_keeps_the_natural_magnitude_whatever_the_phase():
-    p = make_param("maco", 32)
+    make_param("maco", 32)  # builds
     mag = natural_magnitude(32)
     assert mag.shape == (3, 32, 17) and (mag[:, 0, 0] < 1e-4).all()  # mean removed
     low, high = mag[:, 1:3, 1:3].mean(), mag[:, 12:16, 12:16].mean()

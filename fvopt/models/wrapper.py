@@ -5,14 +5,13 @@ with its own preprocessing (channels, mean/std, value range, input size), checke
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..canvas import Size, hw, parse_size
+from ..canvas import Size, hw
 from ..errors import FvoptError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -112,7 +111,7 @@ class FeatureModel(nn.Module):
                 self.net(self.preprocess(self.blank(other)))
         except OUT_OF_MEMORY:  # memory, not size: never read as "fixed size"
             raise
-        except SIZE_ERRORS as err:
+        except SIZE_ERRORS:
             # A shape mismatch reads as "fixed size" only if the network runs at its own input size;
             # if it fails there too, the error is not about size: one line naming it, the cause kept.
             # Any other exception (a TypeError, an AttributeError: a bug) goes up as it is.
