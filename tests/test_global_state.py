@@ -215,3 +215,12 @@ def test_no_library_module_selects_a_matplotlib_backend_or_uses_pyplot():
     pattern = re.compile(r"matplotlib\.use\(|import matplotlib\.pyplot|from matplotlib import pyplot|\bplt\.")
     offenders = [str(p.relative_to(root)) for p in root.rglob("*.py") if pattern.search(p.read_text())]
     assert not offenders, f"library modules that select a backend or use pyplot: {offenders}"
+
+
+def test_loading_pretrained_weights_leaves_the_generators_and_random_weights_still_differ(perturbed_state):
+    before = snapshot()
+    fvopt.load_model("lite0")  # its initial weights are drawn, then replaced by the pretrained ones
+    assert_same(before, snapshot())
+    a = fvopt.load_model("torchvision:resnet18", weights="random")
+    b = fvopt.load_model("torchvision:resnet18", weights="random")
+    assert not torch.equal(a.net.fc.weight, b.net.fc.weight)  # random weights draw as torch.nn does

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import pickle
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
+from ..scoped import process_state_kept
 from .offline import hub_offline
 from ..errors import FvoptError, suggest
 from .lite import LITE_VARIANTS, build_lite
@@ -45,7 +47,11 @@ def load_model(name: str, weights: str | os.PathLike | None = None, device: str 
     preprocessing = {k: v for k, v in preprocessing.items() if v is not None}
     if is_user_model(name):
         return load_user_model(name, weights, **preprocessing).to(resolve_device(device))
-    model = _named_model(name, weights)
+    # Building a network draws its initial weights from torch's global generator; with pretrained or
+    # loaded weights those draws are thrown away, so the caller's generators are left as found.
+    # weights="random" draws from them as any torch.nn constructor does.
+    with nullcontext() if weights == "random" else process_state_kept():
+        model = _named_model(name, weights)
     if preprocessing:
         model = rewrap(model, **preprocessing)
     return model.to(resolve_device(device))
