@@ -136,19 +136,20 @@ def natural_ratio(robust: np.ndarray, ref_acts: np.ndarray, seed: int) -> tuple[
     if top <= 0:
         raise FvoptError("natural_ratio needs a unit whose largest activation over the reference images is positive "
                          f"(it is {top:.4g})")
-    reps = bootstrap(lambda idx: robust / acts[idx].max(), [acts.size], seed=seed)
+    reps = bootstrap(lambda idx: robust / acts[idx].max(1), [acts.size], seed=seed)
     return robust / top, (robust / p99 if p99 > 0 else float("nan")), reps
 
 
 def similarity_to_set(sims: np.ndarray, seed: int) -> tuple[float, np.ndarray]:
     """Mean of similarities to a set of reference images, with replicates over that set."""
-    return float(sims.mean()), bootstrap(lambda idx: sims[idx].mean(), [sims.size], seed=seed)
+    return float(sims.mean()), bootstrap(lambda idx: sims[idx].mean(1), [sims.size], seed=seed)
 
 
 def two_choice(sim_top: np.ndarray, sim_bottom: np.ndarray, seed: int) -> tuple[float, np.ndarray]:
     """Fraction of (top, bottom) pairs where the top image is the more similar; replicates resample both lists."""
     right = (sim_top[:, None] > sim_bottom[None, :]).astype(float) + 0.5 * (sim_top[:, None] == sim_bottom[None, :])
-    reps = bootstrap(lambda t, b: right[np.ix_(t, b)].mean(), [len(sim_top), len(sim_bottom)], seed=seed)
+    reps = bootstrap(lambda t, b: right[t[:, :, None], b[:, None, :]].mean((1, 2)), [len(sim_top), len(sim_bottom)],
+                     seed=seed)
     return float(right.mean()), reps
 
 
@@ -157,9 +158,10 @@ def pairwise_dissimilarity(features: torch.Tensor, center: torch.Tensor, seed: i
     sims = centered_cosine(features, features, center).numpy()
     n = sims.shape[0]
 
-    def stat(idx):
-        s = sims[np.ix_(idx, idx)]
-        off = ~np.equal.outer(idx, idx)
-        return float((1 - s[off]).mean()) if off.any() else float("nan")
+    def stat(idx):  # idx: (reps, n)
+        s = sims[idx[:, :, None], idx[:, None, :]]
+        off = idx[:, :, None] != idx[:, None, :]
+        count = off.sum((1, 2))
+        return np.where(count > 0, ((1 - s) * off).sum((1, 2)) / np.maximum(count, 1), np.nan)
 
-    return stat(np.arange(n)), bootstrap(stat, [n], seed=seed)
+    return float(stat(np.arange(n)[None])[0]), bootstrap(stat, [n], seed=seed)

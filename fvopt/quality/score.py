@@ -25,6 +25,7 @@ from .units import Unit, as_objective, unit_of
 
 CONTROL_SEED = 7_700_211
 DEFAULT_TRANSFER = ("lite0", "lite1")
+_CONTROL_MEMO: dict = {}  # control scores by (network, unit, control, image shape, seed, reference): same every cell
 
 
 def parse_measures(measures: "str | list[str] | tuple[str, ...] | None") -> tuple[list[str], bool]:
@@ -87,7 +88,8 @@ def judge(images: torch.Tensor, target: "str | Objective", model: "str | Feature
           measures: "str | list[str] | None" = "default", transfer: "list[str] | None" = None,
           side: int | None = None, render: int | None = None, top: int = 9, pairs: int = 16, per_source: int = 2,
           seed: int = 0, batch: int = 32, progress: bool = False, use_cache: bool = True,
-          cache_folder: "str | Path | None" = None, device: str = "cpu") -> dict:
+          cache_folder: "str | Path | None" = None, device: str = "cpu",
+          robust: "list[float] | torch.Tensor | None" = None) -> dict:
     """Judge final images: every quality measure that applies, as one flat JSON-serialisable dict.
 
     Arguments: `images` (n, 3, H, W) in [0,1], image i driving slot i of `target` (a target string
@@ -100,7 +102,12 @@ def judge(images: torch.Tensor, target: "str | Objective", model: "str | Feature
     `model`); `side` the side reference images are shown at (default each network's input size);
     `render` the size the network saw the images at during the run (as in score_images); `top`
     reference images per unit for plausibility; `pairs` top and bottom images per unit for mis
-    (pairs = all top x bottom combinations); `per_source` the most examples from one source photo.
+    (pairs = all top x bottom combinations); `per_source` the most examples from one source photo;
+    `robust` the bare unit's robust activation per image when the caller has it (the common
+    evaluator's robust_value of a target without regularizer terms), which saves natural_ratio
+    the evaluator's 17 passes. Pass loaded FeatureModels for `model`, `judge` and `transfer`, and
+    a ReferenceSet, when judging many cells: caches are read once per process, and the controls
+    (the same for every image of a unit) are scored once.
 
     Returns keys (values are floats, bools, strings, None or lists):
       reference (the set's name, e.g. "built-in stand-in (688 crops of 9 scikit-image photos)" or
@@ -148,17 +155,23 @@ def judge(images: torch.Tensor, target: "str | Objective", model: "str | Feature
         out["reference_cache"] = "computed" if "computed" in hows else ("cache" if hows else None)
 
     controls = _controls(images, ref, stats_model, unit, seed)
+    control_key = ref.fingerprint() if ref is not None else None
+    if len(_CONTROL_MEMO) > 4096:
+        _CONTROL_MEMO.clear()
     scored: list[M.Scored] = []
     labels = [unit.label(i) for i in range(n)] if unit is not None else [str(objective)] * n
     if "natural_ratio" in wanted:
-        scored.append(_natural_ratio(net, unit, images, controls, stats_model, render, seed))
+        scored.append(_natural_ratio(net, unit, images, controls, stats_model, render, seed, control_key, robust))
     feats = None
     if judge_net is not None and any(m in wanted for m in ("plausibility", "mis", "diversity")):
-        everything = torch.cat([images] + [controls[c] for c in controls])
-        allf = penultimate(judge_net, everything, side=stats_judge.side if stats_judge is not None else side)
-        feats = {"vis": allf[:n]}
-        for k, c in enumerate(controls):
-            feats[c] = allf[n * (k + 1):n * (k + 2)]
+        jside = stats_judge.side if stats_judge is not None else side
+        feats = {"vis": penultimate(judge_net, images, side=jside)}
+        for c in controls:
+            key = ("features", id(judge_net), c, tuple(images.shape), jside, seed, control_key,
+                   tuple(unit.index_of(i) for i in range(n)) if unit is not None and c == "refimage" else None)
+            if key not in _CONTROL_MEMO:
+                _CONTROL_MEMO[key] = penultimate(judge_net, controls[c], side=jside)
+            feats[c] = _CONTROL_MEMO[key]
     center = (torch.nanmean(stats_judge.mean.float(), 0) if stats_judge is not None
               else torch.zeros(1))
     if "plausibility" in wanted:
@@ -166,7 +179,7 @@ def judge(images: torch.Tensor, target: "str | Objective", model: "str | Feature
     if "mis" in wanted:
         scored.append(_mis(unit, feats, stats_model, stats_judge, ref, center, pairs, per_source, seed, out))
     if "transfer" in wanted:
-        scored.append(_transfer(unit, images, controls, transfer_nets, out))
+        scored.append(_transfer(unit, images, controls, transfer_nets, out, seed, control_key))
     if "spectral_slope" in wanted:
         scored.extend(_spectral(images, controls, stats_judge, seed, out))
     if "diversity" in wanted:
@@ -228,23 +241,45 @@ def _controls(images: torch.Tensor, ref: ReferenceSet | None, stats: "M.LayerSta
     return out
 
 
-def _natural_ratio(net, unit: Unit, images, controls, stats, render, seed) -> M.Scored:
+def _natural_ratio(net, unit: Unit, images, controls, stats, render, seed, control_key, robust=None) -> M.Scored:
     from ..evaluate import score_images
     n = images.shape[0]
-    batch = torch.cat([images] + [controls[c] for c in controls])
-    # the unit index of row r is unit.index_of(r); rows of control k repeat the images' units
-    obj = Unit(unit.kind, unit.layer, tuple(unit.index_of(r % n) for r in range(batch.shape[0]))).objective(batch.shape[0])
-    robust = score_images(net, obj, batch, render=render)["robust_value"].numpy()
+    units = tuple(unit.index_of(i) for i in range(n))
+    obj = Unit(unit.kind, unit.layer, units).objective(n)
+    if robust is not None:
+        given = np.asarray(robust.tolist() if isinstance(robust, torch.Tensor) else robust, dtype=float)
+        if given.shape != (n,):
+            raise FvoptError(f"robust must hold one value per image ({n}), not {given.shape}")
+        parts = [given]
+    else:
+        parts = [score_images(net, obj, images, render=render)["robust_value"].numpy()]
+    for c in controls:  # the same for every image of the same unit: scored once per process (a bench has many cells)
+        key = ("robust", id(net), unit.kind, unit.layer, units, c, tuple(images.shape), render, seed, control_key)
+        if key not in _CONTROL_MEMO:
+            _CONTROL_MEMO[key] = score_images(net, obj, controls[c], render=render)["robust_value"].numpy()
+        parts.append(_CONTROL_MEMO[key])
+    robust = np.concatenate(parts)
     values, p99s, reps = [], [], []
     ctrl = {c: [] for c in controls}
+    notes = []
     for i in range(n):
         acts = stats.unit(unit.index_of(i)).numpy()
-        v, p, r = M.natural_ratio(float(robust[i]), acts, seed + i)
+        try:
+            v, p, r = M.natural_ratio(float(robust[i]), acts, seed + i)
+        except FvoptError as err:  # known only after the pass: no number that means nothing, a reason instead
+            notes.append(f"{unit.label(i)}: {err}")
+            values.append(float("nan")), p99s.append(float("nan")), reps.append(np.array([]))
+            for c in ctrl:
+                ctrl[c].append(float("nan"))
+            continue
         values.append(v), p99s.append(p), reps.append(r)
         for k, c in enumerate(controls):
             ctrl[c].append(M.natural_ratio(float(robust[n * (k + 1) + i]), acts, seed)[0])
-    return M.Scored("natural_ratio", values, reps, ctrl,
-                    extra={"natural_ratio_p99": float(np.nanmean(p99s)), "natural_ratio_robust": float(robust[:n].mean())})
+    extra = {"natural_ratio_p99": float(np.nanmean(p99s)) if np.isfinite(p99s).any() else float("nan"),
+             "natural_ratio_robust": float(robust[:n].mean())}
+    if notes:
+        extra["natural_ratio_note"] = "; ".join(notes)
+    return M.Scored("natural_ratio", values, reps, ctrl, extra=extra)
 
 
 def _unit_lists(unit: Unit, i: int, stats, ref: ReferenceSet, k: int, per_source: int) -> tuple[list[int], list[int]]:
@@ -297,23 +332,31 @@ def _mis(unit, feats, stats, stats_judge, ref, center, pairs, per_source, seed, 
     return M.Scored("mis", values, reps, ctrl)
 
 
-def _transfer(unit, images, controls, nets, out) -> M.Scored:
+def _transfer(unit, images, controls, nets, out, seed, control_key) -> M.Scored:
     from ..evaluate import class_probabilities
     n = images.shape[0]
-    batch = torch.cat([images] + [controls[c] for c in controls])
-    cls = torch.tensor([unit.index_of(r % n) for r in range(batch.shape[0])])
-    probs_all = []
+    cls = torch.tensor([unit.index_of(i) for i in range(n)])
+
+    def probs_of(net, x):
+        probs, _ = class_probabilities(net, x)
+        return probs[torch.arange(n), cls], probs
+
+    mean, ctrl = [], {c: [] for c in controls}
     for net in nets:
-        probs, _ = class_probabilities(net, batch)
-        p = probs[torch.arange(batch.shape[0]), cls]
+        p, probs = probs_of(net, images)
         rank = (probs > p[:, None]).sum(1) + 1
-        probs_all.append(p)
-        out[f"transfer_prob_{net.name}"] = float(p[:n].mean())
-        out[f"transfer_rank_{net.name}"] = float(rank[:n].float().mean())
-    mean = torch.stack(probs_all).mean(0).numpy()
-    ctrl = {c: mean[n * (k + 1):n * (k + 2)].tolist() for k, c in enumerate(controls)}
+        mean.append(p)
+        out[f"transfer_prob_{net.name}"] = float(p.mean())
+        out[f"transfer_rank_{net.name}"] = float(rank.float().mean())
+        for c in controls:  # the same for every image of a class: once per process
+            key = ("transfer", id(net), tuple(cls.tolist()), c, tuple(images.shape), seed, control_key)
+            if key not in _CONTROL_MEMO:
+                _CONTROL_MEMO[key] = probs_of(net, controls[c])[0]
+            ctrl[c].append(_CONTROL_MEMO[key])
+    values = torch.stack(mean).mean(0)
+    controls_mean = {c: torch.stack(v).mean(0).tolist() for c, v in ctrl.items()}
     out["transfer_networks"] = [net.name for net in nets]
-    return M.Scored("transfer", mean[:n].tolist(), [None] * n if n > 1 else [], ctrl)
+    return M.Scored("transfer", values.tolist(), [None] * n if n > 1 else [], controls_mean)
 
 
 def _spectral(images, controls, stats_judge, seed, out) -> list[M.Scored]:
@@ -328,8 +371,8 @@ def _spectral(images, controls, stats_judge, seed, out) -> list[M.Scored]:
         median = float(np.median(ref))
         out["reference_slope"] = median
         dist = np.abs(slopes - median)
-        reps = [np.abs(slopes[i] - bootstrap(lambda idx: np.median(ref[idx]), [ref.size], seed=seed + i))
-                for i in range(n)]
+        medians = bootstrap(lambda idx: np.median(ref[idx], axis=1), [ref.size], seed=seed)
+        reps = [np.abs(slopes[i] - medians) for i in range(n)]
         dctrl = {c: dist[n * (k + 1):n * (k + 2)].tolist() for k, c in enumerate(controls)}
         result.append(M.Scored("spectral_distance", dist[:n].tolist(), reps, dctrl, higher_is_better=False,
                                baselines=("gray", "noise")))

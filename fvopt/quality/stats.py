@@ -24,13 +24,17 @@ def percentile_ci(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, 
     return float(np.percentile(r, tail)), float(np.percentile(r, 100 - tail))
 
 
-def bootstrap(statistic: Callable[..., float], sizes: Sequence[int], seed: int = 0, reps: int = BOOTSTRAP) -> np.ndarray:
-    """Replicates of statistic(idx_1, ..., idx_k), each idx_j resampled with replacement from range(sizes[j])."""
+def bootstrap(statistic: Callable[..., np.ndarray], sizes: Sequence[int], seed: int = 0, reps: int = BOOTSTRAP) -> np.ndarray:
+    """Replicates of a vectorized statistic(idx_1, ..., idx_k): each idx_j is a (chunk, sizes[j]) array of
+    indices resampled with replacement from range(sizes[j]), and the statistic returns (chunk,) values.
+    Chunks keep memory near 10^7 indices whatever the reference size."""
     rng = np.random.default_rng(seed)
-    out = np.empty(reps)
-    for b in range(reps):
-        out[b] = statistic(*[rng.integers(0, n, n) for n in sizes])
-    return out
+    chunk = max(1, min(reps, 10_000_000 // max(1, max(sizes))))
+    out = []
+    for start in range(0, reps, chunk):
+        m = min(chunk, reps - start)
+        out.append(np.asarray(statistic(*[rng.integers(0, n, (m, n)) for n in sizes]), dtype=float))
+    return np.concatenate(out)
 
 
 def spread_select(values: np.ndarray, sources: Sequence[str], k: int, per_source: int, largest: bool = True) -> list[int]:
