@@ -237,3 +237,34 @@ def test_the_cli_runs_a_factory_network_end_to_end(tmp_path):
     t = json.loads(trace.read_text())
     assert t["input"]["mean"] == [0.1307] and t["decorrelation"] == "identity"
     assert t["transforms_fit"].startswith("pixel amounts x0.219 for 28x28 px")
+
+
+def test_a_bench_spec_runs_a_factory_network_with_its_input_table(tmp_path):
+    from fvopt.bench.runner import run_spec
+    from fvopt.bench.spec import load_spec
+
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text(f"""
+[bench]
+size = 28
+models = ["{FACTORY}"]
+targets = ["channel:conv2:3"]
+params = ["fft"]
+transforms = "none"
+budget = {{ steps = 2 }}
+input = {{ input_size = 28, mean = [0.1307], std = [0.3081] }}
+
+[[strategies]]
+name = "adam"
+""")
+    spec = load_spec(str(spec_path))
+    assert spec.cells[0].preprocessing == {"input_size": 28, "mean": [0.1307], "std": [0.3081]}
+    summary = run_spec(spec, str(tmp_path / "r.sqlite"), progress=False)
+    assert (summary.ran, summary.failed) == (1, 0)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(spec_path.read_text().replace("mean = [0.1307]", "mean = [0.1, 0.2]"))
+    with pytest.raises(FvoptError, match="bench.models\\[0\\].*mean has 2 values and the network takes 1 channel"):
+        run_spec(load_spec(str(bad)), str(tmp_path / "r2.sqlite"), progress=False)
+    with pytest.raises(FvoptError, match="bench.input.chanels: unknown key"):
+        bad.write_text(spec_path.read_text().replace("input_size = 28", "chanels = 1"))
+        load_spec(str(bad))

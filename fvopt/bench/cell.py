@@ -16,11 +16,11 @@ from .spec import Cell
 _MODELS: dict[tuple[str, str], object] = {}
 
 
-def cached_model(name: str, device: str):
-    """Models are loaded once per worker process."""
-    key = (name, device)
+def cached_model(name: str, device: str, preprocessing: dict | None = None):
+    """Models are loaded once per worker process (per preprocessing: [bench.input])."""
+    key = (name, device, repr(sorted((preprocessing or {}).items())))
     if key not in _MODELS:
-        _MODELS[key] = load_model(name, device=device)
+        _MODELS[key] = load_model(name, device=device, **(preprocessing or {}))
     return _MODELS[key]
 
 
@@ -28,7 +28,7 @@ def run_cell(cell: Cell, threads: int | None = None) -> dict:
     """Optimize one cell under its budget (the same path as `fvopt viz`) and score it; a row for the store."""
     if threads:
         torch.set_num_threads(threads)
-    model = cached_model(cell.model, cell.device)
+    model = cached_model(cell.model, cell.device, cell.preprocessing)
     vis = visualize(model, cell.target, cell.param_used, cell.strategy_name, options=cell.options, size=cell.size,
                     seed=cell.seed, device=cell.device, transforms=cell.transforms, max_batch=cell.max_batch,
                     render=cell.render, **cell.budget)

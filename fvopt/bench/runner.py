@@ -224,15 +224,15 @@ def check_models(spec: Spec) -> None:
         return f"spec bench.{key}[{listed.index(value)}]" if isinstance(listed, list) and value in listed \
             else f"spec bench.{key}"
 
-    def load(name: str, device: str, key: str):
+    def load(name: str, device: str, key: str, preprocessing: dict | None = None):
         try:
-            return cached_model(name, device)
+            return cached_model(name, device, preprocessing)
         except FvoptError as err:
             raise FvoptError(f"{where(key, name) if key == 'models' else 'spec bench.' + key}: {err}") from None
 
     checked: set[tuple] = set()
     for cell in spec.cells:
-        model = load(cell.model, cell.device, "models")
+        model = load(cell.model, cell.device, "models", cell.preprocessing)
         transfer = load(cell.transfer_model, cell.device, "transfer_model") if cell.transfer_model else None
         if cell.size < model.min_size:
             raise FvoptError(f"spec bench.size: {cell.size} px is too small for {model.name}: at least "
@@ -241,7 +241,7 @@ def check_models(spec: Spec) -> None:
             checked.add((cell.model, cell.target))
             objective = parse_target(cell.target)
             try:  # the shape probe below runs the model at this size: refuse one that cannot fit first
-                check_fits(model, max(cell.size, model.input_size), images=1, backward=False)
+                check_fits(model, max(cell.size, *model.input_hw), images=1, backward=False)
             except FvoptError as err:
                 raise FvoptError(f"spec bench.size: {err}") from None
             try:  # the problem checks what it checks for `fvopt viz`: layers, units, a diversity term's batch
@@ -250,7 +250,8 @@ def check_models(spec: Spec) -> None:
                                      "and a bench cell makes one image per unit of its target: give it several "
                                      "units (channel:blocks.3:5,6 - diversity:blocks.3)")
                 from ..viz import render_size
-                Problem(model, objective, make_param(cell.param_used, cell.size), make_transforms(cell.transforms),
+                Problem(model, objective, make_param(cell.param_used, cell.size, channels=model.channels),
+                        make_transforms(cell.transforms),
                         seed=cell.seed, max_batch=cell.max_batch, render=render_size(cell.render, cell.size, model))
                 classes = next((c.indices for c in objective.checks if c.what == "class"), None)
                 n = num_classes(transfer) if transfer is not None and classes else None
@@ -265,7 +266,8 @@ def check_models(spec: Spec) -> None:
             checked.add(step)
             strategy = make_strategy(cell.strategy_name, **cell.options)
             slots = parse_target(cell.target).slots
-            cost = strategy.check(make_param(cell.param_used, cell.size), slots, Budget(**cell.budget))
+            cost = strategy.check(make_param(cell.param_used, cell.size, channels=model.channels), slots,
+                                  Budget(**cell.budget))
             chunk = cell.max_batch if isinstance(cell.max_batch, int) else 1
             try:
                 check_fits(model, cell.size, images=min(cost.forwards, max(chunk, slots)),

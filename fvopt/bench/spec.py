@@ -35,7 +35,10 @@ from ..options import IMAGE_SIDE, POSITIVE_INT, SEED
 from ..problem import BUDGET_OPTIONS
 
 BENCH_KEYS = {"name", "size", "seeds", "models", "targets", "params", "budget", "transforms", "render", "transfer_model",
-              "device", "max_batch"}
+              "device", "max_batch", "input"}
+# [bench.input]: the models' preprocessing (fvopt.wrap's arguments), e.g. a grayscale network's
+# channels = 1, mean = [0.1307], std = [0.3081], input_size = 28, value_range = [0, 255]
+INPUT_KEYS = ("channels", "mean", "std", "input_size", "value_range")
 BUDGET_KEYS = {"seconds", "passes", "forwards", "steps"}
 STRATEGY_KEYS = {"name", "label"}  # plus the strategy's own options
 
@@ -57,12 +60,18 @@ class Cell:
     device: str = "cpu"
     max_batch: int | str = 32
     render: int | str | None = None  # the size the network is shown (px, or "lucent"); None: the image's
+    input: tuple | None = None  # the models' preprocessing, ((key, value), ...) from [bench.input]; None: their own
+
+    @property
+    def preprocessing(self) -> dict:
+        """[bench.input] as keyword arguments of load_model."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in (self.input or ())}
 
     @property
     def key(self) -> str:
         """Content hash: an unchanged cell keeps its key when the spec around it changes (a cell
-        without a render size hashes as before render sizes existed, so old databases resume)."""
-        fields = {k: v for k, v in asdict(self).items() if not (k == "render" and v is None)}
+        without a render size or an input table hashes as before they existed, so old databases resume)."""
+        fields = {k: v for k, v in asdict(self).items() if not (k in ("render", "input") and v is None)}
         payload = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
@@ -94,6 +103,26 @@ def _list_of(value, kind, where: str) -> list:
     if not isinstance(value, list) or not value or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
         raise _fail(where, f"must be a non-empty list of {kind.__name__}, not {value!r}")
     return value
+
+
+def _input_table(table) -> tuple | None:
+    """[bench.input] checked for its keys and value types (each value is checked against the model
+    when it loads, before any cell runs), as a hashable tuple of (key, value)."""
+    if table is None:
+        return None
+    if not isinstance(table, dict) or not table:
+        raise _fail("bench.input", f"must be a table with {', '.join(INPUT_KEYS)}, not {table!r}")
+    _check_keys(table, set(INPUT_KEYS), "bench.input")
+    out = []
+    for key, value in sorted(table.items()):
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+            isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)) \
+            or (isinstance(value, str) and key in ("mean", "std", "input_size"))
+        if not ok or (key == "channels" and not isinstance(value, int)):
+            raise _fail(f"bench.input.{key}", f"must be {'an integer' if key == 'channels' else 'a number or a list of numbers'}, "
+                        f"not {value!r}")
+        out.append((key, tuple(value) if isinstance(value, list) else value))
+    return tuple(out)
 
 
 def _search_space(strategy, param: str, size: int, target: str, budget: dict, where: str) -> str:
@@ -177,6 +206,7 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
         if isinstance(render, str):
             raise _fail("bench.render", f"must be a side in px (e.g. 224) or \"lucent\", not the text {render!r}")
         render = _number(render, IMAGE_SIDE, "bench.render")
+    preprocessing = _input_table(bench.get("input"))
     transfer = bench.get("transfer_model")
     if transfer is not None and not isinstance(transfer, str):
         raise _fail("bench.transfer_model", f"must be a model name, not {transfer!r}")
@@ -253,7 +283,7 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
                     used = _search_space(strategy, param, size, target, budget, where)
                     for seed in seeds:
                         cells.append(Cell(model, target, label, name, options, param, used, seed, size, dict(budget),
-                                          transforms, transfer, device, max_batch, render))
+                                          transforms, transfer, device, max_batch, render, preprocessing))
     if len({c.key for c in cells}) != len(cells):  # the checks above make this impossible; never store one row for two
         raise FvoptError(f"spec {path}: two cells are identical: each would run twice for one stored row")
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
