@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fvopt.models import load_model  # noqa: E402
-from fvopt.quality import FEATURES, judge, reference_pass, reference_set  # noqa: E402
+from fvopt.quality import FEATURES, judge, reference_pass  # noqa: E402
 from fvopt.quality.reference import FolderReference  # noqa: E402
 from fvopt.quality.synthetic import make_folder  # noqa: E402
 

@@ -24,7 +24,7 @@ from fvopt.run import run
 from fvopt.strategies import make_strategy
 from fvopt.strategies.base import search_space
 from fvopt.transform_fit import fit_transforms
-from fvopt.transforms import ColorJitter, Compose, LucentTransforms, make_transforms
+from fvopt.transforms import ColorJitter, Compose, make_transforms
 
 HERE = Path(__file__).resolve().parent
 FACTORY = f"{HERE / 'test_own_models.py'}:small_cnn"
