@@ -8,7 +8,9 @@ version opens: read as it is (columns it lacks read as None), or, opened to writ
 forward after a backup copy beside it (`results.sqlite.bak-v0`), said in one line. A database of
 a later version is refused naming both versions: this fvopt cannot know what its columns mean.
 
-Versions: 0 (no version recorded): the cells table as first written; 1: `traceback` of a failed cell.
+Versions: 0 (no version recorded): the cells table as first written; 1: `traceback` of a failed cell;
+2: `image_exact` (the final images as lossless float32, a compressed .npz beside the 8-bit PNG in
+`image`) and `quality` (fvopt.quality's measures of the cell, JSON; rewritten by `fvopt bench rescore`).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from ..errors import FvoptError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
     key TEXT PRIMARY KEY,
@@ -33,7 +35,8 @@ CREATE TABLE IF NOT EXISTS cells (
     status TEXT, stop_reason TEXT, error TEXT,
     forwards INTEGER, backwards INTEGER, seconds REAL, steps INTEGER, max_step_seconds REAL,
     final TEXT, trace TEXT, extra TEXT, image BLOB,
-    fvopt_version TEXT, torch_version TEXT, device TEXT, finished_at REAL, traceback TEXT
+    fvopt_version TEXT, torch_version TEXT, device TEXT, finished_at REAL, traceback TEXT,
+    image_exact BLOB, quality TEXT
 );
 """
 V0_COLUMNS = ("key", "spec_name", "spec_hash", "model", "target", "strategy", "strategy_name", "options", "param",
@@ -41,9 +44,9 @@ V0_COLUMNS = ("key", "spec_name", "spec_hash", "model", "target", "strategy", "s
               "forwards", "backwards", "seconds", "steps", "max_step_seconds", "final", "trace", "extra", "image",
               "fvopt_version", "torch_version", "device", "finished_at")
 # what each version adds to the one before it: (column, SQL type); a migration adds them in order
-ADDED = {1: (("traceback", "TEXT"),)}
+ADDED = {1: (("traceback", "TEXT"),), 2: (("image_exact", "BLOB"), ("quality", "TEXT"))}
 COLUMNS = V0_COLUMNS + tuple(name for version in sorted(ADDED) for name, _ in ADDED[version])
-JSON_COLUMNS = ("options", "budget", "final", "trace", "extra")
+JSON_COLUMNS = ("options", "budget", "final", "trace", "extra", "quality")
 
 
 def columns_of(version: int) -> tuple[str, ...]:
@@ -186,6 +189,19 @@ class Store:
         except sqlite3.Error as err:  # disk full, database locked by another writer, file removed
             raise FvoptError(f"cannot write a finished cell to '{self.path}': {_reason(err)}; the cells "
                              "committed before it are kept") from None
+
+    def set_quality(self, key: str, quality: dict) -> None:
+        """Replace one finished cell's `quality` column in its own transaction (`fvopt bench rescore`):
+        nothing else of the row changes, and an interrupt leaves either the old value or the new one."""
+        try:
+            with self.db:
+                changed = self.db.execute("UPDATE cells SET quality = ? WHERE key = ? AND status = 'done'",
+                                          (json.dumps(quality), key)).rowcount
+        except sqlite3.Error as err:
+            raise FvoptError(f"cannot write the quality of cell {key} to '{self.path}': {_reason(err)}; the cells "
+                             "rescored before it are kept") from None
+        if changed != 1:
+            raise FvoptError(f"cell {key} is not a finished cell of '{self.path}'")
 
     def rows(self, status: str | None = "done") -> list[dict]:
         query = ("SELECT * FROM cells" + (" WHERE status = ?" if status else "")
