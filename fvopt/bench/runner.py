@@ -234,6 +234,8 @@ def check_models(spec: Spec) -> None:
     for cell in spec.cells:
         model = load(cell.model, cell.device, "models", cell.preprocessing)
         transfer = load(cell.transfer_model, cell.device, "transfer_model") if cell.transfer_model else None
+        if cell.judge:  # the judging network loads (spec.py refused it already if it is the optimized one)
+            load(cell.judge, cell.device, "judge")
         if cell.size < model.min_size:
             raise FvoptError(f"spec bench.size: {cell.size} px is too small for {model.name}: at least "
                              f"{model.min_size} px")

@@ -35,12 +35,15 @@ from ..options import IMAGE_SIDE, POSITIVE_INT, SEED
 from ..problem import BUDGET_OPTIONS
 
 BENCH_KEYS = {"name", "size", "seeds", "models", "targets", "params", "budget", "transforms", "render", "transfer_model",
-              "device", "max_batch", "input"}
+              "device", "max_batch", "input", "reference", "judge", "measures"}
 # [bench.input]: the models' preprocessing (fvopt.wrap's arguments), e.g. a grayscale network's
 # channels = 1, mean = [0.1307], std = [0.3081], input_size = 28, value_range = [0, 255]
 INPUT_KEYS = ("channels", "mean", "std", "input_size", "value_range")
 BUDGET_KEYS = {"seconds", "passes", "forwards", "steps"}
 STRATEGY_KEYS = {"name", "label"}  # plus the strategy's own options
+
+
+QUALITY_FIELDS = ("reference", "judge", "measures")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,11 @@ class Cell:
     max_batch: int | str = 32
     render: int | str | None = None  # the size the network is shown (px, or "lucent"); None: the image's
     input: tuple | None = None  # the models' preprocessing, ((key, value), ...) from [bench.input]; None: their own
+    # quality settings (fvopt.quality; fvopt/bench/judging.py): a judgment of the images, not part of the run,
+    # so never part of the key: a stored cell is judged again with `fvopt bench rescore`, not re-run
+    reference: str | None = None
+    judge: str | None = None
+    measures: str | tuple[str, ...] | None = None
 
     @property
     def preprocessing(self) -> dict:
@@ -71,7 +79,8 @@ class Cell:
     def key(self) -> str:
         """Content hash: an unchanged cell keeps its key when the spec around it changes (a cell
         without a render size or an input table hashes as before they existed, so old databases resume)."""
-        fields = {k: v for k, v in asdict(self).items() if not (k in ("render", "input") and v is None)}
+        fields = {k: v for k, v in asdict(self).items() if not (k in ("render", "input") and v is None)
+                  and k not in QUALITY_FIELDS}
         payload = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
@@ -207,6 +216,8 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
             raise _fail("bench.render", f"must be a side in px (e.g. 224) or \"lucent\", not the text {render!r}")
         render = _number(render, IMAGE_SIDE, "bench.render")
     preprocessing = _input_table(bench.get("input"))
+    from .judging import quality_settings
+    quality = quality_settings(bench.get("reference"), bench.get("judge"), bench.get("measures"), where="spec bench.")
     transfer = bench.get("transfer_model")
     if transfer is not None and not isinstance(transfer, str):
         raise _fail("bench.transfer_model", f"must be a model name, not {transfer!r}")
@@ -240,6 +251,8 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
             parse_target(target)
         except FvoptError as err:
             raise _fail(f"bench.targets[{i}]", str(err)) from None
+    from .judging import check_against
+    check_against(quality, models, targets, {t: parse_target(t).slots for t in targets}, where="spec bench.")
     for i, param in enumerate(params):
         try:
             make_param(param, size)
@@ -283,7 +296,8 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
                     used = _search_space(strategy, param, size, target, budget, where)
                     for seed in seeds:
                         cells.append(Cell(model, target, label, name, options, param, used, seed, size, dict(budget),
-                                          transforms, transfer, device, max_batch, render, preprocessing))
+                                          transforms, transfer, device, max_batch, render, preprocessing,
+                                          quality.reference, quality.judge, quality.measures))
     if len({c.key for c in cells}) != len(cells):  # the checks above make this impossible; never store one row for two
         raise FvoptError(f"spec {path}: two cells are identical: each would run twice for one stored row")
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
