@@ -502,8 +502,10 @@ def _viz(args) -> int:
         line += f"; started from {t['init']['image']} (rendered back within {t['init']['max_pixel_error']:.1e})"
     if t["target"].startswith("class:") and vis.images.shape[0] == 1 and not vis.interrupted:
         from .models import class_name
+        from .models.user import is_user_model
         p, c = top_classes(vis.model, vis.images, k=1)
-        line += f"; top-1 {int(c[0, 0])} {class_name(int(c[0, 0]))} (p={float(p[0, 0]):.2f})"
+        named = "" if is_user_model(args.model) else f" {class_name(int(c[0, 0]))}"  # ImageNet names: not yours
+        line += f"; top-1 {int(c[0, 0])}{named} (p={float(p[0, 0]):.2f})"
     print(line)
     quality = vis.trace.get("quality")
     if quality and "measures" in quality:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 import fvopt
@@ -268,3 +269,17 @@ name = "adam"
     with pytest.raises(FvoptError, match="bench.input.chanels: unknown key"):
         bad.write_text(spec_path.read_text().replace("input_size = 28", "chanels = 1"))
         load_spec(str(bad))
+
+
+def test_the_readme_python_example_of_your_own_model_runs(tmp_path, monkeypatch):
+    """README's "Your own model" Python block, as printed (only the steps shrink, the file goes to tmp)."""
+    import re
+    root = HERE.parents[1]
+    section = (root / "README.md").read_text().split("## Your own model, any input", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    code = code.replace("steps=128", "steps=3").replace('vis.save("stripes.png")', f'vis.save("{tmp_path}/s.png")')
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root / "docs" / "examples"))
+    exec(compile(code, "README.md", "exec"), {})
+    with Image.open(tmp_path / "s.png") as img:
+        assert img.mode == "L" and img.size == (28, 28)

@@ -73,6 +73,7 @@ def workdir(tmp_path_factory) -> Path:
     text = re.sub(r'targets = \[[^\]]*\]', 'targets = ["class:8"]', text)
     (here / "benchmarks" / "example_bench.toml").write_text(text)
     Image.fromarray(data.chelsea()).save(here / "photo.jpg")
+    shutil.copytree(ROOT / "docs" / "examples", here / "docs" / "examples")  # the own-model example network
     for document in DOCUMENTS:
         for line in fenced_lines(document, "python -c "):
             subprocess.run(shlex.split(line), cwd=here, check=True, timeout=120)
