@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .comparison import (FACTOR_TITLES, FIXED_BUDGET_COLUMNS, FIXED_TARGET_COLUMNS, PAIR_COLUMNS, Comparison,
                          win_rate_rows)
+from .quality_report import MEANS_COLUMNS, SHOWN, QualitySection, means_by
 from .rows import cell_name
 from .stats import TEST_NOTE
 from .tables import cell_text
@@ -116,9 +117,53 @@ def failed_cells(failed: list[dict]) -> str:
     return f"<table><thead><tr><th>cell</th><th>error (click for the traceback)</th></tr></thead><tbody>{body}</tbody></table>"
 
 
+def _measure_text(r: dict, m: str) -> str:
+    """A measure of one cell as its table shows it: value [interval], and 'uninformative' where a
+    control of its unit matched or beat it."""
+    v = r.get(m)
+    if v is None:
+        return "–"
+    lo, hi = r.get(f"{m}_lo"), r.get(f"{m}_hi")
+    ci = f" [{lo:.3g}, {hi:.3g}]" if isinstance(lo, float) and isinstance(hi, float) and lo == lo and hi == hi else ""
+    return f"{v:.3g}{ci}" + (" uninformative" if r.get(f"{m}_informative") is False else "")
+
+
+def quality_section(q: QualitySection, grids: list[tuple[Path, str]]) -> str:
+    """Each measure's verdict (the paired tests over the targets where it beats its controls), the
+    means per optimizer, then per target: its final images beside the unit's dataset examples and
+    the quality-against-activation figure, and every cell's measures (uninformative ones marked)."""
+    shown = [m for m in SHOWN if any(r.get(m) is not None for r in q.records)]
+    parts = [f"<p>Reference set: <b>{html.escape(str(q.reference))}</b>. A measure is ranked only on the targets "
+             "where it beats its controls (uniform gray, uniform noise, a random reference image of the same unit); "
+             "where a control matches or beats it, it is marked uninformative and not ranked.</p>"]
+    for c in q.comparisons:
+        parts.append(f"<h3>{html.escape(c.measure)}</h3><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in c.conclusions())
+                     + "</ul>")
+    parts.append(f"<h3>Means per optimizer (reference: {html.escape(str(q.reference))})</h3>"
+                 + table(means_by(q.records), MEANS_COLUMNS))
+    parts += [f"<p class=muted>{html.escape(n)}</p>" for n in q.notes]
+    grid_of = {cap: p for p, cap in grids}
+    for problem, scatter in q.scatters.items():
+        mine = [r for r in q.records if (r["model"], r["target"]) == problem]
+        title = problem[1] if problem[1] in grid_of else f"{problem[0]}: {problem[1]}"
+        row = []
+        if title in grid_of:
+            row.append(figure(grid_of[title], f"{title}: final images"))
+        if problem in q.examples:
+            row.append(figure(q.examples[problem], f"{problem[1]}: dataset examples (top, crops, bottom) from "
+                              f"{q.reference}"))
+        parts.append(f"<h3>{html.escape(title)}</h3><div style='display:flex;gap:12px;flex-wrap:wrap;align-items:flex-start'>"
+                     + "".join(row) + "</div>" + figure(scatter, f"{title}: quality against activation")
+                     + table([{"strategy": r["strategy"], "seed": r["seed"], "robust_value": r["robust_value"],
+                               "robust_8bit": r["robust_8bit"], **{m: _measure_text(r, m) for m in shown}}
+                              for r in sorted(mine, key=lambda r: (r["strategy"], r["seed"]))],
+                             ["strategy", "seed", "robust_value", "robust_8bit", *shown]))
+    return "".join(parts)
+
+
 def write_html(path: Path, title: str, rows: list[dict], failed: list[dict], comparison: Comparison,
                summary: tuple[list[dict], list[str]], figures: list[tuple[Path, str]], grids: list[tuple[Path, str]],
-               also: tuple[Comparison, ...] = ()) -> Path:
+               also: tuple[Comparison, ...] = (), quality: "QualitySection | None" = None) -> Path:
     """Write the report to `path`; figures and grids are (image file, caption) pairs embedded
     inline; `also`: the same cells compared by another factor."""
     c = comparison
@@ -149,6 +194,7 @@ def write_html(path: Path, title: str, rows: list[dict], failed: list[dict], com
         ("curves", "Convergence per problem", "".join(figure(p, cap) for p, cap in figures)),
         ("summary", "Medians over seeds", table(*summary)),
         ("images", "Final images", "".join(figure(p, cap) for p, cap in grids)),
+        *([("quality", "Quality measures", quality_section(quality, grids))] if quality is not None else []),
         ("failed", f"Failed cells ({len(failed)})" if failed else "Failed cells", failed_cells(failed)),
     ]
     nav = "".join(f'<a href="#{key}">{html.escape(name)}</a>' for key, name, _ in sections)

@@ -22,12 +22,14 @@ from .tables import markdown_table, write_csv, write_table  # noqa: F401
 
 @keeps_process_state  # generators, threads and backend switches restored on return (fvopt.scoped)
 def write_report(db: str | Path, out: str | Path, targets: str = "fractions", html: bool = True,
-                 exports: bool = True) -> list[Path]:
+                 exports: bool = True, examples: bool = True) -> list[Path]:
     """Every figure and table for the finished cells of `db` into the folder `out` (files of an
     earlier report there are rewritten), the comparison (fixed-target and fixed-budget views,
     paired statistics; `targets`: "fractions" of each problem's best, or COCO-style "budget"-based
     ones), with `html` all of it in one self-contained report.html, and with `exports` every trace
-    point as traces.csv and in IOHprofiler's format; returns the files written."""
+    point as traces.csv and in IOHprofiler's format; returns the files written. Cells judged by
+    fvopt.quality (a spec's reference, or `fvopt bench rescore`) add quality.md, quality_cells.csv, a
+    quality-against-activation figure per target and, with `examples`, each unit's dataset examples."""
     from ..images import check_folder_writable
     from .comparison import TARGET_KINDS, compare, write_comparison
 
@@ -81,11 +83,14 @@ def write_report(db: str | Path, out: str | Path, targets: str = "fractions", ht
         by_factor = tuple(compare(rows, failed, targets, factor=f) for f in ("strategy", "param")
                           if len({r["param"] for r in rows}) > 1)
         written += write_comparison(comparison, out, by_factor)
+        from .quality_report import write_quality
+        quality, files = write_quality(rows, out, examples=examples)  # None when no cell was judged
+        written += files
         if html:
             from .html_report import write_html
             name = rows[0].get("spec_name") or Path(db).stem
             written.append(write_html(out / "report.html", f"Benchmark report: {name}", rows, failed, comparison,
-                                      (summary, SUMMARY_COLUMNS), curves, grids, by_factor))
+                                      (summary, SUMMARY_COLUMNS), curves, grids, by_factor, quality=quality))
     except OSError as err:
         raise FvoptError(f"cannot write the report into '{out}': {err.strerror or err} ({len(written)} files "
                          "written before it)") from None
