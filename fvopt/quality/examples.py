@@ -5,8 +5,8 @@ one pass over the reference set (the same cached summaries the measures read). F
 positions (channels of a feature map), the crop around each top image's most active position is cut
 too: a square centered on that position, of side max(side/4, 2 * side / grid rows), which is an
 approximation of the region the unit sees, not its exact receptive field. Top and bottom lists
-take at most `per_source` images from any one source photo, so that a narrow reference set does not
-fill a unit's list with near-copies of one photo.
+take at most `per_source` images from any one source photo (and one of a crop and its mirror), so
+that a narrow reference set does not fill a unit's list with near-copies of one photo.
 """
 from __future__ import annotations
 
@@ -64,8 +64,8 @@ def dataset_examples(model: "str | FeatureModel", target: "str | Objective", ref
     out = []
     for index in dict.fromkeys(unit.indices):
         acts = stats.unit(index).numpy()
-        tops = spread_select(acts, ref.sources, top, per_source, largest=True)
-        bottoms = spread_select(acts, ref.sources, top, per_source, largest=False)
+        tops = spread_select(acts, ref.sources, top, per_source, largest=True, same=ref.near_copies)
+        bottoms = spread_select(acts, ref.sources, top, per_source, largest=False, same=ref.near_copies)
         boxes = None
         if stats.argmax is not None:
             boxes = [_box(int(stats.argmax[i, index]), stats.grid, stats.side) for i in tops]

@@ -89,6 +89,11 @@ class ReferenceSet:
     def item_name(self, i: int) -> str:
         return self.sources[i]
 
+    @property
+    def near_copies(self) -> list | None:
+        """A key per item shared by near-copies (None: every item is distinct)."""
+        return None
+
     def _read(self, i: int, side: int) -> torch.Tensor:
         raise NotImplementedError
 
@@ -280,6 +285,10 @@ class BuiltinReference(ReferenceSet):
 
     def describe(self) -> str:
         return f"built-in stand-in ({len(self.crops)} crops of {len(self.photos)} scikit-image photos)"
+
+    @property
+    def near_copies(self) -> list:
+        return [(c.photo, c.scale, c.y, c.x) for c in self.crops]
 
     def item_name(self, i: int) -> str:
         c = self.crops[i]

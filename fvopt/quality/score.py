@@ -284,8 +284,8 @@ def _natural_ratio(net, unit: Unit, images, controls, stats, render, seed, contr
 
 def _unit_lists(unit: Unit, i: int, stats, ref: ReferenceSet, k: int, per_source: int) -> tuple[list[int], list[int]]:
     acts = stats.unit(unit.index_of(i)).numpy()
-    return (spread_select(acts, ref.sources, k, per_source, largest=True),
-            spread_select(acts, ref.sources, k, per_source, largest=False))
+    return (spread_select(acts, ref.sources, k, per_source, largest=True, same=ref.near_copies),
+            spread_select(acts, ref.sources, k, per_source, largest=False, same=ref.near_copies))
 
 
 def _plausibility(unit, feats, stats, stats_judge, ref, center, top, per_source, seed, out) -> M.Scored:

@@ -37,8 +37,10 @@ def bootstrap(statistic: Callable[..., np.ndarray], sizes: Sequence[int], seed: 
     return np.concatenate(out)
 
 
-def spread_select(values: np.ndarray, sources: Sequence[str], k: int, per_source: int, largest: bool = True) -> list[int]:
-    """Indices of the k largest (or smallest) finite values, at most `per_source` from any one source.
+def spread_select(values: np.ndarray, sources: Sequence[str], k: int, per_source: int, largest: bool = True,
+                  same: Sequence | None = None) -> list[int]:
+    """Indices of the k largest (or smallest) finite values, at most `per_source` from any one source,
+    and at most one of the items that share a `same` key (near-copies, like a crop and its mirror).
 
     Why: a narrow reference set puts a unit's whole top list in one or two photos, and a measure
     built on it then tells which photo a picture resembles, not what the unit responds to.
@@ -46,13 +48,16 @@ def spread_select(values: np.ndarray, sources: Sequence[str], k: int, per_source
     v = np.asarray(values, dtype=float)
     order = np.argsort(-v if largest else v, kind="stable")
     taken: dict[str, int] = {}
+    seen: set = set()
     out: list[int] = []
     for i in order:
         if not np.isfinite(v[i]):
             continue
         s = sources[i]
-        if taken.get(s, 0) >= per_source:
+        if taken.get(s, 0) >= per_source or (same is not None and same[i] in seen):
             continue
+        if same is not None:  # a crop and its mirror image count once
+            seen.add(same[i])
         taken[s] = taken.get(s, 0) + 1
         out.append(int(i))
         if len(out) == k:
