@@ -20,5 +20,11 @@ def visualize(*args, **kwargs):
     return _visualize(*args, **kwargs)
 
 
+def atlas(*args, **kwargs):
+    """See fvopt.atlases.atlas: every channel of some layers under several optimizers, as a site and a DataFrame."""
+    from .atlases import atlas as _atlas
+    return _atlas(*args, **kwargs)
+
+
 __all__ = ["Budget", "FvoptError", "Problem", "load_model", "make_param", "make_strategy", "parse_target", "run",
-           "visualize", "wrap"]
+           "visualize", "wrap", "atlas"]

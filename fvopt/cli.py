@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--no-html", action="store_true", help="with 'report': skip the self-contained report.html")
     _add_rescore_options(be)
     be.add_argument("--quiet", action="store_true")
+    from .atlases.cli import add_atlas_parser
+    add_atlas_parser(sub)  # fvopt atlas MODEL ... | fvopt atlas merge SITE1 SITE2 --out SITE (fvopt/atlases/cli.py)
     _add_debug(p, sub)
     return p
 
@@ -376,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     signals.install()  # only the command line installs handlers; the Python API leaves them alone
     args = build_parser().parse_args(argv)
     commands = {"models": _models, "optimizers": _optimizers, "plugins": _plugins, "layers": _layers, "viz": _viz,
-                "dream": _dream, "bench": _bench, "examples": _examples}
+                "dream": _dream, "bench": _bench, "examples": _examples,
+                "atlas": _atlas}
     try:
         return commands[args.command](args)
     except FvoptError as err:
@@ -619,6 +622,11 @@ def _write_dream_trace(path: str, result, out) -> None:
         write_text(path, json.dumps(json_safe(trace), indent=1, allow_nan=False))
     except OSError as err:
         raise FvoptError(f"cannot write trace '{path}': {err.strerror or err}") from None
+
+
+def _atlas(args) -> int:
+    from .atlases.cli import run_atlas_command
+    return run_atlas_command(args)
 
 
 def _examples(args) -> int:

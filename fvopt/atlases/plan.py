@@ -1,0 +1,216 @@
+"""What an atlas is asked to do, checked before any work: its settings, its units, batches, shards and cell keys.
+
+An atlas is every unit (channel) of some layers, visualized by several optimizers under one set of
+settings (model, parameterization, size, steps, seed, reference). The settings define a cell besides
+its unit and optimizer, so a site holds one set of settings; layers and optimizers may grow (a grown
+request runs only the new cells). `--shard k/N` takes the k-th of N contiguous slices of the units,
+so that separate machines write separate databases which `fvopt atlas merge` joins.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import FvoptError
+
+SETTINGS_KEYS = ("model", "param", "size", "steps", "seed", "reference", "transforms", "measures")
+MARKER = "fvopt atlas"
+META = "atlas.json"
+DATABASE = "atlas.sqlite"
+# optimizers that search without gradients: each unit of a batch gets its own population (one search per
+# image slot, fvopt.strategies.evolution), scored together in batched forwards of --max-batch images
+DEFAULT_MAX_BATCH = 16
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every cell of one atlas shares; two sites merge only when these are equal."""
+    model: str
+    param: str = "fft"
+    size: int = 128
+    steps: int = 64
+    seed: int = 0
+    reference: str = "builtin"  # 'builtin', a folder, or 'none'
+    transforms: str = "default"
+    measures: str = "default"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def differences(self, other: "Settings") -> list[str]:
+        a, b = self.as_dict(), other.as_dict()
+        return [f"{k} {a[k]!r} vs {b[k]!r}" for k in SETTINGS_KEYS if a[k] != b[k]]
+
+
+@dataclass(frozen=True)
+class Unit:
+    layer: str
+    index: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.layer}:{self.index}"
+
+
+@dataclass
+class Batch:
+    """One run: up to --max-batch units of one layer under one optimizer (`channel:LAYER:i,j,...`)."""
+    layer: str
+    optimizer: str
+    units: list[int]
+
+    @property
+    def target(self) -> str:
+        return f"channel:{self.layer}:{','.join(str(u) for u in self.units)}"
+
+
+@dataclass
+class Plan:
+    settings: Settings
+    layers: list[str]
+    channels: dict[str, int]  # units per layer, as the model reports them
+    optimizers: list[str]
+    shard: tuple[int, int] = (1, 1)
+    unit_range: tuple[int, int] | None = None
+    max_batch: int = DEFAULT_MAX_BATCH
+    units: list[Unit] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        every = [Unit(layer, i) for layer in self.layers for i in range(self.channels[layer])
+                 if self.unit_range is None or self.unit_range[0] <= i <= self.unit_range[1]]
+        self.units = shard_slice(every, *self.shard)
+
+    def cells(self) -> list[tuple[Unit, str]]:
+        return [(u, opt) for opt in self.optimizers for u in self.units]
+
+    def key(self, unit: Unit, optimizer: str) -> str:
+        return cell_key(self.settings, unit, optimizer)
+
+    def batches(self, done: set[str]) -> list[Batch]:
+        """The cells not in `done`, grouped into runs of at most max_batch units of one layer and optimizer."""
+        out = []
+        for opt in self.optimizers:
+            for layer in self.layers:
+                todo = [u.index for u in self.units if u.layer == layer and self.key(u, opt) not in done]
+                for start in range(0, len(todo), self.max_batch):
+                    out.append(Batch(layer, opt, todo[start:start + self.max_batch]))
+        return out
+
+
+def cell_key(settings: Settings, unit: Unit, optimizer: str) -> str:
+    """A cell's content key: the same unit, optimizer and settings give the same key on any machine."""
+    text = json.dumps({**settings.as_dict(), "layer": unit.layer, "unit": unit.index, "optimizer": optimizer},
+                      sort_keys=True)
+    return "atlas-" + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def shard_slice(items: list, k: int, n: int) -> list:
+    """The k-th (1-based) of n contiguous, near-equal slices of `items`; the n slices cover them exactly."""
+    return items[(k - 1) * len(items) // n: k * len(items) // n]
+
+
+def parse_shard(text: "str | tuple[int, int] | None") -> tuple[int, int]:
+    """'k/N' with 1 <= k <= N -> (k, N); None -> (1, 1)."""
+    if text is None:
+        return (1, 1)
+    if isinstance(text, tuple) and len(text) == 2:
+        k, n = text
+    else:
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+        if match is None:
+            raise FvoptError(f"shard {text!r} is not k/N: give e.g. 1/2 (the first of two shards)")
+        k, n = int(match.group(1)), int(match.group(2))
+    if not (isinstance(k, int) and isinstance(n, int) and 1 <= k <= n):
+        raise FvoptError(f"shard {k}/{n} does not exist: k must be in 1..N (e.g. 1/{max(n, 2)} to {max(n, 2)}/{max(n, 2)})")
+    return (k, n)
+
+
+def parse_units(text: "str | tuple[int, int] | None") -> tuple[int, int] | None:
+    """'A-B' (inclusive) or 'A' -> (A, B); None -> every unit."""
+    if text is None or isinstance(text, tuple):
+        return text
+    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", str(text))
+    if match is None:
+        raise FvoptError(f"units {text!r} is not a range: give A-B (e.g. 0-7) or one index")
+    a, b = int(match.group(1)), int(match.group(2) or match.group(1))
+    if b < a:
+        raise FvoptError(f"units {text!r} is an empty range: the end must not be below the start")
+    return (a, b)
+
+
+def parse_list(name: str, value: "str | list[str] | tuple[str, ...]") -> list[str]:
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    if not items or not all(isinstance(v, str) and v.strip() for v in items):
+        raise FvoptError(f"{name} must name at least one, comma-separated (e.g. --{name} a,b), not {value!r}")
+    return list(dict.fromkeys(v.strip() for v in items))
+
+
+def resolve_layers(net, requested: list[str], size: int) -> dict[str, int]:
+    """{layer: channels} for the layers asked for ('all': every readable layer at depth 1 or 2, e.g. conv_stem,
+    blocks.3), each refused in one line when unknown or without channels (its output is not a feature map)."""
+    from ..models import list_layers
+    from ..models.info import resolve_layer
+    infos = {info.name: info for info in list_layers(net, size)}
+    if requested == ["all"]:
+        requested = [name for name, info in infos.items() if info.layout is not None and name.count(".") <= 1
+                     and info.kind not in ("Identity", "Dropout")]
+        if not requested:
+            raise FvoptError(f"--layers all: {net.name} has no readable layer with channels at depth 1 or 2: "
+                             "name the layers (fvopt layers MODEL lists them)")
+    out = {}
+    for name in requested:
+        if name not in infos:
+            resolve_layer(net, name)  # unknown: one line with the closest names
+            raise FvoptError(f"layer '{name}' of {net.name} produced no output at {size} px, so it has no channels "
+                             "to visualize")
+        info = infos[name]
+        if info.layout is None:
+            raise FvoptError(f"layer '{name}' of {net.name} has no channels to visualize: {info.problem}")
+        if info.channels < 1:
+            raise FvoptError(f"layer '{name}' of {net.name} has no channels to visualize")
+        out[name] = int(info.channels)
+    return out
+
+
+def read_meta(site: Path) -> dict | None:
+    path = Path(site) / META
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise FvoptError(f"'{path}' is not an fvopt atlas record ({err}); it was left unchanged") from None
+    if not isinstance(meta, dict) or meta.get("kind") != MARKER or "settings" not in meta:
+        raise FvoptError(f"'{path}' is not an fvopt atlas record; it was left unchanged")
+    return meta
+
+
+def settings_of(meta: dict) -> Settings:
+    return Settings(**{k: meta["settings"][k] for k in SETTINGS_KEYS})
+
+
+def check_site(site: "str | Path", settings: Settings | None = None) -> dict | None:
+    """Refuse an output folder that holds something other than an fvopt atlas (left unchanged), or an atlas of
+    other settings (naming the difference). Returns the site's record, or None for a new or empty folder."""
+    site = Path(site)
+    if site.exists() and not site.is_dir():
+        raise FvoptError(f"atlas output '{site}' is a file, not a folder; it was left unchanged")
+    if not site.exists() or not any(site.iterdir()):
+        return None
+    meta = read_meta(site)
+    if meta is None:
+        raise FvoptError(f"atlas output '{site}' holds files and is not an fvopt atlas (no {META}); it was left "
+                         "unchanged: give --out a new or empty folder, or an atlas folder")
+    if settings is not None:
+        diff = settings_of(meta).differences(settings)
+        if diff:
+            raise FvoptError(f"atlas '{site}' was made with other settings ({'; '.join(diff)}): a site holds one "
+                             "set of settings; give --out another folder")
+    return meta
