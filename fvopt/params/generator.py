@@ -177,9 +177,10 @@ class GeneratorParam(Parameterization):
             raise FvoptError(f"{self.name} returned values that are not finite")
         lo, hi = float(out.min()), float(out.max())
         if lo < low - _RANGE_SLACK or hi > high + _RANGE_SLACK:
-            other = "output=pm1 if it draws in [-1, 1]" if self.output == "01" else "output=01 if it draws in [0, 1]"
+            fits_pm1 = self.output == "01" and lo >= -1 - _RANGE_SLACK and hi <= 1 + _RANGE_SLACK
+            hint = "; say output=pm1 if it draws in [-1, 1]" if fits_pm1 else ""
             raise FvoptError(f"{self.name} returned values in [{lo:.3g}, {hi:.3g}], outside its declared range "
-                             f"[{low:g}, {high:g}]: end it with a sigmoid (or tanh with output=pm1), or say {other}")
+                             f"[{low:g}, {high:g}]: end it with a sigmoid (or a tanh with output=pm1){hint}")
 
 
 def make_generator(source: str, size, dim: int | None = None, range: float | None = None, output: str = "01",
