@@ -157,6 +157,9 @@ def check_writable(path: str | Path | None, what: str = "output path") -> None:
     try:
         if path.is_dir():
             raise FvoptError(f"{what} '{path}' is a folder, not a file")
+        blocking = next((p for p in path.parents if p.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise FvoptError(f"{what} '{_short(path)}' cannot be written: '{blocking}' is a file, not a directory")
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".fvopt-probe-"):
             pass
@@ -174,14 +177,20 @@ def image_formats() -> dict[str, str]:
     return {ext: known[ext] for ext in IMAGE_EXTENSIONS if ext in known and known[ext] in Image.SAVE}
 
 
-def check_image_path(path: str | Path, what: str = "image output") -> None:
-    """An image path whose extension Pillow can write, in a writable folder: checked before any work."""
+ALPHA_EXTENSIONS = (".png", ".webp", ".tif", ".tiff")  # formats that keep an alpha channel (RGBA)
+
+
+def check_image_path(path: str | Path, what: str = "image output", alpha: bool = False) -> None:
+    """An image path whose extension Pillow can write (with an alpha channel, when `alpha`), in a
+    writable folder: checked before any work, so a run is never lost to a name it cannot be saved under."""
     path = Path(path)
     ext = path.suffix.lower()
-    if ext not in image_formats():
-        common = ", ".join(image_formats())
+    allowed = [e for e in image_formats() if e in ALPHA_EXTENSIONS] if alpha else list(image_formats())
+    if ext not in allowed:
+        hint = f" (e.g. '{path}.png')" if not ext else ""
+        kind = "an image with transparency (RGBA)" if alpha else "an image"
         raise FvoptError(f"{what} '{path}' has {'no extension' if not ext else f'extension {ext!r}'}, which cannot "
-                         f"be written as an image: use one of {common}")
+                         f"be written as {kind}: use .png{hint}, or one of {', '.join(e for e in allowed if e != '.png')}")
     check_writable(path, what)
 
 

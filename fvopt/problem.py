@@ -142,6 +142,23 @@ SYNC_EVERY = 16
 ImageGradHook = Callable[[torch.Tensor], torch.Tensor]
 
 
+def _check_chain_sizes(chain, param: Parameterization, model: FeatureModel, render: int | None, batch: int,
+                       max_batch) -> "object":
+    """Refuse a chain that shrinks the image below the network's minimum (or to nothing), and one
+    that grows it past memory: the network is shown the chain's largest output, not the image."""
+    from .memory import check_fits
+    from .transform_sizes import check_transform_sizes
+    from .transforms import describe_transforms
+    sizes = check_transform_sizes(chain, tuple(param.image_hw), model.min_size, model.name,
+                                  describe_transforms(chain), render)
+    shown = render or max(sizes.largest)
+    if shown > max(param.image_hw):
+        images = batch if not isinstance(max_batch, int) else min(batch, max_batch)
+        check_fits(model, shown, images=images, backward=True,
+                   what=f"the transforms grow each image to {shown}x{shown} px, and {images} such image(s)")
+    return sizes
+
+
 class Problem:
     """Owns model, objective, parameterization and transforms for a batch of `batch` images."""
 
@@ -198,6 +215,9 @@ class Problem:
         if side < model.min_size:
             raise FvoptError(f"image size {describe(param.size)} px is too small for {model.name}: at least "
                              f"{model.min_size} px a side")
+        if tile is None:  # what the chain makes of the image, checked before any work (fvopt/transform_sizes.py)
+            self.transform_sizes = _check_chain_sizes(chain, param, model, self.render, batch or objective.slots,
+                                                      max_batch)
         if not validated:  # a shape probe at the size the network sees; tiled images at the tile's size
             probe = self.render or param.size  # validate() itself uses the input size of a fixed-size network
             validate(objective, model, probe if tile is None else max(min(side, tile), model.min_size))

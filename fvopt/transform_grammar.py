@@ -175,6 +175,10 @@ def make_transforms(spec: "str | Compose | LucentTransforms | None") -> Any:
     if spec is None:
         return standard_transforms()
     if not isinstance(spec, str):
+        if not (callable(getattr(spec, "sample", None)) and callable(getattr(spec, "apply", None))):
+            raise FvoptError(f"transforms must be a name ({', '.join(TRANSFORM_SETS)}), a chain such as "
+                             f"'pad:12,jitter:8', or a transform object with sample() and apply(), not "
+                             f"{type(spec).__name__} {str(spec)[:60]!r}")
         return spec
     if spec in TRANSFORM_SETS:
         return TRANSFORM_SETS[spec]()

@@ -182,7 +182,8 @@ def _torchvision(spec: str, weights) -> FeatureModel:
         path = Path(weights) if weights is not None else Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
         if weights is None and not path.is_file():
             raise FvoptError(f"no pretrained weights for {name}@{enum.name} on disk (looked for {path}); this machine "
-                             "does not download them: put the file there, or pass weights=FILE or weights='random'")
+                             "does not download them: put the file there, or give --weights FILE or --weights random (Python: "
+                             "weights=FILE or weights='random')")
         state = read_state_dict(path, name)
         try:
             net = _build_with_state(arch, enum, state, f"weight file '{path}'", name)
@@ -343,4 +344,5 @@ def _timm_cached_file(arch: str) -> Path:
         looked.append(str(path))
     where = "; ".join(looked) or "no pretrained source is known for it"
     raise FvoptError(f"no pretrained weights for timm:{arch} in the local caches (looked for {where}); this machine "
-                     "does not download them: pass weights=FILE (a local state dict) or weights='random'")
+                     "does not download them: give --weights FILE (a local state dict) or --weights random (Python: "
+                     "weights=FILE or weights='random')")
