@@ -235,9 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     be = sub.add_parser("bench", help="run a benchmark spec (TOML), or `fvopt bench report DB --out DIR`",
                         description="fvopt bench SPEC.toml --db results.sqlite [--workers N | --executor "
-                        "dask://HOST:PORT]   |   fvopt bench report results.sqlite --out DIR")
-    be.add_argument("spec", help="a spec file, or the word 'report'")
-    be.add_argument("database", nargs="?", default=None, help="with 'report': the results database")
+                        "dask://HOST:PORT]   |   fvopt bench report results.sqlite --out DIR   |   fvopt bench "
+                        "rescore results.sqlite --reference DIR|builtin [--judge NAME]")
+    be.add_argument("spec", help="a spec file, or the word 'report' or 'rescore'")
+    be.add_argument("database", nargs="?", default=None, help="with 'report' or 'rescore': the results database")
     be.add_argument("--db", default=None, help="results database (default results.sqlite; resumed when it exists)")
     be.add_argument("--workers", type=_positive_int, default=None, help="local worker processes (default 1)")
     be.add_argument("--executor", default=None, help="dask://HOST:PORT to run cells on a Dask cluster")
@@ -246,7 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with 'report': fixed targets as fractions 0.5-0.99 of each problem's best (default), "
                     "or COCO-style budget-based targets")
     be.add_argument("--no-html", action="store_true", help="with 'report': skip the self-contained report.html")
+    _add_rescore_options(be)
     be.add_argument("--quiet", action="store_true")
+    from .atlases.cli import add_atlas_parser
+    add_atlas_parser(sub)  # fvopt atlas MODEL ... | fvopt atlas merge SITE1 SITE2 --out SITE (fvopt/atlases/cli.py)
     _add_debug(p, sub)
     return p
 
@@ -276,6 +280,63 @@ def _print_traceback(err: BaseException) -> None:
         current.__suppress_context__ = False
         current = current.__cause__ or current.__context__
     traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
+
+
+RESCORE_FLAGS = ("reference", "judge", "measures", "seeds", "limit", "force")
+
+
+def _add_rescore_options(parser: argparse.ArgumentParser) -> None:
+    """`fvopt bench rescore DB --reference DIR [--judge NAME] [--measures ...]` (fvopt.bench.rescore)."""
+    group = parser.add_argument_group("with 'rescore': judge the stored images again, no cell re-run")
+    group.add_argument("--reference", default=None, metavar="DIR|builtin",
+                       help="reference images: a folder (any depth) or builtin (scikit-image crops)")
+    group.add_argument("--judge", default=None, metavar="MODEL",
+                       help="the judging network (default lite1 for lite0, else lite0; never the optimized one)")
+    group.add_argument("--measures", default=None, type=_measures, metavar="LIST|all|none",
+                       help="comma-separated measures, all, or none (default: every measure that applies)")
+    group.add_argument("--seeds", default=None, type=_positive_int_or_zero, nargs="+", metavar="SEED",
+                       help="rescore only the cells of these seeds")
+    group.add_argument("--limit", default=None, type=_positive_int, help="rescore at most this many cells now")
+    group.add_argument("--force", action="store_true", help="judge again cells already judged with these settings")
+
+
+def _positive_int_or_zero(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative: a seed is 0 or more")
+    return value
+
+
+def _bench_rescore(args) -> int:
+    """Judge a database's finished cells again (fvopt.bench.rescore): each cell in its own
+    transaction, resumable, never a cell re-run."""
+    from .bench.rescore import rescore, summary_line
+    misplaced = next((flag for flag, value in (("--db", args.db), ("--workers", args.workers),
+                                               ("--executor", args.executor), ("--out", args.out),
+                                               ("--targets", args.targets), ("--no-html", args.no_html or None))
+                      if value is not None), None)
+    if misplaced:
+        raise FvoptError(f"{misplaced} does not belong to a rescore: fvopt bench rescore RESULTS.sqlite "
+                         "--reference DIR|builtin [--judge NAME] [--measures LIST]")
+    if not args.database:
+        raise FvoptError("usage: fvopt bench rescore RESULTS.sqlite --reference DIR|builtin [--judge NAME] "
+                         "[--measures LIST]")
+    if args.reference is None:
+        raise FvoptError("fvopt bench rescore needs --reference DIR (a folder of natural images) or --reference "
+                         "builtin (the scikit-image stand-in)")
+    summary = rescore(args.database, args.reference, args.judge, args.measures, force=args.force, seeds=args.seeds,
+                      limit=args.limit, progress=not args.quiet, log=print if args.quiet else None)
+    text = f"reference {args.reference}, judge {args.judge or 'default'}, measures {args.measures or 'default'}"
+    print(summary_line(args.database, summary, text))
+    if summary.interrupted:
+        from .signals import exit_code
+        print(f"fvopt: {_stopped()}: every cell rescored before it is kept; run the same command again to "
+              "continue", file=sys.stderr)
+        return exit_code()
+    return 1 if summary.failed else 0
 
 
 def _add_quality_options(parser: argparse.ArgumentParser) -> None:
@@ -326,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     signals.install()  # only the command line installs handlers; the Python API leaves them alone
     args = build_parser().parse_args(argv)
     commands = {"models": _models, "optimizers": _optimizers, "plugins": _plugins, "layers": _layers, "viz": _viz,
-                "dream": _dream, "bench": _bench, "examples": _examples}
+                "dream": _dream, "bench": _bench, "examples": _examples,
+                "atlas": _atlas}
     try:
         return commands[args.command](args)
     except FvoptError as err:
@@ -452,8 +514,10 @@ def _viz(args) -> int:
         line += f"; started from {t['init']['image']} (rendered back within {t['init']['max_pixel_error']:.1e})"
     if t["target"].startswith("class:") and vis.images.shape[0] == 1 and not vis.interrupted:
         from .models import class_name
+        from .models.user import is_user_model
         p, c = top_classes(vis.model, vis.images, k=1)
-        line += f"; top-1 {int(c[0, 0])} {class_name(int(c[0, 0]))} (p={float(p[0, 0]):.2f})"
+        named = "" if is_user_model(args.model) else f" {class_name(int(c[0, 0]))}"  # ImageNet names: not yours
+        line += f"; top-1 {int(c[0, 0])}{named} (p={float(p[0, 0]):.2f})"
     print(line)
     for part in [t, *(t.get("parts") or [])]:  # torch:<Name> at torch's own lr: say so (fvopt/strategies/torch_optim.py)
         if part.get("lr_source") == "torch's default":
@@ -573,6 +637,11 @@ def _write_dream_trace(path: str, result, out) -> None:
         raise FvoptError(f"cannot write trace '{path}': {err.strerror or err}") from None
 
 
+def _atlas(args) -> int:
+    from .atlases.cli import run_atlas_command
+    return run_atlas_command(args)
+
+
 def _examples(args) -> int:
     from .quality.examples import dataset_examples, write_examples
     from .quality.reference import reference_set
@@ -590,6 +659,12 @@ def _examples(args) -> int:
 
 
 def _bench(args) -> int:
+    if args.spec == "rescore":
+        return _bench_rescore(args)
+    given = next((f"--{flag}" for flag in RESCORE_FLAGS if getattr(args, flag) not in (None, False)), None)
+    if given:
+        raise FvoptError(f"{given} belongs to `fvopt bench rescore DB`; a spec says its quality settings in "
+                         "[bench] (reference, judge, measures)")
     if args.spec == "report":
         from .bench.report import write_report
         misplaced = next((flag for flag, value in (("--db", args.db), ("--workers", args.workers),
