@@ -338,6 +338,7 @@ class NevergradStrategy(ReportsResult, AskTellStrategy):
         self.popsize = self.popsize_option or default_popsize(problem.dim)
         self.sigma = self.sigma_option or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
         self.planned = self.budget or _evaluations_in(problem.meter.budget, problem.batch, self.popsize)
+        self.planned_from = "the budget option" if self.budget else _planned_from(problem.meter.budget)
         self.device = problem.device
         self.problem = problem
         self.searches = [self._build(z0[b].double().cpu().numpy(), self.sigma, self.planned, problem.seed * 1000 + b + 1)
@@ -366,7 +367,9 @@ class NevergradStrategy(ReportsResult, AskTellStrategy):
         chain = [self.ng_name] + [getattr(o, "name", type(o).__name__) for o in inner_chain(self.searches[0])[1:]]
         return {"selected": " -> ".join(dict.fromkeys(chain)), "workers": self.popsize,
                 "generation": generation_size(self.searches[0]), "sigma": self.sigma, "planned_evaluations": self.planned,
-                **self.result_status()}
+                "planned_from": self.planned_from,
+                "selected_with": f"{self.searches[0].dimension} dimensions, budget={self.planned}, "
+                                 f"num_workers={self.popsize}", **self.result_status()}
 
 
 def inner_chain(opt) -> list:
@@ -387,6 +390,14 @@ def generation_size(opt) -> int:
     if popsize is not None and hasattr(innermost, "_to_be_told"):
         return max(1, int(popsize) - len(innermost._to_be_told))
     return max(1, int(opt.num_workers))
+
+
+def _planned_from(budget) -> str:
+    """What nevergrad's planned evaluations were derived from, in words for the trace."""
+    if budget is not None and (budget.steps or budget.forwards or budget.passes):
+        return "the run budget (" + ", ".join(k for k in ("steps", "forwards", "passes") if getattr(budget, k)) + ")"
+    return ("a guess of 100 generations: a budget in seconds only is not converted into evaluations (give "
+            "budget=N, or a steps/forwards/passes budget, for nevergrad's budget-aware choices)")
 
 
 def _evaluations_in(budget, batch: int, popsize: int) -> int:
