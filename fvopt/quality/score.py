@@ -17,6 +17,7 @@ from ..models import FeatureModel, load_model
 from ..objectives import Objective
 from . import measures as M
 from .activations import FEATURES, reference_pass
+from .cache import weights_fingerprint
 from .features import penultimate, resolve_judge
 from .reference import ReferenceSet, reference_set
 from .spectrum import spectral_slopes
@@ -167,7 +168,8 @@ def judge(images: torch.Tensor, target: "str | Objective", model: "str | Feature
         jside = stats_judge.side if stats_judge is not None else side
         feats = {"vis": penultimate(judge_net, images, side=jside)}
         for c in controls:
-            key = ("features", id(judge_net), c, tuple(images.shape), jside, seed, control_key,
+            key = ("features", judge_net.name, weights_fingerprint(judge_net), c, tuple(images.shape), jside, seed,
+                   control_key,
                    tuple(unit.index_of(i) for i in range(n)) if unit is not None and c == "refimage" else None)
             if key not in _CONTROL_MEMO:
                 _CONTROL_MEMO[key] = penultimate(judge_net, controls[c], side=jside)
@@ -254,7 +256,8 @@ def _natural_ratio(net, unit: Unit, images, controls, stats, render, seed, contr
     else:
         parts = [score_images(net, obj, images, render=render)["robust_value"].numpy()]
     for c in controls:  # the same for every image of the same unit: scored once per process (a bench has many cells)
-        key = ("robust", id(net), unit.kind, unit.layer, units, c, tuple(images.shape), render, seed, control_key)
+        key = ("robust", net.name, weights_fingerprint(net), unit.kind, unit.layer, units, c, tuple(images.shape),
+               render, seed, control_key)
         if key not in _CONTROL_MEMO:
             _CONTROL_MEMO[key] = score_images(net, obj, controls[c], render=render)["robust_value"].numpy()
         parts.append(_CONTROL_MEMO[key])
@@ -349,7 +352,8 @@ def _transfer(unit, images, controls, nets, out, seed, control_key) -> M.Scored:
         out[f"transfer_prob_{net.name}"] = float(p.mean())
         out[f"transfer_rank_{net.name}"] = float(rank.float().mean())
         for c in controls:  # the same for every image of a class: once per process
-            key = ("transfer", id(net), tuple(cls.tolist()), c, tuple(images.shape), seed, control_key)
+            key = ("transfer", net.name, weights_fingerprint(net), tuple(cls.tolist()), c, tuple(images.shape), seed,
+                   control_key)
             if key not in _CONTROL_MEMO:
                 _CONTROL_MEMO[key] = probs_of(net, controls[c])[0]
             ctrl[c].append(_CONTROL_MEMO[key])
