@@ -50,7 +50,7 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
     from ..bench.judging import encode_exact
     from ..quality import judge
     from ..viz import visualize
-    from .. import __version__
+    from ..version import __version__
 
     if threads:
         torch.set_num_threads(threads)

@@ -5,7 +5,7 @@ import io
 import platform
 import torch
 
-from .. import __version__
+from ..version import __version__
 from ..evaluate import quality_measures
 from ..images import grid
 from ..models import load_model
