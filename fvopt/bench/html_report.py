@@ -85,6 +85,7 @@ def setup_facts(rows: list[dict], failed: list[dict]) -> dict[str, str]:
         "parameterizations": values("param") + (f" (as used: {values('param_used')})" if values("param_used") != values("param") else ""),
         "seeds": ", ".join(str(s) for s in sorted({r["seed"] for r in every})),
         "image size": values("size") + " px", "budget": "; ".join(budgets), "transforms": values("transforms"),
+        "returned point (result)": returned_points(rows),
         "cells": f"{len(rows)} finished, {len(failed)} failed",
         "ran with": "; ".join(f"fvopt {f}, torch {t} on {d} ({n} cells)" for (f, t, d), n in sorted(Counter(
             (r.get("fvopt_version"), r.get("torch_version"), r.get("device")) for r in every).items(), key=str)),
@@ -95,6 +96,15 @@ def setup_facts(rows: list[dict], failed: list[dict]) -> dict[str, str]:
                              + ", ".join(f"{p} {_version(p)}" for p in ("fvopt", "numpy", "scipy", "pandas",
                                                                        "scikit-posthocs", "statsmodels", "matplotlib")),
     }
+
+
+def returned_points(rows: list[dict]) -> str:
+    """Which point each strategy returned (`result`: last, best or recommend; issue 22), as its
+    cells record it; cells from before the option existed say "not recorded"."""
+    seen: dict[str, set] = {}
+    for r in rows:
+        seen.setdefault(r["strategy"], set()).add(str((r.get("extra") or {}).get("result") or "not recorded"))
+    return "; ".join(f"{name}: {', '.join(sorted(v))}" for name, v in sorted(seen.items())) or "–"
 
 
 def factor_section(other: Comparison, figure_path: Path | None) -> str:
