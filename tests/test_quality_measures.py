@@ -147,6 +147,7 @@ def test_value_8bit_scores_the_image_as_saved(lite0):
     assert torch.equal(quantize_8bit(images) * 255, (quantize_8bit(images) * 255).round())
 
 
+@pytest.mark.slow
 def test_viz_puts_measures_and_8bit_scores_in_the_trace(lite0, tmp_path):
     from fvopt import visualize
     vis = visualize(lite0, "channel:blocks.3:5", steps=2, size=64)
