@@ -115,9 +115,12 @@ def judge(images: torch.Tensor, target: "str | Objective", model: "str | Feature
       "none"), judge, model, target, images, measures (names computed), reference_cache
       ('cache'/'computed'/None); for each computed measure M: M, M_lo, M_hi (95% bootstrap
       interval), M_gray, M_noise, M_refimage (the controls, None when not computed), M_informative
-      (bool, or None when nothing to compare); extras natural_ratio_p99, spectral_distance (+ _lo,
-      _hi, controls, informative), reference_slope, transfer_prob_NET, transfer_rank_NET,
-      mis_pairs, plausibility_against; for each absent measure M: M_absent (the reason); and
+      (bool, or None when nothing to compare; spectral_slope has none: it is not better or worse);
+      extras natural_ratio_p99, natural_ratio_robust (the robust activation used),
+      natural_ratio_note (why it is NaN for a unit never positive on the reference),
+      spectral_distance (+ _lo, _hi, controls, informative; lower is better), reference_slope,
+      transfer_prob_NET, transfer_rank_NET, transfer_networks, mis_pairs (pairs per unit),
+      plausibility_against; for each absent measure M: M_absent (the reason); and
       per_image: {unit: [label per image], M, M_lo, M_hi, M_informative, M_gray, M_noise,
       M_refimage: [one per image]} (diversity, a batch measure, has one entry).
     Every input is checked before any network pass (FvoptError, one line).
