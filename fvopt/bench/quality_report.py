@@ -148,14 +148,21 @@ class QualityComparison:
         return lines
 
 
-def paired_quality(records: list[dict], measure: str, informative_only: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Blocks (model, target, seed, '') by strategy of the measure's raw value (times -1 when lower is
-    better), on informative targets only (unless told otherwise); incomplete blocks left out."""
+def paired_quality(records: list[dict], measure: str, informative_only: bool = True,
+                   factor: str = "algorithm") -> tuple[pd.DataFrame, dict]:
+    """Blocks (model, target, seed, other) by strategy of the measure's raw value (times -1 when lower
+    is better), on informative targets only (unless told otherwise); incomplete blocks left out.
+    `factor` as in stats.paired_scores: "algorithm" (strategy with parameterization, other ''),
+    "strategy" (optimizers on the same parameterization: other = the parameterization)."""
+    if factor not in ("algorithm", "strategy"):
+        raise ValueError(f"factor {factor!r}: allowed are algorithm, strategy")
     targets = informative_targets(records, measure)
     keep = {t for t, v in targets.items() if v["informative"] or not informative_only}
     sign = RANKED[measure]
-    frame = pd.DataFrame([{"model": str(r["model"]), "target": r["target"], "seed": r["seed"], "other": "",
-                           "strategy": r["strategy"], "score": sign * r[measure]}
+    frame = pd.DataFrame([{"model": str(r["model"]), "target": r["target"], "seed": r["seed"],
+                           "other": "" if factor == "algorithm" else r["param"],
+                           "strategy": r["strategy"] if factor == "algorithm" else r["optimizer"],
+                           "score": sign * r[measure]}
                           for r in records if problem_of(r) in keep and _finite(r.get(measure))],
                          columns=["model", "target", "seed", "other", "strategy", "score"])
     if frame.empty:
@@ -190,15 +197,16 @@ def rank_agreement(quality: pd.DataFrame, activation: pd.DataFrame, seed: int = 
     return {"rho": value, "lo": float(lo), "hi": float(hi), "blocks": len(blocks), "strategies": len(columns)}
 
 
-def compare_quality(rows: list[dict], measure: str) -> QualityComparison:
-    """The paired comparison of one measure, over the cells judged against the main reference set."""
+def compare_quality(rows: list[dict], measure: str, factor: str = "algorithm") -> QualityComparison:
+    """The paired comparison of one measure, over the cells judged against the main reference set
+    (`factor`: "algorithm" or "strategy", as in paired_quality)."""
     records = quality_records(rows)
     reference, _, _ = main_reference(records)
     records = [r for r in records if r["reference"] in (reference, "none") or measure == "spectral_slope"]
-    table, targets = paired_quality(records, measure)
+    table, targets = paired_quality(records, measure, factor=factor)
     enough = table.shape[1] >= 2 and len(table) >= 1
     pairs = stats.pairwise(table) if enough else stats.pairwise(pd.DataFrame())
-    activation = stats.paired_scores(rows, "robust_value").table
+    activation = stats.paired_scores(rows, "robust_value", factor).table
     return QualityComparison(measure, reference, table, targets, stats.friedman(table) if enough else
                              {"statistic": math.nan, "p": math.nan, "note": "not run"}, pairs,
                              stats.mean_ranks(table) if len(table) else pd.Series(dtype=float),
