@@ -110,10 +110,10 @@ def image_grid(rows: list[dict], path: Path, seed: int, param: str | None) -> Pa
             if j == 0:
                 ax.set_ylabel(s, fontsize=7)
     fig.suptitle(f"seed {seed}{', ' + param if param else ''}: act = robust activation; nat natural_ratio, pla "
-                 "plausibility, mis, tra transfer, sd spectral_distance (UPPER*: a control matched or beat it)",
+                 "plausibility, mis,\ntra transfer, sd spectral_distance (UPPER*: a control matched or beat it)",
                  fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, pil_kwargs={"quality": 85})
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(path, dpi=80, pil_kwargs={"quality": 80})
     return path
 
 
