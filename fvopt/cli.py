@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 from .errors import FvoptError
 from .options import IMAGE_SIDE, POSITIVE_FLOAT, POSITIVE_INT, SEED, Option, merge_options
@@ -106,27 +107,58 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
+class Shared:
+    """Options repeated across commands, each defined once as an argparse parent parser: a command
+    lists the groups it takes (`parents=[...]`), so the same flag has the same type, default and help
+    everywhere."""
+
+    def __init__(self) -> None:
+        self.debug = self._parent()
+        self.debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+        self.model = self._parent()
+        self.model.add_argument("--model", default="lite0", help="a name (fvopt models), your network as "
+                                "FILE.py:FACTORY (a function returning a torch.nn.Module), a torch.export program "
+                                "(.pt2), or a TorchScript file (class targets only)")
+        self.weights = self._parent()
+        self.weights.add_argument("--weights", default=None,
+                                  help="local weight file (loaded with weights_only=True), or 'random'")
+        self.device = self._parent()
+        self.device.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, "
+                                 "cuda:N, mps")
+        self.seed = self._parent()
+        self.seed.add_argument("--seed", type=_seed, default=0, help="random seed: the same seed, the same result")
+        self.quiet = self._parent()
+        self.quiet.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    @staticmethod
+    def _parent() -> argparse.ArgumentParser:
+        return argparse.ArgumentParser(add_help=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = _OneLineParser(prog="fvopt", description="Feature visualization: compare optimizers and "
                                 "image parameterizations under one budget.")
+    p.add_argument("--version", action="version", version=f"fvopt {__version__}")
+    p.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    shared = Shared()
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("models", help="list the models that load by name")
-    sub.add_parser("optimizers", help="list the optimizers (strategies) by name")
-    sub.add_parser("plugins", help="list installed plugin packages and what each adds (or why it failed to load)")
+    sub.add_parser("models", parents=[shared.debug], help="list the models that load by name")
+    sub.add_parser("optimizers", parents=[shared.debug], help="list the optimizers (strategies) by name")
+    sub.add_parser("plugins", parents=[shared.debug],
+                   help="list installed plugin packages and what each adds (or why it failed to load)")
 
-    lay = sub.add_parser("layers", help="list a model's layers with their output shapes")
+    lay = sub.add_parser("layers", parents=[shared.debug, shared.weights],
+                         help="list a model's layers with their output shapes")
     lay.add_argument("model", help="a name (fvopt models), FILE.py:FACTORY, PROGRAM.pt2, or a TorchScript file")
     lay.add_argument("--size", type=_size, default=None, help="input size in px, N or HxW (default: the model's)")
-    lay.add_argument("--weights", default=None, help="local weight file, or 'random'")
     lay.add_argument("--all", action="store_true", help="also list the layers whose output cannot be read, with why")
     _add_input_options(lay)
 
-    viz = sub.add_parser("viz", help="optimize an image until a target fires")
-    viz.add_argument("--model", default="lite0", help="a name (fvopt models), your network as FILE.py:FACTORY (a "
-                     "function returning a torch.nn.Module), a torch.export program (.pt2), or a TorchScript file "
-                     "(class targets only)")
-    viz.add_argument("--weights", default=None, help="local weight file (loaded with weights_only=True), or 'random'")
+    viz = sub.add_parser("viz", parents=[shared.debug, shared.model, shared.weights, shared.device, shared.seed,
+                                         shared.quiet], help="optimize an image until a target fires")
     viz.add_argument("--target", default="class:8", help="e.g. class:8, channel:blocks.4:10, channel:blocks.4:0-63, "
                      "neuron:blocks.4:10:3:3, layer:blocks.4, sums like channel:blocks.4:10+0.5*channel:blocks.5:3")
     viz.add_argument("--param", default=None, help="pixel, raw, fft, pyramid, maco, or low-dimensional forms like fft:k=8 "
@@ -168,8 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
     viz.add_argument("--batch", type=_positive_int, default=None, help="images per run (default: one per target)")
     viz.add_argument("--tile", type=_side, default=None, help="gradient tile by tile (px), as DeepDream does: memory "
                      "bounded by the tile; from the model's minimum input up to --size")
-    viz.add_argument("--seed", type=_seed, default=0)
-    viz.add_argument("--device", default="auto", help="auto, cpu, cuda")
     viz.add_argument("--out", default="viz.png")
     viz.add_argument("--trace", default=None, help="write the trace as JSON here")
     _add_quality_options(viz)
@@ -185,12 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     fast.add_argument("--compile", type=_compile_mode, default="off", metavar="MODE",
                       help="torch.compile the network pass: off, default, reduce-overhead (CUDA graphs on CUDA), "
                       "max-autotune; the first steps pay the compilation")
-    viz.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    dr = sub.add_parser("dream", help="multi-octave DeepDream on a photo, at any size")
+    dr = sub.add_parser("dream", parents=[shared.debug, shared.model, shared.weights, shared.device, shared.seed,
+                                        shared.quiet], help="multi-octave DeepDream on a photo, at any size")
     dr.add_argument("image", nargs="?", default=None, help="a photo (default: scikit-image's chelsea)")
-    dr.add_argument("--model", default="lite0", help="a name, FILE.py:FACTORY or PROGRAM.pt2 (see fvopt viz --help)")
-    dr.add_argument("--weights", default=None)
     _add_input_options(dr)
     dr.add_argument("--layers", default="blocks.3,blocks.4", help="comma-separated layers (mean of squared activations)")
     dr.add_argument("--target", default=None, help="any target instead of the layers, e.g. channel:blocks.4:10 or "
@@ -208,17 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--lapnorm-levels", type=_positive_int, default=None,
                     help="levels of the scheme's Laplacian normalization (only schemes that have one: matlab)")
     dr.add_argument("--grad", default=None, help="image-gradient processing, e.g. lapnorm or lapnorm:levels=4")
-    dr.add_argument("--seed", type=_seed, default=0)
-    dr.add_argument("--device", default="auto")
     dr.add_argument("--out", default="dream.png")
     dr.add_argument("--trace", default=None, help="write the dream's settings, stop reason and steps as JSON here")
     dr.add_argument("--octave-images", default=None, help="folder for the image after each octave")
     dr.add_argument("--zoom-frames", type=_positive_int, default=None, help="make an endless-zoom animation of N frames")
     dr.add_argument("--zoom", type=_above_one, default=1.05, help="zoom per frame (above 1)")
     dr.add_argument("--zoom-octaves", type=_positive_int, default=1, help="octaves dreamed on each zoom frame")
-    dr.add_argument("--quiet", action="store_true")
 
-    ex = sub.add_parser("examples", help="dataset examples: each unit's top and bottom reference images (and crops)")
+    ex = sub.add_parser("examples", parents=[shared.debug, shared.weights, shared.device, shared.quiet],
+                        help="dataset examples: each unit's top and bottom reference images (and crops)")
     ex.add_argument("model", help="a model name (fvopt models)")
     ex.add_argument("--target", required=True, help="channel:LAYER:INDICES (e.g. channel:blocks.4:0-63) or class:INDICES")
     ex.add_argument("--reference", default="builtin", metavar="DIR|builtin",
@@ -227,42 +253,106 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--per-source", type=_positive_int, default=2, help="at most this many examples from one source photo")
     ex.add_argument("--side", type=_side, default=None, help="side the images are shown at (default: the model's input)")
     ex.add_argument("--batch", type=_positive_int, default=32, help="images per forward pass")
-    ex.add_argument("--weights", default=None, help="local weight file, or 'random'")
-    ex.add_argument("--device", default="auto")
     ex.add_argument("--out", default="examples", help="output folder (unit-N.png, overview.png, index.json)")
     ex.add_argument("--no-cache", action="store_true", help="neither read nor write the reference cache")
-    ex.add_argument("--quiet", action="store_true")
 
-    be = sub.add_parser("bench", help="run a benchmark spec (TOML), or `fvopt bench report DB --out DIR`",
-                        description="fvopt bench SPEC.toml --db results.sqlite [--workers N | --executor "
+    be = sub.add_parser("bench", parents=[shared.debug], help="benchmarks: `fvopt bench run SPEC`, "
+                        "`fvopt bench report DB`, ... (see fvopt bench -h)",
+                        description="fvopt bench run SPEC.toml --db results.sqlite [--workers N | --executor "
                         "dask://HOST:PORT]   |   fvopt bench report results.sqlite --out DIR   |   fvopt bench "
-                        "rescore results.sqlite --reference DIR|builtin [--judge NAME]")
-    be.add_argument("spec", help="a spec file, or the word 'report' or 'rescore'")
-    be.add_argument("database", nargs="?", default=None, help="with 'report' or 'rescore': the results database")
+                        "NAME -h: the options of each subcommand")
+    commands = be.add_subparsers(dest="bench_command", required=True, metavar="{" + ",".join(BENCH_COMMANDS) + "}")
+    for name, command in BENCH_COMMANDS.items():
+        command.add_arguments(commands.add_parser(name, parents=[shared.debug], help=command.help,
+                                                  description=command.help), shared)
+    from .atlases.cli import add_atlas_parser
+    add_atlas_parser(sub)  # fvopt atlas MODEL ... | fvopt atlas merge SITE1 SITE2 --out SITE (fvopt/atlases/cli.py)
+    _debug_on_every_command(sub)
+    return p
+
+
+class BenchCommand(NamedTuple):
+    """One `fvopt bench NAME` subcommand: its one-line help, its arguments and what runs it."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser, Shared], None]
+    handler: Callable[[argparse.Namespace], int]
+
+
+# `fvopt bench NAME ...`: a new subcommand (rescore, ...) is one register_bench_command call.
+BENCH_COMMANDS: dict[str, BenchCommand] = {}
+
+
+def register_bench_command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser, Shared], None],
+                           handler: Callable[[argparse.Namespace], int]) -> None:
+    """Add `fvopt bench NAME`: `add_arguments(parser, shared)` declares its arguments (shared option
+    groups in `shared`), `handler(args)` runs it and returns the exit code."""
+    BENCH_COMMANDS[name] = BenchCommand(help, add_arguments, handler)
+
+
+def _refused_here(parser: argparse.ArgumentParser, *flags: str) -> None:
+    """Options of another `fvopt bench` subcommand, accepted here (hidden) only to be refused by name with
+    where they belong, instead of argparse's bare 'unrecognized arguments'."""
+    for flag in flags:
+        if flag in ("--no-html", "--force"):
+            parser.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
+        else:
+            parser.add_argument(flag, default=None, nargs="+" if flag == "--seeds" else None, help=argparse.SUPPRESS)
+
+
+RUN_FLAGS = ("--db", "--workers", "--executor")
+REPORT_FLAGS = ("--out", "--targets", "--no-html")
+RESCORE_ONLY = ("--reference", "--judge", "--measures", "--seeds", "--limit", "--force")
+
+
+def _bench_run_arguments(be: argparse.ArgumentParser, shared: Shared) -> None:
+    be.add_argument("spec", help="a spec file (TOML)")
+    be.add_argument("database", nargs="?", default=None, help=argparse.SUPPRESS)  # refused with the --db hint
     be.add_argument("--db", default=None, help="results database (default results.sqlite; resumed when it exists)")
     be.add_argument("--workers", type=_positive_int, default=None, help="local worker processes (default 1)")
     be.add_argument("--executor", default=None, help="dask://HOST:PORT to run cells on a Dask cluster")
-    be.add_argument("--out", default=None, help="with 'report': the output folder (default report)")
+    be.add_argument("--quiet", action="store_true", help="no progress bar; one line per finished cell")
+    _refused_here(be, *REPORT_FLAGS, *RESCORE_ONLY)
+
+
+def _bench_report_arguments(be: argparse.ArgumentParser, shared: Shared) -> None:
+    be.set_defaults(spec="report")
+    be.add_argument("database", nargs="?", default=None, help="the results database (SQLite)")
+    be.add_argument("--out", default=None, help="the output folder (default report)")
     be.add_argument("--targets", choices=("fractions", "budget"), default=None,
-                    help="with 'report': fixed targets as fractions 0.5-0.99 of each problem's best (default), "
-                    "or COCO-style budget-based targets")
-    be.add_argument("--no-html", action="store_true", help="with 'report': skip the self-contained report.html")
-    _add_rescore_options(be)
-    be.add_argument("--quiet", action="store_true")
-    from .atlases.cli import add_atlas_parser
-    add_atlas_parser(sub)  # fvopt atlas MODEL ... | fvopt atlas merge SITE1 SITE2 --out SITE (fvopt/atlases/cli.py)
-    _add_debug(p, sub)
-    return p
+                    help="fixed targets as fractions 0.5-0.99 of each problem's best (default), or COCO-style "
+                    "budget-based targets")
+    be.add_argument("--no-html", action="store_true", help="skip the self-contained report.html")
+    be.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    _refused_here(be, *RUN_FLAGS, *RESCORE_ONLY)
+
+
+OLD_BENCH = "fvopt: note: `fvopt bench SPEC` is now `fvopt bench run SPEC` (the old spelling still works)"
+
+
+def _old_spellings(argv: list[str]) -> list[str]:
+    """`fvopt bench SPEC ...` (before subcommands) runs as `fvopt bench run SPEC ...`, with a one-line note.
+    SPEC is what the old spelling took there: an option, a .toml name or an existing path."""
+    command = next((i for i, token in enumerate(argv) if not token.startswith("-")), None)
+    if command is None or argv[command] != "bench" or command + 1 >= len(argv):
+        return argv
+    following = argv[command + 1]
+    if following in BENCH_COMMANDS or following in ("-h", "--help"):
+        return argv
+    if not (following.startswith("-") or following.endswith(".toml") or Path(following).exists()):
+        return argv  # a mistyped subcommand (`fvopt bench rport`): argparse names the choices
+    print(OLD_BENCH, file=sys.stderr)
+    return [*argv[:command + 1], "run", *argv[command + 1:]]
 
 
 DEBUG_HELP = "after a one-line error, print the traceback behind it (also FVOPT_DEBUG=1)"
 
 
-def _add_debug(parser: argparse.ArgumentParser, sub) -> None:
-    """--debug before or after the command (`fvopt --debug viz ...`, `fvopt viz ... --debug`)."""
-    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
-    for command in sub.choices.values():  # SUPPRESS: a command without the flag keeps the top-level value
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+def _debug_on_every_command(sub) -> None:
+    """--debug on a command built without the shared groups (fvopt atlas): the same flag everywhere."""
+    for command in sub.choices.values():
+        if not any("--debug" in action.option_strings for action in command._actions):
+            command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
 
 
 def _debug_wanted(args: argparse.Namespace | None) -> bool:
@@ -385,9 +475,9 @@ def main(argv: list[str] | None = None) -> int:
     SIGTERM and SIGHUP (a scheduler's stop) likewise, exit 143 and 129 (fvopt/signals.py)."""
     from . import signals
     signals.install()  # only the command line installs handlers; the Python API leaves them alone
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_old_spellings(list(sys.argv[1:] if argv is None else argv)))
     commands = {"models": _models, "optimizers": _optimizers, "plugins": _plugins, "layers": _layers, "viz": _viz,
-                "dream": _dream, "bench": _bench, "examples": _examples,
+                "dream": _dream, "bench": lambda a: BENCH_COMMANDS[a.bench_command].handler(a), "examples": _examples,
                 "atlas": _atlas}
     try:
         return commands[args.command](args)
@@ -701,6 +791,24 @@ def _bench(args) -> int:
     print(f"{spec.name}: {summary.total} cells, {summary.skipped} already done, {summary.ran} ran, "
           f"{summary.failed} failed; results in {db}")
     return 1 if summary.failed else 0
+
+
+register_bench_command("run", "run a benchmark spec (TOML) into a results database; resumes a finished part",
+                       _bench_run_arguments, _bench)
+register_bench_command("report", "every table, figure and export of a results database into a folder "
+                       "(never runs a cell)", _bench_report_arguments, _bench)
+
+
+def _bench_rescore_arguments(be: argparse.ArgumentParser, shared: Shared) -> None:
+    be.set_defaults(spec="rescore")
+    be.add_argument("database", nargs="?", default=None, help="the results database (SQLite)")
+    _add_rescore_options(be)
+    be.add_argument("--quiet", action="store_true", help="no progress bar; one line per rescored cell")
+    _refused_here(be, *RUN_FLAGS, *REPORT_FLAGS)
+
+
+register_bench_command("rescore", "judge a database's finished cells again with quality measures (never re-runs a "
+                       "cell)", _bench_rescore_arguments, _bench)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def read_only(db: Path) -> sqlite3.Connection:
 
 
 def bench_command(spec: Path, db: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "fvopt.cli", "bench", str(spec), "--db", str(db), "--quiet", *extra]
+    return [sys.executable, "-m", "fvopt.cli", "bench", "run", str(spec), "--db", str(db), "--quiet", *extra]
 
 
 # One thread per process: tests running beside each other on a small machine slow OpenMP's
@@ -97,7 +97,7 @@ def test_malformed_spec_exits_2_before_anything_runs(tmp_path, capsys):
     spec = tmp_path / "bad.toml"
     spec.write_text('[bench]\ntargets = ["class:8"]\nbudget = { seconds = -1 }\n[[strategies]]\nname = "adam"\n')
     db = tmp_path / "r.sqlite"
-    assert main(["bench", str(spec), "--db", str(db), "--quiet"]) == 2
+    assert main(["bench", "run", str(spec), "--db", str(db), "--quiet"]) == 2
     assert "bench.budget.seconds" in capsys.readouterr().err
     assert not db.exists()
 
@@ -287,7 +287,7 @@ def test_a_database_another_program_owns_is_refused_without_changing_a_byte(tmp_
         con.close()
     spec = write_spec(tmp_path)
     before, siblings = _sha(db), set(tmp_path.iterdir())
-    assert main(["bench", str(spec), "--db", str(db), "--quiet"]) == 2
+    assert main(["bench", "run", str(spec), "--db", str(db), "--quiet"]) == 2
     assert main(["bench", "report", str(db), "--out", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all("left unchanged" in line for line in err), err
@@ -377,7 +377,7 @@ def test_what_only_the_model_can_tell_is_refused_before_the_database_is_created(
     monkeypatch.setattr("fvopt.memory.available_bytes", lambda device: 2**30)  # a machine with 1 GB free
     db = tmp_path / "r.sqlite"
     spec = one_cell_spec(tmp_path, target, extra, size)
-    assert main(["bench", str(spec), "--db", str(db), "--quiet"]) == 2
+    assert main(["bench", "run", str(spec), "--db", str(db), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"fvopt: error: {message}") and len(err.splitlines()) == 1, err
     assert not db.exists()
@@ -394,18 +394,18 @@ def test_what_only_the_model_can_tell_is_refused_before_the_database_is_created(
 def test_bench_options_are_checked_before_the_database_is_created(tmp_path, capsys, argv, message):
     db = tmp_path / "r.sqlite"
     spec = one_cell_spec(tmp_path)
-    assert main(["bench", str(spec), *argv, "--db", str(db), "--quiet"]) == 2
+    assert main(["bench", "run", str(spec), *argv, "--db", str(db), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert sorted(tmp_path.iterdir()) == [spec]
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["bench", "SPEC", "--db", ""], "the results database needs a file name"),
-    (["bench", "SPEC", "--db", "FOLDER"], "is a folder, not a file"),
-    (["bench", "SPEC", "--db", "SPEC/x.sqlite"], "cannot be created: '"),
-    (["bench", "FOLDER", "--db", "r.sqlite"], "spec file 'FOLDER' is a folder"),
-    (["bench", "missing.toml"], "spec file 'missing.toml' does not exist"),
+    (["bench", "run", "SPEC", "--db", ""], "the results database needs a file name"),
+    (["bench", "run", "SPEC", "--db", "FOLDER"], "is a folder, not a file"),
+    (["bench", "run", "SPEC", "--db", "SPEC/x.sqlite"], "cannot be created: '"),
+    (["bench", "run", "FOLDER", "--db", "r.sqlite"], "spec file 'FOLDER' is a folder"),
+    (["bench", "run", "missing.toml"], "spec file 'missing.toml' does not exist"),
     (["bench", "report"], "usage: fvopt bench report RESULTS.sqlite --out DIR"),
     (["bench", "report", "r.sqlite", "--db", "x.sqlite"], "--db belongs to a spec run, not to a report"),
     (["bench", "report", "r.sqlite", "--workers", "2"], "--workers belongs to a spec run, not to a report"),
@@ -432,7 +432,7 @@ def test_odd_file_names_and_a_report_rewritten_in_its_folder(tmp_path, capsys):
     """'?', '#' and '%' are URI syntax to SQLite: the database must still be this file, and reading
     it for the report must leave nothing beside it; an existing report folder is rewritten."""
     db = tmp_path / "we?ird#1%20.sqlite"
-    assert main(["bench", str(one_cell_spec(tmp_path)), "--db", str(db), "--quiet"]) == 0
+    assert main(["bench", "run", str(one_cell_spec(tmp_path)), "--db", str(db), "--quiet"]) == 0
     out = tmp_path / "report"
     out.mkdir()
     (out / "cells.csv").write_text("stale\n")
@@ -449,7 +449,7 @@ def test_report_keeps_two_models_apart(tmp_path):
     """Medians, panels and image grids are per (model, target): one model's cells never stand in for
     another's. The second model's row is the first's, relabeled, with a value 10 times larger."""
     db = tmp_path / "r.sqlite"
-    assert main(["bench", str(one_cell_spec(tmp_path)), "--db", str(db), "--quiet"]) == 0
+    assert main(["bench", "run", str(one_cell_spec(tmp_path)), "--db", str(db), "--quiet"]) == 0
     store = Store(db)
     (row,) = store.rows()
     other = {**row, "key": "other", "model": "other", "final": {**row["final"], "value": 10 * row["final"]["value"]}}
@@ -501,7 +501,7 @@ def test_a_class_the_transfer_model_lacks_is_refused_before_the_database_is_crea
     monkeypatch.setitem(cell._MODELS, ("tiny", "cpu"), tiny_model())  # a network of 10 classes, as if loaded
     db = tmp_path / "r.sqlite"
     spec = one_cell_spec(tmp_path, "class:12", 'transfer_model = "tiny"')
-    assert main(["bench", str(spec), "--db", str(db), "--quiet"]) == 2
+    assert main(["bench", "run", str(spec), "--db", str(db), "--quiet"]) == 2
     assert capsys.readouterr().err.strip() == ("fvopt: error: spec bench.targets[0] on lite0: class 12 is out of range "
                                                "for the transfer model tiny, which has 10 classes (0..9)")
     assert not db.exists()

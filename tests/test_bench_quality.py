@@ -169,7 +169,7 @@ def test_bad_quality_settings_are_refused_before_the_database_exists(tmp_path, c
     spec.write_text("[bench]\ntargets = [\"%s\"]\nsize = 64\nbudget = { passes = 6 }\n%s\n\n[[strategies]]\n"
                     "name = \"adam\"\n" % (TARGET, "\n".join(lines)))
     db = tmp_path / "never.sqlite"
-    assert main(["bench", str(spec), "--db", str(db), "--quiet"]) == 2
+    assert main(["bench", "run", str(spec), "--db", str(db), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not db.exists()

@@ -139,7 +139,7 @@ def test_fvopt_viz_and_a_bench_spec_run_the_plugin(installed, tmp_path, capsys):
     spec.write_text('[bench]\nname = "plugin"\nsize = 32\nseeds = [0]\ntargets = ["channel:blocks.2:3"]\n'
                     'params = ["gray"]\nbudget = { passes = 4 }\n\n[[strategies]]\nname = "one-plus-lambda"\n'
                     'popsize = 2\n')
-    assert main(["bench", str(spec), "--db", str(tmp_path / "r.sqlite"), "--quiet"]) == 0
+    assert main(["bench", "run", str(spec), "--db", str(tmp_path / "r.sqlite"), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "one-plus-lambda" in printed and "1 ran, 0 failed" in printed
 

@@ -110,7 +110,7 @@ def test_an_in_process_bench_run_and_report_leave_the_process_as_found(tmp_path,
     import matplotlib  # imported before, as a user's notebook would have it
 
     before = snapshot()
-    assert main(["bench", str(spec), "--db", str(db), "--quiet"]) == 0
+    assert main(["bench", "run", str(spec), "--db", str(db), "--quiet"]) == 0
     assert_same(before, snapshot())
     assert main(["bench", "report", str(db), "--out", str(tmp_path / "report"), "--no-html"]) == 0
     assert_same(before, snapshot())

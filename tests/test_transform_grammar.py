@@ -155,7 +155,7 @@ def test_a_bench_spec_takes_a_chain_and_a_render_size(tmp_path):
                     '[[strategies]]\nname = "adam"\n')
     (cell,) = load_spec(spec).cells
     assert cell.render == "lucent" and cell.transforms == "jitter:4,noise:0.02,crops:2@0.6-0.4"
-    assert main(["bench", str(spec), "--db", str(tmp_path / "r.sqlite"), "--quiet"]) == 0
+    assert main(["bench", "run", str(spec), "--db", str(tmp_path / "r.sqlite"), "--quiet"]) == 0
     store = Store(tmp_path / "r.sqlite", readonly=True)
     (row,) = store.rows()
     store.close()
