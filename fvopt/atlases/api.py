@@ -108,6 +108,8 @@ def build_site(site: "str | Path", top: int = 6, progress: bool = False, net=Non
     from .site import write_site
     site = Path(site)
     meta = read_meta(site)
+    if meta is None:
+        raise FvoptError(f"'{site}' is not an fvopt atlas folder (no {META}): was it removed while the atlas ran?")
     settings = settings_of(meta)
     store = Store(site / DATABASE, readonly=True)
     try:

@@ -2,7 +2,6 @@
 `fvopt atlas merge SITE1 SITE2 ... --out SITE`. Values are checked by fvopt.atlases.atlas (one line, exit 2)."""
 from __future__ import annotations
 
-import sys
 
 USAGE = ("fvopt atlas MODEL --layers L1,L2|all --optimizers adam,cmaes --param fft --size 128 --steps N "
          "[--reference DIR|builtin|none] --out SITE [--workers K | --executor dask://HOST:PORT] [--shard k/N] "

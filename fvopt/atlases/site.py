@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,10 @@ def page(title: str, body: str, script: str = "") -> str:
 
 
 def fmt(v) -> str:
-    return "–" if v is None else (f"{v:.4g}" if isinstance(v, float) else html.escape(str(v)))
+    """A number as the pages show it: 4 significant digits; a dash for a missing or non-finite value."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    return f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))
 
 
 def measure_names(rows: list[dict]) -> list[str]:
@@ -184,7 +188,8 @@ def _unit_page(layer, u, cells, optimizers, measures, ex, prev, nxt, settings, r
             continue
         img = (f'<img class=vis alt="{html.escape(opt)}" src="../../img/{layer}/{opt}/{u}.png">'
                if r.get("image") else '<span class=miss>no image</span>')
-        figs.append(f'<div class=opt><h3>{html.escape(opt)}</h3>{img}<br>{_status(r)}</div>')
+        searched = f'<div class=muted>searched {html.escape(str(r.get("param_used")))}</div>' if r.get("param_used") else ""
+        figs.append(f'<div class=opt><h3>{html.escape(opt)}</h3>{img}{searched}<br>{_status(r)}</div>')
     head = "".join(f"<th>{html.escape(o)}</th>" for o in optimizers if o in cells)
     trs = []
     for name in ["value", "robust_value"] + measures:
@@ -195,7 +200,7 @@ def _unit_page(layer, u, cells, optimizers, measures, ex, prev, nxt, settings, r
             v = unit_numbers(cells[o], measures).get(name) if cells[o]["status"] == "done" else None
             q = cells[o].get("quality") or {}
             interval = (f' <span class=muted>[{fmt(q.get(name + "_lo"))}, {fmt(q.get(name + "_hi"))}]</span>'
-                        if name in measures and q.get(name + "_lo") is not None else "")
+                        if name in measures and fmt(q.get(name + "_lo")) != "–" else "")
             tds.append(f'<td data-measure="{name}" data-optimizer="{html.escape(o)}" data-exact="{json.dumps(v)}">'
                        f"{fmt(v)}{interval}</td>")
         trs.append(f"<tr><td>{html.escape(name)}</td>{''.join(tds)}</tr>")

@@ -1,0 +1,225 @@
+"""fvopt atlas (issue 20): bad input refused before work, a site whose numbers are the database's, resume after
+SIGKILL without redoing finished units, shards merged equal one unsharded run, pages that render offline."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import torch
+
+from fvopt.atlases import atlas, merge, table
+from fvopt.atlases.plan import DATABASE, Settings, Unit, cell_key, parse_shard, shard_slice
+from fvopt.cli import main
+from fvopt.errors import FvoptError
+
+BROWSER = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+TINY = dict(size=64, steps=2, units="0-3", max_batch=2, progress=False)
+
+
+def done_keys(site: Path) -> dict[str, float]:
+    db = sqlite3.connect(site / DATABASE)
+    try:
+        return dict(db.execute("SELECT key, finished_at FROM cells WHERE status = 'done'").fetchall())
+    finally:
+        db.close()
+
+
+# ---- refusals, before any work -----------------------------------------------------------------------------
+
+
+def test_shards_split_units_exactly_and_bad_shards_are_refused():
+    items = list(range(11))
+    assert sorted(sum((shard_slice(items, k, 3) for k in (1, 2, 3)), [])) == items
+    assert parse_shard("2/3") == (2, 3)
+    for bad in ("3/2", "0/2", "1/0", "a/b", "1"):
+        with pytest.raises(FvoptError, match="shard"):
+            parse_shard(bad)
+
+
+def test_cell_keys_depend_on_settings_unit_and_optimizer_only():
+    s = Settings("lite0", size=64, steps=2)
+    assert cell_key(s, Unit("blocks.0", 1), "adam") == cell_key(Settings("lite0", size=64, steps=2), Unit("blocks.0", 1), "adam")
+    assert cell_key(s, Unit("blocks.0", 1), "adam") != cell_key(s, Unit("blocks.0", 2), "adam")
+    assert cell_key(s, Unit("blocks.0", 1), "adam") != cell_key(Settings("lite0", size=64, steps=3), Unit("blocks.0", 1), "adam")
+
+
+def test_cli_refuses_a_bad_shard_in_one_line_before_work(tmp_path, capsys):
+    out = tmp_path / "site"
+    assert main(["atlas", "lite0", "--layers", "blocks.0", "--shard", "3/2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "shard 3/2" in err and not out.exists()
+
+
+def test_a_folder_that_is_not_an_atlas_is_refused_and_left_unchanged(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    before = sorted(p.name for p in out.iterdir())
+    assert main(["atlas", "lite0", "--layers", "blocks.0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "not an fvopt atlas" in err and "left unchanged" in err
+    assert sorted(p.name for p in out.iterdir()) == before and (out / "notes.txt").read_text() == "keep me"
+
+
+def test_an_unknown_layer_is_refused_naming_it(tmp_path, capsys):
+    out = tmp_path / "site"
+    assert main(["atlas", "lite0", "--layers", "blocks.0,blocks.99", "--out", str(out), "--size", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown layer 'blocks.99'" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+class _Total(torch.nn.Module):
+    """One number per image: no channels, no positions."""
+
+    def forward(self, x):
+        return x.sum(dim=(1, 2, 3))
+
+
+class _Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.total = _Total()
+
+    def forward(self, x):
+        return torch.stack([self.total(self.conv(x))] * 10, 1)
+
+
+def test_a_layer_without_channels_is_refused():
+    from fvopt import wrap
+    from fvopt.atlases.plan import resolve_layers
+    net = wrap(_Net(), input_size=32)
+    assert resolve_layers(net, ["conv"], 32) == {"conv": 4}
+    with pytest.raises(FvoptError, match="layer 'total' of _Net has no channels to visualize: .*shape \\(\\)"):
+        resolve_layers(net, ["total"], 32)
+
+
+# ---- real runs (slow) --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("atlas") / "site"
+    frame = atlas("lite0", "blocks.0", "adam,cmaes", out=out, **TINY)
+    assert len(frame) == 8 and set(frame["status"]) == {"done"}
+    return out
+
+
+class Cells(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.cells, self.images = [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "td" and "data-measure" in a:
+            self.cells.append(a)
+        if tag == "img":
+            self.images.append(a["src"])
+
+
+@pytest.mark.slow
+def test_a_unit_page_shows_the_numbers_the_database_holds(site):
+    frame = table(site)
+    row = frame[(frame.unit == 2) & (frame.optimizer == "cmaes")].iloc[0]
+    page = Cells()
+    page.feed((site / "units" / "blocks.0" / "2.html").read_text())
+    shown = {(c["data-optimizer"], c["data-measure"]): json.loads(c["data-exact"]) for c in page.cells}
+    measures = [m for m in ("value", "robust_value", "natural_ratio", "plausibility", "mis", "spectral_slope")]
+    assert all(("cmaes", m) in shown for m in measures)
+    for m in measures:
+        assert shown[("cmaes", m)] == pytest.approx(float(row[m]), rel=0, abs=0), m
+    # every image the page names is a file of the site (no external resource)
+    for src in page.images:
+        assert not re.match(r"^[a-z]+:", src) and (site / "units" / "blocks.0" / src).resolve().is_file()
+    layer = (site / "layers" / "blocks.0.html").read_text()
+    assert "http://" not in layer and "https://" not in layer
+    assert len(re.findall(r'<img alt="\d+" src="../thumbs/', layer)) == 8
+
+
+@pytest.mark.slow
+def test_a_grown_request_runs_only_the_new_cells(site, tmp_path):
+    grown = tmp_path / "grown"
+    shutil.copytree(site, grown)
+    before = done_keys(grown)
+    frame = atlas("lite0", "blocks.0,blocks.1", "adam,cmaes", out=grown, **{**TINY, "units": "0-1"})
+    after = done_keys(grown)
+    assert {k: after[k] for k in before} == before  # nothing redone
+    assert len(after) == len(before) + 4  # blocks.1 units 0-1 under two optimizers
+    assert frame.attrs["summary"].skipped == 4 and frame.attrs["summary"].ran == 4
+    with pytest.raises(FvoptError, match="other settings.*steps 2 vs 3"):
+        atlas("lite0", "blocks.0", "adam", out=grown, **{**TINY, "steps": 3})
+
+
+@pytest.mark.slow
+def test_two_shards_merged_equal_one_unsharded_run(site, tmp_path, capsys):
+    parts = []
+    for k in (1, 2):
+        parts.append(tmp_path / f"shard{k}")
+        atlas("lite0", "blocks.0", "adam,cmaes", out=parts[-1], shard=f"{k}/2", **TINY)
+    assert set(done_keys(parts[0])).isdisjoint(done_keys(parts[1]))
+    merged = merge(parts, tmp_path / "merged", progress=False)
+    assert set(done_keys(tmp_path / "merged")) == set(done_keys(site))
+    assert len(merged) == 8 and (tmp_path / "merged" / "units" / "blocks.0" / "3.html").is_file()
+    other = tmp_path / "other"
+    atlas("lite0", "blocks.0", "adam", out=other, **{**TINY, "units": "0", "size": 72})
+    assert main(["atlas", "merge", str(parts[0]), str(other), "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "different requests" in err and "size 64 vs 72" in err and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_completes_without_redoing_finished_units(tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "fvopt.cli", "atlas", "lite0", "--layers", "blocks.0", "--optimizers", "adam",
+           "--units", "0-5", "--size", "64", "--steps", "2", "--max-batch", "1", "--reference", "none",
+           "--out", str(out), "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    first: dict = {}
+    while time.time() < deadline and proc.poll() is None:
+        if (out / DATABASE).exists():
+            try:
+                first = done_keys(out)
+            except sqlite3.Error:
+                first = {}
+            if 1 <= len(first) < 6:
+                break
+        time.sleep(0.2)
+    if proc.poll() is not None:
+        pytest.skip("the atlas finished before it could be killed")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    first = done_keys(out)
+    assert 1 <= len(first) < 6
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(first)} already done" in rerun.stdout + rerun.stderr
+    after = done_keys(out)
+    assert len(after) == 6 and {k: after[k] for k in first} == first
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(BROWSER is None, reason="no Chromium here: .ci/run installs Debian's chromium so that CI runs this")
+def test_pages_render_offline_in_chromium_with_every_image_decoded(site, tmp_path):
+    base = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp_path / 'profile'}"]
+    for path, images in [(site / "index.html", 0), (site / "layers" / "blocks.0.html", 8),
+                         (site / "units" / "blocks.0" / "1.html", 5)]:
+        dom = subprocess.run(base + ["--virtual-time-budget=10000", "--dump-dom", path.as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+        body = re.search(r"<body[^>]*>", dom).group(0)
+        assert f'data-images-total="{images}"' in body and f'data-images-loaded="{images}"' in body, (path, body)
+        assert not re.search(r'(src|href)="(https?:)?//', dom)
