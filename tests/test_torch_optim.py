@@ -100,8 +100,8 @@ def test_options_come_from_the_constructor_with_types_and_ranges():
     ("torch:Nadam", {}, "unknown torch optimizer 'torch:Nadam'. Did you mean: torch:NAdam"),
     ("nadam", {}, "unknown optimizer 'nadam'. Did you mean: torch:NAdam?"),
     ("torch:NAdam", {"result": "middle"}, "result='middle' is not allowed: must be one of last, best"),
-    ("cmaes", {"result": "last"}, "optimizer 'cmaes' does not take option 'result'"),
-    ("lbfgs", {"result": "best"}, "result applies to adam, momentum, normalized, sgd, torch:<Name>"),
+    ("ga", {"result": "recommend"}, "result='recommend' is not allowed: must be one of last, best"),  # issue 22: every
+    ("ng:NGOpt", {"result": "last"}, "result='last' is not allowed: must be one of recommend, best"),  # strategy has result
     ("hybrid:cmaes>torch:Nadam", {}, "unknown torch optimizer 'torch:Nadam'"),
 ])
 def test_bad_names_and_options_are_refused_in_one_line(name, options, message):
@@ -188,8 +188,8 @@ def test_bench_spec_entries_take_torch_names_and_result():
            "strategies": [{"name": "torch:NAdam", "lr": 0.5, "betas": [0.8, 0.99], "result": "best"},
                           {"name": "adam", "result": "last"}]}
     assert len(parse_spec(raw).cells) == 2
-    raw["strategies"] = [{"name": "ga", "result": "best"}]
-    with pytest.raises(FvoptError, match=r"spec strategies\[0\]: optimizer 'ga' does not take option 'result'"):
+    raw["strategies"] = [{"name": "ga", "result": "recommend"}]  # issue 22: ga has last and best
+    with pytest.raises(FvoptError, match=r"spec strategies\[0\]: optimizer 'ga' option result='recommend' is not allowed"):
         parse_spec(raw)
 
 
