@@ -38,6 +38,14 @@ def _size(text: str):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _input_size(text: str):
+    from .canvas import parse_size
+    try:
+        return parse_size(text, "input size")
+    except FvoptError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _value_range(text: str) -> tuple[float, float]:
     from .models.user import parse_range
     try:
@@ -54,7 +62,7 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mean", default=None, help="per-channel mean: one number, C comma-separated, or imagenet "
                        "(default for your own model: 0)")
     group.add_argument("--std", default=None, help="per-channel std, as --mean (default for your own model: 1)")
-    group.add_argument("--input-size", type=_size, default=None, metavar="N|HxW",
+    group.add_argument("--input-size", type=_input_size, default=None, metavar="N|HxW",
                        help="the network's input size (default 224; the default image size)")
     group.add_argument("--value-range", type=_value_range, default=None, metavar="LO,HI",
                        help="the range of the network's training inputs, e.g. 0,255 (default 0,1)")

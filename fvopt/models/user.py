@@ -132,8 +132,8 @@ def _per_channel(what: str, value, channels: int) -> tuple[float, ...]:
         try:
             value = [float(v) for v in text.split(",")] if "," in text else float(text)
         except ValueError:
-            raise FvoptError(f"{what} {value!r} is not allowed: give a number, {channels} comma-separated numbers, "
-                             "or 'imagenet'") from None
+            raise FvoptError(f"{what} {value!r} is not allowed: give a number (every channel), "
+                             f"{f'{channels} comma-separated numbers, ' if channels > 1 else ''}or 'imagenet'") from None
     if isinstance(value, torch.Tensor):
         value = value.flatten().tolist()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
