@@ -251,3 +251,29 @@ def test_an_image_size_below_the_networks_minimum_is_refused_per_side():
         fvopt.visualize(model, "channel:conv2:1", size=(12, 40), steps=1, device="cpu")
     with pytest.raises(FvoptError, match="draws 3-channel images and .* takes 1 channels"):
         Problem(model, parse_target("channel:conv2:1"), make_param("fft", 28), Compose(()))
+
+
+def four_channel_net() -> nn.Module:
+    """A factory for the command-line test below (this file is its FILE.py)."""
+    torch.manual_seed(4)
+    return TinyNet(4)
+
+
+def test_the_cli_decorrelates_4_channels_from_reference_arrays_and_saves_a_grid_and_raw_values(tmp_path):
+    g = np.random.default_rng(1)
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for i in range(2):
+        a = g.random((40, 40))
+        np.save(refs / f"r{i}.npy", np.stack([a, 0.7 * a + 0.3 * g.random((40, 40)), g.random((40, 40)), a * 0.5])
+                .astype(np.float32))
+    out, trace = tmp_path / "o.png", tmp_path / "t.json"
+    assert main(["viz", "--model", f"{Path(__file__).resolve()}:four_channel_net", "--input-size", "32", "--size",
+                 "32x48", "--decorrelate", str(refs), "--param", "pyramid", "--target", "channel:conv2:2", "--steps", "2",
+                 "--quiet", "--out", str(out), "--trace", str(trace), "--device", "cpu"]) == 0
+    t = json.loads(trace.read_text())
+    assert t["decorrelation"] == f"estimated from {refs} (2 files)" and t["input"]["channels"] == 4
+    raw = np.load(tmp_path / "o.npy")
+    assert raw.shape == (1, 4, 32, 48) and raw.min() >= 0 and raw.max() <= 1
+    with Image.open(out) as img:
+        assert img.mode == "L" and img.size == (4 * 50 - 2, 32)
