@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fvopt.bench import judging, rescore as rescore_mod
+from fvopt.bench import rescore as rescore_mod
 from fvopt.bench.judging import PNG, EXACT, decode_exact, images_of
 from fvopt.bench.quality_report import compare_quality, quality_markdown
 from fvopt.bench.rescore import rescore
@@ -21,7 +21,6 @@ from fvopt.bench.runner import run_spec
 from fvopt.bench.spec import parse_spec
 from fvopt.bench.store import SCHEMA_VERSION, Store
 from fvopt.cli import main
-from fvopt.errors import FvoptError
 from fvopt.evaluate import quantize_8bit
 from fvopt.quality import judge
 from fvopt.quality.synthetic import make_folder

@@ -1,6 +1,5 @@
 """The rough edges a new user met (issue 22), each refused before any work in one line."""
 import pytest
-import torch
 
 from fvopt.cli import main
 from fvopt.errors import FvoptError
