@@ -224,6 +224,7 @@ def test_torchscript_runs_class_targets_and_says_its_limit(tmp_path, capsys):
         load_model(str(tmp_path / "weights.pt"))
 
 
+@pytest.mark.slow
 def test_the_cli_runs_a_factory_network_end_to_end(tmp_path):
     out, trace = tmp_path / "g.png", tmp_path / "t.json"
     proc = subprocess.run([sys.executable, "-m", "fvopt.cli", "viz", "--model", FACTORY, "--input-size", "28",
@@ -240,6 +241,7 @@ def test_the_cli_runs_a_factory_network_end_to_end(tmp_path):
     assert t["transforms_fit"].startswith("pixel amounts x0.219 for 28x28 px")
 
 
+@pytest.mark.slow
 def test_a_bench_spec_runs_a_factory_network_with_its_input_table(tmp_path):
     from fvopt.bench.runner import run_spec
     from fvopt.bench.spec import load_spec
