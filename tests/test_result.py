@@ -13,8 +13,14 @@ from fvopt.run import run
 from fvopt.strategies import make_strategy
 from fvopt.strategies.base import strategy_options
 
-from test_conformance_strategies import ALL, problem_for, value_of
-from tiny import tiny_model
+from fvopt.testing import problem_for, tiny_model
+
+from test_conformance_strategies import ALL
+
+
+def value_of(problem, z) -> float:
+    with torch.no_grad():
+        return problem.evaluate(z.to(problem.device)).mean().item()
 
 KINDS = ("last", "best", "recommend")
 DEFAULTS = {"adam": "last", "sgd": "last", "momentum": "last", "normalized": "last", "torch:NAdam": "last",
@@ -45,17 +51,19 @@ def run_with(tiny, name: str, result: str | None, steps: int = 5):
 @pytest.mark.parametrize("name", ALL)
 def test_each_result_works_or_is_refused_in_one_line_and_best_is_never_below_last(tiny, name):
     choices = offered(name)
-    assert "best" in choices, f"{name} has no result=best"
+    assert not choices or "best" in choices, f"{name} has no result=best"  # every fvopt strategy has it
     runs = {}
     for kind in KINDS:
-        if kind not in choices:
+        if kind not in choices:  # a choice it lacks, or a user's strategy without the option at all
             with pytest.raises(FvoptError) as err:
                 make_strategy(name, result=kind)
             message = str(err.value)
-            assert "\n" not in message and f"result='{kind}'" in message and "best" in message, message
+            assert "\n" not in message and "result" in message, message
             continue
         runs[kind] = run_with(tiny, name, kind)
         assert runs[kind][2].extra["result"] == kind, f"{name}: the trace must say which point was returned"
+    if "best" not in runs:
+        return
     other = runs.get("last") or runs["recommend"]  # nevergrad: its recommendation against the best
     (_, p_other, last), (_, p_best, best) = other, runs["best"]
     # the choice of the returned point does not change the search
