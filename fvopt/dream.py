@@ -291,7 +291,7 @@ def dream(
     generator = torch.Generator().manual_seed(seed)
     result = DreamResult(base, settings={**s.record(), "objective_name": str(objective), "grad": grad, "seed": seed,
                                          "octave_sizes": [list(size) for size in sizes]})
-    detail = torch.zeros(1, 3, *sizes[0], device=net.device)
+    detail = torch.zeros(1, net.channels, *sizes[0], device=net.device)
     dreamed = base
     octave_base = base
     start = time.perf_counter()

@@ -22,7 +22,6 @@ def score_images(model: FeatureModel, objective: Objective, images: torch.Tensor
                  transforms: Compose | None = None, render: int | None = None) -> dict[str, torch.Tensor]:
     """Per-image `value` (untransformed) and `robust_value` (mean over the fixed draws); with
     `render`, every image is shown to the network resized to that size, as the run showed it."""
-    transforms = transforms or standard_transforms()
     images = images.to(model.device, torch.float32)
     # the fixed draws are made for the images' size and channels, as the run's were (fvopt.transform_fit)
     transforms = fit_transforms(transforms or standard_transforms(), tuple(images.shape[-2:]), images.shape[1])
