@@ -217,7 +217,7 @@ def visualize(
     parameterization = search_space(strategy, requested)
     slots = batch or objective.slots
     if quality_measures is not None:  # a measure asked for by name that cannot apply: refused before the run
-        quality_plan(objective, slots, quality_ref is not None, quality_measures)
+        quality_plan(objective, slots, quality_ref is not None, quality_measures, channels=net.channels)
     z0 = seeded = None
     if photo is not None:
         parameterization, z0, seeded = _seed(photo, net, strategy, requested, parameterization, size, slots)

@@ -285,3 +285,24 @@ def test_the_readme_python_example_of_your_own_model_runs(tmp_path, monkeypatch)
     exec(compile(code, "README.md", "exec"), {})
     with Image.open(tmp_path / "s.png") as img:
         assert img.mode == "L" and img.size == (28, 28)
+
+
+def test_a_network_with_uninitialized_lazy_layers_is_refused_in_one_line():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(5))
+    with pytest.raises(FvoptError, match="lazy layers whose parameters are not yet initialized"):
+        fvopt.visualize(net, "class:1", steps=2, size=64, progress=False)
+
+
+def test_a_grayscale_run_is_judged_by_its_spectrum_only_and_says_why(tmp_path):
+    """Quality measures compare with RGB photos and ImageNet judges: a 1-channel run gets the
+    spectral slope, every other measure absent with its reason, never an error or a wrong number."""
+    model = fvopt.wrap(small_cnn(), mean=0.5, std=0.25, input_size=28)
+    vis = fvopt.visualize(model, "channel:conv2:3", "fft", steps=3, device="cpu", transforms="none",
+                          reference="builtin", progress=False)
+    q = vis.trace["quality"]
+    assert "error" not in q and q["measures"] == ["spectral_slope"]
+    assert q["reference"].startswith("none (the reference set is RGB")
+    assert "1 channel" in q["natural_ratio_absent"] and "1 channel" in q["mis_absent"]
+    assert q["spectral_slope"] == pytest.approx(float(fvopt.quality.spectral_slopes(vis.images)[0]), abs=1e-6)
+    with pytest.raises(FvoptError, match="mis compares with RGB reference photos"):
+        fvopt.visualize(model, "channel:conv2:3", "fft", steps=3, device="cpu", reference="builtin", measures="mis")

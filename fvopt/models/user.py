@@ -55,6 +55,9 @@ def wrap(net: nn.Module, mean: float | Sequence[float] | str | None = None,
     if not isinstance(net, nn.Module):
         raise FvoptError(f"wrap needs a torch.nn.Module, not {type(net).__name__} {net!r:.80}")
     name = name or type(net).__name__
+    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in net.parameters()):
+        raise FvoptError(f"{name} has lazy layers whose parameters are not yet initialized: run it once on an "
+                         "example batch of its inputs before giving it to fvopt")
     first = first_layer(net)
     channels = check_channels(channels, first, name)
     size = parse_size(224 if input_size is None else input_size, "input_size")

@@ -56,18 +56,24 @@ def parse_measures(measures: "str | list[str] | tuple[str, ...] | None") -> tupl
 
 
 def plan(target: "str | Objective", n_images: int, has_reference: bool,
-         measures: "str | list[str] | None" = "default") -> tuple[list[str], dict[str, str], Unit | None]:
+         measures: "str | list[str] | None" = "default",
+         channels: int = 3) -> tuple[list[str], dict[str, str], Unit | None]:
     """(measures to compute, {measure: why absent}, unit): checked before any model pass.
 
     A measure asked for by name (or by 'all') that cannot be computed is refused in one line; in the
-    default set it is simply absent, with the reason recorded.
+    default set it is simply absent, with the reason recorded. Images of other than 3 channels (a
+    grayscale or multispectral network) get the spectral slope only: every other measure compares
+    with RGB reference photos or ImageNet judges, which such images cannot be shown to.
     """
     names, explicit = parse_measures(measures)
     unit, why_not = unit_of(target)
     wanted, absent = [], {}
     for m in names:
         reason = ""
-        if m in M.UNIT_MEASURES and unit is None:
+        if channels != 3 and m != "spectral_slope":
+            reason = (f"{m} compares with RGB reference photos and ImageNet judges, and these images have "
+                      f"{channels} channel{'s' if channels != 1 else ''}")
+        elif m in M.UNIT_MEASURES and unit is None:
             reason = why_not
         elif m == "transfer" and unit is not None and unit.kind != "class":
             reason = f"transfer is a class measure and {unit.label(0).rsplit(':', 1)[0]} is a channel target"
@@ -125,16 +131,17 @@ def judge(images: torch.Tensor, target: "str | Objective", model: "str | Feature
       M_refimage: [one per image]} (diversity, a batch measure, has one entry).
     Every input is checked before any network pass (FvoptError, one line).
     """
-    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
-        raise FvoptError(f"images must be a (n, 3, H, W) tensor in [0,1], not "
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise FvoptError(f"images must be a (n, C, H, W) tensor in [0,1], not "
                          f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
     for name, value in (("top", top), ("pairs", pairs), ("per_source", per_source), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise FvoptError(f"{name} must be a positive integer, not {value!r}")
     objective = as_objective(target)
     n = images.shape[0]
-    ref = reference_set(reference) if reference is not None else None
-    wanted, absent, unit = plan(objective, n, ref is not None, measures)
+    channels = images.shape[1]
+    ref = reference_set(reference) if reference is not None and channels == 3 else None
+    wanted, absent, unit = plan(objective, n, ref is not None, measures, channels=channels)
     net = model if isinstance(model, FeatureModel) else load_model(model, device=device)
     needs_judge = any(m in wanted for m in ("plausibility", "mis", "diversity")) or \
         ("spectral_slope" in wanted and ref is not None)
@@ -144,6 +151,8 @@ def judge(images: torch.Tensor, target: "str | Objective", model: "str | Feature
     images = images.detach().float().cpu().clamp(0, 1)
     out: dict = {"reference": "none", "judge": judge_net.name if judge_net is not None else None, "model": net.name,
                  "target": str(objective), "images": n, "measures": wanted, "reference_cache": None}
+    if reference is not None and ref is None:
+        out["reference"] = f"none (the reference set is RGB and these images have {channels} channels)"
     stats_model = stats_judge = None
     hows = []
     if ref is not None and any(m in wanted for m in M.NEEDS_REFERENCE):
