@@ -47,7 +47,6 @@ class Job:
 def run_batch(job: Job, threads: int | None = None) -> list[dict]:
     """One batch (a pure function of the job, so any executor runs it): its units' rows for the store."""
     from ..bench.cell import cached_model
-    from ..bench.judging import encode_exact
     from ..quality import judge
     from ..viz import visualize
     from ..version import __version__
@@ -95,7 +94,9 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
             "extra": {"layer": b.layer, "unit": index, "batch": b.units, "batch_seconds": result.seconds,
                       "batch_forwards": result.forwards, "batch_backwards": result.backwards,
                       "stop_reason": result.stop_reason},
-            "image": buffer.getvalue(), "image_exact": encode_exact(image), "quality": unit_quality,
+            # the 8-bit PNG only: exact float32 copies (bench's image_exact) of thousands of units would
+            # make a site's database hundreds of MB; the measures were judged on the exact images above
+            "image": buffer.getvalue(), "quality": unit_quality,
             "fvopt_version": __version__, "torch_version": torch.__version__,
             "device": f"{job.device} ({platform.machine()}, {torch.get_num_threads()} threads)",
         })
