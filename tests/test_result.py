@@ -111,3 +111,22 @@ def test_hybrid_result_best_before_the_switch_is_the_runs_best(tiny):
     out = run(problem, strategy, Budget(steps=3))  # ends long before the switch
     assert strategy.switched_at is None
     assert torch.equal(out.z, problem.best_z)
+
+
+def test_nevergrad_under_a_seconds_budget_is_told_the_evaluations_the_first_generation_predicts(tiny):
+    """NGOpt chooses by budget: under a budget in seconds only, the first generation's cost sets the
+    budget nevergrad is rebuilt with, and the trace says how it was planned."""
+    strategy = make_strategy("ng:TwoPointsDE")
+    problem = problem_for(tiny, strategy, transforms="none", seed=3)
+    out = run(problem, strategy, Budget(seconds=1.0))
+    status = strategy.status()
+    assert status["planned_from"].startswith("the first generation's cost")
+    assert status["planned_evaluations"] != 100 * strategy.popsize  # not the guess it was built with
+    assert status["planned_evaluations"] % status["generation"] == 0
+    assert strategy.searches[0].budget == status["planned_evaluations"]
+    assert out.steps >= 1 and out.forwards == out.steps * status["generation"]
+    # with evaluations in the budget, nevergrad is told them directly and nothing is re-planned
+    strategy = make_strategy("ng:TwoPointsDE")
+    run(problem_for(tiny, strategy, transforms="none", seed=3), strategy, Budget(steps=3))
+    assert strategy.status()["planned_from"].startswith("the run budget")
+    assert strategy.searches[0].budget == 3 * strategy.popsize

@@ -7,6 +7,7 @@ draw (common random numbers: otherwise augmentation luck would decide the rankin
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from contextlib import contextmanager
 from functools import lru_cache
@@ -341,8 +342,49 @@ class NevergradStrategy(ReportsResult, AskTellStrategy):
         self.planned_from = "the budget option" if self.budget else _planned_from(problem.meter.budget)
         self.device = problem.device
         self.problem = problem
-        self.searches = [self._build(z0[b].double().cpu().numpy(), self.sigma, self.planned, problem.seed * 1000 + b + 1)
-                         for b in range(problem.batch)]
+        self.z0 = z0
+        self.searches = self._build_all(self.planned)
+        budget = problem.meter.budget
+        self.replan_seconds = (None if self.budget or budget is None or budget.steps or budget.forwards or budget.passes
+                               else budget.seconds)
+
+    def _build_all(self, planned: int) -> list:
+        problem = self.problem
+        return [self._build(self.z0[b].double().cpu().numpy(), self.sigma, planned, problem.seed * 1000 + b + 1)
+                for b in range(problem.batch)]
+
+    def step(self, problem: Problem) -> None:
+        """One generation; under a budget in seconds only, the first generation's cost sets the budget
+        nevergrad is told (its selectors choose by budget): the searches are rebuilt with the planned
+        evaluations, and told the first generation's points where the optimizer takes points it did
+        not ask (else they start afresh; fvopt's own best-so-far keeps them either way)."""
+        if not self.replan_seconds:
+            return super().step(problem)
+        start = time.perf_counter()
+        asked, Z = self.ask_population(problem.device)
+        values = problem.evaluate(Z)
+        self.tell_population(asked, values)
+        per_generation = max(time.perf_counter() - start, 1e-6)
+        generations = max(1, int(self.replan_seconds / per_generation))
+        guess, self.replan_seconds = self.planned, None
+        self.planned = generations * generation_size(self.searches[0])
+        self.planned_from = (f"the first generation's cost ({per_generation:.3g} s for {len(Z)} candidates): "
+                             f"{generations} generations in {problem.meter.budget.seconds:g} s "
+                             f"(the optimizer was built first with a guess of {guess})")
+        from nevergrad import errors as ng_errors
+
+        host = values.detach().to("cpu", torch.float64).numpy()
+        self.searches = self._build_all(self.planned)
+        try:
+            with quiet_numpy():
+                for b, search in enumerate(self.searches):
+                    for k, vector in enumerate(np.asarray(Z[:, b].detach().to("cpu", torch.float64))):
+                        search.tell(search.parametrization.spawn_child(new_value=vector), float(-host[k, b]))
+        except (ng_errors.TellNotAskedNotSupportedError, ValueError, AssertionError, NotImplementedError) as err:
+            # an optimizer that cannot take points it did not ask: only its memory of one generation is lost
+            self.searches = self._build_all(self.planned)
+            self.planned_from += (f"; the rebuilt optimizer refused the first generation's points "
+                                  f"({type(err).__name__}), so it started afresh")
 
     def _ask(self, opt) -> tuple[list, list[np.ndarray]]:
         candidates = [opt.ask() for _ in range(generation_size(opt))]
