@@ -223,3 +223,23 @@ def test_pages_render_offline_in_chromium_with_every_image_decoded(site, tmp_pat
         body = re.search(r"<body[^>]*>", dom).group(0)
         assert f'data-images-total="{images}"' in body and f'data-images-loaded="{images}"' in body, (path, body)
         assert not re.search(r'(src|href)="(https?:)?//', dom)
+
+
+@pytest.mark.slow
+def test_a_unit_stopped_on_nan_is_shown_as_such_never_missing(tmp_path):
+    """A real NaN: channel 1 of the fixture network is log(-|y| - 1), NaN for every image (its gradient is finite,
+    so channel 0's runs are unaffected)."""
+    net = Path(__file__).parent / "fixtures" / "atlas_nan_net.py"
+    out = tmp_path / "site"
+    frame = atlas(f"{net}:make", "bad", "adam,cmaes", size=32, steps=3, max_batch=1, reference=None, out=out,
+                  progress=False)
+    summary = frame.attrs["summary"]
+    assert sorted(summary.stopped) == ["bad:1 adam", "bad:1 cmaes"] and not summary.failed
+    assert "2 stopped on NaN (bad:1 adam, bad:1 cmaes)" in summary.line()
+    stopped = frame[frame.nan_stopped]
+    assert sorted(zip(stopped.unit, stopped.optimizer)) == [(1, "adam"), (1, "cmaes")]
+    page = (out / "units" / "bad" / "1.html").read_text()
+    assert page.count('class="bad nan">stopped on NaN: stopped: the objective became NaN') == 2
+    assert "bad nan" not in (out / "units" / "bad" / "0.html").read_text()
+    assert (out / "layers" / "bad.html").read_text().count("NaN</span>") == 2
+    assert (out / "img" / "bad" / "adam" / "1.png").is_file()  # the best image before the NaN is kept
