@@ -123,3 +123,14 @@ def test_a_comparison_too_small_for_any_significance_says_so():
     assert "With 4 blocks no pair can be significant" in text and "2/2^4 = 0.12" in text
     many = [cell(s, seed, [(100, 1.0, v + seed)]) for seed in range(12) for s, v in (("a", 3.0), ("b", 2.0), ("c", 1.0))]
     assert "no pair can be significant" not in " ".join(compare(many).conclusions())
+
+
+def test_legends_name_the_point_each_strategy_returned_when_the_cells_record_it():
+    recorded = [cell("cmaes", 0, [(10, 1.0, 5)]), cell("ng:NGOpt", 0, [(10, 1.0, 4)], stop="nan")]
+    recorded[0]["extra"] = {"result": "last"}
+    recorded[1]["extra"] = {"result": "recommend"}
+    runs = anytime.collect_runs(recorded)
+    assert anytime.legend_label(runs, "cmaes") == "cmaes (result last)"
+    assert anytime.legend_label(runs, "ng:NGOpt") == "ng:NGOpt (result recommend, 1/1 stopped early)"
+    # a database from before `result` was recorded keeps its legends as they were
+    assert anytime.legend_label(anytime.collect_runs([cell("cmaes", 0, [(10, 1.0, 5)])]), "cmaes") == "cmaes"

@@ -45,6 +45,7 @@ class Run:
     best: np.ndarray
     early: bool
     reason: str
+    result: str | None = None  # the point the strategy returned (issue 22's `result`), when the cell records it
 
     @property
     def length(self) -> dict[str, float]:
@@ -92,7 +93,8 @@ def collect_runs(rows: list[dict], failed: list[dict] | None = None) -> Runs:
             continue
         trace = [p for p in r["trace"] or [] if finite(p["best"]) is not None]
         runs.append(Run(labels[i], problem, r["seed"], trace_axis(trace, "passes"), trace_axis(trace, "seconds"),
-                        best_so_far(trace) / ref, stopped_early(r), r.get("stop_reason") or ""))
+                        best_so_far(trace) / ref, stopped_early(r), r.get("stop_reason") or "",
+                        (r.get("extra") or {}).get("result")))
     counts: dict[str, int] = defaultdict(int)
     for j, r in enumerate(failed or []):
         counts[labels[len(rows) + j]] += 1
@@ -240,10 +242,13 @@ def curves(runs: Runs, label: str, axis: str, points: int = 200) -> tuple[np.nda
 
 
 def legend_label(runs: Runs, label: str) -> str:
-    """`label` with how many of its runs stopped early and how many of its cells failed."""
+    """`label` with the point its runs returned (`result`, when the cells record it: databases from
+    before it was recorded read as they did), how many stopped early and how many cells failed."""
     mine = runs.of(label)
     early, failed = sum(r.early for r in mine), runs.failed.get(label, 0)
-    notes = [f"{early}/{len(mine)} stopped early" if early else "", f"{failed} failed" if failed else ""]
+    results = sorted({r.result for r in mine if r.result})
+    notes = [f"result {'/'.join(results)}" if results else "",
+             f"{early}/{len(mine)} stopped early" if early else "", f"{failed} failed" if failed else ""]
     notes = [n for n in notes if n]
     return label + (f" ({', '.join(notes)})" if notes else "")
 
