@@ -498,7 +498,7 @@ def test_a_worker_killed_by_the_system_is_not_taken_for_ctrl_c(tmp_path):
 def test_a_class_the_transfer_model_lacks_is_refused_before_the_database_is_created(tmp_path, capsys, monkeypatch):
     from fvopt.bench import cell
     from tiny import tiny_model
-    monkeypatch.setitem(cell._MODELS, ("tiny", "cpu"), tiny_model())  # a network of 10 classes, as if loaded
+    monkeypatch.setitem(cell._MODELS, ("tiny", "cpu", repr([])), tiny_model())  # a network of 10 classes, as if loaded
     db = tmp_path / "r.sqlite"
     spec = one_cell_spec(tmp_path, "class:12", 'transfer_model = "tiny"')
     assert main(["bench", "run", str(spec), "--db", str(db), "--quiet"]) == 2
