@@ -625,12 +625,13 @@ def _viz(args) -> int:
     if quality and "measures" in quality:
         from .quality.score import summary_line
         print(summary_line(quality))
-    elif quality:
+    elif quality and not vis.interrupted:
         print(f"quality: {quality.get('error') or quality.get('note')}", file=sys.stderr)
-    if vis.interrupted:
+    if vis.interrupted:  # one line: what was kept, and that it was not judged
         from .signals import exit_code
         print(f"fvopt: {_stopped()} after {vis.result.steps} steps: kept the best image so far in {out}"
-              f"{f' and its trace in {args.trace}' if args.trace else ''}", file=sys.stderr)
+              f"{f' and its trace in {args.trace}' if args.trace else ''}"
+              f"{' (not judged for quality)' if quality else ''}", file=sys.stderr)
         return exit_code()
     from .run import BUDGET_STOPS
     if vis.result.stop_reason not in BUDGET_STOPS:

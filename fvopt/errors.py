@@ -17,3 +17,9 @@ def suggest(name: str, known: Iterable[str], n: int = 5) -> str:
     """A ' Did you mean ...?' tail listing the closest known names, or '' if none is close."""
     close = difflib.get_close_matches(name, list(known), n=n, cutoff=0.5)
     return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+def first_line(err: BaseException) -> str:
+    """The first non-blank line of an exception's message (at most 200 characters), or its type's
+    name: what a one-line refusal quotes of a library's error, its cause kept by `from err`."""
+    return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)[:200]

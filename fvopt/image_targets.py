@@ -37,7 +37,7 @@ import torch
 from .errors import FvoptError
 from .init_image import ARRAY_SUFFIXES, IMAGE_SUFFIXES, Photo
 from .models.layouts import positions, unit_mean
-from .objectives import Activations, Check, Objective, _parse_indices, register_target
+from .objective_core import Activations, Check, Objective, _parse_indices, register_target
 
 # `@path` inside a target string: up to the first image suffix followed by the end, a space or a
 # new term. Paths are percent-encoded before the target is split into terms, so a '-' or ':' in a

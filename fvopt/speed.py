@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from .errors import FvoptError
+from .errors import FvoptError, first_line
 
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
@@ -201,7 +201,7 @@ class CompiledPass:
                 trace(x)
         except torch._dynamo.exc.TorchDynamoException as err:
             raise FvoptError(f"compile {self.mode!r}: {self.model.name} does not compile as one graph "
-                             f"({_first_line(err)}); run without --compile") from None
+                             f"({first_line(err)}); run without --compile") from None
 
     def run(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Activations of the layers (and 'logits' when asked for), as `Capture.run` returns them."""
@@ -212,13 +212,9 @@ class CompiledPass:
             try:
                 acts = self.compiled(images)
             except torch._dynamo.exc.TorchDynamoException as err:
-                raise FvoptError(f"compile {self.mode!r} failed for {self.model.name}: {_first_line(err)}; "
+                raise FvoptError(f"compile {self.mode!r} failed for {self.model.name}: {first_line(err)}; "
                                  "run without --compile") from None
         return {k: v.clone() for k, v in acts.items()} if self.cudagraphs else acts
-
-
-def _first_line(err: BaseException) -> str:
-    return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)[:200]
 
 
 def compiled_pass(model, layers: frozenset[str], mode: str, size: int) -> CompiledPass:

@@ -9,12 +9,16 @@ report parses free text of its own.
 """
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import Enum
 
 
-class StopReason(StrEnum):
+class StopReason(str, Enum):
     """The reasons a run ends. The budget members are the budget's own words (what ran out);
     `BUDGET` is a run whose strategy ended it within the budget (nothing left to do)."""
+
+    # what enum.StrEnum does (Python 3.11+; fvopt supports 3.10): a member prints and formats as its text
+    __str__ = str.__str__
+    __format__ = str.__format__
 
     STEPS = "steps"
     SECONDS = "seconds"

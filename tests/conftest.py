@@ -1,7 +1,16 @@
+import os
+
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# Under pytest-xdist (README's `-n 2`) each worker is one process on one core: one torch thread each,
+# and the fvopt subprocesses the tests start inherit the same limit (two OpenMP pools spin-waiting on
+# two cores made runs up to 10x slower). Alone, the suite uses both cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="session")

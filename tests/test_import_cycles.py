@@ -16,17 +16,6 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fvopt"
 
-# Known cycles being removed by other work in progress, listed so that this test guards everything
-# else meanwhile. Each entry is the exact set of modules of one cycle; delete it once the cycle is
-# gone (a cycle that grows, or any other, still fails).
-KNOWN_CYCLES: list[frozenset[str]] = [
-    # issue 18 (user models), uncommitted: models.loading imports models.user, which imports it back
-    frozenset({"fvopt.models.loading", "fvopt.models.user"}),
-    # issue 18 (image targets), uncommitted: objectives imports image_targets, which imports it back
-    frozenset({"fvopt.image_targets", "fvopt.objectives"}),
-]
-
-
 def module_name(path: Path) -> str:
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -92,7 +81,7 @@ def test_no_import_cycle_in_the_package():
     graph = import_graph()
     cycles = []
     for component in nx.strongly_connected_components(graph):
-        if len(component) > 1 and frozenset(component) not in KNOWN_CYCLES:
+        if len(component) > 1:
             cycle = nx.find_cycle(graph.subgraph(component))
             cycles.append(" -> ".join([a for a, _ in cycle] + [cycle[0][0]]))
     assert not cycles, "import cycles: " + "; ".join(cycles)

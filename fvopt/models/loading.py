@@ -7,7 +7,6 @@ local file with `weights_only=True`; `"random"` gives random weights, and only w
 from __future__ import annotations
 
 import os
-import pickle
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import torch
 
 from ..scoped import process_state_kept
 from .offline import hub_offline
-from ..errors import FvoptError, suggest
+from ..errors import FvoptError, first_line, suggest
+from .weights import load_weights, read_state_dict  # noqa: F401  (read_state_dict: read from here by callers)
 from .lite import LITE_VARIANTS, build_lite
 from .sources import MODEL_SOURCES, find_source, register_model_family, register_model_source
 from .wrapper import FeatureModel
@@ -83,72 +83,12 @@ def _describe(weights) -> str:
     return "pretrained" if weights is None else str(weights)
 
 
-def _load_weights(net: torch.nn.Module, weights, name: str) -> None:
-    if str(weights) == "random":
-        return
-    state = read_state_dict(weights, name)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:
-        mine = net.state_dict()
-        missing = [k for k in mine if k not in state]
-        unexpected = [k for k in state if k not in mine]
-        wrong = [k for k in mine if k in state and state[k].shape != mine[k].shape]
-        detail = "; ".join(part for part in (
-            f"{len(missing)} missing (first: {missing[0]})" if missing else "",
-            f"{len(unexpected)} unexpected (first: {unexpected[0]})" if unexpected else "",
-            f"{len(wrong)} of another shape (first: {wrong[0]} {tuple(state[wrong[0]].shape)} vs "
-            f"{tuple(mine[wrong[0]].shape)})" if wrong else "") if part) or _first_line(err)
-        raise FvoptError(f"weight file '{weights}' does not fit {name}: {detail}") from err
-
-
-def read_state_dict(weights, name: str) -> dict[str, torch.Tensor]:
-    """A state dict from a user's file, loaded with weights_only=True, or one line saying why not."""
-    path = Path(weights)
-    if not path.is_file():
-        raise FvoptError(f"weight file '{path}' for {name} does not exist (or pass weights='random')")
-    if path.stat().st_size == 0:
-        raise FvoptError(f"weight file '{path}' is empty")
-    with open(path, "rb") as fh:
-        head = fh.read(2)
-    if head != b"PK" and not head.startswith(b"\x80"):  # torch.save writes a zip archive (or, long ago, a pickle)
-        raise FvoptError(f"weight file '{path}' is not a torch checkpoint (it is neither a zip archive nor a "
-                         "pickle): save one with torch.save(model.state_dict(), path)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
-            raise FvoptError(f"weight file '{path}' holds Python objects, not only tensors, and fvopt loads weights "
-                             "with weights_only=True, which refuses them (unpickling them could run code). "
-                             "Save a plain state dict: torch.save(model.state_dict(), path)") from err
-        raise FvoptError(f"weight file '{path}' is not a torch checkpoint (unpickling failed: "
-                         f"{_first_line(err)})") from err
-    except Exception as err:  # zip, EOF and text files surface as many exception types
-        raise FvoptError(f"weight file '{path}' is not a readable torch checkpoint: {_first_line(err)}") from err
-    for key in ("state_dict", "model", "model_state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise FvoptError(f"weight file '{path}' holds a {type(state).__name__}, not a state dict (names -> tensors)")
-    odd = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
-    if odd:
-        k = odd[0]
-        raise FvoptError(f"weight file '{path}' is not a state dict of named tensors: entry {str(k)[:60]!r} holds a "
-                         f"{type(state[k]).__name__} ({len(odd)} such entries)")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__
-
-
 def _lite(name: str, weights) -> FeatureModel:
     if weights is None:
         net = build_lite(name, pretrained=True)
     else:
         net = build_lite(name, pretrained=False)
-        _load_weights(net, weights, name)
+        load_weights(net, weights, name)
     return FeatureModel(net, name, input_size=LITE_VARIANTS[name][1], weights=_describe(weights), fixed_size=False)
 
 
@@ -195,7 +135,7 @@ def _torchvision(spec: str, weights) -> FeatureModel:
             extra = {"aux_logits": False, "transform_input": True, "init_weights": False} \
                 if arch in ("googlenet", "inception_v3") else {}
             net = torchvision.models.get_model(arch, weights=None, **extra)
-            _load_weights(net, path, name)
+            load_weights(net, path, name)
         described = f"{enum.name} ({path})" if weights is None else str(weights)
     preprocess = enum.transforms()
     size = int(_first(preprocess.crop_size))
@@ -272,7 +212,7 @@ def _timm(arch: str, weights) -> FeatureModel:
     else:
         with hub_offline():
             net = timm.create_model(arch, pretrained=False)
-        _load_weights(net, weights, name)
+        load_weights(net, weights, name)
         described = _describe(weights)
     cfg = net.pretrained_cfg or {}
     size = int(cfg.get("input_size", (3, 224, 224))[-1])
@@ -304,7 +244,7 @@ def _timm_pretrained(arch: str, path: Path, name: str):
     except FvoptError:
         raise
     except Exception as err:  # a strict-load mismatch, or a checkpoint timm's converter cannot read
-        detail = _mismatch(err) if isinstance(err, RuntimeError) else _first_line(err)
+        detail = _mismatch(err) if isinstance(err, RuntimeError) else first_line(err)
         raise FvoptError(f"pretrained file '{path}' does not fit {name}: {detail}") from err
 
 
@@ -318,7 +258,7 @@ def read_safetensors(path: Path, name: str) -> dict[str, torch.Tensor]:
         return load_file(str(path), device="cpu")
     except Exception as err:
         raise FvoptError(f"weight file '{path}' for {name} is not a readable safetensors file: "
-                         f"{_first_line(err)}") from err
+                         f"{first_line(err)}") from err
 
 
 def _timm_cached_file(arch: str) -> Path:

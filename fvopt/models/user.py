@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from ..canvas import Size, describe, hw, parse_size
-from ..errors import FvoptError, suggest
+from ..errors import FvoptError, first_line, suggest
 from .wrapper import IMAGENET_MEAN, IMAGENET_STD, FeatureModel
+from .weights import load_weights
 
 PREPROCESSING = ("mean", "std", "input_size", "channels", "value_range")
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
@@ -214,8 +215,6 @@ def load_user_model(name: str, weights=None, **preprocessing) -> FeatureModel:
 def load_factory(spec: str, weights=None, **preprocessing) -> FeatureModel:
     """`file.py:factory`: the module returned by calling `factory()` from the file, with `weights`
     (a state dict file, loaded weights_only) when given, else as the factory built it."""
-    from .loading import _load_weights
-
     path_text, colon, func = spec.rpartition(":") if ".py:" in spec else (spec, "", "")
     if not colon or not func:
         raise FvoptError(f"model '{spec}' names a Python file but no function in it: give FILE.py:FACTORY "
@@ -231,7 +230,7 @@ def load_factory(spec: str, weights=None, **preprocessing) -> FeatureModel:
         loader_spec.loader.exec_module(module)  # type: ignore[union-attr]
     except Exception as err:
         sys.modules.pop(module_name, None)
-        raise FvoptError(f"model file '{path}' raised {type(err).__name__} when imported: {_first_line(err)}") from err
+        raise FvoptError(f"model file '{path}' raised {type(err).__name__} when imported: {first_line(err)}") from err
     factory = getattr(module, func, None)
     if factory is None:
         names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
@@ -242,12 +241,12 @@ def load_factory(spec: str, weights=None, **preprocessing) -> FeatureModel:
     try:
         net = factory()
     except Exception as err:
-        raise FvoptError(f"{spec}: the factory raised {type(err).__name__}: {_first_line(err)}") from err
+        raise FvoptError(f"{spec}: the factory raised {type(err).__name__}: {first_line(err)}") from err
     if not isinstance(net, nn.Module):
         raise FvoptError(f"{spec} returned a {type(net).__name__}, not a torch.nn.Module: the factory must return "
                          "the network")
     if weights is not None and str(weights) != "random":
-        _load_weights(net, weights, spec)
+        load_weights(net, weights, spec)
     described = "as the factory built it" if weights is None or str(weights) == "random" else str(weights)
     return wrap(net, name=spec, weights=described, **_given(preprocessing))
 
@@ -272,7 +271,7 @@ def load_program(path_text: str, weights=None, **preprocessing) -> FeatureModel:
         program = torch.export.load(str(path))
     except Exception as err:
         raise FvoptError(f"'{path}' is not a readable torch.export program ({type(err).__name__}: "
-                         f"{_first_line(err)}); save one with torch.export.save(torch.export.export(net, args), path)") from err
+                         f"{first_line(err)}); save one with torch.export.save(torch.export.export(net, args), path)") from err
     shape = _program_input_shape(program, path)
     batch, channels, height, width = shape
     if not isinstance(batch, torch.SymInt):
@@ -300,7 +299,7 @@ def load_program(path_text: str, weights=None, **preprocessing) -> FeatureModel:
         hookable = None
     except Exception as err:  # the flat graph still runs: class targets only
         net = program.module()
-        hookable = f"torch.export.unflatten failed on '{path}' ({type(err).__name__}: {_first_line(err)})"
+        hookable = f"torch.export.unflatten failed on '{path}' ({type(err).__name__}: {first_line(err)})"
     net.fvopt_unhookable = _unhookable_layers(program, net)  # type: ignore[attr-defined]
     return wrap(net, name=str(path), weights="in the program", fixed_size=True if static else None,
                 hookable=hookable, **given)
@@ -352,7 +351,7 @@ def load_torchscript(path_text: str, weights=None, **preprocessing) -> FeatureMo
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; the file is still read
             net = torch.jit.load(str(path), map_location="cpu")
     except Exception as err:
-        raise FvoptError(f"'{path}' is not a readable TorchScript file ({type(err).__name__}: {_first_line(err)})") from err
+        raise FvoptError(f"'{path}' is not a readable TorchScript file ({type(err).__name__}: {first_line(err)})") from err
     reason = (f"'{path}' is TorchScript, whose modules take no forward hooks: only class targets (class:N, the "
               "output) work on it; for layer targets export it with torch.export (.pt2) or give FILE.py:FACTORY")
     return wrap(_ScriptNet(net), name=str(path), weights="in the file", hookable=reason, **_given(preprocessing))
@@ -376,8 +375,3 @@ def _is_torchscript(path: Path) -> bool:
             return any("/code/" in n for n in zf.namelist())
     except (zipfile.BadZipFile, OSError):
         return False
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import FvoptError
+from ..errors import FvoptError, first_line
 from ..options import Option
 from .base import Parameterization
 from .registry import register_param
@@ -71,7 +71,7 @@ def load_generator(source: str, size, channels: int, dim: int | None = None) -> 
         spec.loader.exec_module(module)
     except Exception as err:  # noqa: BLE001
         sys.modules.pop(name, None)
-        raise FvoptError(f"generator file '{path}' raised {type(err).__name__} on import: {_first_line(err)}") from err
+        raise FvoptError(f"generator file '{path}' raised {type(err).__name__} on import: {first_line(err)}") from err
     make = getattr(module, factory, None)
     if not callable(make):
         found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
@@ -89,15 +89,10 @@ def load_generator(source: str, size, channels: int, dim: int | None = None) -> 
     try:
         net = make(**kwargs)
     except Exception as err:  # noqa: BLE001
-        raise FvoptError(f"generator factory {path.name}:{factory} raised {type(err).__name__}: {_first_line(err)}") from err
+        raise FvoptError(f"generator factory {path.name}:{factory} raised {type(err).__name__}: {first_line(err)}") from err
     if not isinstance(net, nn.Module):
         raise FvoptError(f"generator factory {path.name}:{factory} returned {type(net).__name__}, not a torch.nn.Module")
     return net, source
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else "(no message)"
 
 
 class GeneratorParam(Parameterization):
@@ -167,7 +162,7 @@ class GeneratorParam(Parameterization):
             raise
         except Exception as err:  # noqa: BLE001
             raise FvoptError(f"{self.name} failed on a latent batch of shape (2, {self.dim}): "
-                             f"{type(err).__name__}: {_first_line(err)}") from err
+                             f"{type(err).__name__}: {first_line(err)}") from err
         want = (2, self.channels, h, w)
         if out.dim() != 4 or tuple(out.shape) != want or not out.is_floating_point():
             raise FvoptError(f"{self.name} returned {out.dtype} {tuple(out.shape)} for 2 latents; an image batch "
