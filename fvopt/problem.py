@@ -22,7 +22,7 @@ from .models.hooks import capture
 from .models.wrapper import FeatureModel
 from .objectives import Activations, Objective, validate
 from .params.base import Parameterization
-from .transforms import Compose, show_at, standard_transforms, views_of, with_output_size
+from .transforms import Compose, describe_transforms, show_at, standard_transforms, views_of, with_output_size
 
 
 class BudgetExhausted(Exception):
@@ -143,14 +143,16 @@ ImageGradHook = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _check_chain_sizes(chain, param: Parameterization, model: FeatureModel, render: int | None, batch: int,
-                       max_batch) -> "object":
+                       max_batch, asked: str) -> "object":
     """Refuse a chain that shrinks the image below the network's minimum (or to nothing), and one
-    that grows it past memory: the network is shown the chain's largest output, not the image."""
+    that grows it past memory: the network is shown the chain's largest output, not the image.
+    `asked` is the chain as the user wrote it: the message names it, and what it became when its
+    pixel amounts were scaled for a small image."""
     from .memory import check_fits
     from .transform_sizes import check_transform_sizes
-    from .transforms import describe_transforms
-    sizes = check_transform_sizes(chain, tuple(param.image_hw), model.min_size, model.name,
-                                  describe_transforms(chain), render)
+    fitted = describe_transforms(chain)
+    described = f"'{asked}'" if fitted == asked else f"'{asked}' (scaled to '{fitted}' for this image size)"
+    sizes = check_transform_sizes(chain, tuple(param.image_hw), model.min_size, model.name, described, render)
     shown = render or max(sizes.largest)
     if shown > max(param.image_hw):
         images = batch if not isinstance(max_batch, int) else min(batch, max_batch)
@@ -197,6 +199,7 @@ class Problem:
         chain = standard_transforms() if transforms is None else transforms
         fitted = fit_transforms(chain, param.image_hw, param.channels)  # pixel amounts scaled below 128 px
         self.transform_fit = describe_fit(chain, fitted, param.image_hw)  # what that changed, for the trace
+        asked = describe_transforms(chain)
         chain = fitted
         self.transforms = chain if self.render is None else with_output_size(chain, self.render)
         self.views = views_of(self.transforms)
@@ -217,7 +220,7 @@ class Problem:
                              f"{model.min_size} px a side")
         if tile is None:  # what the chain makes of the image, checked before any work (fvopt/transform_sizes.py)
             self.transform_sizes = _check_chain_sizes(chain, param, model, self.render, batch or objective.slots,
-                                                      max_batch)
+                                                      max_batch, asked)
         if not validated:  # a shape probe at the size the network sees; tiled images at the tile's size
             probe = self.render or param.size  # validate() itself uses the input size of a fixed-size network
             validate(objective, model, probe if tile is None else max(min(side, tile), model.min_size))

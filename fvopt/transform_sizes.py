@@ -63,14 +63,15 @@ def output_range(transforms: Any, hw: tuple[int, int]) -> SizeRange:
 def check_transform_sizes(transforms: Any, hw: tuple[int, int], min_size: int, model_name: str,
                           described: str, render: int | None = None) -> SizeRange:
     """Refuse (FvoptError, one line) a chain whose output the network cannot take: an image
-    shrunk below the network's minimum (or to nothing), before any model pass."""
+    shrunk below the network's minimum (or to nothing), before any model pass. `described` is the
+    chain in words, quoted as the message should show it."""
     sizes = output_range(transforms, hw)
     image = f"{hw[1]}x{hw[0]}" if hw[0] != hw[1] else f"{hw[0]}"
     if min(sizes.smallest) < 1:
-        raise FvoptError(f"transforms '{described}' shrink a {image} px image to nothing (jitter takes its amount off "
+        raise FvoptError(f"transforms {described} shrink a {image} px image to nothing (jitter takes its amount off "
                          f"each side's length): use smaller amounts, or a larger image")
     if render is None and min(sizes.smallest) < min_size:
-        raise FvoptError(f"transforms '{described}' can shrink a {image} px image to {min(sizes.smallest)} px, below "
+        raise FvoptError(f"transforms {described} can shrink a {image} px image to {min(sizes.smallest)} px, below "
                          f"{model_name}'s minimum input of {min_size} px: use smaller amounts, a larger image, or a "
                          f"render size (--render-size)")
     return sizes

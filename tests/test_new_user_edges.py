@@ -37,6 +37,14 @@ def test_a_chain_the_network_cannot_take_is_refused_before_any_pass(chain, messa
     assert "\n" not in str(err.value) and not calls
 
 
+def test_a_refused_chain_scaled_for_a_small_image_is_named_as_written_and_as_scaled():
+    net = tiny_model()
+    net.min_size = 16
+    with pytest.raises(FvoptError, match=r"transforms 'jitter:100' \(scaled to 'jitter:25' for this image size\) "
+                                         r"can shrink a 32 px image to 7 px"):
+        Problem(net, parse_target("channel:conv2:0"), make_param("fft", 32), make_transforms("jitter:100"))
+
+
 def test_a_chain_that_grows_past_memory_is_refused_by_the_estimate(monkeypatch):
     import fvopt.memory
     monkeypatch.setattr(fvopt.memory, "available_bytes", lambda device: 2**28)
