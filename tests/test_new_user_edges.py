@@ -1,5 +1,6 @@
 """The rough edges a new user met (issue 22), each refused before any work in one line."""
 import pytest
+import torch
 
 from fvopt.cli import main
 from fvopt.errors import FvoptError
@@ -86,3 +87,11 @@ def test_torch_optimizers_record_and_say_where_their_learning_rate_comes_from():
     default, given = make_strategy("torch:NAdam"), make_strategy("torch:NAdam", lr=0.05)
     assert default.status()["lr_source"] == "torch's default" and given.status()["lr_source"] == "given"
     assert "torch's default lr 0.002" in default.lr_note() and given.lr_note() is None
+
+
+def test_a_class_target_on_a_network_without_class_scores_is_refused_in_one_line():
+    import fvopt
+    conv_only = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))  # output (N, 4, H, W): no class axis
+    with pytest.raises(FvoptError, match=r"output has shape \(1, 4, 222, 222\): use channel:LAYER:INDEX") as err:
+        fvopt.visualize(conv_only, "class:2", steps=2, size=64, progress=False)
+    assert "\n" not in str(err.value)

@@ -166,5 +166,11 @@ def class_name(index: int) -> str:
 
 
 def num_classes(model: FeatureModel) -> int:
+    """The number of classes the network's output holds; a network whose output is not one score
+    per class, shape (N, classes), is refused in one line (a class index would read some other axis)."""
     with torch.no_grad():
-        return int(model(model.blank()).shape[-1])
+        shape = tuple(model(model.blank()).shape)
+    if len(shape) != 2:
+        raise FvoptError(f"class targets read {model.name}'s output as class scores of shape (N, classes), and its "
+                         f"output has shape {shape}: use channel:LAYER:INDEX (fvopt layers lists the layers)")
+    return int(shape[-1])
