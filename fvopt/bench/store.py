@@ -128,7 +128,7 @@ class Store:
         exists = path.is_file() and path.stat().st_size > 0
         if readonly and not exists:
             what = "is empty" if path.is_file() else "does not exist"
-            raise FvoptError(f"results database '{path}' {what}: run `fvopt bench SPEC --db {path}` first")
+            raise FvoptError(f"results database '{path}' {what}: run `fvopt bench run SPEC --db {path}` first")
         if exists:
             Store._check_is_ours(path, readonly)
         elif not readonly:
