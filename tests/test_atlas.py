@@ -243,3 +243,135 @@ def test_a_unit_stopped_on_nan_is_shown_as_such_never_missing(tmp_path):
     assert "bad nan" not in (out / "units" / "bad" / "0.html").read_text()
     assert (out / "layers" / "bad.html").read_text().count("NaN</span>") == 2
     assert (out / "img" / "bad" / "adam" / "1.png").is_file()  # the best image before the NaN is kept
+
+
+# ---- seeds and diversity sets (on the tiny fixture network: a 3->2 convolution) -----------------------------
+
+FIXTURE = f"{Path(__file__).parent / 'fixtures' / 'atlas_nan_net.py'}:make"
+SMALL = dict(size=32, steps=3, max_batch=2, reference=None, progress=False)
+
+
+class Figures(HTMLParser):
+    """A unit page's images (figure data-optimizer/data-seed/data-value and the img in it) and its number cells."""
+
+    def __init__(self):
+        super().__init__()
+        self.figures, self.cells, self.sets, self._fig = [], [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "figure" and "data-seed" in a:
+            self._fig = {**a}
+            self.figures.append(self._fig)
+        if tag == "img" and self._fig is not None:
+            self._fig["src"] = a["src"]
+        if tag == "td" and "data-measure" in a:
+            self.cells.append(a)
+        if a.get("data-set") == "diversity":
+            self.sets.append(a)
+
+    def handle_endtag(self, tag):
+        if tag == "figure":
+            self._fig = None
+
+
+def stored(site: Path) -> list[dict]:
+    from fvopt.bench.store import Store
+    store = Store(site / DATABASE, readonly=True)
+    try:
+        return store.rows(status=None)
+    finally:
+        store.close()
+
+
+def test_one_seed_keeps_the_key_of_atlases_made_before_seed_lists():
+    s = Settings("lite0", size=64, steps=2, seed=3)
+    unit = Unit("blocks.0", 1)
+    assert cell_key(s, unit, "adam", 3) == cell_key(s, unit, "adam")
+    assert cell_key(s, unit, "adam", 4) != cell_key(s, unit, "adam")
+    assert cell_key(s, unit, "adam", 3, diversity=3) != cell_key(s, unit, "adam", 3)
+
+
+@pytest.mark.slow
+def test_growing_seeds_runs_only_the_new_seeds_and_the_unit_page_shows_each(tmp_path):
+    out = tmp_path / "site"
+    first = atlas(FIXTURE, "conv", "adam,cmaes", seed=0, out=out, **SMALL)
+    before = done_keys(out)
+    assert len(before) == 4 and list(first.seed) == [0] * 4
+    frame = atlas(FIXTURE, "conv", "adam,cmaes", seeds="0,1,2", out=out, **SMALL)
+    after = done_keys(out)
+    assert len(after) == 12 and {k: after[k] for k in before} == before  # 8 new cells, nothing redone
+    assert frame.attrs["summary"].skipped == 4 and frame.attrs["summary"].ran == 8
+    assert len(frame) == 12 and sorted(frame.groupby("seed").size().items()) == [(0, 4), (1, 4), (2, 4)]
+    rows = {(r["strategy"], r["seed"], r["extra"]["unit"]): r for r in stored(out)}
+    page = Figures()
+    page.feed((out / "units" / "conv" / "1.html").read_text())
+    shown = {(f["data-optimizer"], int(f["data-seed"])): f for f in page.figures}
+    assert sorted(shown) == [(o, s) for o in ("adam", "cmaes") for s in (0, 1, 2)]  # a row per optimizer, a column per seed
+    images = set()
+    for (opt, seed), fig in shown.items():
+        assert json.loads(fig["data-value"]) == rows[(opt, seed, 1)]["final"]["value"]
+        path = (out / "units" / "conv" / fig["src"]).resolve()
+        assert path.read_bytes() == rows[(opt, seed, 1)]["image"]
+        images.add(path)
+    assert len(images) == 6
+    cells = {(c["data-optimizer"], int(c["data-seed"]), c["data-measure"]): json.loads(c["data-exact"]) for c in page.cells}
+    for (opt, seed, measure), v in cells.items():
+        row = frame[(frame.unit == 1) & (frame.optimizer == opt) & (frame.seed == seed)].iloc[0]
+        assert v == float(row[measure]), (opt, seed, measure)
+    assert {(o, s) for o, s, _ in cells} == set(shown)
+    assert "seed 0 (the first of seeds 0, 1, 2" in (out / "layers" / "conv.html").read_text()
+
+
+@pytest.mark.slow
+def test_sites_of_different_seeds_and_shards_merge_into_one(tmp_path):
+    parts = [tmp_path / "a", tmp_path / "b"]
+    atlas(FIXTURE, "conv", "adam", seeds="0", shard="1/2", out=parts[0], **SMALL)
+    atlas(FIXTURE, "conv", "adam", seeds="0,1", shard="2/2", out=parts[1], **SMALL)
+    merged = merge(parts, tmp_path / "merged", progress=False)
+    assert sorted(zip(merged.unit, merged.seed)) == [(0, 0), (1, 0), (1, 1)]
+    meta = json.loads((tmp_path / "merged" / "atlas.json").read_text())
+    assert meta["seeds"] == [0, 1] and meta["settings"]["seed"] == 0
+    assert "seed 1" in (tmp_path / "merged" / "units" / "conv" / "1.html").read_text()
+
+
+@pytest.mark.parametrize("bad, said", [("1", "diversity 1 is not allowed"), ("abc", "diversity 'abc' is not a whole number")])
+def test_a_bad_diversity_is_refused_in_one_line_before_work(tmp_path, capsys, bad, said):
+    out = tmp_path / "site"
+    assert main(["atlas", FIXTURE, "--layers", "conv", "--diversity", bad, "--size", "32", "--reference", "none",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and said in err and "2 or more" in err and not out.exists()
+    with pytest.raises(FvoptError, match="seeds"):
+        atlas(FIXTURE, "conv", seeds="0,x", out=out, **SMALL)
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_diversity_set_of_three_stores_three_different_images(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+    out = tmp_path / "site"
+    frame = atlas(FIXTURE, "conv", "adam", diversity=3, units="1", out=out, **SMALL)
+    sets = [r for r in stored(out) if (r["extra"] or {}).get("diversity")]
+    assert len(sets) == 1 and len(done_keys(out)) == 2  # the unit's one image, and its set
+    row = sets[0]
+    assert row["status"] == "done" and row["extra"]["images"] == 3 and len(row["final"]["values"]) == 3
+    strip = np.asarray(Image.open(io.BytesIO(row["image"])).convert("RGB")).astype(int)
+    assert strip.shape == (32, 96, 3)
+    tiles = [strip[:, 32 * k:32 * (k + 1)] for k in range(3)]
+    assert all(np.abs(tiles[i] - tiles[j]).max() > 0 for i in range(3) for j in range(i + 1, 3))
+    assert row["target"] == "channel:conv:1 - 1*diversity:conv"
+    div = frame[frame.set_size == 3].iloc[0]
+    assert div["seed"] == 0 and div["diversity"] == row["quality"]["diversity"]
+    page = Figures()
+    text = (out / "units" / "conv" / "1.html").read_text()
+    page.feed(text)
+    exact = {a["data-measure"]: json.loads(a["data-exact"]) for a in page.sets}
+    assert exact == {"values": row["final"]["values"], "diversity": row["quality"]["diversity"]}
+    assert "diversity set" in text and "weight 1 on the diversity term" in text
+    assert (out / "img" / "conv" / "diversity-3" / "1.png").read_bytes() == row["image"]
+    again = atlas(FIXTURE, "conv", "adam", diversity=3, units="1", out=out, **SMALL)
+    assert again.attrs["summary"].ran == 0 and again.attrs["summary"].skipped == 2

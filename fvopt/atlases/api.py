@@ -7,18 +7,23 @@ from pathlib import Path
 
 from ..errors import FvoptError
 from ..options import IMAGE_SIDE, POSITIVE_INT, SEED, check
-from .plan import (DATABASE, DEFAULT_MAX_BATCH, META, Plan, Settings, check_site, parse_list, parse_shard, parse_units,
-                   read_meta, resolve_layers, settings_of)
+from .plan import (DATABASE, DEFAULT_MAX_BATCH, META, Plan, Settings, check_site, parse_diversity,
+                   parse_list, parse_seeds, parse_shard, parse_units, read_meta, resolve_layers, seeds_of, settings_of)
 
 
 def atlas(model: str, layers="all", optimizers=("adam", "cmaes"), *, param: str = "fft", size: int = 128,
-          steps: int = 64, seed: int = 0, reference: str | None = "builtin", out: "str | Path" = "atlas",
+          steps: int = 64, seed: int = 0, seeds=None, diversity: "int | str" = 0, reference: str | None = "builtin", out: "str | Path" = "atlas",
           workers: int = 1, executor: str | None = None, shard: "str | tuple[int, int] | None" = None,
           max_batch: int = DEFAULT_MAX_BATCH, units: "str | tuple[int, int] | None" = None,
           transforms: str = "default", measures: str = "default", top: int = 6, progress: bool = True,
           log=None):
-    """Visualize every channel of `layers` of `model` under each of `optimizers`; returns a pandas DataFrame
-    (one row per unit and optimizer: value, robust_value, each quality measure, status, stop_reason).
+    """Visualize every channel of `layers` of `model` under each of `optimizers` and `seeds`; returns a pandas
+    DataFrame (one row per cell: unit, optimizer, seed, set_size, value, robust_value, each quality measure,
+    status, stop_reason).
+
+    `seeds` ('0,1,2' or a list) replaces the one `seed`: each unit, optimizer and seed is a cell. `diversity` K
+    (0: none, else 2 or more) adds each unit's diversity set: K images optimized together under the first
+    optimizer and seed for `channel:LAYER:u - w*diversity:LAYER` (w = plan.DIVERSITY_WEIGHT), one cell.
 
     Gradient optimizers run `max_batch` units per run (one image per unit, updated together); zero-order ones
     (cmaes, ...) also take `max_batch` units per run, each unit with its own search and population, scored
@@ -37,6 +42,13 @@ def atlas(model: str, layers="all", optimizers=("adam", "cmaes"), *, param: str 
     size = check("size", size, IMAGE_SIDE)
     steps = check("steps", steps, POSITIVE_INT)
     seed = check("seed", seed, SEED)
+    if seeds is None:
+        seed_list = [seed]
+    else:
+        seed_list = parse_seeds(seeds)
+        if seed not in (0, seed_list[0]):
+            raise FvoptError(f"seed {seed} and seeds {seeds!r} both given: give the seeds as one list (--seeds)")
+    diversity = parse_diversity(diversity)
     max_batch = check("max_batch", max_batch, POSITIVE_INT)
     check("top", top, POSITIVE_INT)
     shard = parse_shard(shard)
@@ -51,7 +63,7 @@ def atlas(model: str, layers="all", optimizers=("adam", "cmaes"), *, param: str 
     if ref != "none":
         from ..quality.reference import reference_set
         reference_set(ref)  # a folder without images is refused now
-    settings = Settings(model, param, size, steps, seed, ref, transforms, measures)
+    settings = Settings(model, param, size, steps, seed_list[0], ref, transforms, measures)
     out = Path(out)
     check_site(out, settings)  # before the model loads: nothing is written to a folder that is not an atlas
     from ..params import make_param
@@ -64,7 +76,7 @@ def atlas(model: str, layers="all", optimizers=("adam", "cmaes"), *, param: str 
         small = [f"{k} ({v})" for k, v in channels.items() if unit_range[1] >= v]
         if small:
             raise FvoptError(f"units {unit_range[0]}-{unit_range[1]} go beyond the channels of {', '.join(small)}")
-    plan = Plan(settings, list(channels), channels, optimizer_names, shard, unit_range, max_batch)
+    plan = Plan(settings, list(channels), channels, optimizer_names, shard, unit_range, max_batch, seed_list, diversity)
     if not plan.units:
         raise FvoptError(f"shard {shard[0]}/{shard[1]} holds no unit: there are fewer units than shards")
 
@@ -78,7 +90,8 @@ def atlas(model: str, layers="all", optimizers=("adam", "cmaes"), *, param: str 
 
 
 def table(site: "str | Path"):
-    """The units and measures a site's store holds, as a pandas DataFrame."""
+    """The cells and measures a site's store holds, as a pandas DataFrame: one row per unit, optimizer and seed
+    (`seed`), and one per diversity set (`set_size` K; 1 for the others; value: the mean of its K images')."""
     import pandas as pd
     from ..bench.store import Store
     from .site import measure_names, unit_numbers
@@ -93,12 +106,12 @@ def table(site: "str | Path"):
         extra = r.get("extra") or {}
         nums = unit_numbers(r, measures) if r["status"] == "done" else {}
         records.append({"layer": extra.get("layer"), "unit": extra.get("unit"), "optimizer": r["strategy"],
-                        "status": r["status"], "stop_reason": r.get("stop_reason"),
+                        "seed": r.get("seed"), "set_size": extra.get("diversity") or 1, "status": r["status"], "stop_reason": r.get("stop_reason"),
                         "nan_stopped": bool((r.get("final") or {}).get("nan_stopped")), **nums,
                         "seconds": r.get("seconds"), "error": r.get("error"), "key": r["key"]})
     frame = pd.DataFrame.from_records(records)
     if len(frame):
-        frame = frame.sort_values(["layer", "optimizer", "unit"], kind="stable").reset_index(drop=True)
+        frame = frame.sort_values(["layer", "set_size", "optimizer", "seed", "unit"], kind="stable").reset_index(drop=True)
     return frame
 
 
@@ -160,15 +173,18 @@ def merge(sites: list["str | Path"], out: "str | Path", top: int = 6, progress: 
     if any(Path(s).resolve() == out.resolve() for s in sites) and old is None:
         raise FvoptError(f"merge output '{out}' is one of the inputs")
     Store.check(out / DATABASE)
-    layers, channels, optimizers, shards = [], {}, [], []
+    layers, channels, optimizers, shards, seeds, sets = [], {}, [], [], [], set()
     for meta in ([old] if old else []) + metas:
         layers += meta["layers"]
         channels.update(meta["channels"])
         optimizers += meta["optimizers"]
         shards += [tuple(x) for x in meta.get("shards", [])]
-    merged = {"kind": metas[0]["kind"], "version": 1, "settings": first.as_dict(), "layers": list(dict.fromkeys(layers)),
-              "channels": channels, "optimizers": list(dict.fromkeys(optimizers)), "shards": sorted(set(shards)),
-              "merged_from": [str(s) for s in sites]}
+        seeds += seeds_of(meta)
+        sets.update(meta.get("diversity", []))
+    settings = settings_of(old) if old else first
+    merged = {"kind": metas[0]["kind"], "version": 1, "settings": settings.as_dict(), "layers": list(dict.fromkeys(layers)),
+              "channels": channels, "optimizers": list(dict.fromkeys(optimizers)), "seeds": list(dict.fromkeys(seeds)),
+              "diversity": sorted(sets), "shards": sorted(set(shards)), "merged_from": [str(s) for s in sites]}
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / META, json.dumps(merged, indent=1))
     target = Store(out / DATABASE)

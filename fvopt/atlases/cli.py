@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 USAGE = ("fvopt atlas MODEL --layers L1,L2|all --optimizers adam,cmaes --param fft --size 128 --steps N "
-         "[--reference DIR|builtin|none] --out SITE [--workers K | --executor dask://HOST:PORT] [--shard k/N] "
+         "[--seeds 0,1,2] [--diversity K] [--reference DIR|builtin|none] --out SITE [--workers K | --executor dask://HOST:PORT] [--shard k/N] "
          "[--max-batch B] [--units A-B]   |   fvopt atlas merge SITE1 SITE2 ... --out SITE")
 
 
@@ -18,7 +18,11 @@ def add_atlas_parser(sub) -> None:
     at.add_argument("--param", default="fft", help="parameterization (default fft; zero-order searches fft:k=8)")
     at.add_argument("--size", type=int, default=128, help="image side in px (default 128)")
     at.add_argument("--steps", type=int, default=64, help="steps (generations for zero-order) per run (default 64)")
-    at.add_argument("--seed", type=int, default=0)
+    at.add_argument("--seed", type=int, default=0, help="one seed (default 0); --seeds gives several")
+    at.add_argument("--seeds", default=None, help="comma-separated seeds: each unit under each optimizer and seed "
+                    "(the layer grids show the first)")
+    at.add_argument("--diversity", default="0", metavar="K", help="each unit's diversity set: K >= 2 images optimized "
+                    "together with the diversity term subtracted (default 0: none)")
     at.add_argument("--reference", default="builtin", metavar="DIR|builtin|none",
                     help="reference images for dataset examples and measures (default: the built-in stand-in)")
     at.add_argument("--measures", default="default", help="quality measures (default: the per-unit ones that apply)")
@@ -39,7 +43,7 @@ def run_atlas_command(args) -> int:
     if args.model == "merge":
         frame = merge(args.sites, args.out, top=args.top, progress=not args.quiet)
         done = int((frame["status"] == "done").sum()) if len(frame) else 0
-        print(f"merged {len(args.sites)} atlases into '{args.out}': {done} unit runs done; open {args.out}/index.html")
+        print(f"merged {len(args.sites)} atlases into '{args.out}': {done} cells done; open {args.out}/index.html")
         return 0
     if args.sites:
         raise FvoptError(f"unexpected arguments {' '.join(args.sites)!r}: fvopt atlas takes one model (or 'merge "
@@ -47,7 +51,7 @@ def run_atlas_command(args) -> int:
     if args.layers is None:
         raise FvoptError("--layers is required: comma-separated layer names (fvopt layers MODEL lists them), or all")
     frame = atlas(args.model, args.layers, args.optimizers, param=args.param, size=args.size, steps=args.steps,
-                  seed=args.seed, reference=args.reference, out=args.out, workers=args.workers,
+                  seed=args.seed, seeds=args.seeds, diversity=args.diversity, reference=args.reference, out=args.out, workers=args.workers,
                   executor=args.executor, shard=args.shard, max_batch=args.max_batch, units=args.units,
                   transforms=args.transforms, measures=args.measures, top=args.top, progress=not args.quiet)
     summary = frame.attrs["summary"]  # its line was printed by atlas()

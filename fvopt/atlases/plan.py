@@ -1,9 +1,10 @@
 """What an atlas is asked to do, checked before any work: its settings, its units, batches, shards and cell keys.
 
-An atlas is every unit (channel) of some layers, visualized by several optimizers under one set of
-settings (model, parameterization, size, steps, seed, reference). The settings define a cell besides
-its unit and optimizer, so a site holds one set of settings; layers and optimizers may grow (a grown
-request runs only the new cells). `--shard k/N` takes the k-th of N contiguous slices of the units,
+An atlas is every unit (channel) of some layers, visualized by several optimizers and seeds under one set
+of settings (model, parameterization, size, steps, reference). The settings define a cell besides its unit,
+optimizer and seed, so a site holds one set of settings; layers, optimizers and seeds may grow (a grown
+request runs only the new cells). `--diversity K` adds one cell per unit: K images optimized together for the
+unit with fvopt's `diversity:LAYER` term subtracted (a diversity set). `--shard k/N` takes the k-th of N contiguous slices of the units,
 so that separate machines write separate databases which `fvopt atlas merge` joins.
 """
 from __future__ import annotations
@@ -17,6 +18,11 @@ from pathlib import Path
 from ..errors import FvoptError
 
 SETTINGS_KEYS = ("model", "param", "size", "steps", "seed", "reference", "transforms", "measures")
+# a site's seed is the first seed it was asked for; more seeds are more cells, as more optimizers are
+COMPARED_KEYS = tuple(k for k in SETTINGS_KEYS if k != "seed")
+# the weight w of a diversity set's target `channel:LAYER:u - w*diversity:LAYER` (the Gram similarity of an image
+# to the others of its set, in [-1, 1]; a channel's mean activation is of order 1 in the models fvopt ships)
+DIVERSITY_WEIGHT = 1.0
 MARKER = "fvopt atlas"
 META = "atlas.json"
 DATABASE = "atlas.sqlite"
@@ -46,7 +52,7 @@ class Settings:
 
     def differences(self, other: "Settings") -> list[str]:
         a, b = self.as_dict(), other.as_dict()
-        return [f"{k} {a[k]!r} vs {b[k]!r}" for k in SETTINGS_KEYS if a[k] != b[k]]
+        return [f"{k} {a[k]!r} vs {b[k]!r}" for k in COMPARED_KEYS if a[k] != b[k]]
 
 
 @dataclass(frozen=True)
@@ -59,16 +65,37 @@ class Unit:
         return f"{self.layer}:{self.index}"
 
 
+@dataclass(frozen=True)
+class Cell:
+    """One stored result: a unit under one optimizer and seed; `diversity` K > 0: the unit's diversity set."""
+    unit: Unit
+    optimizer: str
+    seed: int
+    diversity: int = 0
+
+
 @dataclass
 class Batch:
-    """One run: up to --max-batch units of one layer under one optimizer (`channel:LAYER:i,j,...`)."""
+    """One run: up to --max-batch units of one layer under one optimizer and seed (`channel:LAYER:i,j,...`),
+    or (diversity K > 0) one unit's diversity set: K images of `channel:LAYER:u - w*diversity:LAYER`."""
     layer: str
     optimizer: str
     units: list[int]
+    seed: int = 0
+    diversity: int = 0
 
     @property
     def target(self) -> str:
+        if self.diversity:
+            return diversity_target(self.layer, self.units[0])
         return f"channel:{self.layer}:{','.join(str(u) for u in self.units)}"
+
+    def cell(self, index: int) -> Cell:
+        return Cell(Unit(self.layer, index), self.optimizer, self.seed, self.diversity)
+
+
+def diversity_target(layer: str, index: int, weight: float = DIVERSITY_WEIGHT) -> str:
+    return f"channel:{layer}:{index} - {weight:g}*diversity:{layer}"
 
 
 @dataclass
@@ -80,34 +107,53 @@ class Plan:
     shard: tuple[int, int] = (1, 1)
     unit_range: tuple[int, int] | None = None
     max_batch: int = DEFAULT_MAX_BATCH
+    seeds: list[int] = field(default_factory=list)  # empty: the settings' seed
+    diversity: int = 0  # K images per unit's diversity set (under the first optimizer and seed); 0: none
     units: list[Unit] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         every = [Unit(layer, i) for layer in self.layers for i in range(self.channels[layer])
                  if self.unit_range is None or self.unit_range[0] <= i <= self.unit_range[1]]
         self.units = shard_slice(every, *self.shard)
+        self.seeds = list(self.seeds) or [self.settings.seed]
 
-    def cells(self) -> list[tuple[Unit, str]]:
-        return [(u, opt) for opt in self.optimizers for u in self.units]
+    def cells(self) -> list[Cell]:
+        out = [Cell(u, opt, seed) for opt in self.optimizers for seed in self.seeds for u in self.units]
+        if self.diversity:
+            out += [Cell(u, self.optimizers[0], self.seeds[0], self.diversity) for u in self.units]
+        return out
 
-    def key(self, unit: Unit, optimizer: str) -> str:
-        return cell_key(self.settings, unit, optimizer)
+    def key(self, cell: Cell) -> str:
+        return cell_key(self.settings, cell.unit, cell.optimizer, cell.seed, cell.diversity)
 
     def batches(self, done: set[str]) -> list[Batch]:
-        """The cells not in `done`, grouped into runs of at most max_batch units of one layer and optimizer."""
+        """The cells not in `done`, grouped into runs of at most max_batch units of one layer, optimizer and seed;
+        each diversity set is a run of its own (its K images are one batch)."""
         out = []
         for opt in self.optimizers:
-            for layer in self.layers:
-                todo = [u.index for u in self.units if u.layer == layer and self.key(u, opt) not in done]
-                for start in range(0, len(todo), self.max_batch):
-                    out.append(Batch(layer, opt, todo[start:start + self.max_batch]))
+            for seed in self.seeds:
+                for layer in self.layers:
+                    todo = [u.index for u in self.units
+                            if u.layer == layer and self.key(Cell(u, opt, seed)) not in done]
+                    for start in range(0, len(todo), self.max_batch):
+                        out.append(Batch(layer, opt, todo[start:start + self.max_batch], seed))
+        if self.diversity:
+            sets = [Cell(u, self.optimizers[0], self.seeds[0], self.diversity) for u in self.units]
+            out += [Batch(c.unit.layer, c.optimizer, [c.unit.index], c.seed, c.diversity) for c in sets
+                    if self.key(c) not in done]
         return out
 
 
-def cell_key(settings: Settings, unit: Unit, optimizer: str) -> str:
-    """A cell's content key: the same unit, optimizer and settings give the same key on any machine."""
-    text = json.dumps({**settings.as_dict(), "layer": unit.layer, "unit": unit.index, "optimizer": optimizer},
-                      sort_keys=True)
+def cell_key(settings: Settings, unit: Unit, optimizer: str, seed: int | None = None, diversity: int = 0) -> str:
+    """A cell's content key: the same unit, optimizer, seed and settings give the same key on any machine.
+    The seed (default: the settings' seed) takes the settings' place, so one seed's key is the key atlases made
+    before seeds were a list gave; a diversity set's key also holds its size and weight."""
+    fields = {**settings.as_dict(), "layer": unit.layer, "unit": unit.index, "optimizer": optimizer}
+    if seed is not None:
+        fields["seed"] = seed
+    if diversity:
+        fields.update(diversity=diversity, diversity_weight=DIVERSITY_WEIGHT)
+    text = json.dumps(fields, sort_keys=True)
     return "atlas-" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -143,6 +189,41 @@ def parse_units(text: "str | tuple[int, int] | None") -> tuple[int, int] | None:
     if b < a:
         raise FvoptError(f"units {text!r} is an empty range: the end must not be below the start")
     return (a, b)
+
+
+def parse_seeds(value: "str | int | list[int] | tuple[int, ...]") -> list[int]:
+    """'0,1,2', one int or a list of ints -> the distinct seeds in order; anything else refused in one line."""
+    from ..options import SEED, check
+    if isinstance(value, bool):
+        value = [value]
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else \
+        [value] if isinstance(value, int) else list(value) if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for v in items:
+        if isinstance(v, str) and re.fullmatch(r"\d+", v):
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise FvoptError(f"seeds {value!r} is not a comma-separated list of seeds: give whole numbers from 0 "
+                             "(e.g. --seeds 0,1,2)")
+        out.append(check("seeds", v, SEED))
+    if not out:
+        raise FvoptError("seeds is empty: give one or more comma-separated seeds (e.g. --seeds 0,1,2)")
+    return list(dict.fromkeys(out))
+
+
+def parse_diversity(value: "str | int | None") -> int:
+    """The size K of each unit's diversity set: 0 (none) or 2 or more; anything else refused in one line."""
+    if value is None:
+        return 0
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FvoptError(f"diversity {value!r} is not a whole number: give 0 (no diversity set) or a set size of "
+                         "2 or more (e.g. --diversity 4)")
+    if value == 1 or value < 0:
+        raise FvoptError(f"diversity {value} is not allowed: give 0 (no diversity set) or a set size of 2 or more "
+                         "(a set of one image has no other image to differ from)")
+    return value
 
 
 def parse_list(name: str, value: "str | list[str] | tuple[str, ...]") -> list[str]:
@@ -190,6 +271,11 @@ def read_meta(site: Path) -> dict | None:
     if not isinstance(meta, dict) or meta.get("kind") != MARKER or "settings" not in meta:
         raise FvoptError(f"'{path}' is not an fvopt atlas record; it was left unchanged")
     return meta
+
+
+def seeds_of(meta: dict) -> list[int]:
+    """The seeds a site's record names, the first (the settings' seed) first; records older than seed lists: one."""
+    return list(dict.fromkeys([meta["settings"]["seed"], *meta.get("seeds", [])]))
 
 
 def settings_of(meta: dict) -> Settings:

@@ -4,7 +4,9 @@ One batch is one run of `visualize` on `channel:LAYER:i,j,...` (one image per un
 --max-batch images). A gradient optimizer updates all units of a batch together; a zero-order one (cmaes,
 sep-cmaes, ng:...) keeps one search per unit, a population per unit, all scored in the same batched
 forwards. Each unit of a finished batch is saved as its own cell (one transaction each): killing the
-atlas at any moment keeps every saved unit, and the next start skips them by their content key.
+atlas at any moment keeps every saved unit, and the next start skips them by their content key. A batch runs
+under one seed (the job's settings hold it). A diversity set is a batch of its own: one unit, K images
+(`visualize(..., batch=K)`) optimized together, saved as one cell whose image is the K images side by side.
 """
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ from tqdm.auto import tqdm
 
 from ..errors import FvoptError
 from ..stops import StopReason
-from .plan import DATABASE, MARKER, META, Batch, Plan, Settings, Unit, check_site
+from dataclasses import replace
+
+from .plan import DATABASE, MARKER, META, Batch, Plan, Settings, check_site, seeds_of, settings_of
 
 ATLAS_MEASURES_WITH_REFERENCE = ("natural_ratio", "plausibility", "mis", "spectral_slope")
 ATLAS_MEASURES_WITHOUT = ("spectral_slope",)
@@ -56,7 +60,10 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
     s, b = job.settings, job.batch
     model = cached_model(s.model, job.device)
     vis = visualize(model, b.target, s.param, b.optimizer, steps=s.steps, size=s.size, seed=s.seed,
-                    device=job.device, transforms=s.transforms, max_batch=job.max_batch, measures="none")
+                    device=job.device, transforms=s.transforms, max_batch=job.max_batch, measures="none",
+                    batch=b.diversity or None)
+    if b.diversity:
+        return [_diversity_row(job, vis, model)]
     result = vis.result
     if vis.interrupted:
         raise KeyboardInterrupt
@@ -91,7 +98,7 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
             "seconds": result.seconds / n, "steps": result.steps, "max_step_seconds": None,
             "final": {"value": value, "robust_value": robust, "nan_stopped": stopped},
             "trace": [{"step": r.get("step"), "best": r.get("best")} for r in result.trace],
-            "extra": {"layer": b.layer, "unit": index, "batch": b.units, "batch_seconds": result.seconds,
+            "extra": {"layer": b.layer, "unit": index, "seed": b.seed, "batch": b.units, "batch_seconds": result.seconds,
                       "batch_forwards": result.forwards, "batch_backwards": result.backwards,
                       "stop_reason": result.stop_reason},
             # the 8-bit PNG only: exact float32 copies (bench's image_exact) of thousands of units would
@@ -101,6 +108,48 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
             "device": f"{job.device} ({platform.machine()}, {torch.get_num_threads()} threads)",
         })
     return rows
+
+
+def _diversity_row(job: Job, vis, model) -> dict:
+    """A unit's diversity set as one cell: its K images side by side (one PNG), each image's value, and
+    fvopt.quality's `diversity` measure of the set (judged without reference images; absent where it cannot be)."""
+    from ..images import grid
+    from ..quality import judge
+    from ..version import __version__
+    from .plan import DIVERSITY_WEIGHT
+    s, b, result = job.settings, job.batch, vis.result
+    per = vis.trace["final"].get("per_image", {})
+    values = [_num(v) for v in per.get("value", [])]
+    robust = [_num(v) for v in per.get("robust_value", [])]
+    stopped = StopReason.of(result.stop_reason) is StopReason.NONFINITE or any(v is None for v in values)
+    quality: dict = {"note": "not judged: the run stopped before its budget (NaN or infinite objective)"}
+    if not stopped:
+        try:
+            q = judge(result.images, b.target, model, reference=None, measures=["diversity"], side=s.size, seed=s.seed)
+            quality = {k: v for k, v in q.items() if k != "per_image"}
+        except FvoptError as err:
+            quality = {"error": str(err)}
+    buffer = io.BytesIO()
+    grid(result.images, columns=b.diversity, pad=0).save(buffer, format="PNG")
+    return {
+        "key": None, "model": s.model, "target": b.target, "strategy": b.optimizer, "strategy_name": b.optimizer,
+        "options": vis.trace.get("options") or {}, "param": s.param, "param_used": vis.trace["param"],
+        "param_dim": vis.trace["param_dim"], "seed": s.seed, "size": s.size, "budget": {"steps": s.steps},
+        "transforms": s.transforms, "status": "done", "stop_reason": result.stop_reason, "forwards": result.forwards,
+        "backwards": result.backwards, "seconds": result.seconds, "steps": result.steps, "max_step_seconds": None,
+        "final": {"value": _mean(values), "robust_value": _mean(robust), "values": values, "robust_values": robust,
+                  "nan_stopped": stopped},
+        "trace": [{"step": r.get("step"), "best": r.get("best")} for r in result.trace],
+        "extra": {"layer": b.layer, "unit": b.units[0], "seed": b.seed, "diversity": b.diversity,
+                  "diversity_weight": DIVERSITY_WEIGHT, "images": int(result.images.shape[0]),
+                  "stop_reason": result.stop_reason},
+        "image": buffer.getvalue(), "quality": quality, "fvopt_version": __version__, "torch_version": torch.__version__,
+        "device": f"{job.device} ({platform.machine()}, {torch.get_num_threads()} threads)",
+    }
+
+
+def _mean(xs: list) -> float | None:
+    return sum(xs) / len(xs) if xs and all(x is not None for x in xs) else None
 
 
 _REFERENCES: dict = {}
@@ -136,14 +185,18 @@ def _unit_quality(quality: dict, i: int) -> dict:
 
 
 def write_meta(site: Path, plan: Plan, meta: dict | None) -> dict:
-    """atlas.json: the settings, and the union of the layers, units per layer and optimizers ever asked for."""
+    """atlas.json: the settings (the seed: the first seed the site was asked for), and the union of the layers,
+    units per layer, optimizers, seeds and diversity set sizes ever asked for."""
     from ..atomic import write_text
     old = meta or {}
     layers = list(dict.fromkeys(list(old.get("layers", [])) + plan.layers))
     channels = {**old.get("channels", {}), **plan.channels}
     optimizers = list(dict.fromkeys(list(old.get("optimizers", [])) + plan.optimizers))
-    new = {"kind": MARKER, "version": 1, "settings": plan.settings.as_dict(), "layers": layers, "channels": channels,
-           "optimizers": optimizers, "shards": sorted({*map(tuple, old.get("shards", [])), plan.shard}),
+    settings = settings_of(old) if old else plan.settings
+    seeds = list(dict.fromkeys((seeds_of(old) if old else []) + plan.seeds))
+    diversity = sorted({*old.get("diversity", []), *([plan.diversity] if plan.diversity else [])})
+    new = {"kind": MARKER, "version": 1, "settings": settings.as_dict(), "layers": layers, "channels": channels,
+           "optimizers": optimizers, "seeds": seeds, "diversity": diversity, "shards": sorted({*map(tuple, old.get("shards", [])), plan.shard}),
            "unit_range": plan.unit_range if not old else (old.get("unit_range") if old.get("unit_range") ==
                                                           plan.unit_range else None)}
     site.mkdir(parents=True, exist_ok=True)
@@ -162,7 +215,7 @@ class AtlasSummary:
     seconds: float
 
     def line(self) -> str:
-        parts = [f"atlas: {self.ran} unit runs done now, {self.skipped} already done, of {self.total}"]
+        parts = [f"atlas: {self.ran} cells done now, {self.skipped} already done, of {self.total}"]
         if self.failed:
             parts.append(f"{len(self.failed)} failed ({', '.join(self.failed[:6])}{', ...' if len(self.failed) > 6 else ''})")
         if self.stopped:
@@ -194,12 +247,12 @@ def run_plan(plan: Plan, site: Path, workers: int = 1, executor: str | None = No
     log = log or (lambda line: tqdm.write(line))
     done = store.done_keys()
     cells = plan.cells()
-    skipped = sum(plan.key(u, o) in done for u, o in cells)
+    skipped = sum(plan.key(c) in done for c in cells)
     batches = plan.batches(done)
     threads = threads_per_worker(workers) if not executor and workers > 1 else None
     failed, stopped, ran, interrupted, broken = [], [], 0, False, False
     bar = tqdm(total=len(cells) - skipped, desc="atlas", unit="unit", disable=not progress)
-    jobs = [Job(plan.settings, b, plan.max_batch) for b in batches]
+    jobs = [Job(replace(plan.settings, seed=b.seed), b, plan.max_batch) for b in batches]
     try:
         for job, future in _finished(pool, gather, jobs, threads):
             b = job.batch
@@ -213,23 +266,25 @@ def run_plan(plan: Plan, site: Path, workers: int = 1, executor: str | None = No
             except Exception as err:  # the batch's units are recorded as failed, the others go on
                 text = "".join(traceback.format_exception(err))
                 for index in b.units:
-                    unit = Unit(b.layer, index)
-                    store.save({"key": plan.key(unit, b.optimizer), "spec_name": "atlas", "spec_hash": plan.settings.hash,
-                                "model": plan.settings.model, "target": f"channel:{b.layer}:{index}",
-                                "strategy": b.optimizer, "param": plan.settings.param, "seed": plan.settings.seed,
-                                "status": "failed", "error": f"{type(err).__name__}: {err}", "traceback": text,
-                                "extra": {"layer": b.layer, "unit": index}})
-                    failed.append(f"{unit.name} {b.optimizer}")
+                    cell = b.cell(index)
+                    extra = {"layer": b.layer, "unit": index, "seed": b.seed,
+                             **({"diversity": b.diversity} if b.diversity else {})}
+                    store.save({"key": plan.key(cell), "spec_name": "atlas", "spec_hash": job.settings.hash,
+                                "model": plan.settings.model, "target": b.target if b.diversity else
+                                f"channel:{b.layer}:{index}", "strategy": b.optimizer, "param": plan.settings.param,
+                                "seed": b.seed, "status": "failed", "error": f"{type(err).__name__}: {err}",
+                                "traceback": text, "extra": extra})
+                    failed.append(_cell_name(cell, plan.seeds))
                 log(f"FAILED {b.target} {b.optimizer}: {type(err).__name__}: {err}")
                 bar.update(len(b.units))
                 continue
             for row in rows:
-                unit = Unit(row["extra"]["layer"], row["extra"]["unit"])
-                row.update(key=plan.key(unit, b.optimizer), spec_name="atlas", spec_hash=plan.settings.hash)
+                cell = b.cell(row["extra"]["unit"])
+                row.update(key=plan.key(cell), spec_name="atlas", spec_hash=job.settings.hash)
                 store.save(row)
                 ran += 1
                 if row["final"]["nan_stopped"]:
-                    stopped.append(f"{unit.name} {b.optimizer}")
+                    stopped.append(_cell_name(cell, plan.seeds))
                 bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
@@ -242,6 +297,12 @@ def run_plan(plan: Plan, site: Path, workers: int = 1, executor: str | None = No
         raise FvoptError(f"a worker process died while running the atlas (often for lack of memory): the finished "
                          f"units in '{site / DATABASE}' are kept; run again with fewer --workers to resume")
     return AtlasSummary(len(cells), skipped, ran, failed, stopped, interrupted, time.time() - started)
+
+
+def _cell_name(cell, seeds: list[int]) -> str:
+    """'layer:unit optimizer', with its seed when several were asked for, and a diversity set named as such."""
+    name = f"{cell.unit.name} {cell.optimizer}" + (f" seed {cell.seed}" if len(seeds) > 1 else "")
+    return name + (f" diversity set of {cell.diversity}" if cell.diversity else "")
 
 
 def _finished(pool, gather, jobs: list[Job], threads):

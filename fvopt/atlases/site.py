@@ -1,8 +1,9 @@
 """The atlas as a static folder that opens from file:// with no server and no external resource.
 
-index.html (layers, counts, progress) -> layers/LAYER.html (a grid of every unit, one tab per optimizer,
-sortable by each measure with a few lines of inline JavaScript) -> units/LAYER/UNIT.html (each optimizer's
-image, the measures, the unit's top and bottom dataset examples, its activation curve, links to neighbours).
+index.html (layers, counts, progress) -> layers/LAYER.html (a grid of every unit under the site's first seed,
+one tab per optimizer, sortable by each measure with a few lines of inline JavaScript) -> units/LAYER/UNIT.html
+(each optimizer's image for every seed, a row per optimizer and a column per seed, the unit's diversity set when
+one was asked for, the measures, the top and bottom dataset examples, its activation curve, links to neighbours).
 Images are small separate files (thumbs/ for the grids), so a layer of 1,000 units loads fast. Every page
 is regenerated from the database, so the pages always say what the store holds.
 """
@@ -39,6 +40,8 @@ th,td{border:1px solid #d8dee4;padding:3px 8px;text-align:right}th:first-child,t
 .tabs button.on{background:#0969da;color:#fff}.bad{color:#b3261e;font-weight:600}.hide{display:none}
 .opt{display:inline-block;margin:0 18px 14px 0;vertical-align:top}.opt img.vis{width:192px;image-rendering:pixelated}
 .miss{display:inline-block;width:62px;height:62px;border:1px dashed #b3261e;font-size:10px;color:#b3261e}
+table.seeds td{text-align:center;vertical-align:top}table.seeds figure{margin:0}
+table.seeds img.vis{width:160px;image-rendering:pixelated}img.set{height:160px;image-rendering:pixelated}
 """
 CHECK_IMAGES = """
 window.addEventListener('load', () => {
@@ -87,18 +90,37 @@ def unit_numbers(row: dict, measures: list[str]) -> dict:
     return out
 
 
+def cell_of(row: dict) -> tuple[str, int | None, int]:
+    """(optimizer, seed, diversity set size or 0) of a stored row: how a unit's page tells its cells apart."""
+    extra = row.get("extra") or {}
+    return row["strategy"], row.get("seed"), int(extra.get("diversity") or 0)
+
+
+def image_path(layer: str, opt: str, unit: int, seed, diversity: int, first) -> str:
+    """A cell's image, relative to the site: the first seed's where sites before seed lists kept them."""
+    if diversity:
+        return f"img/{layer}/diversity-{diversity}/{unit}.png"
+    return f"img/{layer}/{opt}/{unit}.png" if seed == first else f"img/{layer}/{opt}/seed-{seed}/{unit}.png"
+
+
 def write_site(site: Path, meta: dict, rows: list[dict], examples: dict | None = None) -> Path:
     """Every page and image of the site from the store's rows (done and failed) and the record's layers.
 
     `examples`: {layer: {unit: {"top": [(img (3,h,w) tensor, activation)], "bottom": [...], "acts": array}}}."""
+    from .plan import seeds_of
     site = Path(site)
     examples = examples or {}
-    by = {}  # (layer, unit) -> {optimizer: row}
+    seeds = seeds_of(meta)
+    first = seeds[0]
+    cells = {}  # (layer, unit) -> {(optimizer, seed, diversity): row}
     for r in rows:
         extra = r.get("extra") or {}
         if "layer" in extra:
-            by.setdefault((extra["layer"], extra["unit"]), {})[r["strategy"]] = r
-    done_rows = [r for r in rows if r["status"] == "done"]
+            opt, seed, div = cell_of(r)
+            cells.setdefault((extra["layer"], extra["unit"]), {})[(opt, first if seed is None else seed, div)] = r
+    # the grids, the index and the activation curve show the first seed: (layer, unit) -> {optimizer: row}
+    by = {lu: {o: r for (o, seed, div), r in c.items() if seed == first and not div} for lu, c in cells.items()}
+    done_rows = [r for r in rows if r["status"] == "done" and not cell_of(r)[2]]
     measures = measure_names(done_rows)
     optimizers = meta["optimizers"]
     layers = meta["layers"]
@@ -106,33 +128,36 @@ def write_site(site: Path, meta: dict, rows: list[dict], examples: dict | None =
     reference = next((r["quality"].get("reference") for r in done_rows if (r.get("quality") or {}).get("reference")),
                      settings.get("reference"))
     for layer in layers:
-        units = sorted(u for (lay, u) in by if lay == layer)
+        units = sorted(u for (lay, u) in cells if lay == layer)
         for u in units:
-            for opt, r in by[(layer, u)].items():
+            for (opt, seed, div), r in cells[(layer, u)].items():
                 if r.get("image"):
-                    _save_images(site, layer, opt, u, r["image"])
+                    _save_images(site, image_path(layer, opt, u, seed, div, first), r["image"],
+                                 thumb=None if seed != first or div else f"thumbs/{layer}/{opt}/{u}.png")
         ex = examples.get(layer, {})
         for i, u in enumerate(units):
             _write_examples(site, layer, u, ex.get(u), by[(layer, u)])
             prev = units[i - 1] if i > 0 else None
             nxt = units[i + 1] if i + 1 < len(units) else None
             write_text(site / "units" / layer / f"{u}.html",
-                       _unit_page(layer, u, by[(layer, u)], optimizers, measures, ex.get(u), prev, nxt, settings,
-                                  reference))
+                       _unit_page(layer, u, cells[(layer, u)], optimizers, seeds, measures, ex.get(u), prev, nxt,
+                                  settings, reference))
         write_text(site / "layers" / f"{layer}.html", _layer_page(layer, units, by, optimizers, measures, meta))
     write_text(site / "index.html", _index_page(meta, by, reference))
     return site / "index.html"
 
 
-def _save_images(site: Path, layer: str, opt: str, unit: int, png: bytes) -> None:
-    full = site / "img" / layer / opt / f"{unit}.png"
-    thumb = site / "thumbs" / layer / opt / f"{unit}.png"
+def _save_images(site: Path, path: str, png: bytes, thumb: str | None) -> None:
+    full = site / path
     full.parent.mkdir(parents=True, exist_ok=True)
-    thumb.parent.mkdir(parents=True, exist_ok=True)
     full.write_bytes(png)
+    if thumb is None:
+        return
+    small = site / thumb
+    small.parent.mkdir(parents=True, exist_ok=True)
     image = Image.open(io.BytesIO(png)).convert("RGB")
     image.thumbnail((THUMB, THUMB))
-    image.save(thumb, optimize=True)
+    image.save(small, optimize=True)
 
 
 def _write_examples(site: Path, layer: str, unit: int, ex: dict | None, cells: dict) -> None:
@@ -176,33 +201,52 @@ def _status(r: dict) -> str:
     return ""
 
 
-def _unit_page(layer, u, cells, optimizers, measures, ex, prev, nxt, settings, reference) -> str:
+def _unit_page(layer, u, cells, optimizers, seeds, measures, ex, prev, nxt, settings, reference) -> str:
+    """`cells`: {(optimizer, seed, diversity): row}. A row per optimizer and a column per seed of images, each with
+    its value; the diversity sets; a table of every measure of every optimizer and seed (numbers as stored)."""
     nav = (f'<p><a href="../../index.html">atlas</a> / <a href="../../layers/{layer}.html">{html.escape(layer)}</a>'
            f' / unit {u} &nbsp; ' + (f'<a href="{prev}.html">&larr; unit {prev}</a> ' if prev is not None else "")
            + (f'<a href="{nxt}.html">unit {nxt} &rarr;</a>' if nxt is not None else "") + "</p>")
-    figs = []
+    first = seeds[0]
+    seen = list(dict.fromkeys([*seeds, *sorted(s for (_, s, d) in cells if not d and s not in seeds)]))
+    rows = []
     for opt in optimizers:
-        r = cells.get(opt)
-        if r is None:
-            figs.append(f'<div class=opt><h3>{html.escape(opt)}</h3><span class=muted>not run yet</span></div>')
-            continue
-        img = (f'<img class=vis alt="{html.escape(opt)}" src="../../img/{layer}/{opt}/{u}.png">'
-               if r.get("image") else '<span class=miss>no image</span>')
-        searched = f'<div class=muted>searched {html.escape(str(r.get("param_used")))}</div>' if r.get("param_used") else ""
-        figs.append(f'<div class=opt><h3>{html.escape(opt)}</h3>{img}{searched}<br>{_status(r)}</div>')
-    head = "".join(f"<th>{html.escape(o)}</th>" for o in optimizers if o in cells)
+        tds = []
+        for seed in seen:
+            r = cells.get((opt, seed, 0))
+            if r is None:
+                tds.append('<td><span class=muted>not run yet</span></td>')
+                continue
+            img = (f'<img class=vis alt="{html.escape(opt)} seed {seed}" '
+                   f'src="../../{image_path(layer, opt, u, seed, 0, first)}">' if r.get("image")
+                   else '<span class=miss>no image</span>')
+            value = (r.get("final") or {}).get("value") if r["status"] == "done" else None
+            tds.append(f'<td><figure data-optimizer="{html.escape(opt)}" data-seed="{seed}" '
+                       f'data-value="{json.dumps(value)}">{img}<figcaption>value {fmt(value)} {_status(r)}'
+                       f'</figcaption></figure></td>')
+        searched = next((r.get("param_used") for (o, _, d), r in cells.items() if o == opt and not d
+                         and r.get("param_used")), None)
+        note = f'<br><span class=muted>searched {html.escape(str(searched))}</span>' if searched else ""
+        rows.append(f"<tr><th>{html.escape(opt)}{note}</th>{''.join(tds)}</tr>")
+    for (opt, seed, div), r in sorted(cells.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])):
+        if div:
+            rows.append(_diversity_row(layer, u, opt, seed, div, r, len(seen), first))
+    head = "".join(f"<th>seed {s}</th>" for s in seen)
+    grid = f"<table class=seeds><thead><tr><th>optimizer</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    columns = [(o, s) for o in optimizers for s in seen if (o, s, 0) in cells]
+    many = len(seen) > 1
+    head = "".join(f"<th>{html.escape(o)}{f' seed {s}' if many else ''}</th>" for o, s in columns)
     trs = []
     for name in ["value", "robust_value"] + measures:
         tds = []
-        for o in optimizers:
-            if o not in cells:
-                continue
-            v = unit_numbers(cells[o], measures).get(name) if cells[o]["status"] == "done" else None
-            q = cells[o].get("quality") or {}
+        for o, seed in columns:
+            r = cells[(o, seed, 0)]
+            v = unit_numbers(r, measures).get(name) if r["status"] == "done" else None
+            q = r.get("quality") or {}
             interval = (f' <span class=muted>[{fmt(q.get(name + "_lo"))}, {fmt(q.get(name + "_hi"))}]</span>'
                         if name in measures and fmt(q.get(name + "_lo")) != "–" else "")
-            tds.append(f'<td data-measure="{name}" data-optimizer="{html.escape(o)}" data-exact="{json.dumps(v)}">'
-                       f"{fmt(v)}{interval}</td>")
+            tds.append(f'<td data-measure="{name}" data-optimizer="{html.escape(o)}" data-seed="{seed}" '
+                       f'data-exact="{json.dumps(v)}">{fmt(v)}{interval}</td>')
         trs.append(f"<tr><td>{html.escape(name)}</td>{''.join(tds)}</tr>")
     table = f"<table class=measures><thead><tr><th>measure</th>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
     exhtml = "<p class=muted>no dataset examples (no reference set)</p>"
@@ -213,15 +257,40 @@ def _unit_page(layer, u, cells, optimizers, measures, ex, prev, nxt, settings, r
                   f'activations {tops}</div><h3>bottom</h3><img alt="bottom examples" src="../../examples/{layer}/{u}'
                   f'-bottom.jpg"><div class=muted>activations {bots}</div><h2>Activation curve</h2><img alt="activation'
                   f' curve" src="../../examples/{layer}/{u}-curve.png">')
+    seed_text = f"seed {first}" if not many else f"seeds {', '.join(map(str, seen))}"
     body = (f"<h1>{html.escape(settings['model'])} {html.escape(layer)} unit {u}</h1>{nav}"
-            f"<p class=muted>param {html.escape(settings['param'])}, {settings['size']} px, {settings['steps']} steps, seed "
-            f"{settings['seed']}; measures judged against {html.escape(str(reference))}</p>"
-            f"<h2>Visualizations</h2>{''.join(figs)}<h2>Measures</h2>{table}"
+            f"<p class=muted>param {html.escape(settings['param'])}, {settings['size']} px, {settings['steps']} steps, "
+            f"{seed_text}; measures judged against {html.escape(str(reference))}</p>"
+            f"<h2>Visualizations</h2>{grid}<h2>Measures</h2>{table}"
             f"<h2>Dataset examples <span class=muted>({html.escape(str(reference))})</span></h2>{exhtml}")
     return page(f"{layer} unit {u}", body)
 
 
+def _diversity_row(layer, u, opt, seed, k, r, span, first) -> str:
+    """The unit's diversity set of k images: its images side by side, each image's value, the diversity measure."""
+    extra, final, q = r.get("extra") or {}, r.get("final") or {}, r.get("quality") or {}
+    weight = extra.get("diversity_weight")
+    img = (f'<img class=set alt="diversity set of {k}" src="../../{image_path(layer, opt, u, seed, k, first)}">'
+           if r.get("image") else '<span class=miss>no image</span>')
+    done = r["status"] == "done"
+    values = final.get("values") or []
+    shown = ", ".join(fmt(v) for v in values) if done else "–"
+    measure = q.get("diversity") if done else None
+    interval = (f' <span class=muted>[{fmt(q.get("diversity_lo"))}, {fmt(q.get("diversity_hi"))}]</span>'
+                if fmt(q.get("diversity_lo")) != "–" else "")
+    why = q.get("error") or q.get("note") or ""
+    measured = (f'diversity (fvopt.quality: mean pairwise 1 - cosine of judge features) <span data-set="diversity" '
+                f'data-measure="diversity" data-exact="{json.dumps(measure)}">{fmt(measure)}</span>{interval}'
+                + (f' <span class=muted>{html.escape(str(why))}</span>' if measure is None and why else ""))
+    return (f'<tr class=diversity-set><th>diversity set<br><span class=muted>{k} images optimized together by '
+            f'{html.escape(opt)}, seed {seed}: <code>{html.escape(str(r.get("target")))}</code>, weight '
+            f'{fmt(weight)} on the diversity term</span></th><td colspan={span}>{img}<div>values <span data-set='
+            f'"diversity" data-measure="values" data-exact="{html.escape(json.dumps(values))}">{shown}</span> '
+            f'(with the diversity term); {measured} {_status(r)}</div></td></tr>')
+
+
 def _layer_page(layer, units, by, optimizers, measures, meta) -> str:
+    from .plan import seeds_of
     keys = ["unit", "value", "robust_value"] + measures
     buttons = "".join(f'<button data-opt="{html.escape(o)}" onclick="show(this.dataset.opt)"'
                       f'{" class=on" if k == 0 else ""}>{html.escape(o)}</button>' for k, o in enumerate(optimizers))
@@ -246,12 +315,15 @@ def _layer_page(layer, units, by, optimizers, measures, meta) -> str:
                      f'{"".join(figs)}</div></div>')
     total = meta["channels"].get(layer, len(units))
     body = (f'<h1>{html.escape(meta["settings"]["model"])} {html.escape(layer)}</h1><p><a href="../index.html">atlas'
-            f"</a> &middot; {len(units)} of {total} units run</p><p class=tabs>{buttons} &nbsp; sort by {select}</p>"
+            f"</a> &middot; {len(units)} of {total} units run &middot; seed {seeds_of(meta)[0]}"
+            + (f" (the first of seeds {', '.join(map(str, seeds_of(meta)))}; each unit's page shows every seed)"
+               if len(seeds_of(meta)) > 1 else "") + f"</p><p class=tabs>{buttons} &nbsp; sort by {select}</p>"
             + "".join(grids))
     return page(layer, body, SORT)
 
 
 def _index_page(meta, by, reference) -> str:
+    from .plan import seeds_of
     opts = meta["optimizers"]
     head = "".join(f"<th>{html.escape(o)} done</th>" for o in opts)
     trs = []
@@ -269,7 +341,8 @@ def _index_page(meta, by, reference) -> str:
         trs.append(f'<tr><td><a href="layers/{layer}.html">{html.escape(layer)}</a></td><td>{total}</td>{"".join(tds)}</tr>')
     s = meta["settings"]
     body = (f"<h1>fvopt atlas: {html.escape(s['model'])}</h1><p class=muted>param {html.escape(s['param'])}, "
-            f"{s['size']} px, {s['steps']} steps, seed {s['seed']}, transforms {html.escape(s['transforms'])}; "
+            f"{s['size']} px, {s['steps']} steps, seeds {', '.join(map(str, seeds_of(meta)))} (counts: seed "
+            f"{seeds_of(meta)[0]}), transforms {html.escape(s['transforms'])}; "
             f"dataset examples and measures from {html.escape(str(reference))}</p>"
             f"<table><thead><tr><th>layer</th><th>units</th>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>")
     return page(f"atlas {s['model']}", body)
