@@ -345,6 +345,7 @@ class NevergradStrategy(ReportsResult, AskTellStrategy):
         self.z0 = z0
         self.searches = self._build_all(self.planned)
         budget = problem.meter.budget
+        self.generations_done, self.seen_best = 0, None
         self.replan_seconds = (None if self.budget or budget is None or budget.steps or budget.forwards or budget.passes
                                else budget.seconds)
 
@@ -354,11 +355,13 @@ class NevergradStrategy(ReportsResult, AskTellStrategy):
                 for b in range(problem.batch)]
 
     def step(self, problem: Problem) -> None:
-        """One generation; under a budget in seconds only, the first generation's cost sets the budget
-        nevergrad is told (its selectors choose by budget): the searches are rebuilt with the planned
-        evaluations, and told the first generation's best point where the optimizer takes points it did
-        not ask (else they start afresh; fvopt's own best-so-far keeps them either way). Only the best:
-        a (1+1) strategy reads each told improvement as a success and doubled its step 28 times."""
+        """One generation; under a budget in seconds only, the second generation's cost sets the budget
+        nevergrad is told (its selectors choose by budget; the first generation pays the warm-up and
+        made the plan half of what ran): the searches are rebuilt with the planned evaluations, and
+        told the best point seen so far where the optimizer takes points it did not ask (else they
+        start afresh; fvopt's own best-so-far keeps them either way). Only the best: a (1+1) strategy
+        reads each told improvement as a success, and told a whole generation it doubled its step 28
+        times and overflowed."""
         if not self.replan_seconds:
             return super().step(problem)
         start = time.perf_counter()
@@ -366,27 +369,42 @@ class NevergradStrategy(ReportsResult, AskTellStrategy):
         values = problem.evaluate(Z)
         self.tell_population(asked, values)
         per_generation = max(time.perf_counter() - start, 1e-6)
-        generations = max(1, int(self.replan_seconds / per_generation))
+        self._keep_best(Z, values)
+        self.generations_done += 1
+        if self.generations_done < 2:
+            return
+        left = max(0.0, self.replan_seconds - problem.meter.elapsed)
+        generations = self.generations_done + max(1, int(left / per_generation))
         guess, self.replan_seconds = self.planned, None
         self.planned = generations * generation_size(self.searches[0])
-        self.planned_from = (f"the first generation's cost ({per_generation:.3g} s for {len(Z)} candidates): "
+        self.planned_from = (f"the second generation's cost ({per_generation:.3g} s for {len(Z)} candidates): "
                              f"{generations} generations in {problem.meter.budget.seconds:g} s "
                              f"(the optimizer was built first with a guess of {guess})")
         from nevergrad import errors as ng_errors
 
-        host = values.detach().to("cpu", torch.float64).numpy()
+        best_z, best_values = self.seen_best
         self.searches = self._build_all(self.planned)
         try:
             with quiet_numpy():
-                for b, search in enumerate(self.searches):  # its best point only: telling every point of the
-                    k = int(np.argmax(host[:, b]))  # generation reads to a (1+1) rule as that many successes
-                    vector = np.asarray(Z[k, b].detach().to("cpu", torch.float64))
-                    search.tell(search.parametrization.spawn_child(new_value=vector), float(-host[k, b]))
+                for b, search in enumerate(self.searches):
+                    search.tell(search.parametrization.spawn_child(new_value=best_z[b]), float(-best_values[b]))
         except (ng_errors.TellNotAskedNotSupportedError, ValueError, AssertionError, NotImplementedError) as err:
-            # an optimizer that cannot take points it did not ask: only its memory of one generation is lost
+            # an optimizer that cannot take points it did not ask: only its memory of two generations is lost
             self.searches = self._build_all(self.planned)
-            self.planned_from += (f"; the rebuilt optimizer refused the first generation's best point "
+            self.planned_from += (f"; the rebuilt optimizer refused the best point seen "
                                   f"({type(err).__name__}), so it started afresh")
+
+    def _keep_best(self, Z: torch.Tensor, values: torch.Tensor) -> None:
+        """The best candidate per image over the generations before the plan (host arrays)."""
+        host = values.detach().to("cpu", torch.float64).numpy()
+        points = Z.detach().to("cpu", torch.float64).numpy()
+        k = np.argmax(host, axis=0)
+        z, v = points[k, np.arange(points.shape[1])], host[k, np.arange(host.shape[1])]
+        if self.seen_best is not None:
+            old_z, old_v = self.seen_best
+            better = v > old_v
+            z, v = np.where(better[:, None], z, old_z), np.where(better, v, old_v)
+        self.seen_best = (z, v)
 
     def _ask(self, opt) -> tuple[list, list[np.ndarray]]:
         candidates = [opt.ask() for _ in range(generation_size(opt))]

@@ -7,6 +7,9 @@ budget instead (--passes, default 3000: about what 20 s buys on a quiet 2-core C
 evaluator's fixed draws (robust) and untransformed (value), with what NGOpt selected.
 
     python studies/zero_order_protocol/ngopt_case.py [--passes 3000] [--seed 0]
+    python studies/zero_order_protocol/ngopt_case.py --seconds 20 --out .../ngopt_case_20s.json   # the issue's
+                                                     # budget, on a quiet machine (nevergrad told the evaluations
+                                                     # its first generation's cost predicts)
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from fvopt.transforms import make_transforms
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--passes", type=int, default=3000)
+    ap.add_argument("--seconds", type=float, default=None, help="a time budget instead of --passes")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results_result" / "ngopt_case.json"))
     args = ap.parse_args()
@@ -37,9 +41,10 @@ def main() -> None:
     strategy = make_strategy("ng:NGOpt")
     param = search_space(strategy, make_param("fft", 128))
     problem = Problem(net, objective, param, make_transforms("default"), seed=args.seed)
-    result = run(problem, strategy, Budget(passes=args.passes))
+    budget = Budget(seconds=args.seconds) if args.seconds else Budget(passes=args.passes)
+    result = run(problem, strategy, budget)
     points = {"recommend": strategy.recommended_point(), "best": best_seen(problem, strategy.recommended_point())}
-    out = {"target": str(objective), "size": 128, "param": param.name, "passes": result.passes,
+    out = {"target": str(objective), "size": 128, "param": param.name, "passes": result.passes, "budget": str(budget),
            "seed": args.seed, "status": result.extra, "best_seen_during_search": result.trace[-1]["best"]}
     for name, z in points.items():
         scores = score_images(net, objective, problem.images(z).cpu())
