@@ -1,4 +1,5 @@
 """Interleaved timing: alternate two calls so that both see the same machine load."""
+
 from __future__ import annotations
 
 import statistics
@@ -13,8 +14,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def interleaved(a: Callable[[], None], b: Callable[[], None], rounds: int, device: torch.device,
-                warmup: int = 3) -> tuple[float, float]:
+def interleaved(
+    a: Callable[[], None], b: Callable[[], None], rounds: int, device: torch.device, warmup: int = 3
+) -> tuple[float, float]:
     """Median seconds of `a` and of `b`, timed alternately a, b, a, b, ... after a warm-up."""
     for _ in range(warmup):
         a()

@@ -11,6 +11,7 @@
 
 Run it on a quiet machine: the ratios, not the seconds, are the result.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,31 +45,75 @@ def main() -> None:
     p.add_argument("--reference", default="builtin")
     p.add_argument("--skip-workers", action="store_true")
     args = p.parse_args()
-    common = dict(steps=args.steps, units=f"0-{args.units - 1}", reference=args.reference, progress=False,
-                  log=lambda line: None)
+    common = dict(
+        steps=args.steps, units=f"0-{args.units - 1}", reference=args.reference, progress=False, log=lambda line: None
+    )
     target = f"channel:{args.layer}:0-{args.units - 1}"
     net = load_model(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         # warm-up: model, reference caches for the layer and the judge at this size, one tiny run
-        atlas(args.model, args.layer, args.optimizer, size=args.size, out=tmp / "warm",
-              **{**common, "steps": 1, "units": "0-1"})
-        bare = timed(lambda: visualize(net, target, "fft", args.optimizer, steps=args.steps, size=args.size,
-                                       max_batch=args.units, measures="none"))
-        full = timed(lambda: atlas(args.model, args.layer, args.optimizer, size=args.size, out=tmp / "site",
-                                   max_batch=args.units, **common))
-        print(f"1. atlas of {args.units} channels of {args.model} {args.layer} at {args.size} px, {args.steps} steps "
-              f"of {args.optimizer} (measures and examples from the {args.reference} reference): {full:.1f} s; "
-              f"one bare batched run: {bare:.1f} s; ratio {full / bare:.2f}x (target <= 1.15x)")
+        atlas(
+            args.model,
+            args.layer,
+            args.optimizer,
+            size=args.size,
+            out=tmp / "warm",
+            **{**common, "steps": 1, "units": "0-1"},
+        )
+        bare = timed(
+            lambda: visualize(
+                net,
+                target,
+                "fft",
+                args.optimizer,
+                steps=args.steps,
+                size=args.size,
+                max_batch=args.units,
+                measures="none",
+            )
+        )
+        full = timed(
+            lambda: atlas(
+                args.model, args.layer, args.optimizer, size=args.size, out=tmp / "site", max_batch=args.units, **common
+            )
+        )
+        print(
+            f"1. atlas of {args.units} channels of {args.model} {args.layer} at {args.size} px, {args.steps} steps "
+            f"of {args.optimizer} (measures and examples from the {args.reference} reference): {full:.1f} s; "
+            f"one bare batched run: {bare:.1f} s; ratio {full / bare:.2f}x (target <= 1.15x)"
+        )
         if args.skip_workers:
             return
         half = max(1, args.units // 2)
-        one = timed(lambda: atlas(args.model, args.layer, args.optimizer, size=args.worker_size, out=tmp / "w1",
-                                  max_batch=half, workers=1, **common))
-        two = timed(lambda: atlas(args.model, args.layer, args.optimizer, size=args.worker_size, out=tmp / "w2",
-                                  max_batch=half, workers=2, **common))
-        print(f"2. the same atlas at {args.worker_size} px in batches of {half}: 1 worker {one:.1f} s, 2 workers "
-              f"{two:.1f} s; ratio {two / one:.2f}x (target <= 0.75x on 2 cores)")
+        one = timed(
+            lambda: atlas(
+                args.model,
+                args.layer,
+                args.optimizer,
+                size=args.worker_size,
+                out=tmp / "w1",
+                max_batch=half,
+                workers=1,
+                **common,
+            )
+        )
+        two = timed(
+            lambda: atlas(
+                args.model,
+                args.layer,
+                args.optimizer,
+                size=args.worker_size,
+                out=tmp / "w2",
+                max_batch=half,
+                workers=2,
+                **common,
+            )
+        )
+        print(
+            f"2. the same atlas at {args.worker_size} px in batches of {half}: 1 worker {one:.1f} s, 2 workers "
+            f"{two:.1f} s; ratio {two / one:.2f}x (target <= 0.75x on 2 cores)"
+        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Targets (H100): 1 <= 1.10 eager; 2 >= 20x; 3 <= 1.10; 4 <= 1.5.
     python benchmarks/gpu.py --device cpu --quick   # the same code on the CPU at tiny sizes (a smoke test;
                                                     # compiles lite0 only: resnet50 would take minutes more)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,13 +40,19 @@ from fvopt.speed import Speed
 from fvopt.strategies import make_strategy
 from fvopt.transforms import make_transforms
 
-SETTINGS = {"eager": Speed(), "bf16": Speed(bf16=True), "channels_last": Speed(channels_last=True),
-            "cudnn_benchmark": Speed(cudnn_benchmark=True), "compile": Speed(compile="default"),
-            "compile_reduce_overhead": Speed(compile="reduce-overhead")}
+SETTINGS = {
+    "eager": Speed(),
+    "bf16": Speed(bf16=True),
+    "channels_last": Speed(channels_last=True),
+    "cudnn_benchmark": Speed(cudnn_benchmark=True),
+    "compile": Speed(compile="default"),
+    "compile_reduce_overhead": Speed(compile="reduce-overhead"),
+}
 
 
 def bare_forward(model, speed: Speed, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     """The bare network pass under `speed`: compiled in the same mode as fvopt's for the compile settings."""
+
     def forward(x: torch.Tensor) -> torch.Tensor:
         return model.net((x - model.mean) / model.std)
 
@@ -58,6 +65,7 @@ def bare_forward(model, speed: Speed, device: torch.device) -> Callable[[torch.T
         if device.type == "cuda" and mode != "default":
             torch.compiler.cudagraph_mark_step_begin()  # a new CUDA graph replay, as fvopt's pass does
         return compiled(x)
+
     return run_compiled
 
 
@@ -68,8 +76,9 @@ def step_overhead(name: str, device: torch.device, size: int, rounds: int, setti
             continue
         model = load_model(name, weights=None if name == "lite0" else "random", device=device)
         speed.apply_globally()
-        problem = Problem(model, parse_target("class:8"), make_param("fft", size), make_transforms("default"),
-                          speed=speed)
+        problem = Problem(
+            model, parse_target("class:8"), make_param("fft", size), make_transforms("default"), speed=speed
+        )
         strategy = make_strategy("adam")
         strategy.start(problem, problem.init())
         x = speed.input(torch.rand(1, 3, size, size, device=device, requires_grad=True))
@@ -102,14 +111,17 @@ def batched_channels(device: torch.device, size: int, steps: int, channels: int)
         once(f"channel:blocks.4:{c}")
     sync(device)
     sequential = time.perf_counter() - start
-    print(f"ratio sequential/batched {channels} channels x {steps} steps: {sequential / batched:.1f}  "
-          f"(batched {batched:.2f} s, sequential {sequential:.2f} s)")
+    print(
+        f"ratio sequential/batched {channels} channels x {steps} steps: {sequential / batched:.1f}  "
+        f"(batched {batched:.2f} s, sequential {sequential:.2f} s)"
+    )
 
 
 def population(device: torch.device, size: int, popsize: int, rounds: int) -> None:
     model = load_model("lite0", device=device)
-    problem = Problem(model, parse_target("class:8"), make_param("fft:k=8", size), make_transforms("default"),
-                      max_batch="auto")
+    problem = Problem(
+        model, parse_target("class:8"), make_param("fft:k=8", size), make_transforms("default"), max_batch="auto"
+    )
     strategy = make_strategy("cmaes", popsize=popsize)
     strategy.start(problem, problem.init())
     x = torch.rand(popsize, 3, size, size, device=device)
@@ -120,9 +132,11 @@ def population(device: torch.device, size: int, popsize: int, rounds: int) -> No
 
     b, o = interleaved(bare, lambda: strategy.step(problem), rounds, device)
     host, copies = host_round_trip(strategy, device, rounds)
-    print(f"ratio generation/bare forward (population {popsize}, {size} px, chunk {problem.max_batch}): {o / b:.3f}  "
-          f"(generation {1000 * o:.2f} ms, bare {1000 * b:.2f} ms, of which the host round trip {1000 * host:.2f} ms: "
-          f"pycma ask+tell and the two copies, the copies alone {1000 * copies:.2f} ms)")
+    print(
+        f"ratio generation/bare forward (population {popsize}, {size} px, chunk {problem.max_batch}): {o / b:.3f}  "
+        f"(generation {1000 * o:.2f} ms, bare {1000 * b:.2f} ms, of which the host round trip {1000 * host:.2f} ms: "
+        f"pycma ask+tell and the two copies, the copies alone {1000 * copies:.2f} ms)"
+    )
 
 
 def host_round_trip(strategy, device: torch.device, rounds: int) -> tuple[float, float]:
@@ -153,8 +167,14 @@ def dream_memory(device: torch.device, small: int, large: int, tile: int) -> Non
     model = load_model("lite0", device=device)
     peaks = {}
     for side in (small, large):
-        problem = Problem(model, layers_objective("blocks.3,blocks.4"), ImageParam(torch.rand(1, 3, side, side,
-                          device=device)), make_transforms("none"), tile=tile, validated=True)
+        problem = Problem(
+            model,
+            layers_objective("blocks.3,blocks.4"),
+            ImageParam(torch.rand(1, 3, side, side, device=device)),
+            make_transforms("none"),
+            tile=tile,
+            validated=True,
+        )
         z = problem.init()
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)
@@ -163,8 +183,10 @@ def dream_memory(device: torch.device, small: int, large: int, tile: int) -> Non
         peaks[side] = torch.cuda.max_memory_allocated(device)
         del problem, z
         torch.cuda.empty_cache()
-    print(f"ratio dream peak memory {large}/{small} (tile {tile}): {peaks[large] / peaks[small]:.2f}  "
-          f"({peaks[large] / 2**20:.0f} MB vs {peaks[small] / 2**20:.0f} MB)")
+    print(
+        f"ratio dream peak memory {large}/{small} (tile {tile}): {peaks[large] / peaks[small]:.2f}  "
+        f"({peaks[large] / 2**20:.0f} MB vs {peaks[small] / 2**20:.0f} MB)"
+    )
 
 
 def main() -> int:
@@ -175,8 +197,11 @@ def main() -> int:
     args = ap.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        print("benchmarks/gpu.py: no CUDA GPU on this machine; nothing measured (use --device cpu --quick for a "
-              "smoke test of the script)", file=sys.stderr)
+        print(
+            "benchmarks/gpu.py: no CUDA GPU on this machine; nothing measured (use --device cpu --quick for a "
+            "smoke test of the script)",
+            file=sys.stderr,
+        )
         return 2
     q = args.quick
     rounds = 3 if q else args.rounds

@@ -8,6 +8,7 @@ mean over iterations, which includes it, is printed too.
 
     python benchmarks/population_eval.py [--device cpu] [--rounds 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ def main() -> None:
     args = ap.parse_args()
     device = torch.device(args.device)
     model = load_model("lite0", device=device)
-    problem = Problem(model, parse_target(args.target), make_param("fft:k=8", args.size),
-                      make_transforms(args.transforms))
+    problem = Problem(
+        model, parse_target(args.target), make_param("fft:k=8", args.size), make_transforms(args.transforms)
+    )
     strategy = make_strategy("cmaes", popsize=args.popsize)
     strategy.start(problem, problem.init())
     x = torch.rand(args.popsize, 3, args.size, args.size, device=device)
@@ -55,11 +57,15 @@ def main() -> None:
         strategy.step(problem)
     sync(device)
     mean_iteration = (time.perf_counter() - start) / args.rounds
-    print(f"device {device}, threads {torch.get_num_threads()}, size {args.size}, popsize {args.popsize}, "
-          f"fft:k=8 ({problem.dim} dims), transforms {args.transforms}")
+    print(
+        f"device {device}, threads {torch.get_num_threads()}, size {args.size}, popsize {args.popsize}, "
+        f"fft:k=8 ({problem.dim} dims), transforms {args.transforms}"
+    )
     print(f"bare batched forward of {args.popsize}: {1000 * b:.1f} ms")
-    print(f"fvopt CMA-ES iteration: {1000 * o:.1f} ms (median); {1000 * mean_iteration:.1f} ms (mean, with pycma's "
-          "periodic eigendecomposition)")
+    print(
+        f"fvopt CMA-ES iteration: {1000 * o:.1f} ms (median); {1000 * mean_iteration:.1f} ms (mean, with pycma's "
+        "periodic eigendecomposition)"
+    )
     print(f"ratio fvopt/bare: {o / b:.3f}  (target <= 1.3)")
 
 

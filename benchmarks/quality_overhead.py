@@ -12,6 +12,7 @@
 
 Run it on a quiet machine: the ratios, not the seconds, are the result.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,10 @@ def main(argv=None) -> int:
         ref = _First(root, args.images)
         model = load_model(args.model, device=args.device)
         side = args.side or model.input_size
-        print(f"model {args.model} at {side} px, {len(ref)} images; reference: {ref.describe()}; "
-              f"torch threads {torch.get_num_threads()}")
+        print(
+            f"model {args.model} at {side} px, {len(ref)} images; reference: {ref.describe()}; "
+            f"torch threads {torch.get_num_threads()}"
+        )
 
         # 1. reference pass (no cache) vs bare batched forward over the same decoded images
         images = ref.load(range(len(ref)), side)
@@ -69,7 +72,7 @@ def main(argv=None) -> int:
         def bare():
             with torch.no_grad():
                 for i in range(0, len(images), args.batch):
-                    model(images[i:i + args.batch].to(model.device))
+                    model(images[i : i + args.batch].to(model.device))
 
         def streamed():
             reference_pass(model, ref, [FEATURES], side=side, batch=args.batch, progress=False, use_cache=False)
@@ -83,8 +86,10 @@ def main(argv=None) -> int:
                 out.append(time.perf_counter() - start)
         rate_bare = len(ref) / statistics.median(t_bare)
         rate_pass = len(ref) / statistics.median(t_pass)
-        print(f"bare batched forward {rate_bare:.1f} img/s; reference pass {rate_pass:.1f} img/s; "
-              f"ratio {rate_pass / rate_bare:.2f}x (target >= 0.8x)")
+        print(
+            f"bare batched forward {rate_bare:.1f} img/s; reference pass {rate_pass:.1f} img/s; "
+            f"ratio {rate_pass / rate_bare:.2f}x (target >= 0.8x)"
+        )
 
         # 2. judging one final image with every measure, caches built, networks loaded once (as a bench does)
         cache = Path(tmp) / "cache"
@@ -93,13 +98,24 @@ def main(argv=None) -> int:
         image = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0))
         from fvopt.evaluate import score_images
         from fvopt.objectives import parse_target
+
         for target in ("channel:blocks.5:3", "class:8"):
             # a bench cell has the evaluator's robust value already (a target without regularizer terms)
             robust = score_images(model, parse_target(target), image)["robust_value"]
 
             def score():
-                return judge(image, target, model, judge=judge_net, transfer=others, reference=ref, side=side,
-                             cache_folder=cache, robust=robust)
+                return judge(
+                    image,
+                    target,
+                    model,
+                    judge=judge_net,
+                    transfer=others,
+                    reference=ref,
+                    side=side,
+                    cache_folder=cache,
+                    robust=robust,
+                )
+
             row = score()  # builds the caches (not timed)
             times = []
             for _ in range(args.repeats):
@@ -107,8 +123,10 @@ def main(argv=None) -> int:
                 score()
                 times.append(time.perf_counter() - start)
             t = statistics.median(times)
-            print(f"judge {target} ({', '.join(row['measures'])}): {t:.2f} s = {100 * t / CELL_SECONDS:.1f}% of a "
-                  f"{CELL_SECONDS:.0f} s cell (target <= 5%)")
+            print(
+                f"judge {target} ({', '.join(row['measures'])}): {t:.2f} s = {100 * t / CELL_SECONDS:.1f}% of a "
+                f"{CELL_SECONDS:.0f} s cell (target <= 5%)"
+            )
     return 0
 
 

@@ -8,6 +8,7 @@ step by step in one run (medians), so machine load hits both alike. Target: at m
 
     python benchmarks/step_overhead.py [--device cpu] [--rounds 30] [--transforms default|lucent|none]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,10 @@ def main() -> None:
 
     b, o = interleaved(bare, ours, args.rounds, device)
     b2, r = interleaved(bare, rendered, args.rounds, device)
-    print(f"device {device}, threads {torch.get_num_threads()}, size {args.size}, target {args.target}, "
-          f"transforms {args.transforms}")
+    print(
+        f"device {device}, threads {torch.get_num_threads()}, size {args.size}, target {args.target}, "
+        f"transforms {args.transforms}"
+    )
     print(f"bare forward+backward: {1000 * b:.1f} ms")
     print(f"fvopt step (adam, fft, batch 1): {1000 * o:.1f} ms")
     print(f"  of which the image pipeline alone (fft + transforms + network, no fvopt): {r / b2:.3f} x bare")

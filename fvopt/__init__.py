@@ -3,6 +3,7 @@
 value = objective(model(transform(param(z)))); a Strategy improves z through a Problem that
 counts every model pass, so optimizers and parameterizations compare fairly.
 """
+
 from .version import __version__  # noqa: E402,F401
 
 from .errors import FvoptError  # noqa: E402
@@ -17,14 +18,27 @@ from .strategies import make_strategy  # noqa: E402
 def visualize(*args, **kwargs):
     """See fvopt.viz.visualize."""
     from .viz import visualize as _visualize
+
     return _visualize(*args, **kwargs)
 
 
 def atlas(*args, **kwargs):
     """See fvopt.atlases.atlas: every channel of some layers under several optimizers, as a site and a DataFrame."""
     from .atlases import atlas as _atlas
+
     return _atlas(*args, **kwargs)
 
 
-__all__ = ["Budget", "FvoptError", "Problem", "load_model", "make_param", "make_strategy", "parse_target", "run",
-           "visualize", "wrap", "atlas"]
+__all__ = [
+    "Budget",
+    "FvoptError",
+    "Problem",
+    "load_model",
+    "make_param",
+    "make_strategy",
+    "parse_target",
+    "run",
+    "visualize",
+    "wrap",
+    "atlas",
+]

@@ -6,6 +6,7 @@ being written. Every file is written under a temporary name in the same folder (
 then renamed onto its name with `os.replace`, which POSIX and Windows make atomic: a reader sees
 the old file or the new one. On any failure, an interrupt included, the temporary file is removed.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Why a module of its own: sizes enter fvopt from the CLI (`--size 96x160`), the P
 (`size=(96, 160)`), bench specs and models (`input_size=`); one function checks them all the same
 way, and everything below works with (height, width) pairs while a square keeps its plain int.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,8 +29,9 @@ def parse_size(value, what: str = "size") -> Size | None:
         elif value.strip().isdigit():
             value = int(value.strip())
         else:
-            raise FvoptError(f"{what} {value!r} is not allowed: give a side in px (e.g. 128) or HEIGHTxWIDTH "
-                             "(e.g. 96x160)")
+            raise FvoptError(
+                f"{what} {value!r} is not allowed: give a side in px (e.g. 128) or HEIGHTxWIDTH (e.g. 96x160)"
+            )
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
             raise FvoptError(f"{what} {tuple(value)!r} is not allowed: give (height, width), two sides in px")

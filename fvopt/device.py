@@ -5,6 +5,7 @@ transform matrix, an index table, a kernel) or a read back to the host stalls th
 time. Copies from pinned memory with `non_blocking=True` do not; constants are made once per
 device and dtype.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -15,7 +16,9 @@ import torch
 _CONSTANTS: dict[tuple, torch.Tensor] = {}
 
 
-def to_device(data: np.ndarray | torch.Tensor | list, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def to_device(
+    data: np.ndarray | torch.Tensor | list, device: torch.device, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """`data` as a tensor on `device`; on CUDA through pinned memory, asynchronously."""
     t = torch.as_tensor(data, dtype=dtype)
     if device.type == "cpu":

@@ -10,6 +10,7 @@ the default), `tf2` (the TensorFlow 2 tutorial) and `matlab` (deepDreamImage). E
 set of constants; any constant given explicitly overrides the scheme's, and the result records
 the scheme and every constant that ran.
 """
+
 from __future__ import annotations
 
 import time
@@ -87,11 +88,18 @@ class DreamScheme:
 
     def __post_init__(self) -> None:
         """The same checks for a built-in scheme, a user's DreamScheme and every override."""
-        checks = {"octaves": Option(int, low=1, high=64), "octave_scale": OCTAVE_SCALE, "steps": POSITIVE_INT,
-                  "lr": POSITIVE_FLOAT, "octaves_above": Option(int, low=0, high=64),
-                  "step_norm": Option(str, choices=STEP_NORMS), "objective": Option(str, choices=LAYER_OBJECTIVES),
-                  "lapnorm_levels": Option(int, low=1, high=16), "tile": IMAGE_SIDE,
-                  "carry": Option(str, choices=CARRIES)}
+        checks = {
+            "octaves": Option(int, low=1, high=64),
+            "octave_scale": OCTAVE_SCALE,
+            "steps": POSITIVE_INT,
+            "lr": POSITIVE_FLOAT,
+            "octaves_above": Option(int, low=0, high=64),
+            "step_norm": Option(str, choices=STEP_NORMS),
+            "objective": Option(str, choices=LAYER_OBJECTIVES),
+            "lapnorm_levels": Option(int, low=1, high=16),
+            "tile": IMAGE_SIDE,
+            "carry": Option(str, choices=CARRIES),
+        }
         for name, option in checks.items():
             object.__setattr__(self, name, check(name, getattr(self, name), option))
 
@@ -110,31 +118,65 @@ class DreamScheme:
         above = f" ({self.octaves_above} above the input)" if self.octaves_above else ""
         norm = "mean|g|" if self.step_norm == "mean_abs" else "std(g)"
         lap = f", lapnorm {self.lapnorm_levels} levels" if self.lapnorm_levels else ""
-        return (f"scheme {self.name}: {self.octaves} octaves{above} x {self.steps} steps, scale {self.octave_scale:g}, "
-                f"step {self.lr:g} * g / {norm}{lap}, {self.objective} objective, tile {self.tile} px, "
-                f"{self.carry} carried up")
+        return (
+            f"scheme {self.name}: {self.octaves} octaves{above} x {self.steps} steps, scale {self.octave_scale:g}, "
+            f"step {self.lr:g} * g / {norm}{lap}, {self.objective} objective, tile {self.tile} px, "
+            f"{self.carry} carried up"
+        )
 
 
 # One place for the published constants (../shared/REFERENCES.md, section DeepDream).
-SCHEMES: dict[str, DreamScheme] = {s.name: s for s in (
-    # Mordvintsev's 2015 notebook: 4 octaves at scale 1.4, 10 steps each, step / mean|g|, L2 objective,
-    # detail carried up. The notebook's +-32 px jitter is covered by the tiles' random roll, which
-    # wraps around the whole image. Its step is 1.5 on 0-255 pixels (0.0059 in [0, 1]); fvopt has
-    # always used 0.01, and this scheme is fvopt's default, kept exactly.
-    DreamScheme("2015", octaves=4, octave_scale=1.4, steps=10, lr=0.01, tile=512,
-                source="Mordvintsev et al. 2015, deepdream notebook"),
-    # The TensorFlow 2 tutorial: octaves at scale 1.3 over exponents -2..2 (two above the input), 100
-    # steps each, gradient / std, mean activation, the image itself resized from octave to octave,
-    # 512 px tiles under a random roll. Its step 0.01 is on [-1, 1] pixels: 0.005 on fvopt's [0, 1].
-    DreamScheme("tf2", octaves=5, octave_scale=1.3, steps=100, lr=0.005, octaves_above=2, step_norm="std",
-                objective="mean", tile=512, carry="image", source="TensorFlow 2 DeepDream tutorial"),
-    # MATLAB deepDreamImage: PyramidLevels 3 at PyramidScale 1.4 growing from the initial image, as
-    # Mordvintsev's render_lapnorm which it implements (mean activation, the image resized up),
-    # NumIterations 10, Laplacian normalization with 4 levels, tiles of the network's input size.
-    # Its step size is not an option; fvopt's normalized step 0.01 is used.
-    DreamScheme("matlab", octaves=3, octave_scale=1.4, steps=10, lr=0.01, octaves_above=2, objective="mean",
-                lapnorm_levels=4, tile=None, carry="image", source="MATLAB deepDreamImage (R2017a+)"),
-)}
+SCHEMES: dict[str, DreamScheme] = {
+    s.name: s
+    for s in (
+        # Mordvintsev's 2015 notebook: 4 octaves at scale 1.4, 10 steps each, step / mean|g|, L2 objective,
+        # detail carried up. The notebook's +-32 px jitter is covered by the tiles' random roll, which
+        # wraps around the whole image. Its step is 1.5 on 0-255 pixels (0.0059 in [0, 1]); fvopt has
+        # always used 0.01, and this scheme is fvopt's default, kept exactly.
+        DreamScheme(
+            "2015",
+            octaves=4,
+            octave_scale=1.4,
+            steps=10,
+            lr=0.01,
+            tile=512,
+            source="Mordvintsev et al. 2015, deepdream notebook",
+        ),
+        # The TensorFlow 2 tutorial: octaves at scale 1.3 over exponents -2..2 (two above the input), 100
+        # steps each, gradient / std, mean activation, the image itself resized from octave to octave,
+        # 512 px tiles under a random roll. Its step 0.01 is on [-1, 1] pixels: 0.005 on fvopt's [0, 1].
+        DreamScheme(
+            "tf2",
+            octaves=5,
+            octave_scale=1.3,
+            steps=100,
+            lr=0.005,
+            octaves_above=2,
+            step_norm="std",
+            objective="mean",
+            tile=512,
+            carry="image",
+            source="TensorFlow 2 DeepDream tutorial",
+        ),
+        # MATLAB deepDreamImage: PyramidLevels 3 at PyramidScale 1.4 growing from the initial image, as
+        # Mordvintsev's render_lapnorm which it implements (mean activation, the image resized up),
+        # NumIterations 10, Laplacian normalization with 4 levels, tiles of the network's input size.
+        # Its step size is not an option; fvopt's normalized step 0.01 is used.
+        DreamScheme(
+            "matlab",
+            octaves=3,
+            octave_scale=1.4,
+            steps=10,
+            lr=0.01,
+            octaves_above=2,
+            objective="mean",
+            lapnorm_levels=4,
+            tile=None,
+            carry="image",
+            source="MATLAB deepDreamImage (R2017a+)",
+        ),
+    )
+}
 DEFAULT_SCHEME = "2015"
 
 
@@ -144,8 +186,7 @@ def get_scheme(scheme: str | DreamScheme) -> DreamScheme:
         return scheme
     if not isinstance(scheme, str) or scheme not in SCHEMES:
         text = scheme if isinstance(scheme, str) else repr(scheme)
-        raise FvoptError(f"unknown DeepDream scheme '{text}'.{suggest(str(text), SCHEMES)} "
-                         f"Known: {', '.join(SCHEMES)}")
+        raise FvoptError(f"unknown DeepDream scheme '{text}'.{suggest(str(text), SCHEMES)} Known: {', '.join(SCHEMES)}")
     return SCHEMES[scheme]
 
 
@@ -163,8 +204,10 @@ def resolve_scheme(scheme: str | DreamScheme = DEFAULT_SCHEME, **overrides) -> D
             raise FvoptError(f"a DeepDream scheme has no constant '{key}'.{suggest(key, known)}")
     if "lapnorm_levels" in given and base.lapnorm_levels is None:
         having = ", ".join(n for n, s in SCHEMES.items() if s.lapnorm_levels)
-        raise FvoptError(f"lapnorm levels (--lapnorm-levels) do not apply to scheme {base.name}, which has no "
-                         f"Laplacian normalization (schemes with it: {having}); add one with --grad lapnorm:levels=N")
+        raise FvoptError(
+            f"lapnorm levels (--lapnorm-levels) do not apply to scheme {base.name}, which has no "
+            f"Laplacian normalization (schemes with it: {having}); add one with --grad lapnorm:levels=N"
+        )
     return replace(base, **given)
 
 
@@ -188,12 +231,15 @@ def sample_photo_for(channels: int, name: str = DEFAULT_PHOTO) -> torch.Tensor:
         return photo
     if channels == 1:
         return (torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1) * photo).sum(1, keepdim=True)
-    raise FvoptError(f"there is no {channels}-channel sample photo: give an image to dream on (a .npy array of "
-                     f"shape ({channels}, H, W) with values in [0, 1])")
+    raise FvoptError(
+        f"there is no {channels}-channel sample photo: give an image to dream on (a .npy array of "
+        f"shape ({channels}, H, W) with values in [0, 1])"
+    )
 
 
-def octave_sizes(height: int, width: int, octaves: int, scale: float, min_size: int,
-                 above: int = 0) -> list[tuple[int, int]]:
+def octave_sizes(
+    height: int, width: int, octaves: int, scale: float, min_size: int, above: int = 0
+) -> list[tuple[int, int]]:
     """Sizes from the smallest octave to the largest (the input's size, or `above` octaves beyond it);
     an error if an octave falls below min_size or beyond the largest image side."""
     if octaves < 1:
@@ -202,13 +248,17 @@ def octave_sizes(height: int, width: int, octaves: int, scale: float, min_size: 
         raise FvoptError(f"octave scale must be above 1, not {scale}")
     for side in (height, width):
         IMAGE_SIDE.coerce("image side", side)
-    sizes = [(round(height / scale ** i), round(width / scale ** i)) for i in range(-above, octaves - above)][::-1]
+    sizes = [(round(height / scale**i), round(width / scale**i)) for i in range(-above, octaves - above)][::-1]
     if min(sizes[0]) < min_size:
-        raise FvoptError(f"{octaves} octaves at scale {scale} shrink the {min(height, width)} px side to "
-                         f"{min(sizes[0])} px, below the model's minimum of {min_size} px: use fewer octaves")
+        raise FvoptError(
+            f"{octaves} octaves at scale {scale} shrink the {min(height, width)} px side to "
+            f"{min(sizes[0])} px, below the model's minimum of {min_size} px: use fewer octaves"
+        )
     if max(sizes[-1]) > IMAGE_SIDE.high:
-        raise FvoptError(f"{above} octaves above the input at scale {scale} grow the {max(height, width)} px side "
-                         f"to {max(sizes[-1])} px, beyond {IMAGE_SIDE.high:g} px: use a smaller photo")
+        raise FvoptError(
+            f"{above} octaves above the input at scale {scale} grow the {max(height, width)} px side "
+            f"to {max(sizes[-1])} px, beyond {IMAGE_SIDE.high:g} px: use a smaller photo"
+        )
     return sizes
 
 
@@ -218,8 +268,12 @@ def scheme_octave_sizes(height: int, width: int, scheme: DreamScheme, min_size: 
 
 def layer_mean(name: str) -> Objective:
     """The mean activation of a whole layer (TF2 tutorial and deepDreamImage), not of its squares."""
-    return Objective(lambda a: positions(a.acts[name], a.layout(name)).flatten(1).mean(1), frozenset({name}),
-                     f"layer_mean:{name}", checks=(Check(name, (), "layer"),))
+    return Objective(
+        lambda a: positions(a.acts[name], a.layout(name)).flatten(1).mean(1),
+        frozenset({name}),
+        f"layer_mean:{name}",
+        checks=(Check(name, (), "layer"),),
+    )
 
 
 def layers_objective(layers: str | Sequence[str], kind: str = "l2") -> Objective:
@@ -264,8 +318,16 @@ def dream(
     to [0,1]. `target` (e.g. "channel:blocks.4:10") replaces the layer objective.
     `result.settings` records the scheme and every constant that ran.
     """
-    s = resolve_scheme(scheme, octaves=octaves, octave_scale=octave_scale, steps=steps, lr=lr, tile=tile,
-                       octaves_above=octaves_above, lapnorm_levels=lapnorm_levels)
+    s = resolve_scheme(
+        scheme,
+        octaves=octaves,
+        octave_scale=octave_scale,
+        steps=steps,
+        lr=lr,
+        tile=tile,
+        octaves_above=octaves_above,
+        lapnorm_levels=lapnorm_levels,
+    )
     seed = check("seed", seed, SEED)
     if image is not None and (not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[0] != 1):
         raise FvoptError(f"dream needs one image tensor (1, C, H, W), not {getattr(image, 'shape', image)!r}")
@@ -273,6 +335,7 @@ def dream(
     image_grad = None
     if grad or s.lapnorm_levels:
         from .gradients import chain, lap_normalize, make_image_grad
+
         parts = [lambda g, n=s.lapnorm_levels: lap_normalize(g, n)] if s.lapnorm_levels else []
         image_grad = chain(*parts, *([make_image_grad(grad)] if grad else []))
     dev = resolve_device(device)
@@ -281,16 +344,26 @@ def dream(
     if image is None:
         image = sample_photo_for(net.channels)
     if image.shape[1] != net.channels:
-        raise FvoptError(f"the image has {image.shape[1]} channels and {net.name} takes {net.channels}: give a "
-                         f"{net.channels}-channel image")
+        raise FvoptError(
+            f"the image has {image.shape[1]} channels and {net.name} takes {net.channels}: give a "
+            f"{net.channels}-channel image"
+        )
     height, width = image.shape[-2:]
     sizes = scheme_octave_sizes(height, width, s, net.min_size)
     check_dream_fits(net, *sizes[-1], s.tile)  # the largest octave, above the input with octaves_above
     base = image.to(net.device, torch.float32)
 
     generator = torch.Generator().manual_seed(seed)
-    result = DreamResult(base, settings={**s.record(), "objective_name": str(objective), "grad": grad, "seed": seed,
-                                         "octave_sizes": [list(size) for size in sizes]})
+    result = DreamResult(
+        base,
+        settings={
+            **s.record(),
+            "objective_name": str(objective),
+            "grad": grad,
+            "seed": seed,
+            "octave_sizes": [list(size) for size in sizes],
+        },
+    )
     detail = torch.zeros(1, net.channels, *sizes[0], device=net.device)
     dreamed = base
     octave_base = base
@@ -304,18 +377,39 @@ def dream(
             else:  # the dreamed image itself, resized
                 octave_base = F.interpolate(dreamed, size=size, mode="bilinear", antialias=True, align_corners=False)
                 detail = torch.zeros_like(octave_base)
-            problem = Problem(net, objective, ImageParam((octave_base + detail).clamp(0, 1)), make_transforms("none"),
-                              seed=seed, image_grad=image_grad, generator=generator, tile=s.tile,
-                              validated=index > 0)
+            problem = Problem(
+                net,
+                objective,
+                ImageParam((octave_base + detail).clamp(0, 1)),
+                make_transforms("none"),
+                seed=seed,
+                image_grad=image_grad,
+                generator=generator,
+                tile=s.tile,
+                validated=index > 0,
+            )
             ascent = DreamAscent(s.lr, s.step_norm)
             offset = time.perf_counter() - start
             # The one run loop (fvopt.run): its budget, stop reasons, trace rows and progress bar.
             # The shared generator is not reseeded by the loop, so the tiles' rolls continue across octaves.
-            octave = run(problem, ascent, Budget(steps=s.steps), z0=problem.init(), progress=progress,
-                         desc=f"octave {index + 1}/{len(sizes)} {size[1]}x{size[0]}")
-            result.trace.extend({"octave": index, **row, "time_s": round(row["time_s"] + offset, 6),
-                                 "forwards": row["forwards"] + result.forwards,
-                                 "backwards": row["backwards"] + result.backwards} for row in octave.trace)
+            octave = run(
+                problem,
+                ascent,
+                Budget(steps=s.steps),
+                z0=problem.init(),
+                progress=progress,
+                desc=f"octave {index + 1}/{len(sizes)} {size[1]}x{size[0]}",
+            )
+            result.trace.extend(
+                {
+                    "octave": index,
+                    **row,
+                    "time_s": round(row["time_s"] + offset, 6),
+                    "forwards": row["forwards"] + result.forwards,
+                    "backwards": row["backwards"] + result.backwards,
+                }
+                for row in octave.trace
+            )
             result.forwards += octave.forwards
             result.backwards += octave.backwards
             result.stop_reason = octave.stop_reason
@@ -393,8 +487,14 @@ def check_dream_fits(model: FeatureModel, height: int, width: int, tile: int) ->
     """Refuse a photo too large for memory before decoding more of it: image copies plus one tile pass."""
     for side in (height, width):
         IMAGE_SIDE.coerce("image side", side)
-    check_fits(model, min(tile, max(height, width)), images=1, backward=True,
-               what=f"a {width}x{height} px dream with {tile} px tiles", extra_bytes=DREAM_IMAGE_COPIES * model.channels * 4 * height * width)
+    check_fits(
+        model,
+        min(tile, max(height, width)),
+        images=1,
+        backward=True,
+        what=f"a {width}x{height} px dream with {tile} px tiles",
+        extra_bytes=DREAM_IMAGE_COPIES * model.channels * 4 * height * width,
+    )
 
 
 def zoom_frames(
@@ -414,8 +514,9 @@ def zoom_frames(
     for _ in tqdm(range(frames - 1), desc="zoom", disable=not progress):
         ch, cw = max(1, round(h / zoom)), max(1, round(w / zoom))
         top, left = (h - ch) // 2, (w - cw) // 2
-        current = F.interpolate(current[..., top:top + ch, left:left + cw], size=(h, w), mode="bilinear",
-                                align_corners=False)
+        current = F.interpolate(
+            current[..., top : top + ch, left : left + cw], size=(h, w), mode="bilinear", align_corners=False
+        )
         if dream_frame is not None:
             current = dream_frame(current)
         out.append(current)
@@ -434,12 +535,14 @@ def save_animation(frames: list[torch.Tensor], path: str | Path, fps: int = 12) 
     arrays = [to_uint8(f)[0] for f in frames]
     gif = path.with_suffix(".gif")
     with atomic_path(gif) as tmp:  # whole or absent, even if a signal lands mid-write
-        Image.fromarray(arrays[0]).save(tmp, save_all=True, append_images=[Image.fromarray(a) for a in arrays[1:]],
-                                        duration=int(1000 / fps), loop=0)
+        Image.fromarray(arrays[0]).save(
+            tmp, save_all=True, append_images=[Image.fromarray(a) for a in arrays[1:]], duration=int(1000 / fps), loop=0
+        )
     written = [gif]
     try:
         import imageio.v2 as imageio
         import imageio_ffmpeg  # noqa: F401
+
         mp4 = path.with_suffix(".mp4")
         with atomic_path(mp4) as tmp:
             imageio.mimwrite(tmp, arrays, fps=fps)

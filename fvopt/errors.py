@@ -1,4 +1,5 @@
 """User-facing errors: one class, so the command line can turn them into one line and exit code 2."""
+
 from __future__ import annotations
 
 import difflib

@@ -4,6 +4,7 @@ The best value a strategy saw under random transforms is biased upward (lucky dr
 images are scored on the untransformed image and on a fixed set of transform draws that no
 strategy sees: drawn once from EVALUATOR_SEED, identical for every run.
 """
+
 from __future__ import annotations
 
 import torch
@@ -18,8 +19,14 @@ EVALUATOR_SEED = 20_231_123
 EVALUATOR_DRAWS = 16
 
 
-def score_images(model: FeatureModel, objective: Objective, images: torch.Tensor, draws: int = EVALUATOR_DRAWS,
-                 transforms: Compose | None = None, render: int | None = None) -> dict[str, torch.Tensor]:
+def score_images(
+    model: FeatureModel,
+    objective: Objective,
+    images: torch.Tensor,
+    draws: int = EVALUATOR_DRAWS,
+    transforms: Compose | None = None,
+    render: int | None = None,
+) -> dict[str, torch.Tensor]:
     """Per-image `value` (untransformed) and `robust_value` (mean over the fixed draws); with
     `render`, every image is shown to the network resized to that size, as the run showed it."""
     images = images.to(model.device, torch.float32)
@@ -30,11 +37,16 @@ def score_images(model: FeatureModel, objective: Objective, images: torch.Tensor
     generator = torch.Generator().manual_seed(EVALUATOR_SEED)
     fixed = [transforms.sample(generator) for _ in range(draws)]
     with torch.no_grad(), capture(model, objective.layers) as cap:
+
         def value(x: torch.Tensor) -> torch.Tensor:
             return objective(Activations(cap.run(show_at(x, render)), images, slots, n, cap.layouts))
+
         plain = value(images)
-        robust = (torch.stack([value(transforms.apply(images, d)) for d in fixed]).mean(0) if fixed
-                  else torch.full_like(plain, float("nan")))
+        robust = (
+            torch.stack([value(transforms.apply(images, d)) for d in fixed]).mean(0)
+            if fixed
+            else torch.full_like(plain, float("nan"))
+        )
     return {"value": plain.cpu(), "robust_value": robust.cpu()}
 
 
@@ -43,14 +55,22 @@ def quantize_8bit(images: torch.Tensor) -> torch.Tensor:
     return images.detach().float().clamp(0, 1).mul(255).round().div(255)
 
 
-def score_as_saved(model: FeatureModel, objective: Objective, images: torch.Tensor, draws: int = EVALUATOR_DRAWS,
-                   render: int | None = None) -> dict:
+def score_as_saved(
+    model: FeatureModel,
+    objective: Objective,
+    images: torch.Tensor,
+    draws: int = EVALUATOR_DRAWS,
+    render: int | None = None,
+) -> dict:
     """`value_8bit` and `robust_8bit` (batch means) and their per-image lists: the scores of the picture
     as saved, since that is what people look at and share; near-gray images can lose much of their
     activation to the rounding (one study image fell from 6.86 to 1.94)."""
     scores = score_images(model, objective, quantize_8bit(images), draws=draws, render=render)
-    return {"value_8bit": float(scores["value"].mean()), "robust_8bit": float(scores["robust_value"].mean()),
-            "per_image_8bit": {"value": scores["value"].tolist(), "robust_value": scores["robust_value"].tolist()}}
+    return {
+        "value_8bit": float(scores["value"].mean()),
+        "robust_8bit": float(scores["robust_value"].mean()),
+        "per_image_8bit": {"value": scores["value"].tolist(), "robust_value": scores["robust_value"].tolist()},
+    }
 
 
 def top_classes(model: FeatureModel, images: torch.Tensor, k: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,14 +95,17 @@ def high_frequency_share(images: torch.Tensor) -> torch.Tensor:
 def total_variation(images: torch.Tensor) -> torch.Tensor:
     """Per image: mean absolute difference of neighboring pixels (the `tv` regularizer's measure)."""
     from .objectives import image_total_variation
+
     return image_total_variation(images.float()).cpu()
 
 
 def quality_measures(images: torch.Tensor, objective: Objective, transfer: FeatureModel | None = None) -> dict:
     """Means over the batch: high-frequency share, total variation, and for class targets the
     target class's probability under a second model (`transfer_prob`), when one is given."""
-    out = {"high_freq_share": float(high_frequency_share(images).mean()),
-           "total_variation": float(total_variation(images).mean())}
+    out = {
+        "high_freq_share": float(high_frequency_share(images).mean()),
+        "total_variation": float(total_variation(images).mean()),
+    }
     classes = next((c.indices for c in objective.checks if c.what == "class"), None)
     if transfer is not None and classes:
         probs, _ = class_probabilities(transfer, images)

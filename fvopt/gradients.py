@@ -4,6 +4,7 @@ Image-gradient transforms act on d value / d image before it flows back into the
 parameterization (a hook on the rendered image), so each of them works with every
 parameterization and every first-order strategy, and they compose like optax transforms.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -80,26 +81,34 @@ def normalize_std(g: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
 
 def chain(*transforms: GradTransform) -> GradTransform:
     """Apply image-gradient transforms in order, like optax.chain."""
+
     def apply(g: torch.Tensor) -> torch.Tensor:
         for t in transforms:
             g = t(g)
         return g
+
     return apply
 
 
 # Image-gradient methods by name; `fvopt.gradients` entry points of installed packages add to it.
-GRADIENT_METHODS: Registry[Callable[..., GradTransform]] = Registry("gradient transform", group="fvopt.gradients",
-                                                                    home="fvopt.gradients")
+GRADIENT_METHODS: Registry[Callable[..., GradTransform]] = Registry(
+    "gradient transform", group="fvopt.gradients", home="fvopt.gradients"
+)
 
 
-def register_gradient(name: str, help: str, options: dict[str, Option] | None = None,
-                      examples: tuple[str, ...] = ()) -> Callable:
+def register_gradient(
+    name: str, help: str, options: dict[str, Option] | None = None, examples: tuple[str, ...] = ()
+) -> Callable:
     """Decorator over `build(**options) -> GradTransform`: the method `name[:key=value,...]`."""
     return GRADIENT_METHODS.register(name, help, options, examples)
 
 
-@register_gradient("lapnorm", "Laplacian-pyramid normalization (Mordvintsev): each band divided by its RMS",
-                   {"levels": Option(int, low=1, high=16, help="pyramid levels")}, ("lapnorm", "lapnorm:levels=3"))
+@register_gradient(
+    "lapnorm",
+    "Laplacian-pyramid normalization (Mordvintsev): each band divided by its RMS",
+    {"levels": Option(int, low=1, high=16, help="pyramid levels")},
+    ("lapnorm", "lapnorm:levels=3"),
+)
 def _lapnorm(levels: int = 4) -> GradTransform:
     return lambda g: lap_normalize(g, levels)
 
@@ -120,8 +129,10 @@ def make_image_grad(spec: str) -> GradTransform:
     for item in filter(None, items):
         name, _, opts = item.partition(":")
         if name not in GRADIENT_METHODS:
-            known = ", ".join(f"{n}[:{','.join(f'{k}=N' for k in e.options)}]" if e.options else n
-                              for n, e in GRADIENT_METHODS.items())
+            known = ", ".join(
+                f"{n}[:{','.join(f'{k}=N' for k in e.options)}]" if e.options else n
+                for n, e in GRADIENT_METHODS.items()
+            )
             raise GRADIENT_METHODS.unknown(name, known=known)
         entry = GRADIENT_METHODS[name]
         parts.append(entry.obj(**parse_options(opts, entry.options, f"gradient transform {name}")))

@@ -25,6 +25,7 @@ Constants, and where they come from (checked in the published code; see README):
   the plain weight. REG defaults to LAYER itself. Start from the photo (`--init`), as faccent does.
 - invert: minus the relative L2 distance |x - photo| / |photo| at LAYER (0 at a perfect match).
 """
+
 from __future__ import annotations
 
 import math
@@ -63,8 +64,10 @@ class PhotoReference:
 
     def get(self, layer: str, like: torch.Tensor) -> torch.Tensor:
         if self.key is None or layer not in self.acts:
-            raise FvoptError(f"the activations of image '{self.photo.path}' are not computed yet: image targets run "
-                             "inside a Problem (fvopt.Problem / visualize), which computes them once")
+            raise FvoptError(
+                f"the activations of image '{self.photo.path}' are not computed yet: image targets run "
+                "inside a Problem (fvopt.Problem / visualize), which computes them once"
+            )
         return self.acts[layer].to(like.device, like.dtype)
 
 
@@ -133,7 +136,9 @@ def invert(layer: str, photo: str | Photo) -> Objective:
         r = positions(ref.get(layer, x), a.layout(layer)).flatten(1)
         return -(x - r).norm(dim=1) / r.norm(dim=1).clamp_min(1e-12)
 
-    return Objective(fn, frozenset({layer}), f"invert:{layer}@{ref.photo.path}", checks=(PhotoCheck(layer, (), "photo", ref=ref),))
+    return Objective(
+        fn, frozenset({layer}), f"invert:{layer}@{ref.photo.path}", checks=(PhotoCheck(layer, (), "photo", ref=ref),)
+    )
 
 
 def caricature(layer: str, photo: str | Photo, cossim_pow: float = 0.0) -> Objective:
@@ -148,14 +153,20 @@ def caricature(layer: str, photo: str | Photo, cossim_pow: float = 0.0) -> Objec
         if cossim_pow == 0:
             return dot
         cossim = (dot / (1e-6 + x.norm(dim=1))).clamp_min(0.1)
-        return dot * cossim ** cossim_pow
+        return dot * cossim**cossim_pow
 
     pow_text = "" if cossim_pow == 0 else f":{cossim_pow:g}"
-    return Objective(fn, frozenset({layer}), f"caricature:{layer}{pow_text}@{ref.photo.path}",
-                     checks=(PhotoCheck(layer, (), "photo", ref=ref),))
+    return Objective(
+        fn,
+        frozenset({layer}),
+        f"caricature:{layer}{pow_text}@{ref.photo.path}",
+        checks=(PhotoCheck(layer, (), "photo", ref=ref),),
+    )
 
 
-def accentuate(layer: str, unit: int, photo: str | Photo, reg_layer: str | None = None, alpha: float = 1.0) -> Objective:
+def accentuate(
+    layer: str, unit: int, photo: str | Photo, reg_layer: str | None = None, alpha: float = 1.0
+) -> Objective:
     """Feature accentuation (faccent): unit `unit` of `layer` averaged over positions, minus `alpha`
     times the mean over positions of the channel L2 distance to the photo's activations at `reg_layer`."""
     reg = reg_layer or layer
@@ -168,8 +179,12 @@ def accentuate(layer: str, unit: int, photo: str | Photo, reg_layer: str | None 
         r = positions(ref.get(reg, x), a.layout(reg))
         return value - alpha * (x - r).norm(dim=1).mean(1)
 
-    return Objective(fn, frozenset({layer, reg}), f"accentuate:{layer}:{unit}:{reg}:{alpha:g}@{ref.photo.path}",
-                     checks=(Check(layer, (unit,), "channel"), PhotoCheck(reg, (), "photo", ref=ref)))
+    return Objective(
+        fn,
+        frozenset({layer, reg}),
+        f"accentuate:{layer}:{unit}:{reg}:{alpha:g}@{ref.photo.path}",
+        checks=(Check(layer, (unit,), "channel"), PhotoCheck(reg, (), "photo", ref=ref)),
+    )
 
 
 @register_target("invert", "invert:LAYER@IMAGE", (1,), "feature inversion: match a photo's activations at LAYER")
@@ -178,16 +193,24 @@ def _invert_target(parts: list[str], target: str) -> Objective:
     return invert(layer, ref.photo)
 
 
-@register_target("caricature", "caricature:LAYER[:POW]@IMAGE", (1, 2),
-                 "Lucid's caricature: dot product with a photo's activations times cosine^POW (POW 0)")
+@register_target(
+    "caricature",
+    "caricature:LAYER[:POW]@IMAGE",
+    (1, 2),
+    "Lucid's caricature: dot product with a photo's activations times cosine^POW (POW 0)",
+)
 def _caricature_target(parts: list[str], target: str) -> Objective:
     fields, ref = _split_photo(parts, "caricature:LAYER[:POW]@IMAGE", target)
     power = _number(fields[1], "cosine power", target, 0.0) if len(fields) == 2 else 0.0
     return caricature(fields[0], ref.photo, power)
 
 
-@register_target("accentuate", "accentuate:LAYER:UNIT[:REGLAYER[:ALPHA]]@IMAGE", (2, 3, 4),
-                 "feature accentuation: raise UNIT from a photo, REGLAYER kept near the photo's (faccent)")
+@register_target(
+    "accentuate",
+    "accentuate:LAYER:UNIT[:REGLAYER[:ALPHA]]@IMAGE",
+    (2, 3, 4),
+    "feature accentuation: raise UNIT from a photo, REGLAYER kept near the photo's (faccent)",
+)
 def _accentuate_target(parts: list[str], target: str) -> Objective:
     fields, ref = _split_photo(parts, "accentuate:LAYER:UNIT[:REGLAYER[:ALPHA]]@IMAGE", target)
     unit = _parse_indices(fields[1], "unit", target)

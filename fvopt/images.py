@@ -1,4 +1,5 @@
 """Saving images: one PNG, or a labelled grid for a batch."""
+
 from __future__ import annotations
 
 import math
@@ -30,11 +31,13 @@ def channel_grid(images: torch.Tensor) -> torch.Tensor:
     x = images.detach().float().cpu()
     for i in range(n):
         for j in range(c):
-            canvas[0, 0, i * (h + pad):i * (h + pad) + h, j * (w + pad):j * (w + pad) + w] = x[i, j]
+            canvas[0, 0, i * (h + pad) : i * (h + pad) + h, j * (w + pad) : j * (w + pad) + w] = x[i, j]
     return canvas
 
 
-def grid(images: torch.Tensor, labels: Sequence[str] | None = None, columns: int | None = None, pad: int = 2) -> Image.Image:
+def grid(
+    images: torch.Tensor, labels: Sequence[str] | None = None, columns: int | None = None, pad: int = 2
+) -> Image.Image:
     """A grid of the batch, with a caption under each image when labels are given."""
     arr = to_uint8(images)
     n, h, w = arr.shape[:3]
@@ -91,7 +94,9 @@ def image_size(path: str | Path) -> tuple[int, int]:
         with Image.open(path) as img:
             return img.size
     except Exception as err:  # Pillow raises many kinds for broken files
-        raise FvoptError(f"cannot read image '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+        raise FvoptError(
+            f"cannot read image '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+        ) from err
 
 
 def load_image(path: str | Path, channels: int = 3) -> torch.Tensor:
@@ -114,7 +119,9 @@ def load_array(path: str | Path, channels: int = 3) -> np.ndarray:
         try:
             arr = np.load(path, allow_pickle=False).astype(np.float32)
         except Exception as err:
-            raise FvoptError(f"cannot read array '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+            raise FvoptError(
+                f"cannot read array '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+            ) from err
         if arr.ndim == 4 and arr.shape[0] == 1:
             arr = arr[0]
         if arr.ndim == 2:
@@ -129,15 +136,19 @@ def load_array(path: str | Path, channels: int = 3) -> np.ndarray:
             raise FvoptError(f"array '{path}' holds NaN or infinite values")
         return np.ascontiguousarray(arr)
     if channels not in (1, 3):
-        raise FvoptError(f"'{path}' is a picture (grayscale or RGB), and the network takes {channels} channels: give "
-                         f"a .npy array of shape ({channels}, H, W) with values in [0, 1]")
+        raise FvoptError(
+            f"'{path}' is a picture (grayscale or RGB), and the network takes {channels} channels: give "
+            f"a .npy array of shape ({channels}, H, W) with values in [0, 1]"
+        )
     image_size(path)
     try:
         with Image.open(path) as img:
             img.load()
             arr = np.asarray(img.convert("RGB" if channels == 3 else "L"), dtype=np.float32) / 255.0
     except Exception as err:
-        raise FvoptError(f"cannot read image '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+        raise FvoptError(
+            f"cannot read image '{path}': {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+        ) from err
     return arr.transpose(2, 0, 1).copy() if channels == 3 else arr[None].copy()
 
 
@@ -189,8 +200,10 @@ def check_image_path(path: str | Path, what: str = "image output", alpha: bool =
     if ext not in allowed:
         hint = f" (e.g. '{path}.png')" if not ext else ""
         kind = "an image with transparency (RGBA)" if alpha else "an image"
-        raise FvoptError(f"{what} '{path}' has {'no extension' if not ext else f'extension {ext!r}'}, which cannot "
-                         f"be written as {kind}: use .png{hint}, or one of {', '.join(e for e in allowed if e != '.png')}")
+        raise FvoptError(
+            f"{what} '{path}' has {'no extension' if not ext else f'extension {ext!r}'}, which cannot "
+            f"be written as {kind}: use .png{hint}, or one of {', '.join(e for e in allowed if e != '.png')}"
+        )
     check_writable(path, what)
 
 

@@ -10,6 +10,7 @@ is stated by `Photo.describe()`, which traces carry. A path is checked where it 
 is a readable image of 1 or 3 channels, or a `.npy` array of any channel count), before any model
 pass; its channel count is checked against the network's before the reference pass.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -51,8 +52,9 @@ class Photo:
             raise FvoptError(f"image '{self.path}' {where}: give a PNG/JPEG file (or a .npy array C,H,W in [0,1])")
         suffix = self.path.suffix.lower()
         if suffix not in IMAGE_SUFFIXES + ARRAY_SUFFIXES:
-            raise FvoptError(f"image '{self.path}' has suffix '{suffix}': use one of "
-                             f"{', '.join(IMAGE_SUFFIXES + ARRAY_SUFFIXES)}")
+            raise FvoptError(
+                f"image '{self.path}' has suffix '{suffix}': use one of {', '.join(IMAGE_SUFFIXES + ARRAY_SUFFIXES)}"
+            )
         self._pixels = self._read()
         self.channels = int(self._pixels.shape[0])
         self.original = (int(self._pixels.shape[1]), int(self._pixels.shape[2]))
@@ -65,12 +67,20 @@ class Photo:
             except (OSError, ValueError) as err:
                 raise FvoptError(f"cannot read array '{self.path}': {err}") from err
             arr = arr[None] if arr.ndim == 2 else arr
-            if arr.ndim != 3 or not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all() \
-                    or arr.min() < 0 or arr.max() > 1:
-                raise FvoptError(f"array '{self.path}' must be finite numbers in [0, 1] shaped (C, H, W) or (H, W), "
-                                 f"not {arr.dtype} {arr.shape}")
+            if (
+                arr.ndim != 3
+                or not np.issubdtype(arr.dtype, np.number)
+                or not np.isfinite(arr).all()
+                or arr.min() < 0
+                or arr.max() > 1
+            ):
+                raise FvoptError(
+                    f"array '{self.path}' must be finite numbers in [0, 1] shaped (C, H, W) or (H, W), "
+                    f"not {arr.dtype} {arr.shape}"
+                )
             return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
         from PIL import Image, UnidentifiedImageError
+
         try:
             with Image.open(self.path) as img:
                 mode = img.mode
@@ -81,16 +91,20 @@ class Photo:
                 elif mode in ("RGB", "P", "YCbCr", "CMYK", "LAB", "HSV"):
                     arr = np.asarray(img.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
                 else:  # RGBA, LA, PA: an alpha channel fvopt will not silently drop or composite
-                    raise FvoptError(f"image '{self.path}' has mode {mode} (with transparency): save it without "
-                                     "an alpha channel (RGB or grayscale) first")
+                    raise FvoptError(
+                        f"image '{self.path}' has mode {mode} (with transparency): save it without "
+                        "an alpha channel (RGB or grayscale) first"
+                    )
         except (OSError, UnidentifiedImageError) as err:
             raise FvoptError(f"cannot read image '{self.path}': {err}") from err
         return torch.from_numpy(np.clip(arr, 0, 1).copy())
 
     def check_channels(self, channels: int, what: str) -> None:
         if self.channels != channels:
-            raise FvoptError(f"image '{self.path}' has {self.channels} channel{'s' * (self.channels != 1)}, and "
-                             f"{what} takes {channels}: give a {channels}-channel image")
+            raise FvoptError(
+                f"image '{self.path}' has {self.channels} channel{'s' * (self.channels != 1)}, and "
+                f"{what} takes {channels}: give a {channels}-channel image"
+            )
 
     def at(self, size: int | tuple[int, int]) -> torch.Tensor:
         """(1, C, H, W) in [0, 1] covering `size`: shorter side scaled to fit (antialiased), center crop."""
@@ -102,7 +116,7 @@ class Photo:
         if (rh, rw) != (H, W):
             x = F.interpolate(x, size=(rh, rw), mode="bilinear", antialias=True, align_corners=False)
         top, left = (rh - h) // 2, (rw - w) // 2
-        return x[..., top:top + h, left:left + w].clamp(0, 1).contiguous()
+        return x[..., top : top + h, left : left + w].clamp(0, 1).contiguous()
 
     def describe(self, size: int | tuple[int, int]) -> str:
         h, w = _hw(size)
@@ -134,8 +148,10 @@ def _invert(param, image: torch.Tensor, name: str) -> torch.Tensor:
     inverse = getattr(param, "from_image", None)
     z = inverse(image.to(param.device)) if inverse is not None else None
     if z is None:
-        raise FvoptError(f"--init needs a parameterization with an exact inverse from pixels, and '{name}' has "
-                         f"none: use one of {SEEDABLE}")
+        raise FvoptError(
+            f"--init needs a parameterization with an exact inverse from pixels, and '{name}' has "
+            f"none: use one of {SEEDABLE}"
+        )
     return z
 
 

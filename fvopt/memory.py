@@ -5,6 +5,7 @@ gigabytes in the first forward pass and die with a MemoryError traceback after m
 estimate scales the activation memory of one small probe pass (every module's output, measured
 once per model) by the number of pixels; it is a lower bound, and refuses only what cannot fit.
 """
+
 from __future__ import annotations
 
 import os
@@ -65,7 +66,9 @@ def activation_values_per_pixel(model) -> float:
 def estimate_bytes(model, side: int, images: int, backward: bool) -> int:
     """Bytes one pass over `images` images of side x side needs, at least (activations kept for backward)."""
     pixels = side * side * images
-    values = pixels * (activation_values_per_pixel(model) * (2 if backward else 1) + getattr(model, "channels", 3) * 8)  # + image copies
+    values = pixels * (
+        activation_values_per_pixel(model) * (2 if backward else 1) + getattr(model, "channels", 3) * 8
+    )  # + image copies
     return int(values * FLOAT_BYTES)
 
 
@@ -76,13 +79,19 @@ def check_fits(model, side: int, images: int = 1, backward: bool = True, what: s
         return
     need = estimate_bytes(model, side, images, backward) + extra_bytes
     if need > free:
-        advice = (f"use at most about {int(side * (free / need) ** 0.5)} px"
-                  f"{' or a smaller batch/population' if images > 1 else ''}") if not extra_bytes else \
-            "use a smaller photo (or a smaller tile)"
+        advice = (
+            (
+                f"use at most about {int(side * (free / need) ** 0.5)} px"
+                f"{' or a smaller batch/population' if images > 1 else ''}"
+            )
+            if not extra_bytes
+            else "use a smaller photo (or a smaller tile)"
+        )
         raise FvoptError(
             f"{what or f'{images} image(s) of {side}x{side} px'} need about {_gb(need)} for one "
             f"{'forward and backward' if backward else 'forward'} pass through {model.name} (estimated from its "
-            f"activations), and {model.device.type} has {_gb(free)} free: {advice}")
+            f"activations), and {model.device.type} has {_gb(free)} free: {advice}"
+        )
 
 
 def _gb(n: int) -> str:

@@ -3,6 +3,7 @@
 Kept apart from `objectives` (the built-in kinds and the target grammar) so that modules adding
 kinds of their own (`image_targets`) import this and `objectives` imports them, without a cycle.
 """
+
 from __future__ import annotations
 
 import re
@@ -65,8 +66,13 @@ class Objective:
         if not isinstance(other, Objective):
             return NotImplemented
         slots = _merge_slots(self.slots, other.slots)
-        return Objective(lambda a: op(self(a), other(a)), self.layers | other.layers,
-                         f"{self.name} {symbol} {other.name}", slots, self.checks + other.checks)
+        return Objective(
+            lambda a: op(self(a), other(a)),
+            self.layers | other.layers,
+            f"{self.name} {symbol} {other.name}",
+            slots,
+            self.checks + other.checks,
+        )
 
     def __add__(self, other: "Objective") -> "Objective":
         return self._combine(other, torch.add, "+")
@@ -94,8 +100,9 @@ def _merge_slots(a: int, b: int) -> int:
 TargetKind = Entry  # .build (its obj), .usage, .fields, .summary (its help)
 
 # Every target kind by name; `fvopt.targets` entry points of installed packages add to it.
-TARGETS: Registry[Callable[[list[str], str], Objective]] = Registry("target kind", group="fvopt.targets",
-                                                                    home="fvopt.objectives")
+TARGETS: Registry[Callable[[list[str], str], Objective]] = Registry(
+    "target kind", group="fvopt.targets", home="fvopt.objectives"
+)
 MAX_TARGET_LENGTH = 10_000
 MAX_INDEX = 10**9
 
@@ -119,7 +126,8 @@ def _parse_indices(text: str, what: str, target: str) -> tuple[int, ...]:
         if hi < lo:
             raise FvoptError(f"empty {what} range '{part}' in target '{target}'")
         if hi >= MAX_INDEX or hi - lo + len(out) >= 100_000:
-            raise FvoptError(f"{what} '{part}' in target '{target}' is out of range: at most 100000 indices below "
-                             f"{MAX_INDEX}")
+            raise FvoptError(
+                f"{what} '{part}' in target '{target}' is out of range: at most 100000 indices below {MAX_INDEX}"
+            )
         out.extend(range(lo, hi + 1))
     return tuple(out)

@@ -6,6 +6,7 @@ loss: averaging over the batch (as Lucent does) would make a population impossib
 A batch can hold different targets: `channel("blocks.4", range(64))` gives image n the channel
 `64 slot` n, so 64 channels are optimized in one batched run.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,19 @@ from .errors import FvoptError
 from .models.hooks import LOGITS
 from .models.layouts import grid_of, positions, token_units, unit_at, unit_mean
 from .objective_core import (  # noqa: F401  (the objective's own names, read from here by most callers)
-    MAX_INDEX, MAX_TARGET_LENGTH, TARGETS, Activations, Check, Indices, Objective, TargetKind, _merge_slots,
-    _parse_indices, register_target)
+    MAX_INDEX,
+    MAX_TARGET_LENGTH,
+    TARGETS,
+    Activations,
+    Check,
+    Indices,
+    Objective,
+    TargetKind,
+    _merge_slots,
+    _parse_indices,
+    register_target,
+)
+
 
 def _index_tensor(indices: tuple[int, ...], a: Activations) -> torch.Tensor:
     table = cached(("indices", indices), a.slots.device, lambda: torch.tensor(indices))
@@ -38,15 +50,25 @@ def class_logit(classes: Indices) -> Objective:
     """The pre-softmax logit of an ImageNet class (a list gives one class per image slot)."""
     idx = _as_tuple(classes)
     label = _label(idx)
-    return Objective(lambda a: a.acts[LOGITS].gather(1, _index_tensor(idx, a)[:, None])[:, 0],
-                     frozenset({LOGITS}), f"class:{label}", len(idx), (Check(LOGITS, idx, "class"),))
+    return Objective(
+        lambda a: a.acts[LOGITS].gather(1, _index_tensor(idx, a)[:, None])[:, 0],
+        frozenset({LOGITS}),
+        f"class:{label}",
+        len(idx),
+        (Check(LOGITS, idx, "class"),),
+    )
 
 
 def channel(layer: str, channels: Indices) -> Objective:
     """A unit averaged over spatial positions or patch tokens (prefix tokens excluded)."""
     idx = _as_tuple(channels)
-    return Objective(lambda a: unit_mean(a.acts[layer], a.layout(layer)).gather(1, _index_tensor(idx, a)[:, None])[:, 0],
-                     frozenset({layer}), f"channel:{layer}:{_label(idx)}", len(idx), (Check(layer, idx, "channel"),))
+    return Objective(
+        lambda a: unit_mean(a.acts[layer], a.layout(layer)).gather(1, _index_tensor(idx, a)[:, None])[:, 0],
+        frozenset({layer}),
+        f"channel:{layer}:{_label(idx)}",
+        len(idx),
+        (Check(layer, idx, "channel"),),
+    )
 
 
 def neuron(layer: str, channels: Indices, y: int | None = None, x: int | None = None) -> Objective:
@@ -64,22 +86,35 @@ def neuron(layer: str, channels: Indices, y: int | None = None, x: int | None = 
 
     where = "" if y is None and x is None else f":{y}:{x}"
     position = None if y is None and x is None else (y, x)
-    return Objective(fn, frozenset({layer}), f"neuron:{layer}:{_label(idx)}{where}", len(idx),
-                     (Check(layer, idx, "neuron", position),))
+    return Objective(
+        fn,
+        frozenset({layer}),
+        f"neuron:{layer}:{_label(idx)}{where}",
+        len(idx),
+        (Check(layer, idx, "neuron", position),),
+    )
 
 
 def token(layer: str, units: Indices, index: int = 0) -> Objective:
     """A unit of one prefix token of a transformer layer (token 0: the class token)."""
     idx = _as_tuple(units)
-    return Objective(lambda a: token_units(a.acts[layer], a.layout(layer), index).gather(
-                     1, _index_tensor(idx, a)[:, None])[:, 0], frozenset({layer}),
-                     f"token:{layer}:{_label(idx)}:{index}", len(idx), (Check(layer, idx, "token", (index, 0)),))
+    return Objective(
+        lambda a: token_units(a.acts[layer], a.layout(layer), index).gather(1, _index_tensor(idx, a)[:, None])[:, 0],
+        frozenset({layer}),
+        f"token:{layer}:{_label(idx)}:{index}",
+        len(idx),
+        (Check(layer, idx, "token", (index, 0)),),
+    )
 
 
 def layer(name: str) -> Objective:
     """DeepDream's objective: the mean of the squared activations of a whole layer (patch tokens only)."""
-    return Objective(lambda a: positions(a.acts[name], a.layout(name)).pow(2).flatten(1).mean(1), frozenset({name}),
-                     f"layer:{name}", checks=(Check(name, (), "layer"),))
+    return Objective(
+        lambda a: positions(a.acts[name], a.layout(name)).pow(2).flatten(1).mean(1),
+        frozenset({name}),
+        f"layer:{name}",
+        checks=(Check(name, (), "layer"),),
+    )
 
 
 def direction(name: str, vector: Sequence[float] | torch.Tensor) -> Objective:
@@ -116,7 +151,9 @@ def l1sum(constant: float = 0.5) -> Objective:
 def l2sum(constant: float = 0.5) -> Objective:
     """Sum of squares of (image - constant) over pixels and colors, no root: the classic recipes'
     `- 0.0001*l2sum` (Simonyan et al.'s lambda * ||I||^2), which `l2` (an RMS) cannot express."""
-    return Objective(lambda a: (a.images - constant).pow(2).flatten(1).sum(1), frozenset(), _centered("l2sum", constant))
+    return Objective(
+        lambda a: (a.images - constant).pow(2).flatten(1).sum(1), frozenset(), _centered("l2sum", constant)
+    )
 
 
 def _centered(name: str, constant: float) -> str:
@@ -125,8 +162,9 @@ def _centered(name: str, constant: float) -> str:
 
 def image_total_variation(x: torch.Tensor) -> torch.Tensor:
     """Per image: mean absolute difference of vertically plus horizontally neighboring pixels."""
-    return ((x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1)
-            + (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1))
+    return (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1) + (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(
+        1
+    ).mean(1)
 
 
 def total_variation() -> Objective:
@@ -139,6 +177,7 @@ def diversity(name: str) -> Objective:
 
     As in Lucid: the cosine similarity of normalized Gram matrices, summed over the other images.
     """
+
     def fn(a: Activations) -> torch.Tensor:
         flat = positions(a.acts[name], a.layout(name))  # (N, units, positions)
         n = flat.shape[0]
@@ -177,6 +216,7 @@ def parse_target(text: str) -> Objective:
         raise FvoptError(f"target is {len(text)} characters long; at most {MAX_TARGET_LENGTH}")
     if "@" in text:  # image paths (`invert:LAYER@photo.png`) are encoded so that '-' and ':' in them stay theirs
         from .image_targets import encode_paths
+
         text = encode_paths(text)
     total: Objective | None = None
     for raw in _TERM_START.split(text.strip()):
@@ -192,6 +232,7 @@ def parse_target(text: str) -> Objective:
             if "@" not in text:
                 raise
             from urllib.parse import unquote
+
             raise FvoptError(unquote(str(err))) from None
         weight = (-1.0 if sign == "-" else 1.0) * (float(coef) if coef else 1.0)
         if not math.isfinite(weight) or weight == 0:
@@ -282,11 +323,14 @@ def _center(parts: list[str], target: str) -> float:
 
 
 register_target("l1sum", "l1sum[:CENTER]", (0, 1), "sum of |image - center| (gray by default; subtract)")(
-    lambda parts, target: l1sum(_center(parts, target)))
+    lambda parts, target: l1sum(_center(parts, target))
+)
 register_target("l2sum", "l2sum[:CENTER]", (0, 1), "sum of (image - center)^2 (gray by default; subtract)")(
-    lambda parts, target: l2sum(_center(parts, target)))
+    lambda parts, target: l2sum(_center(parts, target))
+)
 register_target("tv", "tv", (0,), "total variation (subtract)")(lambda parts, target: total_variation())
 from . import image_targets  # noqa: E402,F401  (invert, caricature, accentuate: image-seeded kinds)
+
 TARGET_KINDS = tuple(TARGETS.names(plugins=False))  # the built-in kinds
 
 
@@ -312,21 +356,28 @@ def validate(objective: Objective, model, size: int) -> None:
         if check.what in ("channel", "neuron", "token"):
             bad = [i for i in check.indices if not 0 <= i < units]
             if bad:
-                raise FvoptError(f"unit {bad[0]} is out of range: layer {check.layer} of {model.name} has {units} "
-                                 f"{noun} (0..{units - 1}); its layout is {layout.describe()}")
+                raise FvoptError(
+                    f"unit {bad[0]} is out of range: layer {check.layer} of {model.name} has {units} "
+                    f"{noun} (0..{units - 1}); its layout is {layout.describe()}"
+                )
         if check.what == "direction" and check.indices[0] + 1 != units:
-            raise FvoptError(f"direction has {check.indices[0] + 1} values: layer {check.layer} of {model.name} has "
-                             f"{units} {noun}")
+            raise FvoptError(
+                f"direction has {check.indices[0] + 1} values: layer {check.layer} of {model.name} has {units} {noun}"
+            )
         if check.what == "neuron" and layout.kind == "vector":
-            raise FvoptError(f"neuron targets need positions, and layer {check.layer} is a vector of {units}: "
-                             f"use channel:{check.layer}:INDEX")
+            raise FvoptError(
+                f"neuron targets need positions, and layer {check.layer} is a vector of {units}: "
+                f"use channel:{check.layer}:INDEX"
+            )
         if check.what == "neuron" and check.position is not None:
             y, x = check.position
             h, w = layout.grid
             if not (0 <= y < h and 0 <= x < w):
                 where = "patch grid" if layout.kind == "tokens" else "map"
-                raise FvoptError(f"neuron position ({y}, {x}) is outside the {h}x{w} {where} of {check.layer} "
-                                 f"at {seen} px (0..{h - 1}, 0..{w - 1})")
+                raise FvoptError(
+                    f"neuron position ({y}, {x}) is outside the {h}x{w} {where} of {check.layer} "
+                    f"at {seen} px (0..{h - 1}, 0..{w - 1})"
+                )
         if check.what == "token":
             if layout.kind != "tokens" or not 0 <= check.position[0] < layout.prefix:
                 has = f"{layout.prefix} prefix tokens" if layout.kind == "tokens" else f"layout {layout.describe()}"

@@ -4,6 +4,7 @@ The command line hands over text (`--option popsize=40`), the Python API and TOM
 values; both go through `Option.coerce`, so `popsize=abc`, `lr=nan`, `steps=2.5` or `sigma=-1`
 are refused the same way everywhere, with one line naming the value and what is allowed.
 """
+
 from __future__ import annotations
 
 import math

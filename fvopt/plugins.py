@@ -4,6 +4,7 @@ Plugins are packages that declare entry points in the groups of fvopt.registry.G
 module loads all of them (the registries load them lazily, one group at a time, otherwise) and
 says, for each entry point, which names it registered or why it failed to load.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,8 +25,14 @@ def registries() -> dict[str, Registry[Any]]:
     import fvopt.params  # noqa: F401
     import fvopt.strategies  # noqa: F401
 
-    return {"fvopt.strategies": REGISTRY, "fvopt.params": PARAMS, "fvopt.targets": TARGETS,
-            "fvopt.transforms": TRANSFORM_PARTS, "fvopt.models": MODEL_SOURCES, "fvopt.gradients": GRADIENT_METHODS}
+    return {
+        "fvopt.strategies": REGISTRY,
+        "fvopt.params": PARAMS,
+        "fvopt.targets": TARGETS,
+        "fvopt.transforms": TRANSFORM_PARTS,
+        "fvopt.models": MODEL_SOURCES,
+        "fvopt.gradients": GRADIENT_METHODS,
+    }
 
 
 def plugin_rows() -> tuple[list[Plugin], dict[str, list[str]]]:
@@ -48,8 +55,10 @@ def describe_plugins() -> list[str]:
     """The lines of `fvopt plugins`: one per package with what it adds, one per broken entry point."""
     plugins, added = plugin_rows()
     if not plugins:
-        return [f"no plugins installed (a package adds to fvopt through entry points in the groups "
-                f"{', '.join(GROUPS)}; see README, Adding an optimizer)"]
+        return [
+            f"no plugins installed (a package adds to fvopt through entry points in the groups "
+            f"{', '.join(GROUPS)}; see README, Adding an optimizer)"
+        ]
     lines = []
     for package in dict.fromkeys(p.package for p in plugins):
         mine = [p for p in plugins if p.package == package]

@@ -4,6 +4,7 @@ value = objective(model(transform(param(z)))). Strategies call `evaluate` (a pop
 gradient) or `value_and_grad`; both count forward and backward passes per image and check the
 budget before spending it, so no strategy can spend budget unseen and comparisons stay fair.
 """
+
 from __future__ import annotations
 
 import time
@@ -52,13 +53,18 @@ class Budget:
 
     def refuse_if_below(self, cost, what: str) -> None:
         """Refuse a budget that cannot pay for one step of `cost` (a StepCost): it would idle."""
-        short = [(n, need) for n, need in (("forwards", cost.forwards), ("passes", cost.passes))
-                 if getattr(self, n) is not None and getattr(self, n) < need]
+        short = [
+            (n, need)
+            for n, need in (("forwards", cost.forwards), ("passes", cost.passes))
+            if getattr(self, n) is not None and getattr(self, n) < need
+        ]
         if short:
             name, need = short[0]
-            raise FvoptError(f"a budget of {getattr(self, name)} {name} is too small for one step of {what}, which "
-                             f"spends {cost.forwards} forwards and {cost.backwards} backwards ({cost.passes} passes): "
-                             f"give at least {need} {name}")
+            raise FvoptError(
+                f"a budget of {getattr(self, name)} {name} is too small for one step of {what}, which "
+                f"spends {cost.forwards} forwards and {cost.backwards} backwards ({cost.passes} passes): "
+                f"give at least {need} {name}"
+            )
 
 
 @dataclass
@@ -142,22 +148,29 @@ SYNC_EVERY = 16
 ImageGradHook = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _check_chain_sizes(chain, param: Parameterization, model: FeatureModel, render: int | None, batch: int,
-                       max_batch, asked: str) -> "object":
+def _check_chain_sizes(
+    chain, param: Parameterization, model: FeatureModel, render: int | None, batch: int, max_batch, asked: str
+) -> "object":
     """Refuse a chain that shrinks the image below the network's minimum (or to nothing), and one
     that grows it past memory: the network is shown the chain's largest output, not the image.
     `asked` is the chain as the user wrote it: the message names it, and what it became when its
     pixel amounts were scaled for a small image."""
     from .memory import check_fits
     from .transform_sizes import check_transform_sizes
+
     fitted = describe_transforms(chain)
     described = f"'{asked}'" if fitted == asked else f"'{asked}' (scaled to '{fitted}' for this image size)"
     sizes = check_transform_sizes(chain, tuple(param.image_hw), model.min_size, model.name, described, render)
     shown = render or max(sizes.largest)
     if shown > max(param.image_hw):
         images = batch if not isinstance(max_batch, int) else min(batch, max_batch)
-        check_fits(model, shown, images=images, backward=True,
-                   what=f"the transforms grow each image to {shown}x{shown} px, and {images} such image(s)")
+        check_fits(
+            model,
+            shown,
+            images=images,
+            backward=True,
+            what=f"the transforms grow each image to {shown}x{shown} px, and {images} such image(s)",
+        )
     return sizes
 
 
@@ -192,10 +205,14 @@ class Problem:
         self.param = param.to(model.device)
         self.render = check("render", render, IMAGE_SIDE)
         if self.render is not None and tile is not None:
-            raise FvoptError("render size and tile do not combine: a tiled image is shown to the network tile by "
-                             "tile at its own size; drop one of them")
+            raise FvoptError(
+                "render size and tile do not combine: a tiled image is shown to the network tile by "
+                "tile at its own size; drop one of them"
+            )
         if self.render is not None and self.render < model.min_size:
-            raise FvoptError(f"render size {self.render} px is too small for {model.name}: at least {model.min_size} px")
+            raise FvoptError(
+                f"render size {self.render} px is too small for {model.name}: at least {model.min_size} px"
+            )
         chain = standard_transforms() if transforms is None else transforms
         fitted = fit_transforms(chain, param.image_hw, param.channels)  # pixel amounts scaled below 128 px
         self.transform_fit = describe_fit(chain, fitted, param.image_hw)  # what that changed, for the trace
@@ -209,24 +226,32 @@ class Problem:
         if self.batch < 1 or self.batch % objective.slots:
             raise FvoptError(f"batch {self.batch} must be a multiple of the {objective.slots} targets in '{objective}'")
         if self.batch < 2 and any(c.what == "diversity" for c in objective.checks):
-            raise FvoptError(f"'{objective}' has a diversity term, which compares the images of a batch: with one "
-                             "image it is constant; use a batch of 2 or more (--batch 4)")
+            raise FvoptError(
+                f"'{objective}' has a diversity term, which compares the images of a batch: with one "
+                "image it is constant; use a batch of 2 or more (--batch 4)"
+            )
         if param.channels != model.channels:
-            raise FvoptError(f"param {param.name} draws {param.channels}-channel images and {model.name} takes "
-                             f"{model.channels} channels: make the parameterization with channels={model.channels}")
+            raise FvoptError(
+                f"param {param.name} draws {param.channels}-channel images and {model.name} takes "
+                f"{model.channels} channels: make the parameterization with channels={model.channels}"
+            )
         side = min(param.image_hw)  # the shorter side meets the network's minimum
         if side < model.min_size:
-            raise FvoptError(f"image size {describe(param.size)} px is too small for {model.name}: at least "
-                             f"{model.min_size} px a side")
+            raise FvoptError(
+                f"image size {describe(param.size)} px is too small for {model.name}: at least "
+                f"{model.min_size} px a side"
+            )
         if tile is None:  # what the chain makes of the image, checked before any work (fvopt/transform_sizes.py)
-            self.transform_sizes = _check_chain_sizes(chain, param, model, self.render, batch or objective.slots,
-                                                      max_batch, asked)
+            self.transform_sizes = _check_chain_sizes(
+                chain, param, model, self.render, batch or objective.slots, max_batch, asked
+            )
         if not validated:  # a shape probe at the size the network sees; tiled images at the tile's size
             probe = self.render or param.size  # validate() itself uses the input size of a fixed-size network
             validate(objective, model, probe if tile is None else max(min(side, tile), model.min_size))
         self.seed = check("seed", seed, SEED)
         if max_batch == "auto":  # as many images per chunk as half the free memory holds
             from .memory import images_that_fit
+
             max_batch = images_that_fit(model, max(max(param.image_hw), model.min_size), backward=False)
         self.max_batch = check("max_batch", max_batch, POSITIVE_INT)
         self.image_grad = image_grad
@@ -236,9 +261,18 @@ class Problem:
         self.speed = speed
         speed.prepare(model.net)
         mode = speed.compile_mode(model.device)
-        self._pass = None if mode is None else compiled_pass(
-            model, objective.layers, mode, (self.render or param.size) if tile is None else max(min(side, tile), model.min_size))
+        self._pass = (
+            None
+            if mode is None
+            else compiled_pass(
+                model,
+                objective.layers,
+                mode,
+                (self.render or param.size) if tile is None else max(min(side, tile), model.min_size),
+            )
+        )
         from .image_targets import bind_photos  # image targets: the photo's activations, once per model and size
+
         self.photos = bind_photos(objective, model, getattr(param, "image_hw", param.size), self.render)
         self.meter = meter or Meter()
         self._own_generator = generator is None
@@ -275,9 +309,22 @@ class Problem:
 
     def restricted(self, param: Parameterization) -> "Problem":
         """The same problem over another parameterization, sharing the meter and the draws."""
-        view = Problem(self.model, self.objective, param, self.transforms, self.batch, self.seed, self.max_batch,
-                       self.image_grad, self.meter, self.generator, validated=True, tile=self.tile,
-                       speed=self.speed, render=self.render)
+        view = Problem(
+            self.model,
+            self.objective,
+            param,
+            self.transforms,
+            self.batch,
+            self.seed,
+            self.max_batch,
+            self.image_grad,
+            self.meter,
+            self.generator,
+            validated=True,
+            tile=self.tile,
+            speed=self.speed,
+            render=self.render,
+        )
         view.transforms, view.transform_fit = self.transforms, self.transform_fit  # fitted once, not twice
         view._parent = self
         return view
@@ -312,7 +359,7 @@ class Problem:
         out = []
         with torch.no_grad(), self._capture() as cap:
             for i in range(0, P, per_chunk):
-                out.append(self._values(cap, Z[i:i + per_chunk].reshape(-1, self.dim), draw))
+                out.append(self._values(cap, Z[i : i + per_chunk].reshape(-1, self.dim), draw))
         values = torch.cat(out).view(P, self.batch)
         self._record(Z, values)
         return values[0] if squeeze else values
@@ -362,8 +409,10 @@ class Problem:
         tiles = len(tile_bounds(h, self.tile)) * len(tile_bounds(w, self.tile))
         self.meter.spend(self.batch * tiles, self.batch * tiles)
         with self._capture() as cap:
+
             def tile_values(piece: torch.Tensor) -> torch.Tensor:
                 return self.objective(Activations(cap.run(piece), piece, self.slots, self.batch, cap.layouts))
+
             values, seen_grad, _ = tiled_value_and_grad(tile_values, seen.detach(), self.tile, self.generator)
         self._check_finite(values, "objective")
         (grad,) = torch.autograd.grad(seen, z, grad_outputs=seen_grad)
@@ -380,8 +429,9 @@ class Problem:
         if self.views == 1:
             return self.objective(Activations(acts, images, slots, self.batch, cap.layouts)).float()
         # crops: the batch came back as `views` copies, view by view; the value is the mean over views
-        values = self.objective(Activations(acts, images.repeat(self.views, 1, 1, 1), slots.repeat(self.views),
-                                            self.batch, cap.layouts)).float()
+        values = self.objective(
+            Activations(acts, images.repeat(self.views, 1, 1, 1), slots.repeat(self.views), self.batch, cap.layouts)
+        ).float()
         return values.view(self.views, -1).mean(0)
 
     def shown(self, seen: torch.Tensor) -> torch.Tensor:

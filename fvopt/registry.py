@@ -17,6 +17,7 @@ and the registry imports that module the first time it is asked for a name it do
 for its whole listing (never at `import fvopt`: a broken plugin cannot break unrelated commands).
 A plugin that fails to import is reported once, in one line naming its package, and skipped.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -34,8 +35,7 @@ T = TypeVar("T")
 
 BUILTIN = "fvopt"
 # The entry-point group each registry reads: the five of issue 19, and gradient methods beside them.
-GROUPS = ("fvopt.strategies", "fvopt.params", "fvopt.targets", "fvopt.transforms", "fvopt.models",
-          "fvopt.gradients")
+GROUPS = ("fvopt.strategies", "fvopt.params", "fvopt.targets", "fvopt.transforms", "fvopt.models", "fvopt.gradients")
 
 _ALIASES = {"factory": "obj", "build": "obj", "load": "obj", "summary": "help"}
 
@@ -85,8 +85,15 @@ class Registry(MutableMapping[str, Entry[T]], Generic[T]):
         self.families: dict[str, Entry[Any]] = {}
 
     # -- adding ------------------------------------------------------------------------------
-    def add(self, name: str, obj: T, help: str, options: Mapping[str, Option] | None = None,
-            examples: tuple[str, ...] | list[str] = (), **extra: Any) -> Entry[T]:
+    def add(
+        self,
+        name: str,
+        obj: T,
+        help: str,
+        options: Mapping[str, Option] | None = None,
+        examples: tuple[str, ...] | list[str] = (),
+        **extra: Any,
+    ) -> Entry[T]:
         """Register `obj` under `name`; a name another package already holds is refused.
 
         Why refuse: a plugin that silently replaced fvopt's `adam` would change what runs under a
@@ -98,8 +105,10 @@ class Registry(MutableMapping[str, Entry[T]], Generic[T]):
         source = _SOURCE.get()
         held = self._entries.get(name)
         if held is not None and held.source != source:
-            raise FvoptError(f"{self.kind} '{name}' is already registered by {held.source}; {source} cannot "
-                             "register it again: choose another name")
+            raise FvoptError(
+                f"{self.kind} '{name}' is already registered by {held.source}; {source} cannot "
+                "register it again: choose another name"
+            )
         bad = [key for key, option in (options or {}).items() if not isinstance(option, Option)]
         if bad:
             raise FvoptError(f"option '{bad[0]}' of {self.kind} '{name}' must be an fvopt.options.Option")
@@ -107,12 +116,20 @@ class Registry(MutableMapping[str, Entry[T]], Generic[T]):
         self._entries[name] = entry
         return entry
 
-    def register(self, name: str, help: str, options: Mapping[str, Option] | None = None,
-                 examples: tuple[str, ...] | list[str] = (), **extra: Any) -> Callable[[Any], Any]:
+    def register(
+        self,
+        name: str,
+        help: str,
+        options: Mapping[str, Option] | None = None,
+        examples: tuple[str, ...] | list[str] = (),
+        **extra: Any,
+    ) -> Callable[[Any], Any]:
         """Decorator form of `add`: `@REGISTRY.register("name", "help", {...})` over a class or function."""
+
         def deco(obj: Any) -> Any:
             self.add(name, obj, help, options, examples, **extra)
             return obj
+
         return deco
 
     def add_family(self, prefix: str, obj: Any, help: str, example: str, pattern: str | None = None) -> Entry[Any]:
@@ -146,15 +163,17 @@ class Registry(MutableMapping[str, Entry[T]], Generic[T]):
             return self._entries[name]
         raise self.unknown(name, hint)
 
-    def unknown(self, name: str, hint: str | None = None, candidates: list[str] | tuple[str, ...] = (),
-                known: str | None = None) -> FvoptError:
+    def unknown(
+        self, name: str, hint: str | None = None, candidates: list[str] | tuple[str, ...] = (), known: str | None = None
+    ) -> FvoptError:
         """The one-line error for an unknown name: closest names, the known ones, broken plugins."""
         hint = suggest(name, [*self._entries, *candidates]) if hint is None else hint
         if known is None:
             known = ", ".join(self._entries)
             if self.families:
-                known += "; families: " + "; ".join(f"{f.pattern} (e.g. {f.examples[0]})"
-                                                   for f in self.families.values())
+                known += "; families: " + "; ".join(
+                    f"{f.pattern} (e.g. {f.examples[0]})" for f in self.families.values()
+                )
         broken = [e for e in plugin_errors() if e.group == self.group]
         tail = "".join(f" (plugin package '{e.package}' failed to load: {e.message})" for e in broken)
         return FvoptError(f"unknown {self.kind} '{name}'.{hint} Known: {known}{tail}")
@@ -206,6 +225,7 @@ class Registry(MutableMapping[str, Entry[T]], Generic[T]):
 # ---------------------------------------------------------------------------------------------
 # Plugins
 
+
 @dataclass(frozen=True)
 class Plugin:
     """One entry point of an installed package, and what loading it gave."""
@@ -253,8 +273,11 @@ def load_plugins(group: str) -> list[Plugin]:
             except Exception as err:  # noqa: BLE001 - any failure of foreign code is reported, not raised
                 first = (str(err).strip().splitlines() or [""])[0][:300]
                 error = f"{type(err).__name__}: {first}" if first else type(err).__name__
-                print(f"fvopt: plugin package '{package}' ({group} entry point '{ep.name} = {ep.value}') failed "
-                      f"to load and is skipped: {error}", file=sys.stderr)
+                print(
+                    f"fvopt: plugin package '{package}' ({group} entry point '{ep.name} = {ep.value}') failed "
+                    f"to load and is skipped: {error}",
+                    file=sys.stderr,
+                )
             finally:
                 _SOURCE.reset(token)
             _PLUGINS.append(Plugin(package, version, group, ep.name, ep.value, error))

@@ -1,4 +1,5 @@
 """The one run loop: drives any strategy until the budget ends, and writes one trace format."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -62,8 +63,9 @@ def run(
     if not isinstance(problem, Problem):
         raise FvoptError(f"problem must be a fvopt.Problem, not {type(problem).__name__}")
     if not all(callable(getattr(type(strategy), m, None)) for m in ("check", "start", "step", "status")):
-        raise FvoptError(f"strategy must be a strategy from fvopt.make_strategy, not {type(strategy).__name__} "
-                         f"{strategy!r}")
+        raise FvoptError(
+            f"strategy must be a strategy from fvopt.make_strategy, not {type(strategy).__name__} {strategy!r}"
+        )
     if not isinstance(budget, Budget):
         raise FvoptError(f"budget must be a fvopt.Budget, not {type(budget).__name__}")
     cost = strategy.check(problem.param, problem.batch, budget).times(problem.views)
@@ -74,7 +76,13 @@ def run(
     trace: list[dict] = []
     stop = None
     z = z0
-    bar = tqdm(total=100, desc=desc, disable=not progress, leave=False, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+    bar = tqdm(
+        total=100,
+        desc=desc,
+        disable=not progress,
+        leave=False,
+        bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
+    )
     rows = TraceRows(trace, bar, on_step, every=1 if problem.device.type == "cpu" else SYNC_EVERY)
     try:
         strategy.start(problem, z0)
@@ -91,11 +99,16 @@ def run(
                     m.steps += 1
                 continue
             m.steps += 1
-            rows.add({"step": m.steps, "time_s": round(m.elapsed, 6), "forwards": m.forwards,
-                      "backwards": m.backwards}, m.recent.mean(), m.best.mean(), m.progress())
+            rows.add(
+                {"step": m.steps, "time_s": round(m.elapsed, 6), "forwards": m.forwards, "backwards": m.backwards},
+                m.recent.mean(),
+                m.best.mean(),
+                m.progress(),
+            )
             m.recent = None
             if snapshot_every and snapshot_dir and m.steps % snapshot_every == 0:
                 from .images import save_images
+
                 save_images(problem.images(strategy.best).cpu(), Path(snapshot_dir) / f"step_{m.steps:05d}.png")
         problem.raise_if_nonfinite()
         z = strategy.best
@@ -112,8 +125,17 @@ def run(
     finally:
         rows.flush()
         bar.close()
-    return RunResult(z.detach(), problem.images(z).cpu(), trace, stop or StopReason.BUDGET, m.forwards, m.backwards,
-                     m.elapsed, m.steps, strategy.status())
+    return RunResult(
+        z.detach(),
+        problem.images(z).cpu(),
+        trace,
+        stop or StopReason.BUDGET,
+        m.forwards,
+        m.backwards,
+        m.elapsed,
+        m.steps,
+        strategy.status(),
+    )
 
 
 class TraceRows:

@@ -11,6 +11,7 @@ Seeding inside the scope goes through `seed_all(seed, device)`, which seeds the 
 for a CUDA (or MPS) run, that device's generators after saving their states in the enclosing scope (so a call
 on the CPU does not initialize CUDA just to save a state it never touches).
 """
+
 from __future__ import annotations
 
 import functools
@@ -41,8 +42,10 @@ class _Saved:
         self.numpy = np.random.get_state()
         self.python = random.getstate()
         self.cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
-        self.algorithms = (torch.are_deterministic_algorithms_enabled(),
-                           torch.is_deterministic_algorithms_warn_only_enabled())
+        self.algorithms = (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+        )
         self.threads = torch.get_num_threads()
         self.env = {name: os.environ.get(name) for name in SCOPED_ENV}
 
@@ -94,10 +97,12 @@ def process_state_kept() -> Iterator[None]:
 
 def keeps_process_state(fn: F) -> F:
     """Decorator: `fn` runs inside `process_state_kept()`."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         with process_state_kept():
             return fn(*args, **kwargs)
+
     return wrapper  # type: ignore[return-value]
 
 

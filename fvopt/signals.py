@@ -12,6 +12,7 @@ keeping its work and leaving, so a second SIGTERM (`timeout` and impatient users
 does not cut the scoring or the writing short; the scheduler's SIGKILL still ends the process,
 and the atomic writes (fvopt/atomic.py) then leave each file whole or absent.
 """
+
 from __future__ import annotations
 
 import signal

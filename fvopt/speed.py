@@ -15,6 +15,7 @@ must say which settings it used (the trace does).
   `reduce-overhead` (CUDA graphs on CUDA; the default mode elsewhere, where there are none) or
   `max-autotune`. The first steps pay the compilation (seconds on a GPU, tens of seconds on a CPU).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -99,18 +100,24 @@ class Speed:
         if self.compile == "off":
             return
         import torch._dynamo
+
         what = f"compile {self.compile!r}"
         if not torch._dynamo.is_dynamo_supported():
             raise FvoptError(f"{what}: torch.compile is not supported by this Python/torch; run without --compile")
         if device.type == "cpu":
             if _cpp_compiler() is None:
-                raise FvoptError(f"{what}: torch.compile on the CPU needs a C++ compiler (g++ or clang++; set CXX) "
-                                 "and none was found; run without --compile")
+                raise FvoptError(
+                    f"{what}: torch.compile on the CPU needs a C++ compiler (g++ or clang++; set CXX) "
+                    "and none was found; run without --compile"
+                )
         elif device.type == "cuda":
             from torch.utils._triton import has_triton
+
             if not has_triton():
-                raise FvoptError(f"{what}: torch.compile on CUDA needs Triton (pip install triton), which is "
-                                 "missing; run without --compile")
+                raise FvoptError(
+                    f"{what}: torch.compile on CUDA needs Triton (pip install triton), which is "
+                    "missing; run without --compile"
+                )
         else:
             raise FvoptError(f"{what}: supported on cpu and cuda devices, not {device.type}; run without --compile")
 
@@ -122,6 +129,7 @@ def _cpp_compiler() -> str | None:
     """The C++ compiler inductor would use on the CPU, or None when there is none."""
     try:
         from torch._inductor.cpp_builder import get_cpp_compiler
+
         return get_cpp_compiler()
     except ImportError:  # torch moved its private helper: look for the usual names ourselves
         return next((c for c in (os.environ.get("CXX"), "g++", "clang++") if c and shutil.which(c)), None)
@@ -143,15 +151,17 @@ class CompiledPass:
     Why not compile under fvopt's usual capture (`models.hooks.capture`): its hooks are new
     closures each call, and the last one raises to stop the pass early, which dynamo cannot trace.
     Measured with torch 2.14 on a small CNN, depending on the layer: a graph break at the raise, a
-    recompile every call, or no graph at all; each time silently, with eager answers. Here the hooks only store their output and the compiled
-    function returns them; the layers after the last one read are dead code that inductor drops,
-    so the early stop comes for free. The whole pass must compile as one graph (`fullgraph`): a
+    recompile every call, or no graph at all; each time silently, with eager answers. Here the hooks
+    only store their output and the compiled function returns them; the layers after the last one
+    read are dead code that inductor drops, so the early stop comes for free. The whole pass must
+    compile as one graph (`fullgraph`): a
     graph break would split a CUDA graph and lose the speed the setting promises, so a network
     that breaks is refused up front by `probe`, in one line.
     """
 
     def __init__(self, model, layers: frozenset[str], mode: str) -> None:
         from .models.hooks import LOGITS, layer_layout, resolve_layer
+
         self.model, self.mode = model, mode
         self.logits = LOGITS in layers
         self.names = sorted(set(layers) - {LOGITS})
@@ -161,14 +171,16 @@ class CompiledPass:
         self.store: dict[str, torch.Tensor] = {}
         # CUDA graphs replay into static memory: each call starts a new step and outputs are copied out
         self.cudagraphs = model.device.type == "cuda" and mode in ("reduce-overhead", "max-autotune")
-        self.compiled = torch.compile(types.MethodType(_own_code(CompiledPass._forward), self), mode=mode,
-                                      fullgraph=True)
+        self.compiled = torch.compile(
+            types.MethodType(_own_code(CompiledPass._forward), self), mode=mode, fullgraph=True
+        )
 
     def _hook(self, name: str):
         from .models.layouts import output_tensor
 
         def hook(module, inputs, output) -> None:
             self.store[name] = output_tensor(output, name)
+
         return hook
 
     def _forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -193,27 +205,31 @@ class CompiledPass:
         """Trace the pass once (dynamo only, no code generation: about a second) and refuse a network
         that does not compile as one graph, before the run starts."""
         import torch._dynamo
-        trace = torch.compile(types.MethodType(_own_code(CompiledPass._forward), self), backend="eager",
-                              fullgraph=True)
+
+        trace = torch.compile(types.MethodType(_own_code(CompiledPass._forward), self), backend="eager", fullgraph=True)
         x = self.model.blank(size)
         try:
             with self._hooked(), torch.no_grad():
                 trace(x)
         except torch._dynamo.exc.TorchDynamoException as err:
-            raise FvoptError(f"compile {self.mode!r}: {self.model.name} does not compile as one graph "
-                             f"({first_line(err)}); run without --compile") from None
+            raise FvoptError(
+                f"compile {self.mode!r}: {self.model.name} does not compile as one graph "
+                f"({first_line(err)}); run without --compile"
+            ) from None
 
     def run(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Activations of the layers (and 'logits' when asked for), as `Capture.run` returns them."""
         import torch._dynamo
+
         with self._hooked():
             if self.cudagraphs:
                 torch.compiler.cudagraph_mark_step_begin()
             try:
                 acts = self.compiled(images)
             except torch._dynamo.exc.TorchDynamoException as err:
-                raise FvoptError(f"compile {self.mode!r} failed for {self.model.name}: {first_line(err)}; "
-                                 "run without --compile") from None
+                raise FvoptError(
+                    f"compile {self.mode!r} failed for {self.model.name}: {first_line(err)}; run without --compile"
+                ) from None
         return {k: v.clone() for k, v in acts.items()} if self.cudagraphs else acts
 
 
@@ -227,4 +243,3 @@ def compiled_pass(model, layers: frozenset[str], mode: str, size: int) -> Compil
         made.probe(size)
         passes[key] = made
     return passes[key]
-

@@ -7,6 +7,7 @@ The text is the member's value, or `value: detail` where the stop carries a sent
 best image seen before it"). `StopReason.of` reads any stored text back into its member, so no
 report parses free text of its own.
 """
+
 from __future__ import annotations
 
 from enum import Enum
@@ -51,8 +52,13 @@ class StopReason(str, Enum):
             return None
 
 
-BUDGET_STOPS: tuple[StopReason, ...] = (StopReason.STEPS, StopReason.SECONDS, StopReason.FORWARDS,
-                                        StopReason.PASSES, StopReason.BUDGET)
+BUDGET_STOPS: tuple[StopReason, ...] = (
+    StopReason.STEPS,
+    StopReason.SECONDS,
+    StopReason.FORWARDS,
+    StopReason.PASSES,
+    StopReason.BUDGET,
+)
 
 
 def used_budget(text: str | None) -> bool:

@@ -14,6 +14,7 @@ Each `*_CHECKS` tuple lists the single checks (plain functions), so a test can p
 them and see each by name. Everything runs on a tiny random CNN (`tiny_model`) in seconds, and
 no check changes the process's global random state.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
@@ -47,6 +48,7 @@ def _require(ok: Any, message: str) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # The tiny network every strategy and parameterization check runs on
+
 
 class TinyNet(nn.Module):
     """Two strided convolutions and a linear head, with named layers like a real network."""
@@ -87,8 +89,16 @@ def _tiny(model: FeatureModel | None) -> FeatureModel:
 # ---------------------------------------------------------------------------------------------
 # Strategies
 
-def problem_for(model: FeatureModel, strategy, target: str = TARGET, param: str = "fft", transforms: str = "none",
-                seed: int = 0, objective: Objective | None = None) -> Problem:
+
+def problem_for(
+    model: FeatureModel,
+    strategy,
+    target: str = TARGET,
+    param: str = "fft",
+    transforms: str = "none",
+    seed: int = 0,
+    objective: Objective | None = None,
+) -> Problem:
     """The problem a check runs: `param` at 32 px (its reduced form for zero-order strategies)."""
     space = search_space(strategy, make_param(param, SIZE))
     return Problem(model, objective or parse_target(target), space, make_transforms(transforms), seed=seed)
@@ -131,8 +141,9 @@ def check_raises_the_activation(name: str, model: FeatureModel | None = None) ->
 BUDGETS = (("steps", 4), ("forwards", 97), ("passes", 131), ("seconds", 0.3))
 
 
-def check_budgets_are_never_exceeded(name: str, model: FeatureModel | None = None,
-                                     budgets: Sequence[tuple[str, float]] = BUDGETS) -> None:
+def check_budgets_are_never_exceeded(
+    name: str, model: FeatureModel | None = None, budgets: Sequence[tuple[str, float]] = BUDGETS
+) -> None:
     """Budgets of each kind are never exceeded and the trace's last row equals the problem's meter."""
     model = _tiny(model)
     for kind, amount in budgets:
@@ -148,17 +159,23 @@ def check_budgets_are_never_exceeded(name: str, model: FeatureModel | None = Non
             _require(spent[kind] <= amount, f"{where} spent {spent[kind]}")
         else:  # no step starts after the budget ran out (gaps measured in this run: robust to a busy machine)
             ends = [0.0] + [r["time_s"] for r in result.trace]
-            _require(ends[-2] < amount and result.seconds < ends[-1] + 0.5,
-                     f"{where} started a step at {ends[-2]:.2f} s and ended at {result.seconds:.2f} s")
+            _require(
+                ends[-2] < amount and result.seconds < ends[-1] + 0.5,
+                f"{where} started a step at {ends[-2]:.2f} s and ended at {result.seconds:.2f} s",
+            )
         _require(result.trace, f"{where}: no step was recorded")
         last = result.trace[-1]
-        _require((last["forwards"], last["backwards"]) == (result.forwards, result.backwards),
-                 f"{where}: the trace says {last['forwards']}/{last['backwards']} passes, the meter "
-                 f"{result.forwards}/{result.backwards}")
+        _require(
+            (last["forwards"], last["backwards"]) == (result.forwards, result.backwards),
+            f"{where}: the trace says {last['forwards']}/{last['backwards']} passes, the meter "
+            f"{result.forwards}/{result.backwards}",
+        )
         _require(last["step"] == len(result.trace), f"{where}: trace steps are not numbered 1..N")
         if not strategy.uses_gradients:
-            _require(result.backwards == 0 and all(r["backwards"] == 0 for r in result.trace),
-                     f"{where}: declares uses_gradients = False and spent {result.backwards} backward passes")
+            _require(
+                result.backwards == 0 and all(r["backwards"] == 0 for r in result.trace),
+                f"{where}: declares uses_gradients = False and spent {result.backwards} backward passes",
+            )
         elif kind != "seconds":  # a 0.3 s budget may end inside a hybrid's first, gradient-free part
             _require(result.backwards > 0, f"{where}: declares uses_gradients and spent no backward pass")
 
@@ -169,13 +186,19 @@ def check_best_has_the_right_shape(name: str, model: FeatureModel | None = None)
     strategy = make_strategy(name)
     problem = problem_for(model, strategy, target="channel:conv2:0-2")
     result = run(problem, strategy, Budget(steps=3))
-    _require(result.z.shape == (3, problem.dim), f"{name}: best z has shape {tuple(result.z.shape)}, "
-             f"expected (3, {problem.dim})")
-    _require(torch.isfinite(result.z).all() and result.z.device == problem.device,
-             f"{name}: best z is not finite or not on {problem.device}")
+    _require(
+        result.z.shape == (3, problem.dim),
+        f"{name}: best z has shape {tuple(result.z.shape)}, expected (3, {problem.dim})",
+    )
+    _require(
+        torch.isfinite(result.z).all() and result.z.device == problem.device,
+        f"{name}: best z is not finite or not on {problem.device}",
+    )
     _require(result.images.shape == (3, 3, SIZE, SIZE), f"{name}: images of shape {tuple(result.images.shape)}")
-    _require(strategy.best.shape == (3, problem.dim) and strategy.best.device == problem.device,
-             f"{name}: strategy.best has shape {tuple(strategy.best.shape)} on {strategy.best.device}")
+    _require(
+        strategy.best.shape == (3, problem.dim) and strategy.best.device == problem.device,
+        f"{name}: strategy.best has shape {tuple(strategy.best.shape)} on {strategy.best.device}",
+    )
 
 
 def check_same_seed_same_result(name: str, model: FeatureModel | None = None) -> None:
@@ -187,8 +210,10 @@ def check_same_seed_same_result(name: str, model: FeatureModel | None = None) ->
         problem = problem_for(model, strategy, transforms="default", seed=5)
         runs.append(run(problem, strategy, Budget(steps=4)))
     _require(torch.equal(runs[0].z, runs[1].z), f"{name}: two runs with seed 5 ended at different points")
-    _require([r["value"] for r in runs[0].trace] == [r["value"] for r in runs[1].trace],
-             f"{name}: two runs with seed 5 have different traces")
+    _require(
+        [r["value"] for r in runs[0].trace] == [r["value"] for r in runs[1].trace],
+        f"{name}: two runs with seed 5 have different traces",
+    )
 
 
 def check_reused_problem_leaks_nothing(name: str, model: FeatureModel | None = None) -> None:
@@ -202,8 +227,10 @@ def check_reused_problem_leaks_nothing(name: str, model: FeatureModel | None = N
     run(problem, earlier, Budget(steps=6))
     reused = run(problem, strategy, Budget(steps=3))
     _require(torch.equal(reused.z, fresh.z), f"{name}: a reused problem gave another point than a fresh one")
-    _require([r["value"] for r in reused.trace] == [r["value"] for r in fresh.trace],
-             f"{name}: a reused problem gave another trace than a fresh one")
+    _require(
+        [r["value"] for r in reused.trace] == [r["value"] for r in fresh.trace],
+        f"{name}: a reused problem gave another trace than a fresh one",
+    )
 
 
 def check_nan_stops_and_keeps_the_best(name: str, model: FeatureModel | None = None) -> None:
@@ -212,10 +239,14 @@ def check_nan_stops_and_keeps_the_best(name: str, model: FeatureModel | None = N
     strategy = make_strategy(name)
     problem = problem_for(model, strategy, objective=objective_changed_after(3, lambda v: v * float("nan")))
     result = run(problem, strategy, Budget(steps=50))
-    _require("NaN" in result.stop_reason and "kept the best" in result.stop_reason,
-             f"{name}: a NaN objective stopped with {result.stop_reason!r}")
-    _require(torch.isfinite(result.z).all() and torch.isfinite(result.images).all(),
-             f"{name}: the kept point or image is not finite after a NaN")
+    _require(
+        "NaN" in result.stop_reason and "kept the best" in result.stop_reason,
+        f"{name}: a NaN objective stopped with {result.stop_reason!r}",
+    )
+    _require(
+        torch.isfinite(result.z).all() and torch.isfinite(result.images).all(),
+        f"{name}: the kept point or image is not finite after a NaN",
+    )
     _require(result.steps < 50, f"{name}: ran all 50 steps on a NaN objective")
 
 
@@ -227,8 +258,10 @@ def check_ctrl_c_keeps_the_best(name: str, model: FeatureModel | None = None) ->
     result = run(problem, strategy, Budget(steps=50))
     _require(result.stop_reason == INTERRUPTED, f"{name}: Ctrl-C stopped with {result.stop_reason!r}")
     _require(torch.isfinite(result.z).all(), f"{name}: the point kept after Ctrl-C is not finite")
-    _require(torch.isfinite(problem.best_values).all() and torch.equal(result.z, problem.best_z),
-             f"{name}: the point kept after Ctrl-C is not the problem's best")
+    _require(
+        torch.isfinite(problem.best_values).all() and torch.equal(result.z, problem.best_z),
+        f"{name}: the point kept after Ctrl-C is not the problem's best",
+    )
 
 
 def check_bad_options_are_refused(name: str, model: FeatureModel | None = None) -> None:
@@ -261,17 +294,25 @@ def check_too_small_budget_refused_up_front(name: str, model: FeatureModel | Non
     try:
         run(problem, strategy, Budget(passes=cost.passes - 1))
     except FvoptError as err:
-        _require("too small for one step" in str(err) and f"at least {cost.passes} passes" in str(err),
-                 f"{name}: a too small budget refused as {err}")
+        _require(
+            "too small for one step" in str(err) and f"at least {cost.passes} passes" in str(err),
+            f"{name}: a too small budget refused as {err}",
+        )
     else:
         raise ConformanceError(f"{name}: a budget of {cost.passes - 1} passes (one step costs {cost}) was accepted")
     _require(problem.meter.forwards == 0, f"{name}: a refused budget still spent {problem.meter.forwards} passes")
 
 
 STRATEGY_CHECKS: tuple[Callable[..., None], ...] = (
-    check_raises_the_activation, check_budgets_are_never_exceeded, check_best_has_the_right_shape,
-    check_same_seed_same_result, check_reused_problem_leaks_nothing, check_nan_stops_and_keeps_the_best,
-    check_ctrl_c_keeps_the_best, check_bad_options_are_refused, check_too_small_budget_refused_up_front,
+    check_raises_the_activation,
+    check_budgets_are_never_exceeded,
+    check_best_has_the_right_shape,
+    check_same_seed_same_result,
+    check_reused_problem_leaks_nothing,
+    check_nan_stops_and_keeps_the_best,
+    check_ctrl_c_keeps_the_best,
+    check_bad_options_are_refused,
+    check_too_small_budget_refused_up_front,
 )
 
 
@@ -285,6 +326,7 @@ def check_strategy(name: str, model: FeatureModel | None = None) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------
 # Parameterizations
+
 
 def _random_point(p, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
@@ -336,8 +378,10 @@ def check_param_options_refuse_bad_values(spec: str) -> None:
         try:
             make_param(f"{name}:{option}={bad.get(declared.kind, 'x')}", SIZE)
         except FvoptError as err:
-            _require(f"{option}=" in str(err) and "is not allowed: must be" in str(err) and "\n" not in str(err),
-                     f"{name}: option {option} refused as {err}")
+            _require(
+                f"{option}=" in str(err) and "is not allowed: must be" in str(err) and "\n" not in str(err),
+                f"{name}: option {option} refused as {err}",
+            )
         else:
             raise ConformanceError(f"{name}: option {option}={bad.get(declared.kind, 'x')} was accepted")
     try:
@@ -349,7 +393,9 @@ def check_param_options_refuse_bad_values(spec: str) -> None:
 
 
 PARAM_CHECKS: tuple[Callable[[str], None], ...] = (
-    check_images_in_range_and_gradients_flow, check_init_is_reproducible, check_reduced_form_lifts_exactly,
+    check_images_in_range_and_gradients_flow,
+    check_init_is_reproducible,
+    check_reduced_form_lifts_exactly,
     check_param_options_refuse_bad_values,
 )
 
@@ -365,14 +411,17 @@ def check_param(spec: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # Transforms
 
+
 def check_transform_replays_its_draw_and_is_differentiable(spec: str) -> None:
     """One draw applied twice gives one result (common random numbers); gradients reach the image."""
     chain = make_transforms(spec)
     x = torch.rand(2, 3, 48, 48, requires_grad=True)
     draw = chain.sample(torch.Generator().manual_seed(1))
     out = chain.apply(x, draw)
-    _require(out.shape[0] == 2 * views_of(chain) and out.shape[1] == 3,
-             f"{spec}: 2 images gave shape {tuple(out.shape)} ({views_of(chain)} views each)")
+    _require(
+        out.shape[0] == 2 * views_of(chain) and out.shape[1] == 3,
+        f"{spec}: 2 images gave shape {tuple(out.shape)} ({views_of(chain)} views each)",
+    )
     _require(torch.isfinite(out).all(), f"{spec}: the output is not finite")
     _require(torch.equal(out, chain.apply(x, draw)), f"{spec}: the same draw gave two results")
     again = chain.apply(x, chain.sample(torch.Generator().manual_seed(1)))
@@ -390,7 +439,8 @@ def check_transform_round_trips(spec: str) -> None:
 
 
 TRANSFORM_CHECKS: tuple[Callable[[str], None], ...] = (
-    check_transform_replays_its_draw_and_is_differentiable, check_transform_round_trips,
+    check_transform_replays_its_draw_and_is_differentiable,
+    check_transform_round_trips,
 )
 
 
@@ -405,11 +455,13 @@ def check_transform(spec: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # Model sources
 
+
 def _load(name: "str | FeatureModel", weights: str | None) -> FeatureModel:
     """The model of a source by name (loaded on the CPU), or a model a caller loaded once for all checks."""
     if isinstance(name, FeatureModel):
         return name
     from .models import load_model
+
     return load_model(name, weights=weights, device="cpu")
 
 
@@ -418,9 +470,7 @@ def _input_hw(model: FeatureModel) -> tuple[int, int]:
     return (int(size[0]), int(size[1])) if isinstance(size, (tuple, list)) else (int(size), int(size))
 
 
-def check_model_is_a_feature_model_in_eval_mode(
-    name: "str | FeatureModel", weights: str | None = "random"
-) -> None:
+def check_model_is_a_feature_model_in_eval_mode(name: "str | FeatureModel", weights: str | None = "random") -> None:
     """The source gives a FeatureModel in eval mode, named, with an input size."""
     model = _load(name, weights)
     name = model.name if isinstance(name, FeatureModel) else name
@@ -430,9 +480,7 @@ def check_model_is_a_feature_model_in_eval_mode(
     _require(model.input_size, f"{name}: the model has no input size")
 
 
-def check_model_scores_images_with_gradients(
-    name: "str | FeatureModel", weights: str | None = "random"
-) -> None:
+def check_model_scores_images_with_gradients(name: "str | FeatureModel", weights: str | None = "random") -> None:
     """[0,1] images at the input size give one finite score row per image, differentiable in the images."""
     model = _load(name, weights)
     name = model.name if isinstance(name, FeatureModel) else name
@@ -440,11 +488,15 @@ def check_model_scores_images_with_gradients(
     x = torch.rand(2, getattr(model, "channels", 3), h, w, generator=torch.Generator().manual_seed(0))
     x.requires_grad_(True)
     out = model(x)
-    _require(out.shape[0] == 2 and torch.isfinite(out).all(), f"{name}: 2 images gave {tuple(out.shape)} "
-             "or non-finite scores")
+    _require(
+        out.shape[0] == 2 and torch.isfinite(out).all(),
+        f"{name}: 2 images gave {tuple(out.shape)} or non-finite scores",
+    )
     out[:, 0].sum().backward()
-    _require(x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0,
-             f"{name}: no finite gradient reaches the images")
+    _require(
+        x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0,
+        f"{name}: no finite gradient reaches the images",
+    )
 
 
 def check_model_layers_are_readable_and_hooks_removed(
@@ -463,15 +515,25 @@ def check_model_layers_are_readable_and_hooks_removed(
     readable = [info for info in list_layers(model, size) if info.layout is not None]
     _require(readable, f"{name}: no layer can be read as a feature map")
     layer = readable[len(readable) // 2].name
-    vis = visualize(model, f"channel:{layer}:0", "pixel", "adam", steps=1, size=size, transforms="none",
-                    device="cpu", progress=False)
+    vis = visualize(
+        model,
+        f"channel:{layer}:0",
+        "pixel",
+        "adam",
+        steps=1,
+        size=size,
+        transforms="none",
+        device="cpu",
+        progress=False,
+    )
     _require(torch.isfinite(vis.images).all(), f"{name}: one step of visualize on {layer} gave no finite image")
     left = [n for n, m in model.named_modules() if m._forward_hooks or m._forward_pre_hooks]
     _require(not left, f"{name}: hooks left on {left[:3]} after a run")
 
 
 MODEL_SOURCE_CHECKS: tuple[Callable[..., None], ...] = (
-    check_model_is_a_feature_model_in_eval_mode, check_model_scores_images_with_gradients,
+    check_model_is_a_feature_model_in_eval_mode,
+    check_model_scores_images_with_gradients,
     check_model_layers_are_readable_and_hooks_removed,
 )
 

@@ -7,13 +7,23 @@ rounded, at least 1 px, so a 28 px MNIST image is jittered by 2 px, not 8 (a thi
 Relative amounts (scale, rotation, translation as a share of the side, crops, noise) need no
 scaling. At 128 px and more with 3 channels nothing changes, so existing runs keep their draws.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
 
 from .errors import FvoptError
-from .transform_ops import ColorAdjust, ColorJitter, Compose, Jitter, LucentTransforms, Pad, PerImage, describe_transforms
+from .transform_ops import (
+    ColorAdjust,
+    ColorJitter,
+    Compose,
+    Jitter,
+    LucentTransforms,
+    Pad,
+    PerImage,
+    describe_transforms,
+)
 
 SCALE_FROM = 128
 
@@ -34,8 +44,12 @@ def fit_transforms(transforms: Any, size: tuple[int, int], channels: int) -> Any
     if isinstance(transforms, LucentTransforms):
         if scale >= 1:
             return transforms
-        return replace(transforms, pad=_px(transforms.pad, scale), jitter=_px(transforms.jitter, scale),
-                       jitter_after=_px(transforms.jitter_after, scale))
+        return replace(
+            transforms,
+            pad=_px(transforms.pad, scale),
+            jitter=_px(transforms.jitter, scale),
+            jitter_after=_px(transforms.jitter_after, scale),
+        )
     if isinstance(transforms, Pad):
         return Pad(_px(transforms.pad, scale), transforms.fill)
     if isinstance(transforms, Jitter):
@@ -43,8 +57,10 @@ def fit_transforms(transforms: Any, size: tuple[int, int], channels: int) -> Any
     if isinstance(transforms, ColorJitter):
         return transforms if transforms.channels == channels else replace(transforms, channels=channels)
     if isinstance(transforms, ColorAdjust) and channels not in (1, 3):
-        raise FvoptError(f"colorjitter (torchvision's brightness/contrast/saturation) works on 1 or 3 channels, and the "
-                         f"images have {channels}: use color:G/O (a gain and offset per channel) instead")
+        raise FvoptError(
+            f"colorjitter (torchvision's brightness/contrast/saturation) works on 1 or 3 channels, and the "
+            f"images have {channels}: use color:G/O (a gain and offset per channel) instead"
+        )
     if isinstance(transforms, Compose):
         return Compose(tuple(fit_transforms(t, size, channels) for t in transforms.transforms))
     if isinstance(transforms, PerImage):

@@ -26,6 +26,7 @@ Each part is an entry of `TRANSFORM_PARTS` (fvopt.registry): `register_transform
 checks are `fvopt.testing.check_transform`. This module sits above fvopt.transform_ops (the pure
 torch operations), which never imports it.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,14 +35,30 @@ from typing import Any, Callable
 
 from .errors import FvoptError, suggest
 from .registry import Registry
-from .transform_ops import (TRANSFORM_SETS, Affine, ColorAdjust, ColorJitter, Compose, Crops, Jitter, LucentTransforms,
-                         Noise, Pad, PerImage, UniformRotate, Zoom, keeps_size, standard_transforms)
+from .transform_ops import (
+    TRANSFORM_SETS,
+    Affine,
+    ColorAdjust,
+    ColorJitter,
+    Compose,
+    Crops,
+    Jitter,
+    LucentTransforms,
+    Noise,
+    Pad,
+    PerImage,
+    UniformRotate,
+    Zoom,
+    keeps_size,
+    standard_transforms,
+)
 
 NUMBER = r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 RANGE = re.compile(rf"^({NUMBER})(?:\.\.|-)({NUMBER})$")
 # Every grammar part by name; `fvopt.transforms` entry points of installed packages add to it.
-TRANSFORM_PARTS: Registry[Callable[[str, str], Any]] = Registry("transform part", group="fvopt.transforms",
-                                                                home="fvopt.transform_grammar")
+TRANSFORM_PARTS: Registry[Callable[[str, str], Any]] = Registry(
+    "transform part", group="fvopt.transforms", home="fvopt.transform_grammar"
+)
 
 
 def register_transform(name: str, usage: str, help: str, examples: tuple[str, ...] = ()) -> Callable:
@@ -59,8 +76,11 @@ def parts_usage() -> tuple[str, ...]:
 
 
 def _bad(token: str, why: str, list_parts: bool = False) -> FvoptError:
-    parts = (f". Parts: {', '.join(parts_usage())} (e.g. \"pad:12,jitter:8,scale:0.9-1.1,rotate:-10..10,noise:0.02\")"
-             if list_parts else "")
+    parts = (
+        f'. Parts: {", ".join(parts_usage())} (e.g. "pad:12,jitter:8,scale:0.9-1.1,rotate:-10..10,noise:0.02")'
+        if list_parts
+        else ""
+    )
     return FvoptError(f"transform '{token}': {why}{parts}")
 
 
@@ -112,25 +132,70 @@ def _affine(token: str, value: str) -> Affine:
 
 
 for _name, _usage, _help, _example, _build in (
-    ("pad", "pad:P", "pad P px of gray on every side", "pad:12",
-     lambda t, v: Pad(_number(t, v, 0, 4096, integer=True))),
-    ("jitter", "jitter:D", "crop D px at a random offset (the image shrinks by D)", "jitter:8",
-     lambda t, v: Jitter(_number(t, v, 1, 4096, integer=True))),
-    ("scale", "scale:A-B", "zoom about the center by a factor uniform in [A, B], size kept", "scale:0.9-1.1",
-     lambda t, v: Zoom(*_range(t, v, 0.05, 20))),
-    ("rotate", "rotate:A..B", "rotate by an angle uniform in [A, B] degrees, size kept", "rotate:-10..10",
-     lambda t, v: UniformRotate(*_range(t, v, -180, 180))),
-    ("affine", "affine:D/T/A-B", "torchvision's RandomAffine: degrees D, translation T of the side, scale A-B",
-     "affine:10/0.1/0.9-1.1", _affine),
-    ("colorjitter", "colorjitter:B/C/S", "torchvision's ColorJitter brightness, contrast, saturation (no hue)",
-     "colorjitter:0.2/0.2/0.2", lambda t, v: ColorAdjust(*(_number(t, f, 0, 1) for f in _fields(t, v, 3)))),
-    ("color", "color:G/O", "small per-channel gain G and offset O", "color:0.05/0.05",
-     lambda t, v: ColorJitter(*(_number(t, f, 0, 1) for f in _fields(t, v, 2)))),
+    (
+        "pad",
+        "pad:P",
+        "pad P px of gray on every side",
+        "pad:12",
+        lambda t, v: Pad(_number(t, v, 0, 4096, integer=True)),
+    ),
+    (
+        "jitter",
+        "jitter:D",
+        "crop D px at a random offset (the image shrinks by D)",
+        "jitter:8",
+        lambda t, v: Jitter(_number(t, v, 1, 4096, integer=True)),
+    ),
+    (
+        "scale",
+        "scale:A-B",
+        "zoom about the center by a factor uniform in [A, B], size kept",
+        "scale:0.9-1.1",
+        lambda t, v: Zoom(*_range(t, v, 0.05, 20)),
+    ),
+    (
+        "rotate",
+        "rotate:A..B",
+        "rotate by an angle uniform in [A, B] degrees, size kept",
+        "rotate:-10..10",
+        lambda t, v: UniformRotate(*_range(t, v, -180, 180)),
+    ),
+    (
+        "affine",
+        "affine:D/T/A-B",
+        "torchvision's RandomAffine: degrees D, translation T of the side, scale A-B",
+        "affine:10/0.1/0.9-1.1",
+        _affine,
+    ),
+    (
+        "colorjitter",
+        "colorjitter:B/C/S",
+        "torchvision's ColorJitter brightness, contrast, saturation (no hue)",
+        "colorjitter:0.2/0.2/0.2",
+        lambda t, v: ColorAdjust(*(_number(t, f, 0, 1) for f in _fields(t, v, 3))),
+    ),
+    (
+        "color",
+        "color:G/O",
+        "small per-channel gain G and offset O",
+        "color:0.05/0.05",
+        lambda t, v: ColorJitter(*(_number(t, f, 0, 1) for f in _fields(t, v, 2))),
+    ),
     ("noise", "noise:S", "additive Gaussian noise of sd S", "noise:0.02", lambda t, v: Noise(_number(t, v, 0, 10))),
-    ("unoise", "unoise:S", "additive uniform noise of width S", "unoise:0.08",
-     lambda t, v: Noise(_number(t, v, 0, 10), uniform=True)),
-    ("crops", "crops:N@A-B", "N random square crops per image, sides between A and B of the image's side",
-     "crops:3@0.5-0.1", _crops),
+    (
+        "unoise",
+        "unoise:S",
+        "additive uniform noise of width S",
+        "unoise:0.08",
+        lambda t, v: Noise(_number(t, v, 0, 10), uniform=True),
+    ),
+    (
+        "crops",
+        "crops:N@A-B",
+        "N random square crops per image, sides between A and B of the image's side",
+        "crops:3@0.5-0.1",
+        _crops,
+    ),
 ):
     register_transform(_name, _usage, _help, (_example,))(_build)
 
@@ -161,8 +226,11 @@ def parse_transforms(text: str) -> Any:
         raise _bad(text, "one crops part at most (its views multiply the batch)")
     if per_image:
         if not keeps_size(chain):
-            raise _bad(text, "per-image draws need parts whose output size does not depend on the draw "
-                       "(the named set 'lucent' changes it; use 'default' or scale:A-B)")
+            raise _bad(
+                text,
+                "per-image draws need parts whose output size does not depend on the draw "
+                "(the named set 'lucent' changes it; use 'default' or scale:A-B)",
+            )
         return PerImage(chain)
     return chain
 
@@ -176,9 +244,11 @@ def make_transforms(spec: "str | Compose | LucentTransforms | None") -> Any:
         return standard_transforms()
     if not isinstance(spec, str):
         if not (callable(getattr(spec, "sample", None)) and callable(getattr(spec, "apply", None))):
-            raise FvoptError(f"transforms must be a name ({', '.join(TRANSFORM_SETS)}), a chain such as "
-                             f"'pad:12,jitter:8', or a transform object with sample() and apply(), not "
-                             f"{type(spec).__name__} {str(spec)[:60]!r}")
+            raise FvoptError(
+                f"transforms must be a name ({', '.join(TRANSFORM_SETS)}), a chain such as "
+                f"'pad:12,jitter:8', or a transform object with sample() and apply(), not "
+                f"{type(spec).__name__} {str(spec)[:60]!r}"
+            )
         return spec
     if spec in TRANSFORM_SETS:
         return TRANSFORM_SETS[spec]()

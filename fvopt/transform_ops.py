@@ -7,6 +7,7 @@ one draw for a whole step, and the final evaluator uses a fixed set of draws.
 This module holds the operations only; naming them (the grammar, `make_transforms`) sits above it
 in fvopt.transform_grammar, and fvopt.transforms is the public face of both.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,7 +51,7 @@ class Jitter:
     def apply(self, x: torch.Tensor, draw: tuple[int, int]) -> torch.Tensor:
         dy, dx = draw
         h, w = x.shape[-2:]
-        return x[..., dy:dy + h - self.d, dx:dx + w - self.d]
+        return x[..., dy : dy + h - self.d, dx : dx + w - self.d]
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,9 @@ class RandomRotate:
         a = math.radians(angle)
         theta = to_device([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]], x.device, x.dtype)
         grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
-        return F.grid_sample(x - self.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + self.fill
+        return (
+            F.grid_sample(x - self.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + self.fill
+        )
 
 
 @dataclass(frozen=True)
@@ -150,8 +153,13 @@ class LucentTransforms:
     @property
     def transforms(self) -> tuple:
         """The equivalent chain of primitive transforms."""
-        return (Pad(self.pad, self.fill), Jitter(self.jitter), RandomScale(self.scales),
-                RandomRotate(self.angles, self.fill), Jitter(self.jitter_after))
+        return (
+            Pad(self.pad, self.fill),
+            Jitter(self.jitter),
+            RandomScale(self.scales),
+            RandomRotate(self.angles, self.fill),
+            Jitter(self.jitter_after),
+        )
 
     def sample(self, generator: torch.Generator) -> tuple:
         return tuple(t.sample(generator) for t in self.transforms)
@@ -169,11 +177,21 @@ class LucentTransforms:
         # Output pixel -> input pixel is affine: compose it as one matrix on (col, row, 1).
         a = math.radians(angle)
         rotate = np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0], [0, 0, 1]])
-        m = _to_normalized(w, h) @ _shift(dx1 - self.pad, dy1 - self.pad) @ _unscale(w0 / w1, h0 / h1) \
-            @ _to_pixels(w1, h1) @ rotate @ _to_normalized(w1, h1) @ _shift(left, top) @ _to_pixels(w2, h2)
+        m = (
+            _to_normalized(w, h)
+            @ _shift(dx1 - self.pad, dy1 - self.pad)
+            @ _unscale(w0 / w1, h0 / h1)
+            @ _to_pixels(w1, h1)
+            @ rotate
+            @ _to_normalized(w1, h1)
+            @ _shift(left, top)
+            @ _to_pixels(w2, h2)
+        )
         theta = to_device(m[:2], x.device, x.dtype).expand(x.shape[0], 2, 3)
         grid = F.affine_grid(theta, [x.shape[0], x.shape[1], h2, w2], align_corners=False)
-        return F.grid_sample(x - self.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + self.fill
+        return (
+            F.grid_sample(x - self.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + self.fill
+        )
 
     def __len__(self) -> int:
         return 5
@@ -181,7 +199,7 @@ class LucentTransforms:
 
 def _seed(generator: torch.Generator) -> int:
     """A draw that is only a seed: what it seeds is made on the image's device when applied."""
-    return int(torch.randint(2 ** 31 - 1, (1,), generator=generator))
+    return int(torch.randint(2**31 - 1, (1,), generator=generator))
 
 
 def _device_generator(seed: int, device: torch.device) -> torch.Generator:
@@ -257,8 +275,12 @@ class Affine:
 
     def sample(self, generator: torch.Generator) -> tuple[float, float, float, float]:
         u = torch.rand(4, generator=generator).tolist()
-        return ((2 * u[0] - 1) * self.degrees, (2 * u[1] - 1) * self.translate, (2 * u[2] - 1) * self.translate,
-                self.low + u[3] * (self.high - self.low))
+        return (
+            (2 * u[0] - 1) * self.degrees,
+            (2 * u[1] - 1) * self.translate,
+            (2 * u[2] - 1) * self.translate,
+            self.low + u[3] * (self.high - self.low),
+        )
 
     def apply(self, x: torch.Tensor, draw: tuple[float, float, float, float]) -> torch.Tensor:
         angle, tx, ty, factor = draw
@@ -286,7 +308,9 @@ class ColorAdjust:
 
     def sample(self, generator: torch.Generator) -> tuple[float, float, float]:
         u = torch.rand(3, generator=generator).tolist()
-        return tuple(max(0.0, 1 + (2 * v - 1) * b) for v, b in zip(u, (self.brightness, self.contrast, self.saturation)))
+        return tuple(
+            max(0.0, 1 + (2 * v - 1) * b) for v, b in zip(u, (self.brightness, self.contrast, self.saturation))
+        )
 
     def apply(self, x: torch.Tensor, draw: tuple[float, float, float]) -> torch.Tensor:
         from torchvision.transforms.v2 import functional as TF
@@ -353,8 +377,9 @@ class Crops:
         theta[:, :, 2] = (2 * centers - 1).to(x.dtype)  # (x, y) centers in normalized coordinates
         theta = to_device(theta, x.device, x.dtype).repeat_interleave(m, 0)  # view by view
         grid = F.affine_grid(theta, [self.n * m, x.shape[1], *out], align_corners=False)
-        return F.grid_sample(x.repeat(self.n, 1, 1, 1), grid, mode="bilinear", padding_mode="border",
-                             align_corners=False)
+        return F.grid_sample(
+            x.repeat(self.n, 1, 1, 1), grid, mode="bilinear", padding_mode="border", align_corners=False
+        )
 
     def at_size(self, size: int) -> "Crops":
         return Crops(self.n, self.low, self.high, size)
@@ -382,7 +407,7 @@ class PerImage:
         parts = []
         for i in range(x.shape[0]):
             g = torch.Generator().manual_seed(seed * 1_000_003 + i)
-            parts.append(self.inner.apply(x[i:i + 1], self.inner.sample(g)))
+            parts.append(self.inner.apply(x[i : i + 1], self.inner.sample(g)))
         if self.views == 1:
             return torch.cat(parts)
         # keep the output view by view: (views, images) -> flat

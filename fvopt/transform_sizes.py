@@ -8,6 +8,7 @@ after 70 s) because the memory estimate looked at the image, not at what the cha
 (height, width) it can output, and the largest side it makes on the way, so the problem refuses
 a chain the network cannot take, and the memory estimate uses the size the network will see.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,18 +61,23 @@ def output_range(transforms: Any, hw: tuple[int, int]) -> SizeRange:
     return SizeRange(lo, hi, peak)
 
 
-def check_transform_sizes(transforms: Any, hw: tuple[int, int], min_size: int, model_name: str,
-                          described: str, render: int | None = None) -> SizeRange:
+def check_transform_sizes(
+    transforms: Any, hw: tuple[int, int], min_size: int, model_name: str, described: str, render: int | None = None
+) -> SizeRange:
     """Refuse (FvoptError, one line) a chain whose output the network cannot take: an image
     shrunk below the network's minimum (or to nothing), before any model pass. `described` is the
     chain in words, quoted as the message should show it."""
     sizes = output_range(transforms, hw)
     image = f"{hw[1]}x{hw[0]}" if hw[0] != hw[1] else f"{hw[0]}"
     if min(sizes.smallest) < 1:
-        raise FvoptError(f"transforms {described} shrink a {image} px image to nothing (jitter takes its amount off "
-                         f"each side's length): use smaller amounts, or a larger image")
+        raise FvoptError(
+            f"transforms {described} shrink a {image} px image to nothing (jitter takes its amount off "
+            f"each side's length): use smaller amounts, or a larger image"
+        )
     if render is None and min(sizes.smallest) < min_size:
-        raise FvoptError(f"transforms {described} can shrink a {image} px image to {min(sizes.smallest)} px, below "
-                         f"{model_name}'s minimum input of {min_size} px: use smaller amounts, a larger image, or a "
-                         f"render size (--render-size)")
+        raise FvoptError(
+            f"transforms {described} can shrink a {image} px image to {min(sizes.smallest)} px, below "
+            f"{model_name}'s minimum input of {min_size} px: use smaller amounts, a larger image, or a "
+            f"render size (--render-size)"
+        )
     return sizes

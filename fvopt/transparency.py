@@ -5,6 +5,7 @@ with that map as its alpha channel, so regions the unit never cared about fade o
 accumulator is a gradient hook on the rendered image: it composes with every parameterization and
 with gradient processing (it sees the raw gradient, before lapnorm changes it).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

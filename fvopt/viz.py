@@ -1,4 +1,5 @@
 """`visualize`: one call from names to a finished, scored visualization (what `fvopt viz` runs)."""
+
 from __future__ import annotations
 
 import json
@@ -54,6 +55,7 @@ class Visualization:
         if self.transparency is None:
             raise FvoptError("this visualization has no transparency maps: run it with transparency=True")
         from .transparency import save_transparency
+
         return save_transparency(self.images, self.transparency, path)
 
     def save_trace(self, path: str | Path) -> Path:
@@ -156,12 +158,17 @@ def visualize(
     `size` is a side or (height, width); `decorrelate` a file or folder of reference images whose
     channel covariance replaces the default decorrelation (Lucid's for RGB, else the identity).
     """
-    preprocessing = {k: v for k, v in dict(mean=mean, std=std, input_size=input_size, channels=channels,
-                                           value_range=value_range).items() if v is not None}
-    for name, value, kinds, what in [("model", model, (str, torch.nn.Module), "a model name or a torch.nn.Module"),
-                                     ("target", target, (str, Objective), "a target string or an Objective"),
-                                     ("options", options or {}, dict, "a dict of optimizer options"),
-                                     ("progress", progress, bool, "True or False")]:
+    preprocessing = {
+        k: v
+        for k, v in dict(mean=mean, std=std, input_size=input_size, channels=channels, value_range=value_range).items()
+        if v is not None
+    }
+    for name, value, kinds, what in [
+        ("model", model, (str, torch.nn.Module), "a model name or a torch.nn.Module"),
+        ("target", target, (str, Objective), "a target string or an Objective"),
+        ("options", options or {}, dict, "a dict of optimizer options"),
+        ("progress", progress, bool, "True or False"),
+    ]:
         check_type(name, value, kinds, what)
     seed = check("seed", seed, SEED)
     size = parse_size(size, "size")
@@ -180,26 +187,36 @@ def visualize(
     image_grad = None
     if grad:
         from .gradients import make_image_grad
+
         image_grad = make_image_grad(grad)
         if not strategy.uses_gradients:
-            raise FvoptError(f"grad '{grad}' processes gradients, and {strategy.name} searches without them: "
-                             "drop --grad, or use a gradient method (adam, sgd, lbfgs, guided-es, hybrid:cmaes>adam)")
+            raise FvoptError(
+                f"grad '{grad}' processes gradients, and {strategy.name} searches without them: "
+                "drop --grad, or use a gradient method (adam, sgd, lbfgs, guided-es, hybrid:cmaes>adam)"
+            )
     if tile is not None and not strategy.uses_gradients:
-        raise FvoptError(f"tile {tile} splits gradient passes, and {strategy.name} searches without them: "
-                         "drop --tile, or use a gradient method (adam, sgd, lbfgs)")
+        raise FvoptError(
+            f"tile {tile} splits gradient passes, and {strategy.name} searches without them: "
+            "drop --tile, or use a gradient method (adam, sgd, lbfgs)"
+        )
     check_type("transparency", transparency, bool, "True or False")
     from .quality.score import plan as quality_plan, viz_settings
+
     quality_ref, quality_measures = viz_settings(reference, judge, measures, model)  # folders read before any pass
     photo = None
     if init is not None:  # the path is checked now, before the model loads
         from .init_image import Photo
+
         photo = Photo(init)
     accumulator = None
     if transparency:
         if not strategy.uses_gradients:
-            raise FvoptError(f"transparency maps accumulate the image's gradient, and {strategy.name} searches "
-                             "without one: use a gradient method (adam, sgd, torch:NAdam, ...)")
+            raise FvoptError(
+                f"transparency maps accumulate the image's gradient, and {strategy.name} searches "
+                "without one: use a gradient method (adam, sgd, torch:NAdam, ...)"
+            )
         from .transparency import TransparencyAccumulator
+
         image_grad = accumulator = TransparencyAccumulator(image_grad)
     dev = resolve_device(device)
     seed_all(seed, dev)  # torch.manual_seed for this call only
@@ -209,8 +226,10 @@ def visualize(
         net = wrap(model, **preprocessing).to(dev)
     size = size or net.input_size
     if tile is not None and not net.min_size <= tile <= min(hw(size)):
-        raise FvoptError(f"tile {tile} px must be between {net.name}'s minimum input of {net.min_size} px and the "
-                         f"image size of {describe_size(size)} px")
+        raise FvoptError(
+            f"tile {tile} px must be between {net.name}'s minimum input of {net.min_size} px and the "
+            f"image size of {describe_size(size)} px"
+        )
     render = render_size(render, size, net)
     basis = color_basis(decorrelate, net.channels)  # reference images read now, before any model pass
     requested = make_param(DEFAULT_PARAM if param is None else param, size, channels=net.channels, color=basis)
@@ -224,41 +243,104 @@ def visualize(
     cost = strategy.check(parameterization, slots, budget).times(views_of(chain))
     budget.refuse_if_below(cost, strategy.name)
     chunk = max_batch if isinstance(max_batch, int) else 1
-    check_fits(net, tile or max(hw(size)), images=min(cost.forwards, max(chunk, slots)), backward=strategy.uses_gradients)
+    check_fits(
+        net, tile or max(hw(size)), images=min(cost.forwards, max(chunk, slots)), backward=strategy.uses_gradients
+    )
     speed.apply_globally()
-    problem = Problem(net, objective, parameterization, chain, batch, seed, max_batch, image_grad, speed=speed,
-                      render=render, tile=tile)
-    result = run(problem, strategy, budget, progress=progress, desc=f"{strategy.name} {objective}",
-                 snapshot_every=snapshot_every, snapshot_dir=snapshot_dir, z0=z0)
+    problem = Problem(
+        net,
+        objective,
+        parameterization,
+        chain,
+        batch,
+        seed,
+        max_batch,
+        image_grad,
+        speed=speed,
+        render=render,
+        tile=tile,
+    )
+    result = run(
+        problem,
+        strategy,
+        budget,
+        progress=progress,
+        desc=f"{strategy.name} {objective}",
+        snapshot_every=snapshot_every,
+        snapshot_dir=snapshot_dir,
+        z0=z0,
+    )
     labels = slot_labels(objective, problem.batch)
     if result.stop_reason in STOPPED_BY_USER:  # be quick: the user wants out; the robust score costs 16 passes
-        final = {"value": float(score_images(net, objective, result.images, draws=0, render=render)["value"].mean()),
-                 "robust_value": None, "note": f"{result.stop_reason}: scored untransformed only"}
+        final = {
+            "value": float(score_images(net, objective, result.images, draws=0, render=render)["value"].mean()),
+            "robust_value": None,
+            "note": f"{result.stop_reason}: scored untransformed only",
+        }
     else:
         scores = score_images(net, objective, result.images, render=render)
-        final = {"value": float(scores["value"].mean()), "robust_value": float(scores["robust_value"].mean()),
-                 "per_image": {"value": scores["value"].tolist(), "robust_value": scores["robust_value"].tolist(),
-                               "labels": labels}}
+        final = {
+            "value": float(scores["value"].mean()),
+            "robust_value": float(scores["robust_value"].mean()),
+            "per_image": {
+                "value": scores["value"].tolist(),
+                "robust_value": scores["robust_value"].tolist(),
+                "labels": labels,
+            },
+        }
     if result.stop_reason not in STOPPED_BY_USER:  # the picture as saved (8-bit PNG) is what people look at and share
         from .evaluate import score_as_saved
+
         final.update(score_as_saved(net, objective, result.images, render=render))
     trace = {
-        "model": net.name, "target": str(objective), "optimizer": strategy.name, "param": parameterization.name,
-        "param_requested": requested.name, "param_dim": parameterization.dim, "seed": seed,
-        "size": list(size) if isinstance(size, tuple) else size, "input": net.describe_input(),
-        "decorrelation": parameterization.color_source, "transforms_fit": problem.transform_fit,
-        "batch": problem.batch, "options": strategy.options, "grad": grad, "transforms": describe_transforms(chain), "render": render, "transparency": transparency,
-        "device": str(dev), "speed": speed.describe(), "max_batch": problem.max_batch, "budget": asdict(budget), "stop_reason": result.stop_reason, "forwards": result.forwards,
-        "backwards": result.backwards, "seconds": result.seconds, **result.extra,
-        "tile": tile, "init": seeded, "photos": problem.photos,
+        "model": net.name,
+        "target": str(objective),
+        "optimizer": strategy.name,
+        "param": parameterization.name,
+        "param_requested": requested.name,
+        "param_dim": parameterization.dim,
+        "seed": seed,
+        "size": list(size) if isinstance(size, tuple) else size,
+        "input": net.describe_input(),
+        "decorrelation": parameterization.color_source,
+        "transforms_fit": problem.transform_fit,
+        "batch": problem.batch,
+        "options": strategy.options,
+        "grad": grad,
+        "transforms": describe_transforms(chain),
+        "render": render,
+        "transparency": transparency,
+        "device": str(dev),
+        "speed": speed.describe(),
+        "max_batch": problem.max_batch,
+        "budget": asdict(budget),
+        "stop_reason": result.stop_reason,
+        "forwards": result.forwards,
+        "backwards": result.backwards,
+        "seconds": result.seconds,
+        **result.extra,
+        "tile": tile,
+        "init": seeded,
+        "photos": problem.photos,
         "versions": {"fvopt": __version__, "torch": torch.__version__, "python": platform.python_version()},
-        "steps": result.trace, "final": final,
+        "steps": result.trace,
+        "final": final,
     }
     if quality_measures is not None and result.stop_reason not in STOPPED_BY_USER:
         from .quality import judge as judge_images
+
         try:  # the run's images are kept whatever happens while judging them
-            trace["quality"] = judge_images(result.images, objective, net, judge=judge, reference=quality_ref,
-                                            measures=quality_measures, render=render, progress=progress, seed=seed)
+            trace["quality"] = judge_images(
+                result.images,
+                objective,
+                net,
+                judge=judge,
+                reference=quality_ref,
+                measures=quality_measures,
+                render=render,
+                progress=progress,
+                seed=seed,
+            )
         except FvoptError as err:
             trace["quality"] = {"error": str(err)}
         except KeyboardInterrupt:
@@ -269,19 +351,25 @@ def visualize(
     return Visualization(result.images, labels, trace, result, net, maps)
 
 
-def _seed(photo, net: FeatureModel, strategy, requested: Parameterization, searched: Parameterization, size: int,
-          batch: int) -> tuple[Parameterization, torch.Tensor, dict]:
+def _seed(
+    photo, net: FeatureModel, strategy, requested: Parameterization, searched: Parameterization, size: int, batch: int
+) -> tuple[Parameterization, torch.Tensor, dict]:
     """The searched parameterization rebased on the photo, its start, and what the trace says of it."""
     from .init_image import seed_error, seed_from_image
     from .strategies.hybrid import Hybrid
 
     photo.check_channels(getattr(net, "channels", 3), f"{net.name}'s input")
     if isinstance(strategy, Hybrid) and search_space(strategy.first, searched) is not searched:
-        raise FvoptError(f"--init with {strategy.name}: its first part would search a fresh low-dimensional form of "
-                         f"{searched.name} that cannot hold the photo; give that form yourself (--param "
-                         f"{searched.reduced().name}), which the photo then seeds")
+        raise FvoptError(
+            f"--init with {strategy.name}: its first part would search a fresh low-dimensional form of "
+            f"{searched.name} that cannot hold the photo; give that form yourself (--param "
+            f"{searched.reduced().name}), which the photo then seeds"
+        )
     image = photo.at(size)
     param, z0 = seed_from_image(searched, image, batch)
     error = seed_error(z0, param, image)
-    return param, z0, {"image": photo.describe(size), "param": param.name, "of": requested.name,
-                       "max_pixel_error": error}
+    return (
+        param,
+        z0,
+        {"image": photo.describe(size), "param": param.name, "of": requested.name, "max_pixel_error": error},
+    )

@@ -10,6 +10,7 @@ judge of Lite0's images, read back from the 8-bit PNGs these databases keep (the
 images). It judges whole paired blocks first (seed by seed), so a rescore stopped part way leaves a
 documented subset: `quality.md` says how many cells it covers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from fvopt.bench.quality_report import (RANKED, compare_quality, main_reference, means_by, quality_markdown,
-                                        quality_records)
+from fvopt.bench.quality_report import (
+    RANKED,
+    compare_quality,
+    main_reference,
+    means_by,
+    quality_markdown,
+    quality_records,
+)
 from fvopt.bench.rescore import rescore, summary_line
 from fvopt.bench.rows import slug
 from fvopt.bench.store import Store
@@ -51,18 +58,24 @@ def first_by_measure(rows: list[dict]) -> list[dict]:
         good = sum(v["informative"] for v in c.targets.values())
         sig = c.pairs[c.pairs["significant"]] if len(c.pairs) else c.pairs
         a = c.agreement
-        out.append({"measure": m, "informative_targets": f"{good} of {len(c.targets)}",
-                    "blocks": len(c.table) if c.ranked else 0,
-                    "first": f"{c.ranks.index[0]} ({c.ranks.iloc[0]:.2f})" if c.ranked else "not ranked",
-                    "second": f"{c.ranks.index[1]} ({c.ranks.iloc[1]:.2f})" if c.ranked and len(c.ranks) > 1 else "",
-                    "friedman_p": c.friedman["p"] if c.ranked else None,
-                    "holm_pairs": f"{len(sig)} of {len(c.pairs)}" if c.ranked else "",
-                    "rho_activation": f"{a['rho']:.2f} [{a['lo']:.2f}, {a['hi']:.2f}]" if a else ""})
+        out.append(
+            {
+                "measure": m,
+                "informative_targets": f"{good} of {len(c.targets)}",
+                "blocks": len(c.table) if c.ranked else 0,
+                "first": f"{c.ranks.index[0]} ({c.ranks.iloc[0]:.2f})" if c.ranked else "not ranked",
+                "second": f"{c.ranks.index[1]} ({c.ranks.iloc[1]:.2f})" if c.ranked and len(c.ranks) > 1 else "",
+                "friedman_p": c.friedman["p"] if c.ranked else None,
+                "holm_pairs": f"{len(sig)} of {len(c.pairs)}" if c.ranked else "",
+                "rho_activation": f"{a['rho']:.2f} [{a['lo']:.2f}, {a['hi']:.2f}]" if a else "",
+            }
+        )
     return out
 
 
 def activation_first(rows: list[dict]) -> str:
     from fvopt.bench import stats
+
     table = stats.paired_scores(rows, "robust_value", "strategy").table
     ranks = stats.mean_ranks(table)
     return f"{ranks.index[0]} ({ranks.iloc[0]:.2f}), then {ranks.index[1]} ({ranks.iloc[1]:.2f}); {len(table)} blocks"
@@ -103,15 +116,19 @@ def image_grid(rows: list[dict], path: Path, seed: int, param: str | None) -> Pa
                 for m, short in SHORT.items():
                     v = q.get(m)
                     if isinstance(v, float) and math.isfinite(v):
-                        parts.append(f"{short if q.get(m + '_informative') is not False else short.upper() + '*'} {v:.2g}")
+                        parts.append(
+                            f"{short if q.get(m + '_informative') is not False else short.upper() + '*'} {v:.2g}"
+                        )
                 ax.set_xlabel("\n".join([" ".join(parts[:3]), " ".join(parts[3:])]), fontsize=5.5)
             if i == 0:
                 ax.set_title(t.replace("channel:", ""), fontsize=7)
             if j == 0:
                 ax.set_ylabel(s, fontsize=7)
-    fig.suptitle(f"seed {seed}{', ' + param if param else ''}: act = robust activation; nat natural_ratio, pla "
-                 "plausibility, mis,\ntra transfer, sd spectral_distance (UPPER*: a control matched or beat it)",
-                 fontsize=7)
+    fig.suptitle(
+        f"seed {seed}{', ' + param if param else ''}: act = robust activation; nat natural_ratio, pla "
+        "plausibility, mis,\ntra transfer, sd spectral_distance (UPPER*: a control matched or beat it)",
+        fontsize=7,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=80, pil_kwargs={"quality": 80})
     return path
@@ -123,33 +140,78 @@ def write(study: str) -> Path:
     records = quality_records(rows)
     reference, _, _ = main_reference(records)
     seeds = sorted({r["seed"] for r in rows})
-    parts = [f"# {study}: quality measures (issue 21)", "",
-             f"Re-judged from the committed database, no cell re-run: {len(rows)} of {total} cells "
-             f"(seeds {', '.join(map(str, seeds))}; judged seed by seed, whole blocks first), "
-             f"reference set: {reference}, judge: lite1, images read from the 8-bit PNGs the database keeps.", "",
-             "## Which optimizer ranks first by each measure", "",
-             "Optimizers compared on the same parameterization (blocks: target, seed, parameterization), "
-             "on the targets where the measure beats its controls; rho: Spearman correlation of the "
-             "optimizers' mean ranks by the measure and by robust activation over the same blocks, with its "
-             "95% bootstrap interval over blocks.", "",
-             f"By robust activation (all judged cells): {activation_first(rows)}.", "",
-             markdown_table(first_by_measure(rows), ["measure", "informative_targets", "blocks", "first", "second",
-                                                     "friedman_p", "holm_pairs", "rho_activation"], number=".2g"), ""]
+    parts = [
+        f"# {study}: quality measures (issue 21)",
+        "",
+        f"Re-judged from the committed database, no cell re-run: {len(rows)} of {total} cells "
+        f"(seeds {', '.join(map(str, seeds))}; judged seed by seed, whole blocks first), "
+        f"reference set: {reference}, judge: lite1, images read from the 8-bit PNGs the database keeps.",
+        "",
+        "## Which optimizer ranks first by each measure",
+        "",
+        "Optimizers compared on the same parameterization (blocks: target, seed, parameterization), "
+        "on the targets where the measure beats its controls; rho: Spearman correlation of the "
+        "optimizers' mean ranks by the measure and by robust activation over the same blocks, with its "
+        "95% bootstrap interval over blocks.",
+        "",
+        f"By robust activation (all judged cells): {activation_first(rows)}.",
+        "",
+        markdown_table(
+            first_by_measure(rows),
+            [
+                "measure",
+                "informative_targets",
+                "blocks",
+                "first",
+                "second",
+                "friedman_p",
+                "holm_pairs",
+                "rho_activation",
+            ],
+            number=".2g",
+        ),
+        "",
+    ]
     for m in RANKED:
         pairs = surviving_pairs(rows, m)
         if pairs:
-            parts += [f"### {m}: pairs that survive Holm's correction (up to 12, smallest p first; median_diff > 0: "
-                      "a is better)", "", markdown_table(pairs, ["a", "b", "blocks", "median_diff", "rank_biserial",
-                                                                   "p_holm"], number=".3g"), ""]
-    parts += ["## Means per optimizer", "", markdown_table(means_by(records), [
-        "optimizer", "cells", "robust_value", "robust_8bit", "natural_ratio", "natural_ratio_beats_controls",
-        "plausibility", "plausibility_beats_controls", "mis", "mis_beats_controls", "transfer", "spectral_slope",
-        "spectral_distance"], number=".3g"), ""]
+            parts += [
+                f"### {m}: pairs that survive Holm's correction (up to 12, smallest p first; median_diff > 0: "
+                "a is better)",
+                "",
+                markdown_table(pairs, ["a", "b", "blocks", "median_diff", "rank_biserial", "p_holm"], number=".3g"),
+                "",
+            ]
+    parts += [
+        "## Means per optimizer",
+        "",
+        markdown_table(
+            means_by(records),
+            [
+                "optimizer",
+                "cells",
+                "robust_value",
+                "robust_8bit",
+                "natural_ratio",
+                "natural_ratio_beats_controls",
+                "plausibility",
+                "plausibility_beats_controls",
+                "mis",
+                "mis_beats_controls",
+                "transfer",
+                "spectral_slope",
+                "spectral_distance",
+            ],
+            number=".3g",
+        ),
+        "",
+    ]
     params = sorted({r["param"] for r in rows})
     grids = []
     for param in params:
-        g = image_grid(rows, out / f"quality_grid_seed{seeds[0]}_{slug(param)}.jpg", seeds[0],
-                       param if len(params) > 1 else None)
+        g = image_grid(
+            rows, out / f"quality_grid_seed{seeds[0]}_{slug(param)}.jpg", seeds[0], param if len(params) > 1 else None
+        )
         if g:
             grids.append(g)
     parts += ["## Image grids", ""] + [f"![{g.stem}]({g.name})" for g in grids] + [""]

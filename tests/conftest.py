@@ -17,12 +17,14 @@ else:
 def lite0():
     """The real pretrained EfficientNet-Lite0, loaded once for the whole suite."""
     from fvopt.models import load_model
+
     return load_model("lite0", device="cpu")
 
 
 @pytest.fixture(scope="session")
 def resnet18_random():
     from fvopt.models import load_model
+
     return load_model("torchvision:resnet18", weights="random")
 
 
@@ -39,5 +41,7 @@ def pytest_terminal_summary(terminalreporter):
             ran.setdefault(kind, {}).setdefault(check, set()).add(entry)
     for kind, checks in sorted(ran.items()):
         entries = len(set().union(*checks.values()))
-        terminalreporter.write_line(f"fvopt.testing.check_{kind} on {entries} registered entries: " +
-                                    ", ".join(f"{check} ({len(names)})" for check, names in checks.items()))
+        terminalreporter.write_line(
+            f"fvopt.testing.check_{kind} on {entries} registered entries: "
+            + ", ".join(f"{check} ({len(names)})" for check, names in checks.items())
+        )

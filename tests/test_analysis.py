@@ -1,4 +1,5 @@
 """The analysis behind the studies' numbers, on hand-made cells whose answers are computed by hand."""
+
 import math
 import warnings
 
@@ -14,14 +15,32 @@ from fvopt.bench.rows import best_at, passes_of
 def cell(strategy, seed, trace, robust, model="m", target="channel:x:1", seconds=4.0, **extra):
     """A stored row as the store returns it: trace rows (time_s, forwards, backwards, best); a
     budget of `seconds` (None: a budget without seconds)."""
-    rows = [{"step": i + 1, "time_s": t, "forwards": f, "backwards": b, "value": best, "best": best}
-            for i, (t, f, b, best) in enumerate(trace)]
+    rows = [
+        {"step": i + 1, "time_s": t, "forwards": f, "backwards": b, "value": best, "best": best}
+        for i, (t, f, b, best) in enumerate(trace)
+    ]
     last = rows[-1] if rows else {"forwards": 0, "backwards": 0}
-    return {"model": model, "target": target, "strategy": strategy, "param": "fft", "param_used": "fft", "seed": seed,
-            "budget": {"seconds": seconds} if seconds else {"passes": 100}, "seconds": rows[-1]["time_s"] if rows else 0.0, "max_step_seconds": 1.0,
-            "forwards": last["forwards"], "backwards": last["backwards"], "stop_reason": "seconds", "trace": rows,
-            "final": {"value": robust, "robust_value": robust, "best_seen": max((r["best"] for r in rows), default=None),
-                      **extra}}
+    return {
+        "model": model,
+        "target": target,
+        "strategy": strategy,
+        "param": "fft",
+        "param_used": "fft",
+        "seed": seed,
+        "budget": {"seconds": seconds} if seconds else {"passes": 100},
+        "seconds": rows[-1]["time_s"] if rows else 0.0,
+        "max_step_seconds": 1.0,
+        "forwards": last["forwards"],
+        "backwards": last["backwards"],
+        "stop_reason": "seconds",
+        "trace": rows,
+        "final": {
+            "value": robust,
+            "robust_value": robust,
+            "best_seen": max((r["best"] for r in rows), default=None),
+            **extra,
+        },
+    }
 
 
 A = cell("adam", 0, [(1.0, 1, 1, 5.0), (2.0, 2, 2, 10.0)], robust=9.0)
@@ -137,20 +156,27 @@ def test_mean_by_leaves_out_missing_values_and_counts_what_it_used():
     (row,) = mean_by(rows, ("strategy",))
     assert (row["mean"], row["n"]) == (2.0, 2)
     # a value read from the cell's final scores when the row itself does not carry it
-    (row,) = mean_by([cell("adam", 0, [(1.0, 1, 1, 1.0)], robust=1.0, transfer_prob=0.25)], ("strategy",),
-                     "transfer_prob")
+    (row,) = mean_by(
+        [cell("adam", 0, [(1.0, 1, 1, 1.0)], robust=1.0, transfer_prob=0.25)], ("strategy",), "transfer_prob"
+    )
     assert (row["mean"], row["n"]) == (0.25, 1)
 
 
 def test_markdown_tables_round_floats_and_mark_missing_values():
-    text = markdown([{"strategy": "adam", "mean": 0.12345, "n": 3}, {"strategy": "ga", "mean": None, "n": 0}],
-                    ["strategy", "mean", "n"], digits=2)
+    text = markdown(
+        [{"strategy": "adam", "mean": 0.12345, "n": 3}, {"strategy": "ga", "mean": None, "n": 0}],
+        ["strategy", "mean", "n"],
+        digits=2,
+    )
     assert text.splitlines() == ["| strategy | mean | n |", "|---|---|---|", "| adam | 0.12 | 3 |", "| ga | - | 0 |"]
 
 
 def test_summary_never_takes_medians_across_models():
-    rows = [cell("adam", s, [(1.0, 1, 1, v)], robust=v, model=m)
-            for m, values in (("m1", (1.0, 3.0)), ("m2", (100.0, 300.0))) for s, v in enumerate(values)]
+    rows = [
+        cell("adam", s, [(1.0, 1, 1, v)], robust=v, model=m)
+        for m, values in (("m1", (1.0, 3.0)), ("m2", (100.0, 300.0)))
+        for s, v in enumerate(values)
+    ]
     summary = {r["model"]: r for r in summarize(cell_metrics(rows))}
     assert summary["m1"]["robust_value"] == 2.0 and summary["m2"]["robust_value"] == 200.0
     assert summary["m1"]["seeds"] == summary["m2"]["seeds"] == 2

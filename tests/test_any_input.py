@@ -1,4 +1,5 @@
 """Any input: grayscale, 2/4/13 channels, small and non-square images, through every part of fvopt."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,12 @@ from fvopt.transforms import ColorJitter, Compose, make_transforms
 HERE = Path(__file__).resolve().parent
 FACTORY = f"{HERE / 'test_own_models.py'}:small_cnn"
 CANVASES = [((96, 160), 1), (28, 13), (32, 2), ((20, 36), 4), (64, 3)]
-SPECS = [spec for entry in PARAMS.values() for spec in entry.examples
-         if spec.split(":")[0] in ("pixel", "fft", "pyramid", "raw", "maco")]
+SPECS = [
+    spec
+    for entry in PARAMS.values()
+    for spec in entry.examples
+    if spec.split(":")[0] in ("pixel", "fft", "pyramid", "raw", "maco")
+]
 
 
 class TinyNet(nn.Module):
@@ -61,8 +66,9 @@ def test_every_parameterization_draws_any_channels_and_non_square_sizes(spec, si
     images.mean().backward()
     assert z.grad is not None and z.grad.abs().sum() > 0
     full = param.full
-    assert torch.allclose(full(full.lift(z.detach()) if full is param else param.lift(z.detach())),
-                          images.detach(), atol=1e-5)
+    assert torch.allclose(
+        full(full.lift(z.detach()) if full is param else param.lift(z.detach())), images.detach(), atol=1e-5
+    )
 
 
 def test_decorrelation_is_lucid_for_rgb_identity_otherwise_or_estimated_from_references(tmp_path):
@@ -104,8 +110,13 @@ def test_transforms_are_scaled_below_128_px_and_drawn_per_channel():
     with pytest.raises(FvoptError, match="works on 1 or 3 channels.*color:G/O"):
         fit_transforms(make_transforms("colorjitter:0.2/0.2/0.2"), (64, 64), 13)
     x = torch.rand(2, 4, 40, 72)
-    for spec in ("default", "lucent", "pad:4,jitter:4,scale:0.9-1.1,rotate:-5..5,noise:0.02",
-                 "crops:3@0.5-0.2", "affine:10/0.1/0.9-1.1,per-image"):
+    for spec in (
+        "default",
+        "lucent",
+        "pad:4,jitter:4,scale:0.9-1.1,rotate:-5..5,noise:0.02",
+        "crops:3@0.5-0.2",
+        "affine:10/0.1/0.9-1.1,per-image",
+    ):
         chain = fit_transforms(make_transforms(spec), (40, 72), 4)
         out = chain.apply(x, chain.sample(torch.Generator().manual_seed(1)))
         assert out.shape[1] == 4
@@ -202,7 +213,12 @@ def test_every_strategy_family_raises_a_class_of_a_trained_network(channels):
 def test_objectives_and_regularizers_read_any_channel_count():
     model = fvopt.wrap(TinyNet(13), input_size=28)
     images = torch.rand(2, 13, 28, 40)
-    for target in ("channel:conv2:3-0.01*tv", "neuron:conv2:1:2:3", "layer:conv2-1e-4*l2sum", "class:2+0.1*channel:conv1:0"):
+    for target in (
+        "channel:conv2:3-0.01*tv",
+        "neuron:conv2:1:2:3",
+        "layer:conv2-1e-4*l2sum",
+        "class:2+0.1*channel:conv1:0",
+    ):
         values = score_images(model, parse_target(target), images, draws=2)
         assert values["value"].shape == (2,) and torch.isfinite(values["robust_value"]).all()
 
@@ -221,9 +237,33 @@ def test_deepdream_runs_on_a_grayscale_network():
 def test_a_non_square_size_has_that_shape_everywhere(tmp_path, capsys):
     """--size 96x160: the trace, the PNG, the snapshots and the evaluator all see 96 x 160."""
     out, trace, snaps = tmp_path / "o.png", tmp_path / "t.json", tmp_path / "snaps"
-    assert main(["viz", "--model", FACTORY, "--size", "96x160", "--target", "channel:conv2:3", "--steps", "3",
-                 "--quiet", "--out", str(out), "--trace", str(trace), "--snapshots", str(snaps),
-                 "--snapshot-every", "1", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "viz",
+                "--model",
+                FACTORY,
+                "--size",
+                "96x160",
+                "--target",
+                "channel:conv2:3",
+                "--steps",
+                "3",
+                "--quiet",
+                "--out",
+                str(out),
+                "--trace",
+                str(trace),
+                "--snapshots",
+                str(snaps),
+                "--snapshot-every",
+                "1",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     with Image.open(out) as img:
         assert img.size == (160, 96) and img.mode == "L"
     t = json.loads(trace.read_text())
@@ -265,12 +305,40 @@ def test_the_cli_decorrelates_4_channels_from_reference_arrays_and_saves_a_grid_
     refs.mkdir()
     for i in range(2):
         a = g.random((40, 40))
-        np.save(refs / f"r{i}.npy", np.stack([a, 0.7 * a + 0.3 * g.random((40, 40)), g.random((40, 40)), a * 0.5])
-                .astype(np.float32))
+        np.save(
+            refs / f"r{i}.npy",
+            np.stack([a, 0.7 * a + 0.3 * g.random((40, 40)), g.random((40, 40)), a * 0.5]).astype(np.float32),
+        )
     out, trace = tmp_path / "o.png", tmp_path / "t.json"
-    assert main(["viz", "--model", f"{Path(__file__).resolve()}:four_channel_net", "--input-size", "32", "--size",
-                 "32x48", "--decorrelate", str(refs), "--param", "pyramid", "--target", "channel:conv2:2", "--steps", "2",
-                 "--quiet", "--out", str(out), "--trace", str(trace), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "viz",
+                "--model",
+                f"{Path(__file__).resolve()}:four_channel_net",
+                "--input-size",
+                "32",
+                "--size",
+                "32x48",
+                "--decorrelate",
+                str(refs),
+                "--param",
+                "pyramid",
+                "--target",
+                "channel:conv2:2",
+                "--steps",
+                "2",
+                "--quiet",
+                "--out",
+                str(out),
+                "--trace",
+                str(trace),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     t = json.loads(trace.read_text())
     assert t["decorrelation"] == f"estimated from {refs} (2 files)" and t["input"]["channels"] == 4
     raw = np.load(tmp_path / "o.npy")

@@ -1,5 +1,6 @@
 """fvopt atlas (issue 20): bad input refused before work, a site whose numbers are the database's, resume after
 SIGKILL without redoing finished units, shards merged equal one unsharded run, pages that render offline."""
+
 from __future__ import annotations
 
 import json
@@ -48,9 +49,13 @@ def test_shards_split_units_exactly_and_bad_shards_are_refused():
 
 def test_cell_keys_depend_on_settings_unit_and_optimizer_only():
     s = Settings("lite0", size=64, steps=2)
-    assert cell_key(s, Unit("blocks.0", 1), "adam") == cell_key(Settings("lite0", size=64, steps=2), Unit("blocks.0", 1), "adam")
+    assert cell_key(s, Unit("blocks.0", 1), "adam") == cell_key(
+        Settings("lite0", size=64, steps=2), Unit("blocks.0", 1), "adam"
+    )
     assert cell_key(s, Unit("blocks.0", 1), "adam") != cell_key(s, Unit("blocks.0", 2), "adam")
-    assert cell_key(s, Unit("blocks.0", 1), "adam") != cell_key(Settings("lite0", size=64, steps=3), Unit("blocks.0", 1), "adam")
+    assert cell_key(s, Unit("blocks.0", 1), "adam") != cell_key(
+        Settings("lite0", size=64, steps=3), Unit("blocks.0", 1), "adam"
+    )
 
 
 def test_cli_refuses_a_bad_shard_in_one_line_before_work(tmp_path, capsys):
@@ -99,6 +104,7 @@ class _Net(torch.nn.Module):
 def test_a_layer_without_channels_is_refused():
     from fvopt import wrap
     from fvopt.atlases.plan import resolve_layers
+
     net = wrap(_Net(), input_size=32)
     assert resolve_layers(net, ["conv"], 32) == {"conv": 4}
     with pytest.raises(FvoptError, match="layer 'total' of _Net has no channels to visualize: .*shape \\(\\)"):
@@ -182,9 +188,30 @@ def test_two_shards_merged_equal_one_unsharded_run(site, tmp_path, capsys):
 @pytest.mark.slow
 def test_sigkill_then_rerun_completes_without_redoing_finished_units(tmp_path):
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "fvopt.cli", "atlas", "lite0", "--layers", "blocks.0", "--optimizers", "adam",
-           "--units", "0-5", "--size", "64", "--steps", "2", "--max-batch", "1", "--reference", "none",
-           "--out", str(out), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fvopt.cli",
+        "atlas",
+        "lite0",
+        "--layers",
+        "blocks.0",
+        "--optimizers",
+        "adam",
+        "--units",
+        "0-5",
+        "--size",
+        "64",
+        "--steps",
+        "2",
+        "--max-batch",
+        "1",
+        "--reference",
+        "none",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 240
@@ -214,12 +241,25 @@ def test_sigkill_then_rerun_completes_without_redoing_finished_units(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(BROWSER is None, reason="no Chromium here: .ci/run installs Debian's chromium so that CI runs this")
 def test_pages_render_offline_in_chromium_with_every_image_decoded(site, tmp_path):
-    base = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            f"--user-data-dir={tmp_path / 'profile'}"]
-    for path, images in [(site / "index.html", 0), (site / "layers" / "blocks.0.html", 8),
-                         (site / "units" / "blocks.0" / "1.html", 5)]:
-        dom = subprocess.run(base + ["--virtual-time-budget=10000", "--dump-dom", path.as_uri()],
-                             capture_output=True, text=True, timeout=120).stdout
+    base = [
+        BROWSER,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    for path, images in [
+        (site / "index.html", 0),
+        (site / "layers" / "blocks.0.html", 8),
+        (site / "units" / "blocks.0" / "1.html", 5),
+    ]:
+        dom = subprocess.run(
+            base + ["--virtual-time-budget=10000", "--dump-dom", path.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
         body = re.search(r"<body[^>]*>", dom).group(0)
         assert f'data-images-total="{images}"' in body and f'data-images-loaded="{images}"' in body, (path, body)
         assert not re.search(r'(src|href)="(https?:)?//', dom)
@@ -231,8 +271,9 @@ def test_a_unit_stopped_on_nan_is_shown_as_such_never_missing(tmp_path):
     so channel 0's runs are unaffected)."""
     net = Path(__file__).parent / "fixtures" / "atlas_nan_net.py"
     out = tmp_path / "site"
-    frame = atlas(f"{net}:make", "bad", "adam,cmaes", size=32, steps=3, max_batch=1, reference=None, out=out,
-                  progress=False)
+    frame = atlas(
+        f"{net}:make", "bad", "adam,cmaes", size=32, steps=3, max_batch=1, reference=None, out=out, progress=False
+    )
     summary = frame.attrs["summary"]
     assert sorted(summary.stopped) == ["bad:1 adam", "bad:1 cmaes"] and not summary.failed
     assert "2 stopped on NaN (bad:1 adam, bad:1 cmaes)" in summary.line()
@@ -277,6 +318,7 @@ class Figures(HTMLParser):
 
 def stored(site: Path) -> list[dict]:
     from fvopt.bench.store import Store
+
     store = Store(site / DATABASE, readonly=True)
     try:
         return store.rows(status=None)
@@ -307,7 +349,9 @@ def test_growing_seeds_runs_only_the_new_seeds_and_the_unit_page_shows_each(tmp_
     page = Figures()
     page.feed((out / "units" / "conv" / "1.html").read_text())
     shown = {(f["data-optimizer"], int(f["data-seed"])): f for f in page.figures}
-    assert sorted(shown) == [(o, s) for o in ("adam", "cmaes") for s in (0, 1, 2)]  # a row per optimizer, a column per seed
+    assert sorted(shown) == [
+        (o, s) for o in ("adam", "cmaes") for s in (0, 1, 2)
+    ]  # a row per optimizer, a column per seed
     images = set()
     for (opt, seed), fig in shown.items():
         assert json.loads(fig["data-value"]) == rows[(opt, seed, 1)]["final"]["value"]
@@ -315,7 +359,9 @@ def test_growing_seeds_runs_only_the_new_seeds_and_the_unit_page_shows_each(tmp_
         assert path.read_bytes() == rows[(opt, seed, 1)]["image"]
         images.add(path)
     assert len(images) == 6
-    cells = {(c["data-optimizer"], int(c["data-seed"]), c["data-measure"]): json.loads(c["data-exact"]) for c in page.cells}
+    cells = {
+        (c["data-optimizer"], int(c["data-seed"]), c["data-measure"]): json.loads(c["data-exact"]) for c in page.cells
+    }
     for (opt, seed, measure), v in cells.items():
         row = frame[(frame.unit == 1) & (frame.optimizer == opt) & (frame.seed == seed)].iloc[0]
         assert v == float(row[measure]), (opt, seed, measure)
@@ -335,11 +381,30 @@ def test_sites_of_different_seeds_and_shards_merge_into_one(tmp_path):
     assert "seed 1" in (tmp_path / "merged" / "units" / "conv" / "1.html").read_text()
 
 
-@pytest.mark.parametrize("bad, said", [("1", "diversity 1 is not allowed"), ("abc", "diversity 'abc' is not a whole number")])
+@pytest.mark.parametrize(
+    "bad, said", [("1", "diversity 1 is not allowed"), ("abc", "diversity 'abc' is not a whole number")]
+)
 def test_a_bad_diversity_is_refused_in_one_line_before_work(tmp_path, capsys, bad, said):
     out = tmp_path / "site"
-    assert main(["atlas", FIXTURE, "--layers", "conv", "--diversity", bad, "--size", "32", "--reference", "none",
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "atlas",
+                FIXTURE,
+                "--layers",
+                "conv",
+                "--diversity",
+                bad,
+                "--size",
+                "32",
+                "--reference",
+                "none",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and said in err and "2 or more" in err and not out.exists()
     with pytest.raises(FvoptError, match="seeds"):
@@ -353,6 +418,7 @@ def test_a_diversity_set_of_three_stores_three_different_images(tmp_path):
 
     import numpy as np
     from PIL import Image
+
     out = tmp_path / "site"
     frame = atlas(FIXTURE, "conv", "adam", diversity=3, units="1", out=out, **SMALL)
     sets = [r for r in stored(out) if (r["extra"] or {}).get("diversity")]
@@ -361,7 +427,7 @@ def test_a_diversity_set_of_three_stores_three_different_images(tmp_path):
     assert row["status"] == "done" and row["extra"]["images"] == 3 and len(row["final"]["values"]) == 3
     strip = np.asarray(Image.open(io.BytesIO(row["image"])).convert("RGB")).astype(int)
     assert strip.shape == (32, 96, 3)
-    tiles = [strip[:, 32 * k:32 * (k + 1)] for k in range(3)]
+    tiles = [strip[:, 32 * k : 32 * (k + 1)] for k in range(3)]
     assert all(np.abs(tiles[i] - tiles[j]).max() > 0 for i in range(3) for j in range(i + 1, 3))
     assert row["target"] == "channel:conv:1 - 1*diversity:conv"
     div = frame[frame.set_size == 3].iloc[0]

@@ -1,4 +1,5 @@
 """The benchmark harness: specs, resumable runs, reproducibility, reports, executors."""
+
 import os
 import signal
 import sqlite3
@@ -76,16 +77,29 @@ def test_spec_expands_into_cells_with_low_dimensional_zero_order_params(tmp_path
     assert len({c.key for c in spec.cells}) == 8
 
 
-@pytest.mark.parametrize("patch, message", [
-    ({"bench": {"budget": {"passes": 10}, "targets": ["class:8"], "sizee": 3}}, "spec bench.sizee: unknown key"),
-    ({"bench": {"budget": {"passes": -5}, "targets": ["class:8"]}}, "spec bench.budget.passes: must be an integer >= 1, not -5"),
-    ({"bench": {"budget": {"passes": 10}, "targets": ["class:8"]}, "strategies": [{"name": "adma"}]},
-     "spec strategies[0]: unknown optimizer 'adma'"),
-    ({"bench": {"budget": {"passes": 10}, "targets": ["class:8"]}, "strategies": [{"name": "cmaes", "popsiz": 3}]},
-     "spec strategies[0]: optimizer 'cmaes' does not take option 'popsiz'. Did you mean: popsize?"),
-    ({"bench": {"budget": {"passes": 10}, "targets": ["chanel:x:1"]}}, "spec bench.targets[0]"),
-    ({"bench": {"budget": {"passes": 10}}}, "spec bench.targets: is required"),
-])
+@pytest.mark.parametrize(
+    "patch, message",
+    [
+        ({"bench": {"budget": {"passes": 10}, "targets": ["class:8"], "sizee": 3}}, "spec bench.sizee: unknown key"),
+        (
+            {"bench": {"budget": {"passes": -5}, "targets": ["class:8"]}},
+            "spec bench.budget.passes: must be an integer >= 1, not -5",
+        ),
+        (
+            {"bench": {"budget": {"passes": 10}, "targets": ["class:8"]}, "strategies": [{"name": "adma"}]},
+            "spec strategies[0]: unknown optimizer 'adma'",
+        ),
+        (
+            {
+                "bench": {"budget": {"passes": 10}, "targets": ["class:8"]},
+                "strategies": [{"name": "cmaes", "popsiz": 3}],
+            },
+            "spec strategies[0]: optimizer 'cmaes' does not take option 'popsiz'. Did you mean: popsize?",
+        ),
+        ({"bench": {"budget": {"passes": 10}, "targets": ["chanel:x:1"]}}, "spec bench.targets[0]"),
+        ({"bench": {"budget": {"passes": 10}}}, "spec bench.targets: is required"),
+    ],
+)
 def test_malformed_specs_name_the_key(patch, message):
     raw = {"strategies": [{"name": "adam"}], **patch}
     with pytest.raises(FvoptError) as err:
@@ -145,8 +159,16 @@ def test_report_files_and_one_table_row_per_cell(tmp_path):
     out = tmp_path / "report"
     assert main(["bench", "report", str(tmp_path / "r.sqlite"), "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
-    assert {"cells.csv", "cells.md", "summary.csv", "summary.md", "convergence_time.png", "convergence_passes.png",
-            "images_class_8.jpg", "images_channel_blocks.3_5.jpg"} <= names
+    assert {
+        "cells.csv",
+        "cells.md",
+        "summary.csv",
+        "summary.md",
+        "convergence_time.png",
+        "convergence_passes.png",
+        "images_class_8.jpg",
+        "images_channel_blocks.3_5.jpg",
+    } <= names
     cells = (out / "cells.csv").read_text().strip().splitlines()
     assert len(cells) == 1 + 8
     assert len((out / "cells.md").read_text().strip().splitlines()) == 4 + 8  # title, blank, header, rule
@@ -178,34 +200,37 @@ def test_unknown_executor_is_a_clear_error(tmp_path):
         run_spec(spec, Store(tmp_path / "r.sqlite"), executor="ray://x", progress=False)
 
 
-@pytest.mark.parametrize("patch, message", [
-    ({"seeds": [0, 0]}, "spec bench.seeds: 0 appears twice"),
-    ({"params": ["fft", "fft"]}, "spec bench.params: 'fft' appears twice"),
-    ({"targets": ["class:8", "class:8"]}, "spec bench.targets: 'class:8' appears twice"),
-    ({"budget": {"seconds": float("nan")}}, "spec bench.budget.seconds: must be a number > 0, not nan"),
-    ({"budget": {"seconds": float("inf")}}, "spec bench.budget.seconds: must be a number > 0, not inf"),
-    ({"budget": {"steps": 2.5}}, "spec bench.budget.steps: must be an integer >= 1, not 2.5"),
-    ({"size": 0}, "spec bench.size: must be an integer in [1, 16384], not 0"),
-    ({"max_batch": 0}, "spec bench.max_batch: must be an integer >= 1"),
-    ({"seeds": [-1]}, "spec bench.seeds[0]: must be an integer in [0, 2147483647], not -1"),
-    ({"device": "gpu"}, "spec bench.device: must be auto, cpu, cuda or cuda:N, not 'gpu'"),
-    ({"budget": {"forwards": 3}}, "too small for one step of ga"),
-    ({"models": ["lite0", "lite0"]}, "spec bench.models: 'lite0' appears twice"),
-    ({"size": "64"}, "spec bench.size: must be an integer in [1, 16384], not the text '64'"),
-    ({"size": 64.5}, "spec bench.size: must be an integer in [1, 16384], not 64.5"),
-    ({"seeds": [2**31]}, "spec bench.seeds[0]: must be an integer in [0, 2147483647], not 2147483648"),
-    ({"seeds": ["0"]}, "spec bench.seeds: must be a non-empty list of int"),
-    ({"budget": {"passes": True}}, "spec bench.budget.passes: must be an integer >= 1, not True"),
-    ({"budget": {"seconds": -float("inf")}}, "spec bench.budget.seconds: must be a number > 0, not -inf"),
-    ({"budget": {"passes": 0}}, "spec bench.budget.passes: must be an integer >= 1, not 0"),
-    ({"budget": {"forwards": 1.5}}, "spec bench.budget.forwards: must be an integer >= 1, not 1.5"),
-    ({"max_batch": "all"}, "spec bench.max_batch: must be an integer >= 1, not the text 'all'"),
-    ({"device": "cuda:x"}, "spec bench.device: must be auto, cpu, cuda or cuda:N, not 'cuda:x'"),
-    ({"device": 0}, "spec bench.device: must be auto, cpu, cuda or cuda:N, not 0"),
-    ({"transforms": 5}, "spec bench.transforms: must be a transform set"),
-    ({"name": ""}, "spec bench.name: must be a non-empty text, not ''"),
-    ({"transfer_model": 1}, "spec bench.transfer_model: must be a model name, not 1"),
-])
+@pytest.mark.parametrize(
+    "patch, message",
+    [
+        ({"seeds": [0, 0]}, "spec bench.seeds: 0 appears twice"),
+        ({"params": ["fft", "fft"]}, "spec bench.params: 'fft' appears twice"),
+        ({"targets": ["class:8", "class:8"]}, "spec bench.targets: 'class:8' appears twice"),
+        ({"budget": {"seconds": float("nan")}}, "spec bench.budget.seconds: must be a number > 0, not nan"),
+        ({"budget": {"seconds": float("inf")}}, "spec bench.budget.seconds: must be a number > 0, not inf"),
+        ({"budget": {"steps": 2.5}}, "spec bench.budget.steps: must be an integer >= 1, not 2.5"),
+        ({"size": 0}, "spec bench.size: must be an integer in [1, 16384], not 0"),
+        ({"max_batch": 0}, "spec bench.max_batch: must be an integer >= 1"),
+        ({"seeds": [-1]}, "spec bench.seeds[0]: must be an integer in [0, 2147483647], not -1"),
+        ({"device": "gpu"}, "spec bench.device: must be auto, cpu, cuda or cuda:N, not 'gpu'"),
+        ({"budget": {"forwards": 3}}, "too small for one step of ga"),
+        ({"models": ["lite0", "lite0"]}, "spec bench.models: 'lite0' appears twice"),
+        ({"size": "64"}, "spec bench.size: must be an integer in [1, 16384], not the text '64'"),
+        ({"size": 64.5}, "spec bench.size: must be an integer in [1, 16384], not 64.5"),
+        ({"seeds": [2**31]}, "spec bench.seeds[0]: must be an integer in [0, 2147483647], not 2147483648"),
+        ({"seeds": ["0"]}, "spec bench.seeds: must be a non-empty list of int"),
+        ({"budget": {"passes": True}}, "spec bench.budget.passes: must be an integer >= 1, not True"),
+        ({"budget": {"seconds": -float("inf")}}, "spec bench.budget.seconds: must be a number > 0, not -inf"),
+        ({"budget": {"passes": 0}}, "spec bench.budget.passes: must be an integer >= 1, not 0"),
+        ({"budget": {"forwards": 1.5}}, "spec bench.budget.forwards: must be an integer >= 1, not 1.5"),
+        ({"max_batch": "all"}, "spec bench.max_batch: must be an integer >= 1, not the text 'all'"),
+        ({"device": "cuda:x"}, "spec bench.device: must be auto, cpu, cuda or cuda:N, not 'cuda:x'"),
+        ({"device": 0}, "spec bench.device: must be auto, cpu, cuda or cuda:N, not 0"),
+        ({"transforms": 5}, "spec bench.transforms: must be a transform set"),
+        ({"name": ""}, "spec bench.name: must be a non-empty text, not ''"),
+        ({"transfer_model": 1}, "spec bench.transfer_model: must be a model name, not 1"),
+    ],
+)
 def test_spec_numbers_and_duplicates_are_refused_with_the_key_path(patch, message):
     raw = {"bench": {"targets": ["class:8"], "budget": {"passes": 100}, **patch}, "strategies": [{"name": "ga"}]}
     with pytest.raises(FvoptError) as err:
@@ -213,11 +238,14 @@ def test_spec_numbers_and_duplicates_are_refused_with_the_key_path(patch, messag
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize("entry, message", [
-    ({"name": 5}, "spec strategies[0].name: must be an optimizer name (see `fvopt optimizers`), not 5"),
-    ({"name": "ga", "label": ""}, "spec strategies[0].label: must be a non-empty text, not ''"),
-    ({"name": "ga", "label": 3}, "spec strategies[0].label: must be a non-empty text, not 3"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"name": 5}, "spec strategies[0].name: must be an optimizer name (see `fvopt optimizers`), not 5"),
+        ({"name": "ga", "label": ""}, "spec strategies[0].label: must be a non-empty text, not ''"),
+        ({"name": "ga", "label": 3}, "spec strategies[0].label: must be a non-empty text, not 3"),
+    ],
+)
 def test_strategy_entries_of_the_wrong_type_are_refused_with_the_key_path(entry, message):
     raw = {"bench": {"targets": ["class:8"], "budget": {"passes": 100}}, "strategies": [entry]}
     with pytest.raises(FvoptError) as err:
@@ -226,25 +254,35 @@ def test_strategy_entries_of_the_wrong_type_are_refused_with_the_key_path(entry,
 
 
 def test_max_batch_auto_is_accepted_as_in_fvopt_viz():
-    raw = {"bench": {"targets": ["class:8"], "budget": {"passes": 100}, "max_batch": "auto"},
-           "strategies": [{"name": "ga"}]}
+    raw = {
+        "bench": {"targets": ["class:8"], "budget": {"passes": 100}, "max_batch": "auto"},
+        "strategies": [{"name": "ga"}],
+    }
     assert {c.max_batch for c in parse_spec(raw).cells} == {"auto"}
 
 
 def test_a_device_this_machine_lacks_is_refused_with_the_key_path():
     import torch
+
     device = "cuda:0" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"
-    raw = {"bench": {"targets": ["class:8"], "budget": {"passes": 100}, "device": device},
-           "strategies": [{"name": "ga"}]}
+    raw = {
+        "bench": {"targets": ["class:8"], "budget": {"passes": 100}, "device": device},
+        "strategies": [{"name": "ga"}],
+    }
     with pytest.raises(FvoptError, match=r"^spec bench\.device: "):
         parse_spec(raw)
 
 
 def test_two_strategy_entries_running_the_same_thing_are_refused():
-    raw = {"bench": {"targets": ["class:8"], "budget": {"passes": 100}},
-           "strategies": [{"name": "adam", "lr": 0.1}, {"name": "adam", "lr": 0.1, "label": "again"}]}
-    with pytest.raises(FvoptError, match=r"strategies\[1\]: runs the same optimizer with the same options as "
-                                         r"strategies\[0\]"):
+    raw = {
+        "bench": {"targets": ["class:8"], "budget": {"passes": 100}},
+        "strategies": [{"name": "adam", "lr": 0.1}, {"name": "adam", "lr": 0.1, "label": "again"}],
+    }
+    with pytest.raises(
+        FvoptError,
+        match=r"strategies\[1\]: runs the same optimizer with the same options as "
+        r"strategies\[0\]",
+    ):
         parse_spec(raw)
 
 
@@ -260,6 +298,7 @@ def test_checked_numbers_keep_the_cell_keys_of_committed_studies():
 
 def _sha(path: Path) -> str:
     import hashlib
+
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -273,8 +312,11 @@ FOREIGN = {
 }
 
 
-@pytest.mark.parametrize("kind, name", [(k, "theirs.db") for k in FOREIGN] + [("not sqlite", "theirs.db"),
-                                        ("foreign table", "the?ir#s%20.db"), ("not sqlite", "the?ir#s.db")])
+@pytest.mark.parametrize(
+    "kind, name",
+    [(k, "theirs.db") for k in FOREIGN]
+    + [("not sqlite", "theirs.db"), ("foreign table", "the?ir#s%20.db"), ("not sqlite", "the?ir#s.db")],
+)
 def test_a_database_another_program_owns_is_refused_without_changing_a_byte(tmp_path, capsys, kind, name):
     db = tmp_path / name
     if kind == "not sqlite":
@@ -316,8 +358,9 @@ def test_report_out_onto_an_existing_file_is_a_clear_error(tmp_path, capsys):
 def test_ctrl_c_keeps_finished_cells_abandons_the_running_ones_and_says_how_to_resume(tmp_path, workers):
     spec, db = write_spec(tmp_path, passes=150), tmp_path / "r.sqlite"
     cmd = bench_command(spec, db, "--workers", workers)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env=ONE_THREAD)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=ONE_THREAD
+    )
     deadline = time.time() + 300
     while not finished(db) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)
@@ -331,8 +374,10 @@ def test_ctrl_c_keeps_finished_cells_abandons_the_running_ones_and_says_how_to_r
     assert proc.returncode == 130, err
     assert 1 <= len(before) < 8
     # exactly one line, with the count the database really holds
-    assert err.strip() == (f"fvopt: interrupted: {len(before)} of 8 cells done in {db}, the running ones abandoned; "
-                           "run the same command again to resume")
+    assert err.strip() == (
+        f"fvopt: interrupted: {len(before)} of 8 cells done in {db}, the running ones abandoned; "
+        "run the same command again to resume"
+    )
     con = read_only(db)
     rows = con.execute("SELECT status, final, image FROM cells").fetchall()  # no half cell: all finished and scored
     con.close()
@@ -362,18 +407,27 @@ def one_cell_spec(tmp_path: Path, target: str = "channel:blocks.3:5", extra: str
     return path
 
 
-@pytest.mark.parametrize("target, extra, size, message", [
-    ("channel:blocks.3:5", 'models = ["lite0", "nomodel"]', 64, "spec bench.models[1]: unknown model 'nomodel'"),
-    ("channel:blocks.3:5", 'transfer_model = "lite9"', 64, "spec bench.transfer_model: unknown model 'lite9'"),
-    ("channel:blocks.3:999", "", 64, "spec bench.targets[0] on lite0: unit 999 is out of range: layer blocks.3"),
-    ("channel:nolayer:1", "", 64, "spec bench.targets[0] on lite0: unknown layer 'nolayer'"),
-    ("class:1000", "", 64, "spec bench.targets[0] on lite0: class 1000 is out of range"),
-    ("channel:blocks.3:5-diversity:blocks.3", "", 64, "spec bench.targets[0] on lite0: 'channel:blocks.3:5 + -1*diversity:blocks.3' has a diversity term"),
-    ("channel:blocks.3:5", "", 16, "spec bench.size: 16 px is too small for lite0: at least 32 px"),
-    ("channel:blocks.3:5", "", 2048, "spec bench.size: 1 image(s) of 2048x2048 px need about"),
-])
-def test_what_only_the_model_can_tell_is_refused_before_the_database_is_created(tmp_path, capsys, monkeypatch, target,
-                                                                               extra, size, message):
+@pytest.mark.parametrize(
+    "target, extra, size, message",
+    [
+        ("channel:blocks.3:5", 'models = ["lite0", "nomodel"]', 64, "spec bench.models[1]: unknown model 'nomodel'"),
+        ("channel:blocks.3:5", 'transfer_model = "lite9"', 64, "spec bench.transfer_model: unknown model 'lite9'"),
+        ("channel:blocks.3:999", "", 64, "spec bench.targets[0] on lite0: unit 999 is out of range: layer blocks.3"),
+        ("channel:nolayer:1", "", 64, "spec bench.targets[0] on lite0: unknown layer 'nolayer'"),
+        ("class:1000", "", 64, "spec bench.targets[0] on lite0: class 1000 is out of range"),
+        (
+            "channel:blocks.3:5-diversity:blocks.3",
+            "",
+            64,
+            "spec bench.targets[0] on lite0: 'channel:blocks.3:5 + -1*diversity:blocks.3' has a diversity term",
+        ),
+        ("channel:blocks.3:5", "", 16, "spec bench.size: 16 px is too small for lite0: at least 32 px"),
+        ("channel:blocks.3:5", "", 2048, "spec bench.size: 1 image(s) of 2048x2048 px need about"),
+    ],
+)
+def test_what_only_the_model_can_tell_is_refused_before_the_database_is_created(
+    tmp_path, capsys, monkeypatch, target, extra, size, message
+):
     monkeypatch.setattr("fvopt.memory.available_bytes", lambda device: 2**30)  # a machine with 1 GB free
     db = tmp_path / "r.sqlite"
     spec = one_cell_spec(tmp_path, target, extra, size)
@@ -383,14 +437,20 @@ def test_what_only_the_model_can_tell_is_refused_before_the_database_is_created(
     assert not db.exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--executor", "ray://x"], "unknown executor 'ray://x'"),
-    (["--executor", "dask://host"], "unknown executor 'dask://host'"),
-    (["--executor", "dask://host:99999"], "unknown executor 'dask://host:99999': use dask://HOST:PORT (a port in"),
-    (["--workers", str((os.cpu_count() or 1) + 1)], "workers must be an integer in [1, "),
-    (["extra.sqlite"], "unexpected 'extra.sqlite' after the spec: name the results database with --db extra.sqlite"),
-    (["--out", "rep"], "--out belongs to `fvopt bench report`"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--executor", "ray://x"], "unknown executor 'ray://x'"),
+        (["--executor", "dask://host"], "unknown executor 'dask://host'"),
+        (["--executor", "dask://host:99999"], "unknown executor 'dask://host:99999': use dask://HOST:PORT (a port in"),
+        (["--workers", str((os.cpu_count() or 1) + 1)], "workers must be an integer in [1, "),
+        (
+            ["extra.sqlite"],
+            "unexpected 'extra.sqlite' after the spec: name the results database with --db extra.sqlite",
+        ),
+        (["--out", "rep"], "--out belongs to `fvopt bench report`"),
+    ],
+)
 def test_bench_options_are_checked_before_the_database_is_created(tmp_path, capsys, argv, message):
     db = tmp_path / "r.sqlite"
     spec = one_cell_spec(tmp_path)
@@ -400,19 +460,22 @@ def test_bench_options_are_checked_before_the_database_is_created(tmp_path, caps
     assert sorted(tmp_path.iterdir()) == [spec]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["bench", "run", "SPEC", "--db", ""], "the results database needs a file name"),
-    (["bench", "run", "SPEC", "--db", "FOLDER"], "is a folder, not a file"),
-    (["bench", "run", "SPEC", "--db", "SPEC/x.sqlite"], "cannot be created: '"),
-    (["bench", "run", "FOLDER", "--db", "r.sqlite"], "spec file 'FOLDER' is a folder"),
-    (["bench", "run", "missing.toml"], "spec file 'missing.toml' does not exist"),
-    (["bench", "report"], "usage: fvopt bench report RESULTS.sqlite --out DIR"),
-    (["bench", "report", "r.sqlite", "--db", "x.sqlite"], "--db belongs to a spec run, not to a report"),
-    (["bench", "report", "r.sqlite", "--workers", "2"], "--workers belongs to a spec run, not to a report"),
-    (["bench", "report", "FOLDER"], "results database 'FOLDER' is a folder, not a file"),
-    (["bench", "report", "SPEC"], "is not an SQLite database"),
-    (["bench", "report", "r.sqlite", "--out", ""], "the report folder needs a name"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["bench", "run", "SPEC", "--db", ""], "the results database needs a file name"),
+        (["bench", "run", "SPEC", "--db", "FOLDER"], "is a folder, not a file"),
+        (["bench", "run", "SPEC", "--db", "SPEC/x.sqlite"], "cannot be created: '"),
+        (["bench", "run", "FOLDER", "--db", "r.sqlite"], "spec file 'FOLDER' is a folder"),
+        (["bench", "run", "missing.toml"], "spec file 'missing.toml' does not exist"),
+        (["bench", "report"], "usage: fvopt bench report RESULTS.sqlite --out DIR"),
+        (["bench", "report", "r.sqlite", "--db", "x.sqlite"], "--db belongs to a spec run, not to a report"),
+        (["bench", "report", "r.sqlite", "--workers", "2"], "--workers belongs to a spec run, not to a report"),
+        (["bench", "report", "FOLDER"], "results database 'FOLDER' is a folder, not a file"),
+        (["bench", "report", "SPEC"], "is not an SQLite database"),
+        (["bench", "report", "r.sqlite", "--out", ""], "the report folder needs a name"),
+    ],
+)
 def test_bench_and_report_misuse_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
     spec, folder = one_cell_spec(tmp_path), tmp_path / "folder"
@@ -478,8 +541,13 @@ def test_a_worker_killed_by_the_system_is_not_taken_for_ctrl_c(tmp_path):
     """Workers ignore Ctrl-C, so a dead worker means the system killed it (memory) or it crashed:
     one line that says so, the finished cells kept, exit 2, never "interrupted"."""
     spec, db = write_spec(tmp_path, passes=150), tmp_path / "r.sqlite"
-    proc = subprocess.Popen(bench_command(spec, db, "--workers", "2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ONE_THREAD)
+    proc = subprocess.Popen(
+        bench_command(spec, db, "--workers", "2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ONE_THREAD,
+    )
     deadline = time.time() + 300
     while not finished(db) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)
@@ -490,18 +558,23 @@ def test_a_worker_killed_by_the_system_is_not_taken_for_ctrl_c(tmp_path):
     out, err = proc.communicate(timeout=120)
     kept = finished(db)
     assert proc.returncode == 2, err
-    assert err.strip().startswith("fvopt: error: a worker process died while running cells") and \
-        len(err.strip().splitlines()) == 1, err
+    assert (
+        err.strip().startswith("fvopt: error: a worker process died while running cells")
+        and len(err.strip().splitlines()) == 1
+    ), err
     assert f"{len(kept)} of 8 cells done in '{db}' are kept" in err and 1 <= len(kept) < 8
 
 
 def test_a_class_the_transfer_model_lacks_is_refused_before_the_database_is_created(tmp_path, capsys, monkeypatch):
     from fvopt.bench import cell
     from tiny import tiny_model
+
     monkeypatch.setitem(cell._MODELS, ("tiny", "cpu", repr([])), tiny_model())  # a network of 10 classes, as if loaded
     db = tmp_path / "r.sqlite"
     spec = one_cell_spec(tmp_path, "class:12", 'transfer_model = "tiny"')
     assert main(["bench", "run", str(spec), "--db", str(db), "--quiet"]) == 2
-    assert capsys.readouterr().err.strip() == ("fvopt: error: spec bench.targets[0] on lite0: class 12 is out of range "
-                                               "for the transfer model tiny, which has 10 classes (0..9)")
+    assert capsys.readouterr().err.strip() == (
+        "fvopt: error: spec bench.targets[0] on lite0: class 12 is out of range "
+        "for the transfer model tiny, which has 10 classes (0..9)"
+    )
     assert not db.exists()

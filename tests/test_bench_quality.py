@@ -5,6 +5,7 @@ database exists, and reports that rank a measure only where it beats its control
 
 The reference set is a folder of 40 images made by the test (fvopt.quality.synthetic), cached under
 the test's own FVOPT_CACHE, so no test depends on a cache from an earlier run."""
+
 import hashlib
 import shutil
 import sqlite3
@@ -44,15 +45,17 @@ def own_cache(tmp_path_factory, monkeypatch):
 
 
 def spec_raw(**quality) -> dict:
-    return {"bench": {"name": "quality", "targets": [TARGET], "size": 64, "seeds": [0], "budget": {"passes": 6},
-                      **quality},
-            "strategies": [{"name": "adam"}, {"name": "cmaes", "popsize": 4}]}
+    return {
+        "bench": {"name": "quality", "targets": [TARGET], "size": 64, "seeds": [0], "budget": {"passes": 6}, **quality},
+        "strategies": [{"name": "adam"}, {"name": "cmaes", "popsize": 4}],
+    }
 
 
 @pytest.fixture(scope="module")
 def judged_db(tmp_path_factory, folder):
     """Two cells run with the folder as reference (module-wide, so the model passes run once)."""
     import os
+
     os.environ["FVOPT_CACHE"] = str(tmp_path_factory.getbasetemp() / "bench-quality-cache")
     path = tmp_path_factory.getbasetemp() / "judged.sqlite"
     spec = parse_spec(spec_raw(reference=str(folder), judge="lite1", measures=MEASURES))
@@ -80,14 +83,20 @@ def test_a_cell_keeps_its_exact_images_and_is_judged_as_by_hand(judged_db, folde
         assert source == PNG and torch.equal(png, quantize_8bit(exact))
         assert images_of(row)[1] == EXACT
         q = row["quality"]
-        assert q["image_source"] == EXACT and q["settings"] == {"reference": str(folder), "judge": "lite1",
-                                                                 "measures": MEASURES}
-        by_hand = judge(exact, row["target"], "lite0", judge="lite1", reference=str(folder), measures=MEASURES,
-                        seed=row["seed"])
+        assert q["image_source"] == EXACT and q["settings"] == {
+            "reference": str(folder),
+            "judge": "lite1",
+            "measures": MEASURES,
+        }
+        by_hand = judge(
+            exact, row["target"], "lite0", judge="lite1", reference=str(folder), measures=MEASURES, seed=row["seed"]
+        )
         for m in MEASURES:
             assert q[m] == pytest.approx(by_hand[m], rel=1e-6), m
             assert q[f"{m}_informative"] == by_hand[f"{m}_informative"]
-        assert "folder" in q["reference"] or str(folder.name) in q["reference"] or q["reference"] == by_hand["reference"]
+        assert (
+            "folder" in q["reference"] or str(folder.name) in q["reference"] or q["reference"] == by_hand["reference"]
+        )
         assert {"value_8bit", "robust_8bit"} <= set(row["final"])
 
 
@@ -96,8 +105,10 @@ def test_rescore_fills_quality_without_rerunning_and_resumes_after_an_interrupt(
     db = tmp_path / "plain.sqlite"
     run_spec(parse_spec(spec_raw(measures="none")), db, progress=False)  # cells judged with nothing
     before = rows_of(db)
-    assert all(r["quality"] == {"settings": {"reference": None, "judge": None, "measures": "none"},
-                                "image_source": EXACT} for r in before)
+    assert all(
+        r["quality"] == {"settings": {"reference": None, "judge": None, "measures": "none"}, "image_source": EXACT}
+        for r in before
+    )
 
     calls = {"n": 0}
     real = rescore_mod._judge_row
@@ -125,8 +136,15 @@ def test_rescore_fills_quality_without_rerunning_and_resumes_after_an_interrupt(
                 assert old[column] == new[column], column
         assert new["quality"]["image_source"] == EXACT
         exact = decode_exact(new["image_exact"])
-        by_hand = judge(exact, new["target"], "lite0", judge="lite1", reference=str(folder),
-                        measures=["spectral_slope"], seed=new["seed"])
+        by_hand = judge(
+            exact,
+            new["target"],
+            "lite0",
+            judge="lite1",
+            reference=str(folder),
+            measures=["spectral_slope"],
+            seed=new["seed"],
+        )
         assert new["quality"]["spectral_slope"] == pytest.approx(by_hand["spectral_slope"])
     assert rescore(db, str(folder), "lite1", "spectral_slope", progress=False).rescored == 0  # all done: nothing
 
@@ -145,28 +163,46 @@ def test_an_old_database_is_migrated_then_rescored_from_its_png(tmp_path, folder
         q = row["quality"]
         assert q["image_source"] == PNG and row["image_exact"] is None
         images, _ = images_of(row)
-        by_hand = judge(images, row["target"], "lite0", reference=str(folder), measures=["transfer", "spectral_slope"],
-                        seed=row["seed"])
+        by_hand = judge(
+            images,
+            row["target"],
+            "lite0",
+            reference=str(folder),
+            measures=["transfer", "spectral_slope"],
+            seed=row["seed"],
+        )
         assert q["transfer"] == pytest.approx(by_hand["transfer"]) and q["transfer_networks"] == ["lite1"]
         # the cell ran before the evaluator scored the saved picture: the rescore adds it
         assert q["value_8bit"] is not None and "value_8bit" not in row["final"]
 
 
-@pytest.mark.parametrize("quality, message", [
-    ({"reference": "/no/such/folder"}, "spec bench.reference: reference folder '/no/such/folder' does not exist"),
-    ({"judge": "lite0"}, "spec bench.judge: judge lite0 is the optimized model"),
-    ({"judge": 3}, "spec bench.judge: must be a model name"),
-    ({"measures": ["transfer"]}, "spec bench.measures: on target channel:blocks.3:20: measure transfer cannot be computed"),
-    ({"measures": ["mis"]}, "spec bench.measures: on target channel:blocks.3:20: measure mis cannot be computed here: "
-                            "mis needs reference images"),
-    ({"measures": "bogus"}, "spec bench.measures: unknown measure 'bogus'"),
-])
+@pytest.mark.parametrize(
+    "quality, message",
+    [
+        ({"reference": "/no/such/folder"}, "spec bench.reference: reference folder '/no/such/folder' does not exist"),
+        ({"judge": "lite0"}, "spec bench.judge: judge lite0 is the optimized model"),
+        ({"judge": 3}, "spec bench.judge: must be a model name"),
+        (
+            {"measures": ["transfer"]},
+            "spec bench.measures: on target channel:blocks.3:20: measure transfer cannot be computed",
+        ),
+        (
+            {"measures": ["mis"]},
+            "spec bench.measures: on target channel:blocks.3:20: measure mis cannot be computed here: "
+            "mis needs reference images",
+        ),
+        ({"measures": "bogus"}, "spec bench.measures: unknown measure 'bogus'"),
+    ],
+)
 def test_bad_quality_settings_are_refused_before_the_database_exists(tmp_path, capsys, quality, message):
     import json
+
     spec = tmp_path / "spec.toml"
     lines = [f"{k} = {json.dumps(v)}" for k, v in quality.items()]  # JSON strings, numbers, lists are TOML too
-    spec.write_text("[bench]\ntargets = [\"%s\"]\nsize = 64\nbudget = { passes = 6 }\n%s\n\n[[strategies]]\n"
-                    "name = \"adam\"\n" % (TARGET, "\n".join(lines)))
+    spec.write_text(
+        '[bench]\ntargets = ["%s"]\nsize = 64\nbudget = { passes = 6 }\n%s\n\n[[strategies]]\n'
+        'name = "adam"\n' % (TARGET, "\n".join(lines))
+    )
     db = tmp_path / "never.sqlite"
     assert main(["bench", "run", str(spec), "--db", str(db), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
@@ -178,11 +214,14 @@ def test_rescore_refuses_bad_input_before_touching_the_database(tmp_path, capsys
     db = tmp_path / "old.sqlite"
     shutil.copyfile(FIXTURES / "bench_v0.sqlite", db)
     digest = hashlib.sha256(db.read_bytes()).hexdigest()
-    for argv, message in (([], "needs --reference"), (["--reference", "/nope"], "'/nope' does not exist"),
-                          (["--reference", "builtin", "--judge", "lite0"], "judge lite0 is the optimized model"),
-                          (["--reference", "builtin", "--measures", "diversity"], "diversity needs a batch"),
-                          (["--reference", "builtin", "--seeds", "4"], "seed 4 is not in"),
-                          (["--reference", "builtin", "--out", "x"], "--out does not belong to a rescore")):
+    for argv, message in (
+        ([], "needs --reference"),
+        (["--reference", "/nope"], "'/nope' does not exist"),
+        (["--reference", "builtin", "--judge", "lite0"], "judge lite0 is the optimized model"),
+        (["--reference", "builtin", "--measures", "diversity"], "diversity needs a batch"),
+        (["--reference", "builtin", "--seeds", "4"], "seed 4 is not in"),
+        (["--reference", "builtin", "--out", "x"], "--out does not belong to a rescore"),
+    ):
         assert main(["bench", "rescore", str(db), *argv]) == 2, argv
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, (argv, err)
@@ -199,12 +238,28 @@ def fake_rows(mis_gray: float) -> list[dict]:
         for seed in range(3):
             for k, strategy in enumerate(("a", "b", "c")):
                 mis = 0.6 + 0.1 * k + 0.01 * seed
-                rows.append({"model": "lite0", "target": target, "strategy": strategy, "param": "fft", "seed": seed,
-                             "final": {"value": 3.0 - k, "robust_value": 3.0 - k + 0.01 * seed},
-                             "quality": {"reference": "folder X", "judge": "lite1", "image_source": EXACT,
-                                         "mis": mis, "mis_lo": mis - 0.05, "mis_hi": mis + 0.05,
-                                         "mis_gray": mis_gray, "mis_noise": 0.5, "mis_refimage": 0.5,
-                                         "mis_informative": mis - 0.05 > max(mis_gray, 0.5)}})
+                rows.append(
+                    {
+                        "model": "lite0",
+                        "target": target,
+                        "strategy": strategy,
+                        "param": "fft",
+                        "seed": seed,
+                        "final": {"value": 3.0 - k, "robust_value": 3.0 - k + 0.01 * seed},
+                        "quality": {
+                            "reference": "folder X",
+                            "judge": "lite1",
+                            "image_source": EXACT,
+                            "mis": mis,
+                            "mis_lo": mis - 0.05,
+                            "mis_hi": mis + 0.05,
+                            "mis_gray": mis_gray,
+                            "mis_noise": 0.5,
+                            "mis_refimage": 0.5,
+                            "mis_informative": mis - 0.05 > max(mis_gray, 0.5),
+                        },
+                    }
+                )
     return rows
 
 

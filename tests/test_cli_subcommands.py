@@ -1,5 +1,6 @@
 """The command line as subcommands (issue 19): `fvopt bench run|report`, option groups shared across
 commands, `fvopt --version`, and the old spelling `fvopt bench SPEC` still working with a one-line note."""
+
 from __future__ import annotations
 
 import subprocess
@@ -41,9 +42,12 @@ def test_version_prints_the_package_version(capsys):
 
 def test_options_repeated_across_commands_come_from_one_definition():
     commands = _commands(build_parser())
-    for option, names in {"--device": ("viz", "dream", "examples"), "--seed": ("viz", "dream"),
-                          "--weights": ("layers", "viz", "dream", "examples"),
-                          "--quiet": ("viz", "dream", "examples")}.items():
+    for option, names in {
+        "--device": ("viz", "dream", "examples"),
+        "--seed": ("viz", "dream"),
+        "--weights": ("layers", "viz", "dream", "examples"),
+        "--quiet": ("viz", "dream", "examples"),
+    }.items():
         actions = {name: _options(commands[name])[option] for name in names}
         helps = {a.help for a in actions.values()}
         defaults = {repr(a.default) for a in actions.values()}
@@ -77,13 +81,16 @@ def test_the_old_spelling_still_runs_with_a_one_line_note(tmp_path, capsys):
     assert "1 already done" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["bench", "run", "SPEC", "--out", "rep"], "--out belongs to `fvopt bench report`"),
-    (["bench", "report", "r.sqlite", "--db", "x.sqlite"], "--db belongs to a spec run, not to a report"),
-    (["bench", "report"], "usage: fvopt bench report RESULTS.sqlite --out DIR"),
-    (["bench", "run"], "the following arguments are required: spec"),
-    (["bench", "rescor", "x"], "invalid choice: 'rescor'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["bench", "run", "SPEC", "--out", "rep"], "--out belongs to `fvopt bench report`"),
+        (["bench", "report", "r.sqlite", "--db", "x.sqlite"], "--db belongs to a spec run, not to a report"),
+        (["bench", "report"], "usage: fvopt bench report RESULTS.sqlite --out DIR"),
+        (["bench", "run"], "the following arguments are required: spec"),
+        (["bench", "rescor", "x"], "invalid choice: 'rescor'"),
+    ],
+)
 def test_misplaced_options_and_missing_arguments_are_one_line(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
     spec = tmp_path / "spec.toml"

@@ -1,5 +1,6 @@
 """The report's comparison on hand-made results whose answers are known: aRT, ECDFs, areas,
 budget-based targets, paired tests, ranks, win rates, and failures counted as failures."""
+
 import math
 
 import numpy as np
@@ -11,20 +12,36 @@ from fvopt.bench.comparison import compare, write_comparison
 
 def cell(strategy, seed, points, robust=None, target="channel:x:1", model="m", param="fft", stop="passes"):
     """A stored row: `points` are (passes, seconds, best) after each step (forward passes only)."""
-    trace = [{"step": i + 1, "time_s": s, "forwards": p, "backwards": 0, "value": b, "best": b}
-             for i, (p, s, b) in enumerate(points)]
+    trace = [
+        {"step": i + 1, "time_s": s, "forwards": p, "backwards": 0, "value": b, "best": b}
+        for i, (p, s, b) in enumerate(points)
+    ]
     best = max(b for _, _, b in points) if points else None
-    return {"model": model, "target": target, "strategy": strategy, "param": param, "param_used": param, "seed": seed,
-            "budget": {"passes": 100}, "stop_reason": stop, "trace": trace, "seconds": points[-1][1] if points else 0,
-            "forwards": points[-1][0] if points else 0, "backwards": 0, "max_step_seconds": 1.0,
-            "final": {"value": best, "robust_value": best if robust is None else robust, "best_seen": best}}
+    return {
+        "model": model,
+        "target": target,
+        "strategy": strategy,
+        "param": param,
+        "param_used": param,
+        "seed": seed,
+        "budget": {"passes": 100},
+        "stop_reason": stop,
+        "trace": trace,
+        "seconds": points[-1][1] if points else 0,
+        "forwards": points[-1][0] if points else 0,
+        "backwards": 0,
+        "max_step_seconds": 1.0,
+        "final": {"value": best, "robust_value": best if robust is None else robust, "best_seen": best},
+    }
 
 
 def test_art_counts_unsuccessful_runs_in_full_as_coco_does():
     # reference (best of the problem) = 10. Target 0.9 -> 9.
-    rows = [cell("a", 0, [(10, 1.0, 5), (30, 3.0, 9), (100, 10.0, 9.5)]),   # hits 9 at 30 passes, 3 s
-            cell("a", 1, [(50, 5.0, 2), (100, 10.0, 8)]),                     # never: counts 100 passes, 10 s
-            cell("a", 2, [(50, 4.0, 10)])]                                    # hits at 50 passes, 4 s (ran 50)
+    rows = [
+        cell("a", 0, [(10, 1.0, 5), (30, 3.0, 9), (100, 10.0, 9.5)]),  # hits 9 at 30 passes, 3 s
+        cell("a", 1, [(50, 5.0, 2), (100, 10.0, 8)]),  # never: counts 100 passes, 10 s
+        cell("a", 2, [(50, 4.0, 10)]),
+    ]  # hits at 50 passes, 4 s (ran 50)
     runs = anytime.collect_runs(rows)
     art, ok = anytime.average_running_time(runs.runs, 0.9, "passes")
     assert ok == 2 and art == pytest.approx((30 + 100 + 50) / 2)
@@ -53,8 +70,9 @@ def test_area_under_the_normalized_curve_by_hand():
 
 
 def test_budget_based_targets_are_what_the_best_median_run_had_by_then():
-    rows = [cell("a", s, [(10, 1.0, 4 + s), (100, 10.0, 10)]) for s in range(3)] + \
-           [cell("b", s, [(10, 1.0, 8), (100, 10.0, 8)]) for s in range(3)]
+    rows = [cell("a", s, [(10, 1.0, 4 + s), (100, 10.0, 10)]) for s in range(3)] + [
+        cell("b", s, [(10, 1.0, 8), (100, 10.0, 8)]) for s in range(3)
+    ]
     runs = anytime.collect_runs(rows)
     targets = anytime.budget_targets(runs, shares=(0.1, 1.0))[("m", "channel:x:1")]
     assert targets == [0.8, 1.0]  # at 10 passes b's median (0.8) beats a's (0.5); at 100, a's 1.0
@@ -80,9 +98,9 @@ def test_a_strategy_that_always_wins_ranks_first_with_win_rate_one():
     pairs = stats.pairwise(paired.table).set_index(["a", "b"])
     # exact two-sided Wilcoxon with 12 pairs all one way: 2 / 2**12; Holm multiplies the smallest of
     # three by 3, the next by 2 but never below the one before: all three become 3 * 2 / 2**12
-    assert pairs.loc[("best", "mid"), "p"] == pytest.approx(2 / 2 ** 12)
+    assert pairs.loc[("best", "mid"), "p"] == pytest.approx(2 / 2**12)
     assert pairs.loc[("best", "mid"), "rank_biserial"] == 1.0 and pairs["significant"].all()
-    assert list(pairs["p_holm"]) == pytest.approx([3 * 2 / 2 ** 12] * 3)
+    assert list(pairs["p_holm"]) == pytest.approx([3 * 2 / 2**12] * 3)
 
 
 def test_identical_strategies_are_not_called_different():
@@ -94,8 +112,10 @@ def test_identical_strategies_are_not_called_different():
 
 def test_failures_are_counted_never_dropped_silently(tmp_path):
     rows = [cell("a", s, [(100, 1.0, 5.0 + s)]) for s in range(3)]
-    rows += [cell("b", 0, [(40, 0.4, 3.0)], stop="stopped: the objective became NaN after 40 forward passes"),
-             cell("b", 1, [(100, 1.0, 4.0)])]
+    rows += [
+        cell("b", 0, [(40, 0.4, 3.0)], stop="stopped: the objective became NaN after 40 forward passes"),
+        cell("b", 1, [(100, 1.0, 4.0)]),
+    ]
     failed = [{**cell("b", 2, []), "status": "failed", "error": "boom"}]
     comparison = compare(rows, failed)
     budget = {r["strategy"]: r for r in comparison.fixed_budget}
@@ -107,7 +127,9 @@ def test_failures_are_counted_never_dropped_silently(tmp_path):
     write_comparison(comparison, tmp_path)
     md = (tmp_path / "comparison.md").read_text()
     assert "| b | 2 | 1 | 1 |" in md
-    assert {"ecdf.png", "fixed_budget.png", "critical_difference.png", "win_rate.png"} <= {p.name for p in tmp_path.iterdir()}
+    assert {"ecdf.png", "fixed_budget.png", "critical_difference.png", "win_rate.png"} <= {
+        p.name for p in tmp_path.iterdir()
+    }
 
 
 def test_problems_with_no_positive_best_are_named_not_scored():
@@ -121,7 +143,9 @@ def test_a_comparison_too_small_for_any_significance_says_so():
     rows = [cell(s, seed, [(100, 1.0, v + seed)]) for seed in range(4) for s, v in (("a", 3.0), ("b", 2.0), ("c", 1.0))]
     text = " ".join(compare(rows).conclusions())
     assert "With 4 blocks no pair can be significant" in text and "2/2^4 = 0.12" in text
-    many = [cell(s, seed, [(100, 1.0, v + seed)]) for seed in range(12) for s, v in (("a", 3.0), ("b", 2.0), ("c", 1.0))]
+    many = [
+        cell(s, seed, [(100, 1.0, v + seed)]) for seed in range(12) for s, v in (("a", 3.0), ("b", 2.0), ("c", 1.0))
+    ]
     assert "no pair can be significant" not in " ".join(compare(many).conclusions())
 
 

@@ -4,14 +4,14 @@ Each exact name (the Lites) and each family's example (`torchvision:resnet18`, `
 is loaded and checked: a FeatureModel in eval mode, finite scores with gradients, readable layers
 and no hook left after a run. A source added by a `fvopt.models` entry point is checked too.
 """
+
 import pytest
 
 from fvopt.models import load_model
 from fvopt.models.loading import MODEL_SOURCES
 from fvopt.testing import MODEL_SOURCE_CHECKS
 
-EXAMPLES = ([name for name in MODEL_SOURCES] +
-            [family.examples[0] for family in MODEL_SOURCES.families.values()])
+EXAMPLES = [name for name in MODEL_SOURCES] + [family.examples[0] for family in MODEL_SOURCES.families.values()]
 
 
 _LOADED = {}

@@ -3,6 +3,7 @@
 A parameterization added with `register_param` (or a `fvopt.params` entry point) is checked here
 through the examples it registers (its low-dimensional forms included), without editing this file.
 """
+
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ SIZE = 32
 # A random small generator defined in a test file (tests/tiny_generator.py) joins the registry's examples.
 TINY_GENERATOR = Path(__file__).with_name("tiny_generator.py")
 EXAMPLES = [spec for name in PARAMS for spec in PARAMS[name].examples] + [
-    f"generator:{TINY_GENERATOR}:make", f"generator:{TINY_GENERATOR}:make,dim=6,range=1.5"]
+    f"generator:{TINY_GENERATOR}:make",
+    f"generator:{TINY_GENERATOR}:make,dim=6,range=1.5",
+]
 
 
 def random_point(p, seed=0):

@@ -7,6 +7,7 @@ every estimator. A sample of nevergrad's optimizers (NGOpt included, long enough
 to finish generations), of torch.optim's (`torch:<Name>`) and hybrids of each family are checked
 too. Everything runs on a tiny random CNN (fvopt.testing.tiny_model) in seconds.
 """
+
 import pytest
 
 from fvopt.problem import Budget
@@ -14,10 +15,23 @@ from fvopt.run import run
 from fvopt.strategies import REGISTRY, make_strategy
 from fvopt.testing import STRATEGY_CHECKS, problem_for, tiny_model
 
-NEVERGRAD_SAMPLE = ["ng:NGOpt", "ng:CMA", "ng:TwoPointsDE", "ng:PSO", "ng:OnePlusOne", "ng:DiagonalCMA",
-                    "ng:RandomSearch"]
+NEVERGRAD_SAMPLE = [
+    "ng:NGOpt",
+    "ng:CMA",
+    "ng:TwoPointsDE",
+    "ng:PSO",
+    "ng:OnePlusOne",
+    "ng:DiagonalCMA",
+    "ng:RandomSearch",
+]
 TORCH_SAMPLE = ["torch:RMSprop", "torch:NAdam"]  # any torch.optim class by name (fvopt/strategies/torch_optim.py)
-HYBRIDS = ["hybrid:cmaes>adam", "hybrid:ga>lbfgs", "hybrid:ng:NGOpt>adam", "hybrid:adam>sgd", "hybrid:cmaes>torch:NAdam"]
+HYBRIDS = [
+    "hybrid:cmaes>adam",
+    "hybrid:ga>lbfgs",
+    "hybrid:ng:NGOpt>adam",
+    "hybrid:adam>sgd",
+    "hybrid:cmaes>torch:NAdam",
+]
 REGISTERED = [example for name in sorted(REGISTRY) for example in REGISTRY[name].examples]
 ALL = REGISTERED + NEVERGRAD_SAMPLE + TORCH_SAMPLE + HYBRIDS
 

@@ -1,6 +1,7 @@
 """Errors narrowed to what they mean, with the cause kept (issue 19): `--debug` / FVOPT_DEBUG=1 print
 the traceback behind a one-line error; loaders chain the exception they turned into one line; only a
 shape mismatch (not an out-of-memory error, not a bug) makes a network read as fixed-size."""
+
 from __future__ import annotations
 
 import pytest

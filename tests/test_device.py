@@ -4,6 +4,7 @@ and no blocking host-to-device copy inside a first-order step, draws on the mode
 There is no GPU here: the "meta" device stands in for one. A step run on meta tensors fails on any
 read back to the host (meta tensors have no values) and a guard records every copy from the CPU.
 """
+
 import subprocess
 import sys
 from pathlib import Path
@@ -38,8 +39,14 @@ class HostTraffic(TorchFunctionMode):
         if name in HOST_READS and isinstance(first, torch.Tensor) and first.device.type != "cpu":
             self.events.append(f"read back: Tensor.{name}")
         if name == "to" and isinstance(first, torch.Tensor) and first.device.type == "cpu":
-            target = next((a for a in list(args[1:]) + list(kwargs.values())
-                           if isinstance(a, (torch.device, str)) and str(a) != "cpu"), None)
+            target = next(
+                (
+                    a
+                    for a in list(args[1:]) + list(kwargs.values())
+                    if isinstance(a, (torch.device, str)) and str(a) != "cpu"
+                ),
+                None,
+            )
             if target is not None and not kwargs.get("non_blocking", False):
                 self.events.append(f"blocking copy to {target}: {tuple(first.shape)}")
         if name in ("tensor", "as_tensor") and str(kwargs.get("device", "cpu")) != "cpu":
@@ -47,13 +54,20 @@ class HostTraffic(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-@pytest.mark.parametrize("target, transforms, grad", [("class:3", "default", None),
-                                                      ("channel:conv2:0-2", "color", "lapnorm")])
+@pytest.mark.parametrize(
+    "target, transforms, grad", [("class:3", "default", None), ("channel:conv2:0-2", "color", "lapnorm")]
+)
 def test_a_first_order_step_reads_nothing_back_and_copies_nothing_blocking(target, transforms, grad):
     from fvopt.gradients import make_image_grad
+
     model = tiny_model().to("meta")
-    problem = Problem(model, parse_target(target), make_param("fft", 32), make_transforms(transforms),
-                      image_grad=make_image_grad(grad) if grad else None)
+    problem = Problem(
+        model,
+        parse_target(target),
+        make_param("fft", 32),
+        make_transforms(transforms),
+        image_grad=make_image_grad(grad) if grad else None,
+    )
     strategy = make_strategy("adam")
     strategy.start(problem, problem.init())
     strategy.step(problem)  # warm-up: constants are made once per device
@@ -80,8 +94,7 @@ def test_the_guard_catches_a_host_read_and_a_blocking_copy():
 def test_the_step_gives_the_values_of_a_hand_written_adam_loop():
     """The device-resident bookkeeping changes nothing: fvopt's trace equals plain torch code."""
     model = tiny_model()
-    problem = Problem(model, parse_target("channel:conv2:3"), make_param("fft", 32), make_transforms("default"),
-                      seed=4)
+    problem = Problem(model, parse_target("channel:conv2:3"), make_param("fft", 32), make_transforms("default"), seed=4)
     result = run(problem, make_strategy("adam", lr=0.05), Budget(steps=5))
     z = problem.init().clone().requires_grad_(True)
     generator = torch.Generator().manual_seed(4)
@@ -117,8 +130,9 @@ def test_speed_settings_keep_the_objective_close_and_are_recorded():
     z = make_param("fft", 32).init(2, torch.Generator().manual_seed(0))
     values = {}
     for label, speed in {"eager": Speed(), "bf16": Speed(bf16=True), "nhwc": Speed(channels_last=True)}.items():
-        problem = Problem(model, parse_target("channel:conv2:3"), make_param("fft", 32), make_transforms("none"),
-                          batch=2, speed=speed)
+        problem = Problem(
+            model, parse_target("channel:conv2:3"), make_param("fft", 32), make_transforms("none"), batch=2, speed=speed
+        )
         values[label] = problem.evaluate(z)
         assert values[label].dtype == torch.float32
     assert torch.allclose(values["nhwc"], values["eager"], atol=1e-5)
@@ -127,12 +141,14 @@ def test_speed_settings_keep_the_objective_close_and_are_recorded():
 
 def test_auto_population_chunks_follow_free_memory_and_change_no_value(monkeypatch):
     import fvopt.memory as memory
+
     model = tiny_model()
     Z = make_param("fft:k=4", 32).init(12, torch.Generator().manual_seed(0)).view(12, 1, -1)
     fixed = Problem(model, parse_target("channel:conv2:3"), make_param("fft:k=4", 32), make_transforms("none"))
     monkeypatch.setattr(memory, "available_bytes", lambda device: 2 * 5 * memory.estimate_bytes(model, 32, 1, False))
-    auto = Problem(model, parse_target("channel:conv2:3"), make_param("fft:k=4", 32), make_transforms("none"),
-                   max_batch="auto")
+    auto = Problem(
+        model, parse_target("channel:conv2:3"), make_param("fft:k=4", 32), make_transforms("none"), max_batch="auto"
+    )
     assert auto.max_batch == 5
     assert torch.allclose(auto.evaluate(Z), fixed.evaluate(Z), atol=1e-6)
 
@@ -147,8 +163,10 @@ def test_gpu_benchmark_says_clearly_that_there_is_no_gpu():
 
 # -- compile (Speed.compile) --------------------------------------------------------------------
 
+
 def test_compile_mode_is_checked_where_it_enters():
     from fvopt.errors import FvoptError
+
     for bad in ("fast", "", True, None):
         with pytest.raises(FvoptError) as err:
             Speed(compile=bad)
@@ -159,6 +177,7 @@ def test_compile_mode_is_checked_where_it_enters():
 
 def test_compile_on_the_cli_refuses_a_bad_mode_in_one_line(capsys):
     from fvopt.cli import main
+
     with pytest.raises(SystemExit) as done:
         main(["viz", "--compile", "fast"])
     err = capsys.readouterr().err
@@ -178,6 +197,7 @@ def test_compile_without_a_cpp_compiler_is_refused_before_any_model_pass(monkeyp
     import fvopt.speed
     from fvopt.cli import main
     from fvopt.errors import FvoptError
+
     monkeypatch.setattr(fvopt.speed, "_cpp_compiler", lambda: None)
     model = tiny_model()
     forwards = Forwards(model.net)
@@ -209,6 +229,7 @@ class BreaksTheGraph(torch.nn.Module):
 def test_a_network_that_breaks_the_graph_is_refused_up_front():
     from fvopt.errors import FvoptError
     from fvopt.models import FeatureModel
+
     model = FeatureModel(BreaksTheGraph(), "breaks", input_size=32, min_size=8, weights="random")
     with pytest.raises(FvoptError, match="breaks does not compile as one graph") as err:
         Problem(model, parse_target("channel:conv:1"), make_param("fft", 32), speed=Speed(compile="default"))
@@ -222,6 +243,7 @@ def test_the_compiled_pass_gives_the_eager_values_and_gradients_and_is_recorded(
     broken, and later steps reuse them (fvopt's usual per-call hooks recompiled or graph-broke)."""
     from torch._dynamo.utils import counters
     from fvopt.viz import visualize
+
     model = tiny_model()
     target = "channel:conv2:3+0.5*class:2"  # a hooked layer and the logits in one pass
     z = make_param("fft", 32).init(2, torch.Generator().manual_seed(0))
@@ -229,8 +251,9 @@ def test_the_compiled_pass_gives_the_eager_values_and_gradients_and_is_recorded(
     graphs, breaks = counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
     answers = {}
     for label, speed in {"eager": Speed(), "compiled": Speed(compile="default")}.items():
-        problem = Problem(model, parse_target(target), make_param("fft", 32), make_transforms("default"), batch=2,
-                          speed=speed)
+        problem = Problem(
+            model, parse_target(target), make_param("fft", 32), make_transforms("default"), batch=2, speed=speed
+        )
         answers[label] = [problem.evaluate(Z), *problem.value_and_grad(z), *problem.value_and_grad(0.7 * z)]
     made = counters["stats"]["unique_graphs"]
     assert made >= graphs + 2  # a no-grad and a grad graph at least
@@ -238,15 +261,20 @@ def test_the_compiled_pass_gives_the_eager_values_and_gradients_and_is_recorded(
     assert counters["stats"]["unique_graphs"] == made and sum(counters["graph_break"].values()) == breaks
     for eager, compiled in zip(answers["eager"], answers["compiled"]):
         assert torch.allclose(compiled, eager, rtol=1e-4, atol=1e-6)
-    runs = {label: visualize(model, target, "fft", "adam", steps=3, size=32, batch=2, transforms="default",
-                             speed=speed, device="cpu").trace
-            for label, speed in {"eager": Speed(), "compiled": Speed(compile="reduce-overhead")}.items()}
+    runs = {
+        label: visualize(
+            model, target, "fft", "adam", steps=3, size=32, batch=2, transforms="default", speed=speed, device="cpu"
+        ).trace
+        for label, speed in {"eager": Speed(), "compiled": Speed(compile="reduce-overhead")}.items()
+    }
     assert runs["compiled"]["speed"]["compile"] == "reduce-overhead" and runs["eager"]["speed"]["compile"] == "off"
     assert [s["value"] for s in runs["compiled"]["steps"]] == pytest.approx(
-        [s["value"] for s in runs["eager"]["steps"]], rel=1e-4, abs=1e-6)
+        [s["value"] for s in runs["eager"]["steps"]], rel=1e-4, abs=1e-6
+    )
 
 
 # -- CMA-ES: one copy of the population in, one copy of the fitness out ------------------------
+
 
 class Transfers(TorchFunctionMode):
     """Records copies between the host and a meta device. A copy back from meta (which has no
@@ -283,7 +311,9 @@ def test_cmaes_evaluates_its_population_on_the_device_with_one_copy_each_way(mon
     strategy.start(problem, make_param("fft:k=4", 32).init(2, torch.Generator().manual_seed(0)))
     evaluated = []
     values = Problem._values
-    monkeypatch.setattr(Problem, "_values", lambda self, cap, z, draw: evaluated.append(z) or values(self, cap, z, draw))
+    monkeypatch.setattr(
+        Problem, "_values", lambda self, cap, z, draw: evaluated.append(z) or values(self, cap, z, draw)
+    )
     with Transfers():
         strategy.step(problem)  # warm-up: constants are made once per device
     guard = Transfers()

@@ -12,8 +12,9 @@ from fvopt.objectives import parse_target
 
 def test_dream_keeps_the_size_changes_the_image_and_raises_the_layer(lite0):
     g = torch.Generator().manual_seed(0)  # a fixed photo: the test must not depend on the draw
-    photo = torch.rand((1, 3, 1, 1), generator=g).expand(1, 3, 90, 130).clone() * 0.5 \
-        + 0.25 * torch.rand((1, 3, 90, 130), generator=g)
+    photo = torch.rand((1, 3, 1, 1), generator=g).expand(1, 3, 90, 130).clone() * 0.5 + 0.25 * torch.rand(
+        (1, 3, 90, 130), generator=g
+    )
     result = dream(photo, lite0, layers="blocks.3", octaves=2, steps=4, tile=64, progress=False)
     assert result.image.shape == photo.shape
     assert (result.image - photo).abs().mean() > 0.02
@@ -71,12 +72,14 @@ from fvopt.images import to_uint8  # noqa: E402
 
 def _flat_photo(height: int = 90, width: int = 130) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
-    return torch.rand((1, 3, 1, 1), generator=g).expand(1, 3, height, width).clone() * 0.5 \
-        + 0.25 * torch.rand((1, 3, height, width), generator=g)
+    return torch.rand((1, 3, 1, 1), generator=g).expand(1, 3, height, width).clone() * 0.5 + 0.25 * torch.rand(
+        (1, 3, height, width), generator=g
+    )
 
 
 def _sha(image: torch.Tensor) -> str:
     import hashlib
+
     return hashlib.sha256(to_uint8(image).tobytes()).hexdigest()
 
 
@@ -98,8 +101,14 @@ def test_the_2015_scheme_is_the_default_and_reproduces_the_images_from_before_sc
     assert runs["default"][0] != runs["default"][1]
     plain = kept
     assert plain.settings["scheme"] == "2015" and plain.settings["steps"] == 3
-    assert {k: plain.settings[k] for k in ("octaves", "octave_scale", "lr", "tile", "step_norm", "objective")} == \
-        {"octaves": 4, "octave_scale": 1.4, "lr": 0.01, "tile": 512, "step_norm": "mean_abs", "objective": "l2"}
+    assert {k: plain.settings[k] for k in ("octaves", "octave_scale", "lr", "tile", "step_norm", "objective")} == {
+        "octaves": 4,
+        "octave_scale": 1.4,
+        "lr": 0.01,
+        "tile": 512,
+        "step_norm": "mean_abs",
+        "objective": "l2",
+    }
 
 
 @pytest.mark.parametrize("name", ["2015", "tf2", "matlab"])
@@ -107,8 +116,13 @@ def test_each_scheme_runs_and_records_every_constant_it_ran_with(lite0, name):
     photo = _flat_photo(90, 120)
     result = dream(photo, lite0, layers="blocks.3", steps=2, progress=False, scheme=name)
     ran = scheme_for_model(replace(SCHEMES[name], steps=2), lite0)
-    assert result.settings == {**ran.record(), "objective_name": result.settings["objective_name"], "grad": None,
-                               "seed": 0, "octave_sizes": [list(s) for s in scheme_octave_sizes(90, 120, ran, 32)]}
+    assert result.settings == {
+        **ran.record(),
+        "objective_name": result.settings["objective_name"],
+        "grad": None,
+        "seed": 0,
+        "octave_sizes": [list(s) for s in scheme_octave_sizes(90, 120, ran, 32)],
+    }
     assert result.image.shape == photo.shape and (result.image - photo).abs().mean() > 0.005
     sizes = [tuple(o.shape[-2:]) for o in result.octaves]
     assert sizes == [tuple(s) for s in result.settings["octave_sizes"]] and len(sizes) == ran.octaves
@@ -119,11 +133,21 @@ def test_each_scheme_runs_and_records_every_constant_it_ran_with(lite0, name):
 
 
 def test_tf2_dreams_octaves_above_the_input_size_and_matlab_tiles_at_the_network_input(lite0):
-    assert scheme_octave_sizes(100, 100, SCHEMES["tf2"], 32) == [(59, 59), (77, 77), (100, 100), (130, 130),
-                                                                  (169, 169)]  # 1.3 ** -2 .. 1.3 ** 2
+    assert scheme_octave_sizes(100, 100, SCHEMES["tf2"], 32) == [
+        (59, 59),
+        (77, 77),
+        (100, 100),
+        (130, 130),
+        (169, 169),
+    ]  # 1.3 ** -2 .. 1.3 ** 2
     tf2 = SCHEMES["tf2"]
-    assert (tf2.octave_scale, tf2.steps, tf2.step_norm, tf2.objective, tf2.exponents()) == \
-        (1.3, 100, "std", "mean", [-2, -1, 0, 1, 2])
+    assert (tf2.octave_scale, tf2.steps, tf2.step_norm, tf2.objective, tf2.exponents()) == (
+        1.3,
+        100,
+        "std",
+        "mean",
+        [-2, -1, 0, 1, 2],
+    )
     matlab = scheme_for_model(SCHEMES["matlab"], lite0)
     assert SCHEMES["matlab"].tile is None and matlab.tile == lite0.input_size == 224
     assert (matlab.octaves, matlab.octave_scale, matlab.steps, matlab.lapnorm_levels) == (3, 1.4, 10, 4)
@@ -147,8 +171,10 @@ def test_explicit_constants_override_a_scheme_and_what_does_not_apply_is_refused
 
 def test_a_tiled_viz_raises_the_activation_and_counts_every_tile(lite0):
     from fvopt.viz import visualize
-    vis = visualize(lite0, "channel:blocks.4:10", "pixel", "adam", lr=0.05, steps=4, size=96, tile=64,
-                    transforms="none")
+
+    vis = visualize(
+        lite0, "channel:blocks.4:10", "pixel", "adam", lr=0.05, steps=4, size=96, tile=64, transforms="none"
+    )
     steps = vis.trace["steps"]
     assert vis.trace["tile"] == 64 and vis.images.shape[-1] == 96
     assert steps[-1]["value"] > steps[0]["value"] + 0.1

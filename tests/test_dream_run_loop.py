@@ -1,5 +1,6 @@
 """DeepDream's octaves run through the one run loop (fvopt.run): the same trace rows, stop reasons and
 counters as every other run, and an interrupt or a NaN keeps the dream so far (issue 19)."""
+
 from __future__ import annotations
 
 import torch
@@ -27,7 +28,7 @@ def test_a_dreams_trace_is_the_run_loops_rows_with_the_octave(lite0):
     assert all(a["time_s"] <= b["time_s"] for a, b in zip(result.trace, result.trace[1:]))
     for octave in (0, 1):  # best is the run loop's best so far within the octave's run
         rows = [r for r in result.trace if r["octave"] == octave]
-        assert [r["best"] for r in rows] == [max(x["value"] for x in rows[:i + 1]) for i in range(len(rows))]
+        assert [r["best"] for r in rows] == [max(x["value"] for x in rows[: i + 1]) for i in range(len(rows))]
 
 
 def test_an_interrupt_inside_an_octave_keeps_the_dream_so_far(lite0, monkeypatch):

@@ -1,5 +1,6 @@
 """Trace exports on hand-made cells whose answers are known: the tidy CSV (running max, per-problem
 normalization, passes) and IOHprofiler's format, parsed back the way IOHanalyzer reads it."""
+
 import csv
 import json
 import math
@@ -9,8 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from fvopt.bench.export import (IOH_HEADER, TIDY_COLUMNS, export_iohprofiler, export_tidy_csv, ioh_points,
-                                running_best, zip_folder)
+from fvopt.bench.export import (
+    IOH_HEADER,
+    TIDY_COLUMNS,
+    export_iohprofiler,
+    export_tidy_csv,
+    ioh_points,
+    running_best,
+    zip_folder,
+)
 from fvopt.bench.store import Store
 from fvopt.errors import FvoptError
 
@@ -19,14 +27,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cell(strategy, seed, trace, model="m", target="channel:x:1", param="fft", dim=12):
     """A stored row as the store returns it; trace rows (forwards, backwards, value, best)."""
-    rows = [{"step": i + 1, "time_s": 0.5 * (i + 1), "forwards": f, "backwards": b, "value": v, "best": best}
-            for i, (f, b, v, best) in enumerate(trace)]
+    rows = [
+        {"step": i + 1, "time_s": 0.5 * (i + 1), "forwards": f, "backwards": b, "value": v, "best": best}
+        for i, (f, b, v, best) in enumerate(trace)
+    ]
     last = rows[-1] if rows else {"forwards": 0, "backwards": 0}
     finite = [r["best"] for r in rows if isinstance(r["best"], float) and math.isfinite(r["best"])]
-    return {"model": model, "target": target, "strategy": strategy, "param": param, "param_used": param,
-            "param_dim": dim, "seed": seed, "size": 64, "budget": {"passes": 100}, "status": "done",
-            "stop_reason": "passes", "forwards": last["forwards"], "backwards": last["backwards"], "seconds": 1.0,
-            "trace": rows, "final": {"value": 0.0, "robust_value": 0.0, "best_seen": max(finite, default=None)}}
+    return {
+        "model": model,
+        "target": target,
+        "strategy": strategy,
+        "param": param,
+        "param_used": param,
+        "param_dim": dim,
+        "seed": seed,
+        "size": 64,
+        "budget": {"passes": 100},
+        "status": "done",
+        "stop_reason": "passes",
+        "forwards": last["forwards"],
+        "backwards": last["backwards"],
+        "seconds": 1.0,
+        "trace": rows,
+        "final": {"value": 0.0, "robust_value": 0.0, "best_seen": max(finite, default=None)},
+    }
 
 
 # adam: a backward counts two passes, so passes 3, 6, 9; its best dips (a population best), never the running max
@@ -101,17 +125,22 @@ def test_iohprofiler_files_parse_back_to_the_traces(tmp_path):
     rows = [ADAM, CMA, BIG, NEG, cell("adam", 1, [(1, 1, 7.0, 7.0)]), cell("adam", 2, [], model="m2")]
     files = export_iohprofiler(rows, tmp_path / "ioh")
     names = sorted(str(f.relative_to(tmp_path / "ioh")) for f in files)
-    assert names == ["adam-fft/IOHprofiler_f1_m_channel_x_1.json", "adam-fft/IOHprofiler_f2_m_class_7.json",
-                     "adam-fft/IOHprofiler_f3_m2_channel_x_1.json",
-                     "adam-fft/data_f1_m_channel_x_1/IOHprofiler_f1_DIM12.dat",
-                     "adam-fft/data_f2_m_class_7/IOHprofiler_f2_DIM12.dat",
-                     "adam-fft/data_f3_m2_channel_x_1/IOHprofiler_f3_DIM12.dat",
-                     "cmaes-fft/IOHprofiler_f1_m_channel_x_1.json",
-                     "cmaes-fft/data_f1_m_channel_x_1/IOHprofiler_f1_DIM12.dat"]
+    assert names == [
+        "adam-fft/IOHprofiler_f1_m_channel_x_1.json",
+        "adam-fft/IOHprofiler_f2_m_class_7.json",
+        "adam-fft/IOHprofiler_f3_m2_channel_x_1.json",
+        "adam-fft/data_f1_m_channel_x_1/IOHprofiler_f1_DIM12.dat",
+        "adam-fft/data_f2_m_class_7/IOHprofiler_f2_DIM12.dat",
+        "adam-fft/data_f3_m2_channel_x_1/IOHprofiler_f3_DIM12.dat",
+        "cmaes-fft/IOHprofiler_f1_m_channel_x_1.json",
+        "cmaes-fft/data_f1_m_channel_x_1/IOHprofiler_f1_DIM12.dat",
+    ]
     runs = parse_ioh(tmp_path / "ioh")
     assert len(runs) == 5  # the empty-trace cell is left out: a run without a point is no run to IOHanalyzer
     for r in rows[:5]:
-        meta, run, points = runs[(f"{r['model']}_{r['target']}".replace(":", "_"), f"{r['strategy']} fft", 12, r["seed"])]
+        meta, run, points = runs[
+            (f"{r['model']}_{r['target']}".replace(":", "_"), f"{r['strategy']} fft", 12, r["seed"])
+        ]
         assert meta["maximization"] is True and meta["suite"] == "fvopt"
         # the step function the file describes equals the running max at every trace point
         for point, best in zip(r["trace"], running_best(r["trace"])):
@@ -130,10 +159,21 @@ def test_iohprofiler_files_parse_back_to_the_traces(tmp_path):
 
 # The structure of the files `ioh` 0.4.2 writes (ioh.logger.Analyzer on a wrapped maximization
 # problem), reduced to keys: ours must have the same fields at every level.
-IOH_META_KEYS = {"version", "suite", "function_id", "function_name", "maximization", "algorithm", "attributes",
-                 "scenarios"}
-IOH_SCENARIO_KEYS, IOH_RUN_KEYS, IOH_BEST_KEYS = {"dimension", "path", "runs"}, {"instance", "evals", "best"}, \
-    {"evals", "y", "x"}
+IOH_META_KEYS = {
+    "version",
+    "suite",
+    "function_id",
+    "function_name",
+    "maximization",
+    "algorithm",
+    "attributes",
+    "scenarios",
+}
+IOH_SCENARIO_KEYS, IOH_RUN_KEYS, IOH_BEST_KEYS = (
+    {"dimension", "path", "runs"},
+    {"instance", "evals", "best"},
+    {"evals", "y", "x"},
+)
 
 
 def test_iohprofiler_files_have_the_documented_fields_and_names(tmp_path):
@@ -146,8 +186,10 @@ def test_iohprofiler_files_have_the_documented_fields_and_names(tmp_path):
         assert meta_path.name == f"IOHprofiler_f{meta['function_id']}_{meta['function_name']}.json"
         for scenario in meta["scenarios"]:
             assert set(scenario) == IOH_SCENARIO_KEYS
-            assert scenario["path"] == (f"data_f{meta['function_id']}_{meta['function_name']}/"
-                                        f"IOHprofiler_f{meta['function_id']}_DIM{scenario['dimension']}.dat")
+            assert scenario["path"] == (
+                f"data_f{meta['function_id']}_{meta['function_name']}/"
+                f"IOHprofiler_f{meta['function_id']}_DIM{scenario['dimension']}.dat"
+            )
             assert all(set(run) == IOH_RUN_KEYS and set(run["best"]) == IOH_BEST_KEYS for run in scenario["runs"])
             text = (meta_path.parent / scenario["path"]).read_text()
             assert text.startswith("evaluations raw_y\n") and text.count("evaluations raw_y\n") == len(scenario["runs"])
@@ -158,8 +200,9 @@ def test_iohprofiler_files_have_the_documented_fields_and_names(tmp_path):
 def test_a_live_ioh_analyzer_writes_the_same_fields(tmp_path):
     """Where the `ioh` package is installed, its own Analyzer output is the reference."""
     ioh = pytest.importorskip("ioh")
-    ioh.problem.wrap_real_problem(lambda x: float(sum(x)), name="fvsum", optimization_type=ioh.OptimizationType.MAX,
-                                  lb=-1, ub=1)
+    ioh.problem.wrap_real_problem(
+        lambda x: float(sum(x)), name="fvsum", optimization_type=ioh.OptimizationType.MAX, lb=-1, ub=1
+    )
     problem = ioh.get_problem("fvsum", instance=0, dimension=3)
     logger = ioh.logger.Analyzer(root=str(tmp_path), folder_name="ref", algorithm_name="a", algorithm_info="i")
     problem.attach_logger(logger)
@@ -179,8 +222,10 @@ def test_a_second_export_replaces_the_first_and_zips_the_same_bytes(tmp_path):
     (folder / "notes.txt").write_text("mine\n")
     export_iohprofiler([ADAM], folder)
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
-        "adam-fft/IOHprofiler_f1_m_channel_x_1.json", "adam-fft/data_f1_m_channel_x_1/IOHprofiler_f1_DIM12.dat",
-        "notes.txt"]  # the cmaes run of the first export is gone; a file of the user's is kept
+        "adam-fft/IOHprofiler_f1_m_channel_x_1.json",
+        "adam-fft/data_f1_m_channel_x_1/IOHprofiler_f1_DIM12.dat",
+        "notes.txt",
+    ]  # the cmaes run of the first export is gone; a file of the user's is kept
     first = zip_folder(folder, tmp_path / "a.zip").read_bytes()
     assert zip_folder(folder, tmp_path / "b.zip").read_bytes() == first
     with zipfile.ZipFile(tmp_path / "a.zip") as zf:
@@ -242,5 +287,6 @@ def test_the_report_writes_both_exports(tmp_path):
     assert {out / "traces.csv", out / "iohprofiler", out / "iohprofiler.zip"} <= set(files)
     assert len(read_csv(out / "traces.csv")) == 6 and len(parse_ioh(out / "iohprofiler")) == 2
     with zipfile.ZipFile(out / "iohprofiler.zip") as zf:
-        assert sorted(zf.namelist()) == sorted(p.relative_to(out / "iohprofiler").as_posix()
-                                               for p in (out / "iohprofiler").rglob("*") if p.is_file())
+        assert sorted(zf.namelist()) == sorted(
+            p.relative_to(out / "iohprofiler").as_posix() for p in (out / "iohprofiler").rglob("*") if p.is_file()
+        )

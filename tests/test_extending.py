@@ -6,6 +6,7 @@ broken plugin is reported in one line naming its package and breaks nothing else
 The package is tests/plugin_pkg, and README's "Adding an optimizer" section prints its files: a
 test below checks that they are the same text, so the documentation cannot rot.
 """
+
 import importlib
 import os
 import re
@@ -34,8 +35,8 @@ PACKAGE, BROKEN_PACKAGE = "fvopt-example-plugin", "fvopt-broken-example"
 
 def readme_section() -> str:
     text = README.read_text()
-    section = text[text.index("## Adding an optimizer"):]
-    return section[:section.index("\n## ", 5)]
+    section = text[text.index("## Adding an optimizer") :]
+    return section[: section.index("\n## ", 5)]
 
 
 def test_the_readme_prints_the_plugin_package_files_as_they_are():
@@ -52,9 +53,25 @@ def site(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("plugins")
     sources = [shutil.copytree(p, work / p.name) for p in (PLUGIN, BROKEN)]
     target = work / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "--no-index", "--target", str(target), *map(str, sources)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--no-index",
+            "--target",
+            str(target),
+            *map(str, sources),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert (target / "fvopt_example_plugin-0.1.0.dist-info" / "entry_points.txt").is_file()
     return target
 
@@ -78,8 +95,9 @@ def installed(site):
 
 def fvopt(site: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "fvopt.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "fvopt.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 @pytest.mark.slow
@@ -120,8 +138,16 @@ def test_the_plugin_parameterization_passes_fvopt_testing(installed, spec):
 
 @pytest.mark.slow
 def test_the_three_work_together_in_visualize(installed):
-    vis = visualize(tiny_model(), "channel:conv2:3+0.2*saturation", "gray", "one-plus-lambda", steps=3, size=96,
-                    options={"popsize": 4}, progress=False)
+    vis = visualize(
+        tiny_model(),
+        "channel:conv2:3+0.2*saturation",
+        "gray",
+        "one-plus-lambda",
+        steps=3,
+        size=96,
+        options={"popsize": 4},
+        progress=False,
+    )
     assert vis.trace["param"] == "gray:k=16" and vis.trace["backwards"] == 0 and vis.trace["forwards"] == 12
     assert torch.allclose(vis.images[:, 0], vis.images[:, 2])  # gray
     with pytest.raises(FvoptError, match="popsize='abc' is not allowed"):
@@ -131,14 +157,40 @@ def test_the_three_work_together_in_visualize(installed):
 @pytest.mark.slow
 def test_fvopt_viz_and_a_bench_spec_run_the_plugin(installed, tmp_path, capsys):
     out = tmp_path / "gray.png"
-    assert main(["viz", "--model", "lite0", "--target", "channel:blocks.2:3+0.2*saturation", "--param", "gray",
-                 "--optimizer", "one-plus-lambda", "--option", "popsize=2", "--steps", "2", "--size", "32",
-                 "--transforms", "none", "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "viz",
+                "--model",
+                "lite0",
+                "--target",
+                "channel:blocks.2:3+0.2*saturation",
+                "--param",
+                "gray",
+                "--optimizer",
+                "one-plus-lambda",
+                "--option",
+                "popsize=2",
+                "--steps",
+                "2",
+                "--size",
+                "32",
+                "--transforms",
+                "none",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.is_file() and "one-plus-lambda on gray" in capsys.readouterr().out
     spec = tmp_path / "spec.toml"
-    spec.write_text('[bench]\nname = "plugin"\nsize = 32\nseeds = [0]\ntargets = ["channel:blocks.2:3"]\n'
-                    'params = ["gray"]\nbudget = { passes = 4 }\n\n[[strategies]]\nname = "one-plus-lambda"\n'
-                    'popsize = 2\n')
+    spec.write_text(
+        '[bench]\nname = "plugin"\nsize = 32\nseeds = [0]\ntargets = ["channel:blocks.2:3"]\n'
+        'params = ["gray"]\nbudget = { passes = 4 }\n\n[[strategies]]\nname = "one-plus-lambda"\n'
+        "popsize = 2\n"
+    )
     assert main(["bench", "run", str(spec), "--db", str(tmp_path / "r.sqlite"), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "one-plus-lambda" in printed and "1 ran, 0 failed" in printed
@@ -153,8 +205,10 @@ def test_a_fresh_process_lists_the_plugin_and_reports_the_broken_one_in_one_line
     assert listing.stderr.count("\n") == 1 and f"plugin package '{BROKEN_PACKAGE}'" in listing.stderr
     plugins = fvopt(site, "plugins")
     assert plugins.returncode == 0
-    assert (f"{PACKAGE} 0.1.0: optimizer one-plus-lambda; parameterization gray; target kind saturation"
-            in plugins.stdout.splitlines())
+    assert (
+        f"{PACKAGE} 0.1.0: optimizer one-plus-lambda; parameterization gray; target kind saturation"
+        in plugins.stdout.splitlines()
+    )
     assert f"{BROKEN_PACKAGE} 0.0.1: adds nothing" in plugins.stdout
     models = fvopt(site, "models")  # an unrelated command: no plugin of its group is broken, nothing said
     assert models.returncode == 0 and models.stderr == "" and "lite0" in models.stdout

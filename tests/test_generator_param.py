@@ -5,6 +5,7 @@ generator of tests/tiny_generator.py; here: CMA-ES and Adam raise a Lite0 unit t
 exported generator gives the same images as the module, the latent box holds, bad generators are
 refused in one line before any model pass.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -78,11 +79,16 @@ def test_cppn_follows_lucids_construction():
     p = CPPNParam(16)
     assert p.dim == (2 * 24 + 24) + 7 * (48 * 24 + 24) + (48 * 3 + 3)  # 8 layers of 24, composite doubles
     z = p.init(2, torch.Generator().manual_seed(0))
-    out_w = z[:, p.offsets[-1]:p.offsets[-1] + 48 * 3]
+    out_w = z[:, p.offsets[-1] : p.offsets[-1] + 48 * 3]
     assert torch.equal(out_w, torch.zeros_like(out_w))  # Lucid zeroes the output layer: a flat start
-    assert float(p.coords.min()) == pytest.approx(-3 ** 0.5) and float(p.coords.max()) == pytest.approx(3 ** 0.5)
+    assert float(p.coords.min()) == pytest.approx(-(3**0.5)) and float(p.coords.max()) == pytest.approx(3**0.5)
     assert p(z).shape == (2, 3, 16, 16)
-    assert CPPNParam((12, 20), channels=1)(CPPNParam((12, 20), channels=1).init(1, torch.Generator())).shape == (1, 1, 12, 20)
+    assert CPPNParam((12, 20), channels=1)(CPPNParam((12, 20), channels=1).init(1, torch.Generator())).shape == (
+        1,
+        1,
+        12,
+        20,
+    )
 
 
 @pytest.mark.slow  # torch.export takes seconds
@@ -101,31 +107,54 @@ def test_an_exported_generator_gives_the_same_images_as_the_module(tmp_path):
     assert torch.allclose(exported(z), module(z), atol=1e-6)
 
 
-@pytest.mark.parametrize("factory, message", [
-    ("not_an_image,dim=12", r"returned torch.float32 \(2, 10\) for 2 latents; an image batch \(2, 3, 64, 64\)"),
-    ("fixed_size", r"an image batch \(2, 3, 64, 64\) \(N, C, H, W\) is needed"),
-    ("out_of_range", r"outside its declared range \[0, 1\]"),
-    ("not_a_module", "returned str, not a torch.nn.Module"),
-    ("raises", "raised RuntimeError: weights file missing"),
-    ("nope", "has no function 'nope': it defines"),
-])
-def test_a_bad_generator_is_one_line_and_exit_code_2_before_any_model_pass(factory, message, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "factory, message",
+    [
+        ("not_an_image,dim=12", r"returned torch.float32 \(2, 10\) for 2 latents; an image batch \(2, 3, 64, 64\)"),
+        ("fixed_size", r"an image batch \(2, 3, 64, 64\) \(N, C, H, W\) is needed"),
+        ("out_of_range", r"outside its declared range \[0, 1\]"),
+        ("not_a_module", "returned str, not a torch.nn.Module"),
+        ("raises", "raised RuntimeError: weights file missing"),
+        ("nope", "has no function 'nope': it defines"),
+    ],
+)
+def test_a_bad_generator_is_one_line_and_exit_code_2_before_any_model_pass(
+    factory, message, tmp_path, capsys, monkeypatch
+):
     import fvopt.problem
+
     monkeypatch.setattr(fvopt.problem.Problem, "evaluate", lambda *a, **k: pytest.fail("a model pass ran"))
-    code = main(["viz", "--param", f"generator:{TINY}:{factory}", "--optimizer", "cmaes", "--size", "64",
-                 "--steps", "2", "--out", str(tmp_path / "g.png"), "--quiet"])
+    code = main(
+        [
+            "viz",
+            "--param",
+            f"generator:{TINY}:{factory}",
+            "--optimizer",
+            "cmaes",
+            "--size",
+            "64",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "g.png"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert pytest.importorskip("re").search(message, err), err
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("generator:missing.py:make", "generator file 'missing.py' does not exist"),
-    ("generator:missing.pt2", "generator file 'missing.pt2' does not exist"),
-    ("generator", "generator needs a source"),
-    ("generator:gen.txt", "source='gen.txt' is not allowed: must be FILE.py:FACTORY"),
-    (f"generator:{TINY}:make,output=zzz", "output='zzz' is not allowed"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("generator:missing.py:make", "generator file 'missing.py' does not exist"),
+        ("generator:missing.pt2", "generator file 'missing.pt2' does not exist"),
+        ("generator", "generator needs a source"),
+        ("generator:gen.txt", "source='gen.txt' is not allowed: must be FILE.py:FACTORY"),
+        (f"generator:{TINY}:make,output=zzz", "output='zzz' is not allowed"),
+    ],
+)
 def test_bad_generator_specs_are_refused_in_one_line(spec, message):
     with pytest.raises(FvoptError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
         make_param(spec, 32)
@@ -134,8 +163,10 @@ def test_bad_generator_specs_are_refused_in_one_line(spec, message):
 
 def test_a_generator_without_a_known_latent_size_is_refused(tmp_path):
     source = tmp_path / "g.py"
-    source.write_text("import torch\ndef make():\n    return torch.nn.Sequential(torch.nn.Linear(4, 3 * 8 * 8), "
-                      "torch.nn.Sigmoid(), torch.nn.Unflatten(1, (3, 8, 8)))\n")
+    source.write_text(
+        "import torch\ndef make():\n    return torch.nn.Sequential(torch.nn.Linear(4, 3 * 8 * 8), "
+        "torch.nn.Sigmoid(), torch.nn.Unflatten(1, (3, 8, 8)))\n"
+    )
     with pytest.raises(FvoptError, match="latent size is unknown; give it as generator:.*,dim=N"):
         make_param(f"generator:{source}:make", 8)
     assert make_param(f"generator:{source}:make,dim=4", 8).dim == 4

@@ -1,6 +1,7 @@
 """Library calls leave the process as they found it (issue 19): random generators, backend switches,
 environment, warning filters and the matplotlib backend are the same after `visualize` and an
 in-process `fvopt bench` as before, and the Hugging Face Hub is offline only inside a model load."""
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,10 @@ def snapshot() -> dict:
         "numpy_rng": np.random.get_state(),
         "python_rng": random.getstate(),
         "cudnn": (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic),
-        "deterministic": (torch.are_deterministic_algorithms_enabled(),
-                          torch.is_deterministic_algorithms_warn_only_enabled()),
+        "deterministic": (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+        ),
         "threads": torch.get_num_threads(),
         "environ": dict(os.environ),
         "warning_filters": list(warnings.filters),
@@ -58,11 +61,22 @@ def assert_same(before: dict, after: dict) -> None:
     assert torch.equal(before["torch_rng"], after["torch_rng"]), "torch's global generator changed"
     b, a = before["numpy_rng"], after["numpy_rng"]
     assert b[0] == a[0] and np.array_equal(b[1], a[1]) and b[2:] == a[2:], "numpy's global generator changed"
-    for key in ("python_rng", "cudnn", "deterministic", "threads", "warning_filters", "matplotlib_backend",
-                "default_dtype", "grad_enabled"):
+    for key in (
+        "python_rng",
+        "cudnn",
+        "deterministic",
+        "threads",
+        "warning_filters",
+        "matplotlib_backend",
+        "default_dtype",
+        "grad_enabled",
+    ):
         assert before[key] == after[key], f"{key} changed: {before[key]!r} -> {after[key]!r}"
-    changed = {k for k in before["environ"].keys() | after["environ"].keys()
-               if before["environ"].get(k) != after["environ"].get(k)}
+    changed = {
+        k
+        for k in before["environ"].keys() | after["environ"].keys()
+        if before["environ"].get(k) != after["environ"].get(k)
+    }
     assert not changed, f"environment variables changed: {sorted(changed)}"
 
 
@@ -90,15 +104,33 @@ def perturbed_state():
 def test_visualize_leaves_generators_backends_environment_and_warnings_as_found(lite0, perturbed_state):
     before = snapshot()
     # cmaes: pycma seeds numpy's global generator; deterministic + cudnn_benchmark: backend switches
-    vis = fvopt.visualize(lite0, "channel:blocks.2:0", param="fft:k=3", optimizer="cmaes", options={"popsize": 4}, size=64, passes=16,
-                          progress=False, speed=Speed(cudnn_benchmark=True, deterministic=True))
+    vis = fvopt.visualize(
+        lite0,
+        "channel:blocks.2:0",
+        param="fft:k=3",
+        optimizer="cmaes",
+        options={"popsize": 4},
+        size=64,
+        passes=16,
+        progress=False,
+        speed=Speed(cudnn_benchmark=True, deterministic=True),
+    )
     assert vis.result.forwards > 0
     assert_same(before, snapshot())
     # and the call is still reproducible: its own seed, not the caller's state, decides it
     torch.manual_seed(5)
     np.random.seed(5)
-    again = fvopt.visualize(lite0, "channel:blocks.2:0", param="fft:k=3", optimizer="cmaes", options={"popsize": 4}, size=64, passes=16,
-                            progress=False, speed=Speed(cudnn_benchmark=True, deterministic=True))
+    again = fvopt.visualize(
+        lite0,
+        "channel:blocks.2:0",
+        param="fft:k=3",
+        optimizer="cmaes",
+        options={"popsize": 4},
+        size=64,
+        passes=16,
+        progress=False,
+        speed=Speed(cudnn_benchmark=True, deterministic=True),
+    )
     assert torch.equal(vis.images, again.images)
 
 
@@ -151,8 +183,9 @@ def test_the_optimizers_notices_are_quiet_only_from_their_own_modules():
     assert "UserWarning from cma.evolution_strategy" not in shown
     assert "RuntimeWarning from nevergrad.optimization.base" not in shown
     assert "DeprecationWarning from cma.evolution_strategy" in shown  # other categories still reach the user
-    assert {f"{c} from {m}" for c in ("UserWarning", "RuntimeWarning", "DeprecationWarning")
-            for m in ("fvopt.run", "mylab")} <= shown  # nothing from anywhere else is silenced
+    assert {
+        f"{c} from {m}" for c in ("UserWarning", "RuntimeWarning", "DeprecationWarning") for m in ("fvopt.run", "mylab")
+    } <= shown  # nothing from anywhere else is silenced
 
 
 def test_the_hub_is_offline_inside_a_model_load_only(monkeypatch):

@@ -51,15 +51,25 @@ def test_tiles_are_even_and_cover_everything():
 def small_conv_model() -> FeatureModel:
     """Three 3x3 convolutions: a receptive field of 7 px, far inside a 32 px tile."""
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-                        nn.Conv2d(8, 8, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
+    )
     return FeatureModel(net, "tiny", input_size=32, min_size=8)
 
 
 def layer_value(cap, objective):
     """Per-image objective values of a batch through an open capture."""
+
     def fn(x):
         return objective(Activations(cap.run(x), x, torch.zeros(x.shape[0], dtype=torch.long), 1, cap.layouts))
+
     return fn
 
 
@@ -79,7 +89,7 @@ def test_tiled_gradient_agrees_with_the_full_gradient_in_tile_interiors():
     interior = torch.zeros(96, 96, dtype=torch.bool)
     for start in (0, 32, 64):
         for other in (0, 32, 64):
-            interior[start + 6:start + 26, other + 6:other + 26] = True
+            interior[start + 6 : start + 26, other + 6 : other + 26] = True
     diff = (g_tiled - g_full)[..., interior].abs().max() / g_full.abs().max()
     assert diff < 1e-4
     assert torch.allclose(value, whole, rtol=0.05)
@@ -101,6 +111,7 @@ def test_tiled_gradient_rolls_back_its_random_shift():
 @pytest.mark.parametrize("param", ["pixel", "fft", "pyramid", "maco"])
 def test_lapnorm_drives_every_parameterization_upward(lite0, param):
     from fvopt.viz import visualize
+
     vis = visualize(lite0, "channel:blocks.3:5", param, "adam", steps=12, size=64, grad="lapnorm", transforms="none")
     steps = vis.trace["steps"]
     assert steps[-1]["best"] > steps[0]["value"] + 1.0
@@ -110,7 +121,10 @@ def test_tiled_problem_counts_every_tile(lite0):
     from fvopt.params import make_param
     from fvopt.problem import Problem
     from fvopt.transforms import make_transforms
-    problem = Problem(lite0, parse_target("channel:blocks.3:5"), make_param("fft", 96), make_transforms("none"), tile=48)
+
+    problem = Problem(
+        lite0, parse_target("channel:blocks.3:5"), make_param("fft", 96), make_transforms("none"), tile=48
+    )
     values, grad = problem.value_and_grad(problem.init())
     assert (problem.meter.forwards, problem.meter.backwards) == (4, 4)
     assert grad.shape == (1, problem.dim) and torch.isfinite(grad).all()

@@ -4,6 +4,7 @@ Real computations on the pretrained Lite0 and on scikit-image's photos (nothing 
 downloaded): the seeded start renders the photo back, inversion reconstructs a layer's
 activations, caricature and accentuation objectives rise, bad input is one line before any pass.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,6 +41,7 @@ def gray_photo(tmp_path_factory) -> str:
 
 # -- loading and seeding --------------------------------------------------------------------------
 
+
 def test_a_photo_is_resized_to_cover_and_center_cropped(photo):
     p = Photo(photo)
     assert (p.channels, p.original) == (3, (300, 451))
@@ -50,8 +52,9 @@ def test_a_photo_is_resized_to_cover_and_center_cropped(photo):
     assert "resized to cover, center-cropped" in p.describe(64)
 
 
-@pytest.mark.parametrize("spec", ["fft", "pixel", "pyramid", "raw:clip=true", "fft:decorrelate=false",
-                                  "pixel:decorrelate=true"])
+@pytest.mark.parametrize(
+    "spec", ["fft", "pixel", "pyramid", "raw:clip=true", "fft:decorrelate=false", "pixel:decorrelate=true"]
+)
 def test_the_seed_renders_the_photo_back_within_a_quarter_of_a_grey_level(spec, photo):
     image = Photo(photo).at(48)
     param, z = seed_from_image(make_param(spec, 48), image, batch=2)
@@ -78,32 +81,55 @@ def test_a_parameterization_without_an_exact_inverse_is_refused_naming_those_wit
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("param", ["fft", pytest.param("pixel", marks=pytest.mark.slow),
-                                   pytest.param("pyramid", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "param", ["fft", pytest.param("pixel", marks=pytest.mark.slow), pytest.param("pyramid", marks=pytest.mark.slow)]
+)
 def test_cli_init_renders_the_photo_back_within_one_grey_level(param, photo, tmp_path, capsys):
     """--init through the whole command: one step at a negligible rate, written as a PNG, read back."""
     out = tmp_path / "seeded.png"
-    code = main(["viz", "--init", photo, "--param", param, "--size", "64", "--steps", "1", "--lr", "1e-9",
-                 "--transforms", "none", "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "viz",
+            "--init",
+            photo,
+            "--param",
+            param,
+            "--size",
+            "64",
+            "--steps",
+            "1",
+            "--lr",
+            "1e-9",
+            "--transforms",
+            "none",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert "started from" in capsys.readouterr().out
     back = torch.from_numpy(np.asarray(Image.open(out), dtype=np.float32) / 255).permute(2, 0, 1)
     assert float((back - Photo(photo).at(64)[0]).abs().max()) <= 1 / 255 + 1e-6
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--init", "{gray}"], "has 1 channel, and lite0's input takes 3"),
-    (["--init", "{missing}"], "does not exist"),
-    (["--init", "{photo}", "--param", "maco"], "'maco' has none: use one of"),
-    (["--init", "{photo}", "--optimizer", "hybrid:cmaes>adam"], "first part would search a fresh low-dimensional"),
-    (["--target", "invert:blocks.2@{missing}"], "does not exist"),
-    (["--target", "invert:blocks.2@{gray}"], "has 1 channel, and lite0's input takes 3"),
-    (["--target", "invert:blocks.2"], "needs an image after '@'"),
-    (["--target", "invert:nolayer@{photo}"], "unknown layer 'nolayer'"),
-    (["--target", "accentuate:blocks.4:9999@{photo}"], "unit 9999 is out of range"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--init", "{gray}"], "has 1 channel, and lite0's input takes 3"),
+        (["--init", "{missing}"], "does not exist"),
+        (["--init", "{photo}", "--param", "maco"], "'maco' has none: use one of"),
+        (["--init", "{photo}", "--optimizer", "hybrid:cmaes>adam"], "first part would search a fresh low-dimensional"),
+        (["--target", "invert:blocks.2@{missing}"], "does not exist"),
+        (["--target", "invert:blocks.2@{gray}"], "has 1 channel, and lite0's input takes 3"),
+        (["--target", "invert:blocks.2"], "needs an image after '@'"),
+        (["--target", "invert:nolayer@{photo}"], "unknown layer 'nolayer'"),
+        (["--target", "accentuate:blocks.4:9999@{photo}"], "unit 9999 is out of range"),
+    ],
+)
 def test_bad_image_input_is_one_line_and_exit_code_2(args, message, photo, gray_photo, tmp_path, capsys, monkeypatch):
     import fvopt.problem
+
     monkeypatch.setattr(fvopt.problem.Problem, "evaluate", lambda *a, **k: pytest.fail("a model pass ran"))
     monkeypatch.setattr(fvopt.problem.Problem, "value_and_grad", lambda *a, **k: pytest.fail("a model pass ran"))
     paths = {"photo": photo, "gray": gray_photo, "missing": str(tmp_path / "nope.png")}
@@ -114,6 +140,7 @@ def test_bad_image_input_is_one_line_and_exit_code_2(args, message, photo, gray_
 
 
 # -- targets ----------------------------------------------------------------------------------------
+
 
 def test_image_targets_compose_with_the_target_algebra(photo):
     obj = parse_target(f"invert:blocks.2@{photo} - 0.5*caricature:blocks.3:2@{photo} + channel:blocks.4:3")

@@ -5,6 +5,7 @@ The import graph is read from the source with `ast` (nothing is imported): every
 function, is an edge from the importing module to each fvopt module it names. A cycle, even one
 hidden in a function-level import, means two modules cannot be understood (or moved) apart.
 """
+
 from __future__ import annotations
 
 import ast
@@ -15,6 +16,7 @@ import networkx as nx
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fvopt"
+
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
@@ -46,7 +48,7 @@ def imported(name: str, path: Path, known: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 origin = ".".join(base + ([node.module] if node.module else []))
             else:
                 origin = node.module or ""
@@ -89,9 +91,16 @@ def test_no_import_cycle_in_the_package():
 
 # bench's reporting modules from the bottom up: a module imports only modules of lower layers (or
 # of the running side: store, spec, cell, runner, judging, rescore, which no report module is imported by)
-LAYERS = [["rows"], ["tables", "export"], ["plots"], ["quality_plots"], ["metrics", "anytime", "stats", "analysis"],
-          ["comparison", "quality_report"],
-          ["html_report"], ["report"]]
+LAYERS = [
+    ["rows"],
+    ["tables", "export"],
+    ["plots"],
+    ["quality_plots"],
+    ["metrics", "anytime", "stats", "analysis"],
+    ["comparison", "quality_report"],
+    ["html_report"],
+    ["report"],
+]
 
 
 @pytest.mark.parametrize("module", [m for layer in LAYERS for m in layer])
@@ -99,9 +108,12 @@ def test_bench_report_modules_import_only_downwards(module):
     graph = import_graph()
     level = {m: i for i, layer in enumerate(LAYERS) for m in layer}
     mine = f"fvopt.bench.{module}"
-    above = [t for t in graph.successors(mine) if t.startswith("fvopt.bench.")
-             and level.get(t.rpartition(".")[2], -1) >= level[module]]
+    above = [
+        t
+        for t in graph.successors(mine)
+        if t.startswith("fvopt.bench.") and level.get(t.rpartition(".")[2], -1) >= level[module]
+    ]
     assert not above, f"{mine} imports {above}, not below it"
     assert set(level) | {"store", "spec", "cell", "runner", "judging", "rescore", "__init__"} >= {
-        m.rpartition(".")[2] for m in modules() if m.startswith("fvopt.bench.")} | {"__init__"}, \
-        "a bench module is in no layer: add it to LAYERS"
+        m.rpartition(".")[2] for m in modules() if m.startswith("fvopt.bench.")
+    } | {"__init__"}, "a bench module is in no layer: add it to LAYERS"

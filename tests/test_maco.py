@@ -1,5 +1,6 @@
 """MaCo as published: the magnitude is fixed, only the (standardized) phase matters, colors are
 recorrelated; transparency maps accumulate |d objective / d image|."""
+
 import pytest
 import torch
 from PIL import Image
@@ -46,8 +47,16 @@ def test_the_transparency_accumulator_sums_absolute_gradients_and_passes_them_on
 
 
 def test_maco_recipe_writes_its_transparency_map(lite0, tmp_path):
-    vis = fvopt.visualize(lite0, "channel:blocks.4:10", param="maco", size=128, render="lucent", steps=3,
-                          transforms="crops:3@0.5-0.3,noise:0.05,unoise:0.05", transparency=True)
+    vis = fvopt.visualize(
+        lite0,
+        "channel:blocks.4:10",
+        param="maco",
+        size=128,
+        render="lucent",
+        steps=3,
+        transforms="crops:3@0.5-0.3,noise:0.05,unoise:0.05",
+        transparency=True,
+    )
     maps = vis.transparency
     assert maps.shape == (1, 1, 128, 128) and float(maps.max()) == pytest.approx(1.0) and float(maps.min()) >= 0
     assert float(maps.std()) > 0.01  # crops cover the center more than the corners: not flat

@@ -4,6 +4,7 @@ values equal the activations read by hand from a forward hook, and a short optim
 Each row of README's "Models" table is one FAMILIES entry. The hand readings below do not use fvopt's
 layout code: each family states where its units and positions are, and the test reads them itself.
 """
+
 import pytest
 import torch
 
@@ -50,7 +51,8 @@ def hand_read(model, layer, images):
     """The layer's raw output for `images` as the network sees them (fvopt's resampling included)."""
     seen = {}
     handle = model.net.get_submodule(layer).register_forward_hook(
-        lambda m, i, o: seen.__setitem__("out", o[0] if isinstance(o, (tuple, list)) else o))
+        lambda m, i, o: seen.__setitem__("out", o[0] if isinstance(o, (tuple, list)) else o)
+    )
     with torch.no_grad():
         model(images)
     handle.remove()
@@ -86,8 +88,9 @@ def test_layout_and_objective_values_match_activations_read_by_hand(name, layer,
         got = problem.evaluate(torch.logit(images.clamp(1e-4, 1 - 1e-4)).reshape(2, -1))
         assert torch.allclose(got, expected, rtol=1e-3, atol=1e-4), target
     if prefix:
-        problem = Problem(model, parse_target(f"token:{layer}:{unit}:0"), make_param("pixel", size),
-                          make_transforms("none"), batch=2)
+        problem = Problem(
+            model, parse_target(f"token:{layer}:{unit}:0"), make_param("pixel", size), make_transforms("none"), batch=2
+        )
         got = problem.evaluate(torch.logit(images.clamp(1e-4, 1 - 1e-4)).reshape(2, -1))
         assert torch.allclose(got, hand_read(model, layer, images)[:, 0, unit], rtol=1e-3, atol=1e-4)
 
@@ -99,8 +102,7 @@ def test_a_short_optimization_raises_the_unit(name, layer, kind, prefix, unit, s
     out = hand_read(model, layer, torch.rand((1, 3, size, size), generator=torch.Generator().manual_seed(2)))
     axes = {"nchw": (0, 2, 3), "nhwc": (0, 1, 2), "tokens": (0, 1)}[kind]
     unit = int(out.float().mean(axes).argmax())
-    problem = Problem(model, parse_target(f"channel:{layer}:{unit}"), make_param("fft", size),
-                      make_transforms("none"))
+    problem = Problem(model, parse_target(f"channel:{layer}:{unit}"), make_param("fft", size), make_transforms("none"))
     z0 = problem.init()
     start = float(problem.evaluate(z0))
     result = run(problem, make_strategy("adam", lr=0.1), Budget(steps=4), z0=z0)
@@ -108,15 +110,21 @@ def test_a_short_optimization_raises_the_unit(name, layer, kind, prefix, unit, s
     assert float(problem.evaluate(result.z)) > start
 
 
-@pytest.mark.parametrize("target, message", [
-    ("channel:blocks.6.mlp.act:768", "unit 768 is out of range: layer blocks.6.mlp.act of timm:vit_tiny_patch16_224 "
-                                     "has 768 features (0..767)"),
-    ("neuron:blocks.6.mlp.act:3:14:0", "neuron position (14, 0) is outside the 14x14 patch grid"),
-    ("token:blocks.6.mlp.act:3:1", "token 1 is not a prefix token of layer blocks.6.mlp.act (1 prefix tokens)"),
-    ("channel:blocks.0.attn.q_norm:0", "cannot tell"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        (
+            "channel:blocks.6.mlp.act:768",
+            "unit 768 is out of range: layer blocks.6.mlp.act of timm:vit_tiny_patch16_224 has 768 features (0..767)",
+        ),
+        ("neuron:blocks.6.mlp.act:3:14:0", "neuron position (14, 0) is outside the 14x14 patch grid"),
+        ("token:blocks.6.mlp.act:3:1", "token 1 is not a prefix token of layer blocks.6.mlp.act (1 prefix tokens)"),
+        ("channel:blocks.0.attn.q_norm:0", "cannot tell"),
+    ],
+)
 def test_transformer_targets_are_checked_before_any_pass(target, message):
     from fvopt.errors import FvoptError
+
     model = model_of("timm:vit_tiny_patch16_224")
     with pytest.raises(FvoptError) as err:
         Problem(model, parse_target(target), make_param("fft", 64))
@@ -147,13 +155,17 @@ def test_a_layer_returning_a_dict_is_refused_listing_what_it_returns():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, target", [
-    ("timm:swin_tiny_patch4_window7_224", "channel:layers.0.blocks.0.attn:0"),  # (windows, 49, C)
-    ("timm:levit_128s", "channel:stages.0.blocks.0.mlp.ln1.bn:0"),  # BatchNorm1d on (N*L, C)
-])
+@pytest.mark.parametrize(
+    "name, target",
+    [
+        ("timm:swin_tiny_patch4_window7_224", "channel:layers.0.blocks.0.attn:0"),  # (windows, 49, C)
+        ("timm:levit_128s", "channel:stages.0.blocks.0.mlp.ln1.bn:0"),  # BatchNorm1d on (N*L, C)
+    ],
+)
 def test_a_layer_that_folds_windows_or_tokens_into_the_batch_is_refused(name, target):
     """Read per image, such a layer would mix the windows of one image with the images of a batch."""
     from fvopt.errors import FvoptError
+
     with pytest.raises(FvoptError, match="its first axis is not the batch of images") as err:
         Problem(model_of(name), parse_target(target), make_param("fft", 64))
     assert "\n" not in str(err.value)

@@ -117,24 +117,36 @@ def test_optional_lite_weights_map_the_same_way(variant):
 class _RunsCode:
     def __reduce__(self):
         import os
+
         return (os.getcwd, ())
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "is empty"),
-    (b"hello world\n", "is not a torch checkpoint (it is neither a zip archive nor a pickle)"),
-    ("code", "holds Python objects, not only tensors"),
-    ("odd keys", "is not a state dict of named tensors: entry '1'"),
-    ("not tensors", "entry 'fc.weight' holds a list"),
-    ("tensor", "holds a Tensor, not a state dict"),
-    ("truncated", "is not a readable torch checkpoint"),
-    ("wrong names", "does not fit torchvision:resnet18: 122 missing (first: conv1.weight); 1 unexpected (first: x)"),
-
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty"),
+        (b"hello world\n", "is not a torch checkpoint (it is neither a zip archive nor a pickle)"),
+        ("code", "holds Python objects, not only tensors"),
+        ("odd keys", "is not a state dict of named tensors: entry '1'"),
+        ("not tensors", "entry 'fc.weight' holds a list"),
+        ("tensor", "holds a Tensor, not a state dict"),
+        ("truncated", "is not a readable torch checkpoint"),
+        (
+            "wrong names",
+            "does not fit torchvision:resnet18: 122 missing (first: conv1.weight); 1 unexpected (first: x)",
+        ),
+    ],
+)
 def test_a_bad_weight_file_is_one_line_that_never_suggests_weights_only_false(tmp_path, content, message):
     path = tmp_path / "w.pt"
-    objects = {"code": {"a": _RunsCode()}, "odd keys": {1: torch.zeros(1)}, "not tensors": {"fc.weight": [1, 2]},
-               "tensor": torch.zeros(3), "wrong names": {"x": torch.zeros(2)}, "truncated": {"a": torch.zeros(99)}}
+    objects = {
+        "code": {"a": _RunsCode()},
+        "odd keys": {1: torch.zeros(1)},
+        "not tensors": {"fc.weight": [1, 2]},
+        "tensor": torch.zeros(3),
+        "wrong names": {"x": torch.zeros(2)},
+        "truncated": {"a": torch.zeros(99)},
+    }
     if isinstance(content, bytes):
         path.write_bytes(content)
     else:
@@ -147,25 +159,34 @@ def test_a_bad_weight_file_is_one_line_that_never_suggests_weights_only_false(tm
     assert message in text and "\n" not in text and "weights_only=False" not in text
 
 
-@pytest.mark.parametrize("arch, enum_name", [("resnet50", "IMAGENET1K_V1"), ("googlenet", "IMAGENET1K_V1"),
-                                             ("inception_v3", "IMAGENET1K_V1")])
+@pytest.mark.parametrize(
+    "arch, enum_name",
+    [("resnet50", "IMAGENET1K_V1"), ("googlenet", "IMAGENET1K_V1"), ("inception_v3", "IMAGENET1K_V1")],
+)
 def test_torchvision_pretrained_loads_exactly_as_torchvision_does(tmp_path, monkeypatch, arch, enum_name):
     """A random state dict in torchvision's layout, saved under the enum's own file name in a temporary
     hub: fvopt's model and torchvision.models.get_model(arch, weights=ENUM) give the same logits."""
     import torchvision
+
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     enum = torchvision.models.get_model_weights(arch)[enum_name]
     torch.manual_seed(0)
-    reference_net = torchvision.models.get_model(arch, weights=None, num_classes=1000,
-                                                 **({"aux_logits": True, "init_weights": False}
-                                                    if arch in ("googlenet", "inception_v3") else {}))
+    reference_net = torchvision.models.get_model(
+        arch,
+        weights=None,
+        num_classes=1000,
+        **({"aux_logits": True, "init_weights": False} if arch in ("googlenet", "inception_v3") else {}),
+    )
     (tmp_path / "checkpoints").mkdir()
     torch.save(reference_net.state_dict(), tmp_path / "checkpoints" / Path(enum.url).name)
     model = load_model(f"torchvision:{arch}@{enum_name}")
     expected = torchvision.models.get_model(arch, weights=enum).eval()  # reads the same cached file
     size = enum.transforms().crop_size[0]
     x = torch.rand(2, 3, size, size)
-    mean, std = torch.tensor(enum.transforms().mean).view(1, 3, 1, 1), torch.tensor(enum.transforms().std).view(1, 3, 1, 1)
+    mean, std = (
+        torch.tensor(enum.transforms().mean).view(1, 3, 1, 1),
+        torch.tensor(enum.transforms().std).view(1, 3, 1, 1),
+    )
     with torch.no_grad():
         assert torch.equal(model(x), expected((x - mean) / std))
     assert model.input_size == size and model.name == f"torchvision:{arch}@{enum_name}"
@@ -174,8 +195,11 @@ def test_torchvision_pretrained_loads_exactly_as_torchvision_does(tmp_path, monk
 
 
 def test_an_unknown_weights_enum_suggests_the_existing_ones():
-    with pytest.raises(FvoptError, match="unknown weights 'IMAGENET1K_V3' for torchvision:resnet50. Did you mean: "
-                                         ".*Known: IMAGENET1K_V1, IMAGENET1K_V2"):
+    with pytest.raises(
+        FvoptError,
+        match="unknown weights 'IMAGENET1K_V3' for torchvision:resnet50. Did you mean: "
+        ".*Known: IMAGENET1K_V1, IMAGENET1K_V2",
+    ):
         load_model("torchvision:resnet50@IMAGENET1K_V3")
 
 
@@ -183,11 +207,15 @@ def test_timm_never_goes_to_the_network_and_fails_fast_naming_where_it_looked(tm
     import time
 
     import huggingface_hub.constants as hf
+
     monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch"))
     start = time.perf_counter()
-    with pytest.raises(FvoptError, match=r"no pretrained weights for timm:vit_tiny_patch16_224 in the local caches "
-                                         r"\(looked for hf:timm/vit_tiny_patch16_224"):
+    with pytest.raises(
+        FvoptError,
+        match=r"no pretrained weights for timm:vit_tiny_patch16_224 in the local caches "
+        r"\(looked for hf:timm/vit_tiny_patch16_224",
+    ):
         load_model("timm:vit_tiny_patch16_224")
     assert time.perf_counter() - start < 2.0
 
@@ -196,6 +224,7 @@ def test_timm_pretrained_comes_from_the_local_hugging_face_cache(tmp_path, monke
     import huggingface_hub.constants as hf
     import timm
     from safetensors.torch import save_file
+
     monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path))
     cfg = timm.models.get_pretrained_cfg("vit_tiny_patch16_224")
     repo = tmp_path / ("models--" + cfg.hf_hub_id.replace("/", "--"))
@@ -215,9 +244,11 @@ def test_timm_pretrained_comes_from_the_local_hugging_face_cache(tmp_path, monke
 def test_a_googlenet_saved_after_torchvision_dropped_its_aux_heads_loads_too(tmp_path):
     """torch.save(googlenet(weights=...).state_dict()) has no aux keys and expects transform_input."""
     import torchvision
+
     torch.manual_seed(0)
-    plain = torchvision.models.googlenet(weights=None, aux_logits=False, transform_input=True,
-                                         init_weights=False).eval()
+    plain = torchvision.models.googlenet(
+        weights=None, aux_logits=False, transform_input=True, init_weights=False
+    ).eval()
     torch.save(plain.state_dict(), tmp_path / "g.pt")
     model = load_model("torchvision:googlenet", weights=str(tmp_path / "g.pt"))
     x = torch.rand(1, 3, 64, 64)
@@ -228,6 +259,7 @@ def test_a_googlenet_saved_after_torchvision_dropped_its_aux_heads_loads_too(tmp
 def _hf_snapshot(root, model_name: str):
     """A fake Hugging Face cache entry for timm's default weights of `model_name`; returns its folder."""
     import timm
+
     cfg = timm.models.get_pretrained_cfg(model_name)
     repo = root / ("models--" + cfg.hf_hub_id.replace("/", "--"))
     (repo / "refs").mkdir(parents=True)
@@ -236,15 +268,19 @@ def _hf_snapshot(root, model_name: str):
     return repo / "snapshots" / "abc123"
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "is empty"),
-    (b"\x10\x00\x00\x00\x00\x00\x00\x00{}", "is not a readable safetensors file"),
-    ("other model", "does not fit timm:vit_tiny_patch16_224: "),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty"),
+        (b"\x10\x00\x00\x00\x00\x00\x00\x00{}", "is not a readable safetensors file"),
+        ("other model", "does not fit timm:vit_tiny_patch16_224: "),
+    ],
+)
 def test_a_broken_timm_cache_file_is_one_line(tmp_path, monkeypatch, content, message):
     import huggingface_hub.constants as hf
     import timm
     from safetensors.torch import save_file
+
     monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path))
     path = _hf_snapshot(tmp_path, "vit_tiny_patch16_224") / "model.safetensors"
     if isinstance(content, bytes):
@@ -258,6 +294,7 @@ def test_a_broken_timm_cache_file_is_one_line(tmp_path, monkeypatch, content, me
 
 def test_a_timm_pickle_in_the_cache_is_read_with_weights_only(tmp_path, monkeypatch):
     import huggingface_hub.constants as hf
+
     monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path))
     torch.save({"a": _RunsCode()}, _hf_snapshot(tmp_path, "vit_tiny_patch16_224") / "pytorch_model.bin")
     with pytest.raises(FvoptError, match="holds Python objects") as err:
@@ -295,13 +332,17 @@ def test_a_size_the_network_cannot_take_is_refused_in_one_line_before_work():
     assert model.fixed_size  # the probe at 96 - 32 = 64 px failed: its images are resampled to 96 px
     validate(parse_target("channel:conv:1"), model, 64)
     model = FeatureModel(NeedsBig(), "needsbig", input_size=96, min_size=8, fixed_size=False)
-    with pytest.raises(FvoptError, match=r"^needsbig cannot run on 64x64 px images \(RuntimeError: input too small\); "
-                                         r"its input size is 96 px$"):
+    with pytest.raises(
+        FvoptError,
+        match=r"^needsbig cannot run on 64x64 px images \(RuntimeError: input too small\); "
+        r"its input size is 96 px$",
+    ):
         validate(parse_target("channel:conv:1"), model, 64)
 
 
 def test_a_neuron_position_is_checked_on_the_grid_of_the_size_it_runs_at(resnet18_random):
     from fvopt.objectives import parse_target, validate
+
     validate(parse_target("neuron:layer3.0:7:3:3"), resnet18_random, 64)
     with pytest.raises(FvoptError, match=r"neuron position \(10, 10\) is outside the 4x4 map of layer3.0 at 64 px"):
         validate(parse_target("neuron:layer3.0:7:10:10"), resnet18_random, 64)
@@ -310,6 +351,7 @@ def test_a_neuron_position_is_checked_on_the_grid_of_the_size_it_runs_at(resnet1
 @pytest.mark.slow
 def test_fvopt_layers_lists_layouts_and_unit_counts_of_a_transformer(capsys):
     from fvopt.cli import main
+
     assert main(["layers", "timm:vit_tiny_patch16_224", "--weights", "random"]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}

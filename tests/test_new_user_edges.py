@@ -1,4 +1,5 @@
 """The rough edges a new user met (issue 22), each refused before any work in one line."""
+
 import pytest
 import torch
 
@@ -24,10 +25,13 @@ def test_the_sizes_a_chain_can_output_over_all_draws():
     assert min(output_range(make_transforms("jitter:40"), (32, 32)).smallest) < 1
 
 
-@pytest.mark.parametrize("chain, message", [
-    ("jitter:120", "can shrink a 128 px image to 8 px, below tiny's minimum input of 16 px"),
-    ("jitter:140", "shrink a 128 px image to nothing"),
-])
+@pytest.mark.parametrize(
+    "chain, message",
+    [
+        ("jitter:120", "can shrink a 128 px image to 8 px, below tiny's minimum input of 16 px"),
+        ("jitter:140", "shrink a 128 px image to nothing"),
+    ],
+)
 def test_a_chain_the_network_cannot_take_is_refused_before_any_pass(chain, message):
     net = tiny_model()
     net.min_size = 16
@@ -41,13 +45,17 @@ def test_a_chain_the_network_cannot_take_is_refused_before_any_pass(chain, messa
 def test_a_refused_chain_scaled_for_a_small_image_is_named_as_written_and_as_scaled():
     net = tiny_model()
     net.min_size = 16
-    with pytest.raises(FvoptError, match=r"transforms 'jitter:100' \(scaled to 'jitter:25' for this image size\) "
-                                         r"can shrink a 32 px image to 7 px"):
+    with pytest.raises(
+        FvoptError,
+        match=r"transforms 'jitter:100' \(scaled to 'jitter:25' for this image size\) "
+        r"can shrink a 32 px image to 7 px",
+    ):
         Problem(net, parse_target("channel:conv2:0"), make_param("fft", 32), make_transforms("jitter:100"))
 
 
 def test_a_chain_that_grows_past_memory_is_refused_by_the_estimate(monkeypatch):
     import fvopt.memory
+
     monkeypatch.setattr(fvopt.memory, "available_bytes", lambda device: 2**28)
     with pytest.raises(FvoptError, match="the transforms grow each image to 8320x8320 px"):
         Problem(tiny_model(), parse_target("channel:conv2:0"), make_param("fft", 128), make_transforms("pad:4096"))
@@ -55,7 +63,9 @@ def test_a_chain_that_grows_past_memory_is_refused_by_the_estimate(monkeypatch):
 
 
 def test_transparency_needs_a_format_with_alpha_and_a_missing_extension_suggests_png(tmp_path):
-    with pytest.raises(FvoptError, match=r"'\.jpg', which cannot be written as an image with transparency \(RGBA\): use \.png"):
+    with pytest.raises(
+        FvoptError, match=r"'\.jpg', which cannot be written as an image with transparency \(RGBA\): use \.png"
+    ):
         check_image_path(tmp_path / "a.jpg", "--transparency", alpha=True)
     with pytest.raises(FvoptError, match=r"no extension.*use \.png \(e\.g\. '.*noext\.png'\)"):
         check_image_path(tmp_path / "noext", "--out")
@@ -73,10 +83,13 @@ def test_transforms_that_are_not_transforms_are_refused_up_front():
         make_transforms(123)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["viz", "--render-size", "abc"], "or 'lucent'"),
-    (["viz", "--max-batch", "abc"], "or 'auto'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["viz", "--render-size", "abc"], "or 'lucent'"),
+        (["viz", "--max-batch", "abc"], "or 'auto'"),
+    ],
+)
 def test_flag_messages_name_their_word_values(args, message, capsys):
     with pytest.raises(SystemExit):
         main(args)
@@ -91,6 +104,7 @@ def test_torch_optimizers_record_and_say_where_their_learning_rate_comes_from():
 
 def test_a_class_target_on_a_network_without_class_scores_is_refused_in_one_line():
     import fvopt
+
     conv_only = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))  # output (N, 4, H, W): no class axis
     with pytest.raises(FvoptError, match=r"output has shape \(1, 4, 222, 222\): use channel:LAYER:INDEX") as err:
         fvopt.visualize(conv_only, "class:2", steps=2, size=64, progress=False)

@@ -14,8 +14,11 @@ def acts_for(layer_act, logits=None, images=None, group=None, layout=None):
     if logits is not None:
         acts["logits"] = logits
     images = images if images is not None else torch.full((n, 3, 8, 8), 0.5)
-    layout = layout or (Layout("nchw", layer_act.shape[1], tuple(layer_act.shape[2:])) if layer_act.dim() == 4
-                        else Layout("vector", layer_act.shape[1]))
+    layout = layout or (
+        Layout("nchw", layer_act.shape[1], tuple(layer_act.shape[2:]))
+        if layer_act.dim() == 4
+        else Layout("vector", layer_act.shape[1])
+    )
     return Activations(acts, images, torch.arange(n) % (group or n), group or n, {"L": layout})
 
 
@@ -73,18 +76,25 @@ def test_diversity_is_high_for_identical_images_and_stays_in_group():
     assert torch.allclose(obj.diversity("L")(acts_for(different)), torch.zeros(2), atol=1e-5)
 
 
-@pytest.mark.parametrize("text, name, slots, layers", [
-    ("class:8", "class:8", 1, {"logits"}),
-    ("channel:blocks.4:10", "channel:blocks.4:10", 1, {"blocks.4"}),
-    ("neuron:blocks.4:10", "neuron:blocks.4:10", 1, {"blocks.4"}),
-    ("neuron:blocks.4:10:3:3", "neuron:blocks.4:10:3:3", 1, {"blocks.4"}),
-    ("layer:blocks.4", "layer:blocks.4", 1, {"blocks.4"}),
-    ("channel:blocks.4:0-63", "channel:blocks.4:0-63", 64, {"blocks.4"}),
-    ("channel:blocks.4:10+0.5*channel:blocks.5:3", "channel:blocks.4:10 + 0.5*channel:blocks.5:3", 1,
-     {"blocks.4", "blocks.5"}),
-    ("class:8-0.05*tv", "class:8 + -0.05*tv", 1, {"logits"}),
-    ("class:1,5,9", "class:1,5,9", 3, {"logits"}),
-])
+@pytest.mark.parametrize(
+    "text, name, slots, layers",
+    [
+        ("class:8", "class:8", 1, {"logits"}),
+        ("channel:blocks.4:10", "channel:blocks.4:10", 1, {"blocks.4"}),
+        ("neuron:blocks.4:10", "neuron:blocks.4:10", 1, {"blocks.4"}),
+        ("neuron:blocks.4:10:3:3", "neuron:blocks.4:10:3:3", 1, {"blocks.4"}),
+        ("layer:blocks.4", "layer:blocks.4", 1, {"blocks.4"}),
+        ("channel:blocks.4:0-63", "channel:blocks.4:0-63", 64, {"blocks.4"}),
+        (
+            "channel:blocks.4:10+0.5*channel:blocks.5:3",
+            "channel:blocks.4:10 + 0.5*channel:blocks.5:3",
+            1,
+            {"blocks.4", "blocks.5"},
+        ),
+        ("class:8-0.05*tv", "class:8 + -0.05*tv", 1, {"logits"}),
+        ("class:1,5,9", "class:1,5,9", 3, {"logits"}),
+    ],
+)
 def test_target_strings(text, name, slots, layers):
     o = parse_target(text)
     assert (o.name, o.slots, set(o.layers)) == (name, slots, layers)
@@ -96,13 +106,16 @@ def test_parsed_sum_has_the_right_value():
     assert torch.allclose(o(acts_for(a)), a[:, 1].mean((1, 2)) - 2 * a[:, 3].mean((1, 2)), atol=1e-6)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("chanel:blocks.4:1", "Did you mean: channel"),
-    ("channel:blocks.4", "use channel:LAYER:INDEX"),
-    ("channel:blocks.4:x", "bad channel 'x'"),
-    ("channel:blocks.4:9-3", "empty channel range"),
-    ("", "empty target"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("chanel:blocks.4:1", "Did you mean: channel"),
+        ("channel:blocks.4", "use channel:LAYER:INDEX"),
+        ("channel:blocks.4:x", "bad channel 'x'"),
+        ("channel:blocks.4:9-3", "empty channel range"),
+        ("", "empty target"),
+    ],
+)
 def test_malformed_target_strings(text, message):
     with pytest.raises(FvoptError, match=message):
         parse_target(text)

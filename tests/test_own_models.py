@@ -2,6 +2,7 @@
 
 This file is also the factory file: `tests/test_own_models.py:small_cnn` is what the tests load.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -96,13 +97,20 @@ def test_weights_of_a_factory_network_come_from_weights(tmp_path):
 def test_wrap_takes_any_module_and_visualize_takes_it():
     net = small_cnn()
     model = fvopt.wrap(net, mean=0.5, std=0.25, input_size=28)
-    assert model.describe_input() == {"channels": 1, "input_size": [28, 28], "value_range": [0.0, 1.0], "mean": [0.5],
-                                      "std": [0.25], "fixed_size": False}
+    assert model.describe_input() == {
+        "channels": 1,
+        "input_size": [28, 28],
+        "value_range": [0.0, 1.0],
+        "mean": [0.5],
+        "std": [0.25],
+        "fixed_size": False,
+    }
     vis = fvopt.visualize(model, "channel:conv2:3", "fft", steps=3, device="cpu", transforms="none")
     assert vis.images.shape == (1, 1, 28, 28)
     # the same arguments straight to visualize, with a plain module
-    vis2 = fvopt.visualize(net, "channel:conv2:3", "fft", steps=3, device="cpu", transforms="none", mean=0.5,
-                           std=0.25, input_size=28)
+    vis2 = fvopt.visualize(
+        net, "channel:conv2:3", "fft", steps=3, device="cpu", transforms="none", mean=0.5, std=0.25, input_size=28
+    )
     assert vis2.trace["input"] == vis.trace["input"]
     assert torch.allclose(vis2.images, vis.images)
 
@@ -115,27 +123,33 @@ def test_value_range_maps_0_1_onto_the_training_range():
         assert torch.allclose(model(x), net.eval()((x * 255 - 33.3) / 78.6), atol=1e-5)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("does/not/exist.py:make", "does not exist"),
-    (f"{HERE}:raises", "the factory raised RuntimeError: cannot build on this machine"),
-    (f"{HERE}:not_a_module", "returned a dict, not a torch.nn.Module"),
-    (f"{HERE}:small_cn", "has no function 'small_cn'. Did you mean: small_cnn"),
-    (str(HERE), "names a Python file but no function"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("does/not/exist.py:make", "does not exist"),
+        (f"{HERE}:raises", "the factory raised RuntimeError: cannot build on this machine"),
+        (f"{HERE}:not_a_module", "returned a dict, not a torch.nn.Module"),
+        (f"{HERE}:small_cn", "has no function 'small_cn'. Did you mean: small_cnn"),
+        (str(HERE), "names a Python file but no function"),
+    ],
+)
 def test_a_bad_factory_is_refused_in_one_line(spec, message):
     with pytest.raises(FvoptError, match=message.replace("(", r"\(").replace(".", r"\.")) as err:
         load_model(spec)
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("given, message", [
-    ({"channels": 3}, "channels 3 does not fit .*first layer 'conv1' \\(Conv2d\\) takes 1 channel"),
-    ({"mean": (0.1, 0.2)}, "mean has 2 values and the network takes 1 channel"),
-    ({"std": (0.3, 0.3, 0.3)}, "std has 3 values and the network takes 1 channel"),
-    ({"std": 0}, "every std must be > 0"),
-    ({"value_range": (1, 0)}, "LO < HI"),
-    ({"mean": "imagenet"}, "'imagenet' holds 3 values"),
-])
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"channels": 3}, "channels 3 does not fit .*first layer 'conv1' \\(Conv2d\\) takes 1 channel"),
+        ({"mean": (0.1, 0.2)}, "mean has 2 values and the network takes 1 channel"),
+        ({"std": (0.3, 0.3, 0.3)}, "std has 3 values and the network takes 1 channel"),
+        ({"std": 0}, "every std must be > 0"),
+        ({"value_range": (1, 0)}, "LO < HI"),
+        ({"mean": "imagenet"}, "'imagenet' holds 3 values"),
+    ],
+)
 def test_bad_preprocessing_is_refused_before_any_work(given, message):
     calls = []
     net = small_cnn()
@@ -166,8 +180,13 @@ def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")
     net = small_cnn().eval()
     net.unused = nn.ReLU()  # a layer of the source that the exported graph never calls
-    dims = {"x": {0: torch.export.Dim("batch", max=4096), 2: torch.export.Dim("h", min=8, max=1024),
-                  3: torch.export.Dim("w", min=8, max=1024)}}
+    dims = {
+        "x": {
+            0: torch.export.Dim("batch", max=4096),
+            2: torch.export.Dim("h", min=8, max=1024),
+            3: torch.export.Dim("w", min=8, max=1024),
+        }
+    }
     program = torch.export.export(net, (torch.rand(2, 1, 28, 28),), dynamic_shapes=dims)
     torch.export.save(program, folder / "net.pt2")
     fixed = torch.export.export(small_cnn().eval(), (torch.rand(2, 1, 28, 28),))
@@ -205,6 +224,7 @@ def test_a_program_layer_that_cannot_be_hooked_is_refused_in_one_line(exported, 
 @pytest.mark.slow
 def test_torchscript_runs_class_targets_and_says_its_limit(tmp_path, capsys):
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         torch.jit.script(small_cnn().eval()).save(str(tmp_path / "net.pt"))
@@ -227,15 +247,41 @@ def test_torchscript_runs_class_targets_and_says_its_limit(tmp_path, capsys):
 @pytest.mark.slow
 def test_the_cli_runs_a_factory_network_end_to_end(tmp_path):
     out, trace = tmp_path / "g.png", tmp_path / "t.json"
-    proc = subprocess.run([sys.executable, "-m", "fvopt.cli", "viz", "--model", FACTORY, "--input-size", "28",
-                           "--mean", "0.1307", "--std", "0.3081", "--target", "channel:conv2:3", "--steps", "3",
-                           "--quiet", "--out", str(out), "--trace", str(trace)], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fvopt.cli",
+            "viz",
+            "--model",
+            FACTORY,
+            "--input-size",
+            "28",
+            "--mean",
+            "0.1307",
+            "--std",
+            "0.3081",
+            "--target",
+            "channel:conv2:3",
+            "--steps",
+            "3",
+            "--quiet",
+            "--out",
+            str(out),
+            "--trace",
+            str(trace),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     from PIL import Image
+
     with Image.open(out) as img:
         assert img.mode == "L" and img.size == (28, 28)
     import json
+
     t = json.loads(trace.read_text())
     assert t["input"]["mean"] == [0.1307] and t["decorrelation"] == "identity"
     assert t["transforms_fit"].startswith("pixel amounts x0.219 for 28x28 px")
@@ -276,6 +322,7 @@ name = "adam"
 def test_the_readme_python_example_of_your_own_model_runs(tmp_path, monkeypatch):
     """README's "Your own model" Python block, as printed (only the steps shrink, the file goes to tmp)."""
     import re
+
     root = HERE.parents[1]
     section = (root / "README.md").read_text().split("## Your own model, any input", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
@@ -297,8 +344,9 @@ def test_a_grayscale_run_is_judged_by_its_spectrum_only_and_says_why(tmp_path):
     """Quality measures compare with RGB photos and ImageNet judges: a 1-channel run gets the
     spectral slope, every other measure absent with its reason, never an error or a wrong number."""
     model = fvopt.wrap(small_cnn(), mean=0.5, std=0.25, input_size=28)
-    vis = fvopt.visualize(model, "channel:conv2:3", "fft", steps=3, device="cpu", transforms="none",
-                          reference="builtin", progress=False)
+    vis = fvopt.visualize(
+        model, "channel:conv2:3", "fft", steps=3, device="cpu", transforms="none", reference="builtin", progress=False
+    )
     q = vis.trace["quality"]
     assert "error" not in q and q["measures"] == ["spectral_slope"]
     assert q["reference"].startswith("none (the reference set is RGB")

@@ -5,6 +5,7 @@ import torch
 from fvopt.errors import FvoptError
 from fvopt.params import COLOR_CORRELATION, FFTParam, make_param, natural_magnitude
 
+
 def test_low_dimensional_sizes_match_the_references():
     assert make_param("fft:k=6", 224).dim == 546  # (2*6+1) * (6+1) * 3 colors * 2 (re, im)
     assert make_param("fft:k=8", 224).dim == 918
@@ -16,7 +17,7 @@ def test_fft_follows_lucid_constants():
     p = FFTParam(16)
     fy = np.fft.fftfreq(16)[:, None]
     fx = np.fft.fftfreq(16)[: 16 // 2 + 1][None]
-    expected = 1 / np.maximum(np.sqrt(fx ** 2 + fy ** 2), 1 / 16)
+    expected = 1 / np.maximum(np.sqrt(fx**2 + fy**2), 1 / 16)
     assert np.allclose(p.scale.numpy(), expected)
     # decorrelation matrix: Lucid's square root of the color covariance, largest column norm 1
     assert np.isclose(float(COLOR_CORRELATION.norm(dim=0).max()), 1.0)
@@ -34,17 +35,20 @@ def test_maco_keeps_the_natural_magnitude_whatever_the_phase():
     assert low > 5 * high  # natural images: energy falls with frequency
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("fftt", "unknown parameterization 'fftt'.*Did you mean: fft"),
-    ("fft:k=99", "cut-off k must be"),
-    ("fft:q=1", "does not take option 'q'"),
-    ("fft:k=x", "k='x' is not allowed: must be an integer >= 0"),
-    ("pyramid:free=40", "free levels must be"),
-    ("fft:decay=nan", "decay='nan' is not allowed"),
-    ("fft:sd=-1", "sd='-1' is not allowed"),
-    ("pyramid:levels=0", "levels='0' is not allowed"),
-    ("fft:k=2,k=3", "given twice"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("fftt", "unknown parameterization 'fftt'.*Did you mean: fft"),
+        ("fft:k=99", "cut-off k must be"),
+        ("fft:q=1", "does not take option 'q'"),
+        ("fft:k=x", "k='x' is not allowed: must be an integer >= 0"),
+        ("pyramid:free=40", "free levels must be"),
+        ("fft:decay=nan", "decay='nan' is not allowed"),
+        ("fft:sd=-1", "sd='-1' is not allowed"),
+        ("pyramid:levels=0", "levels='0' is not allowed"),
+        ("fft:k=2,k=3", "given twice"),
+    ],
+)
 def test_bad_parameterization_specs(spec, message):
     with pytest.raises(FvoptError, match=message):
         make_param(spec, 64)

@@ -3,6 +3,7 @@
 The reference is a folder of 200 images made by the test (scikit-image photos and synthetic
 families, fvopt.quality.synthetic), shown at 96 px so that the passes stay cheap on a CPU.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -49,17 +50,27 @@ def grating_unit(folder, cache, lite0):
 @pytest.fixture(scope="module")
 def lite1():
     from fvopt.models import load_model
+
     return load_model("lite1")
 
 
 def _judge(images, unit, ref, lite0, cache, **kw):
-    return judge(images, f"channel:{LAYER}:{unit}", lite0, reference=ref, side=SIDE, cache_folder=cache,
-                 measures=kw.pop("measures", ["natural_ratio", "plausibility", "mis"]), **kw)
+    return judge(
+        images,
+        f"channel:{LAYER}:{unit}",
+        lite0,
+        reference=ref,
+        side=SIDE,
+        cache_folder=cache,
+        measures=kw.pop("measures", ["natural_ratio", "plausibility", "mis"]),
+        **kw,
+    )
 
 
 @pytest.mark.slow
 def test_a_units_top_image_beats_noise_and_a_raw_pixel_visualization(grating_unit, lite0, lite1, cache):
     from fvopt import visualize
+
     unit, top, ref = grating_unit
     raw = visualize(lite0, f"channel:{LAYER}:{unit}", "raw", "adam", steps=25, lr=0.05, size=SIDE, transforms="none")
     noise = torch.rand(1, 3, SIDE, SIDE, generator=torch.Generator().manual_seed(1))
@@ -80,6 +91,7 @@ def test_a_units_top_image_beats_noise_and_a_raw_pixel_visualization(grating_uni
 @pytest.mark.slow
 def test_row_is_flat_json_with_controls_intervals_and_reasons(grating_unit, lite0, lite1, cache):
     import json
+
     unit, top, ref = grating_unit
     images = torch.stack([ref.load([top], SIDE)[0], torch.rand(3, SIDE, SIDE)])
     row = _judge(images, unit, ref, lite0, cache, measures="default", judge=lite1)
@@ -98,6 +110,7 @@ def test_row_is_flat_json_with_controls_intervals_and_reasons(grating_unit, lite
 def test_transfer_equals_the_probability_read_by_hand(lite0):
     from fvopt import visualize
     from fvopt.models import load_model
+
     vis = visualize(lite0, "class:8", steps=8, size=96)
     row = judge(vis.images, "class:8", lite0, measures=["transfer"], transfer=["lite1"])
     lite1 = load_model("lite1")
@@ -111,15 +124,18 @@ def test_transfer_equals_the_probability_read_by_hand(lite0):
     assert row["transfer_gray"] is not None and row["transfer_refimage"] is None  # no reference, no such control
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(target="channel:blocks.5:3", judge="lite0"), "judge lite0 is the optimized model"),
-    (dict(target="channel:blocks.5:3", measures=["mis"]), "mis needs reference images"),
-    (dict(target="channel:blocks.5:3", measures="transfer"), "transfer is a class measure"),
-    (dict(target="class:8", measures=["diversity"]), "diversity needs a batch of 2 or more images"),
-    (dict(target="channel:blocks.5:3", measures="mis,bogus"), "unknown measure 'bogus'"),
-    (dict(target="neuron:blocks.5:3", measures=["natural_ratio"], reference="builtin"), "is a neuron target"),
-    (dict(target="class:8", measures=["transfer"], transfer=["lite0"]), "transfer network lite0 is the optimized"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(target="channel:blocks.5:3", judge="lite0"), "judge lite0 is the optimized model"),
+        (dict(target="channel:blocks.5:3", measures=["mis"]), "mis needs reference images"),
+        (dict(target="channel:blocks.5:3", measures="transfer"), "transfer is a class measure"),
+        (dict(target="class:8", measures=["diversity"]), "diversity needs a batch of 2 or more images"),
+        (dict(target="channel:blocks.5:3", measures="mis,bogus"), "unknown measure 'bogus'"),
+        (dict(target="neuron:blocks.5:3", measures=["natural_ratio"], reference="builtin"), "is a neuron target"),
+        (dict(target="class:8", measures=["transfer"], transfer=["lite0"]), "transfer network lite0 is the optimized"),
+    ],
+)
 def test_measures_that_cannot_be_computed_are_refused_in_one_line(kwargs, message, lite0):
     target = kwargs.pop("target")
     with pytest.raises(FvoptError) as err:
@@ -138,6 +154,7 @@ def test_default_set_records_why_a_measure_is_absent(lite0):
 def test_value_8bit_scores_the_image_as_saved(lite0):
     from fvopt.evaluate import quantize_8bit, score_as_saved, score_images
     from fvopt.objectives import parse_target
+
     objective = parse_target("channel:blocks.3:5")
     images = torch.full((1, 3, 64, 64), 0.5) + 0.002 * torch.randn(1, 3, 64, 64)  # near gray: rounding matters
     saved = score_as_saved(lite0, objective, images, draws=2)
@@ -150,6 +167,7 @@ def test_value_8bit_scores_the_image_as_saved(lite0):
 @pytest.mark.slow
 def test_viz_puts_measures_and_8bit_scores_in_the_trace(lite0, tmp_path):
     from fvopt import visualize
+
     vis = visualize(lite0, "channel:blocks.3:5", steps=2, size=64)
     final, quality = vis.trace["final"], vis.trace["quality"]
     assert "value_8bit" in final and "robust_8bit" in final

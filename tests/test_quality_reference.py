@@ -1,4 +1,5 @@
 """Reference sets and their activation cache (fvopt.quality.reference, cache, activations)."""
+
 import shutil
 
 import numpy as np
@@ -55,11 +56,14 @@ def test_folder_reads_every_depth_and_mode_and_counts_a_broken_file(tmp_path):
     assert torch.allclose(seen[i], torch.full_like(seen[i], 128 / 255), atol=1e-3)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p, "holds no JPEG/PNG/WebP images (nothing)"),
-    (lambda p: (p / "x.txt").write_text("x") and p, "holds no JPEG/PNG/WebP images (only 1 other files)"),
-    (lambda p: p / "missing", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p, "holds no JPEG/PNG/WebP images (nothing)"),
+        (lambda p: (p / "x.txt").write_text("x") and p, "holds no JPEG/PNG/WebP images (only 1 other files)"),
+        (lambda p: p / "missing", "does not exist"),
+    ],
+)
 def test_bad_folders_are_refused_in_one_line(tmp_path, make, message):
     with pytest.raises(FvoptError) as err:
         reference_set(make(tmp_path))
@@ -78,10 +82,12 @@ def test_labelled_folders_by_class_index_or_wnid(tmp_path):
 def test_cached_pass_equals_a_fresh_one_and_a_changed_folder_invalidates_it(tmp_path, lite0):
     root = _folder(tmp_path / "imgs")
     cache = tmp_path / "cache"
-    first = reference_pass(lite0, reference_set(root), ["blocks.3", "logits"], side=SIDE, progress=False,
-                           cache_folder=cache)
-    again = reference_pass(lite0, reference_set(root), ["blocks.3", "logits"], side=SIDE, progress=False,
-                           cache_folder=cache)
+    first = reference_pass(
+        lite0, reference_set(root), ["blocks.3", "logits"], side=SIDE, progress=False, cache_folder=cache
+    )
+    again = reference_pass(
+        lite0, reference_set(root), ["blocks.3", "logits"], side=SIDE, progress=False, cache_folder=cache
+    )
     fresh = reference_pass(lite0, reference_set(root), ["blocks.3"], side=SIDE, progress=False, use_cache=False)
     assert first["blocks.3"].how == "computed" and again["blocks.3"].how == "cache"
     for field in ("mean", "max", "argmax"):
@@ -97,6 +103,7 @@ def test_cached_pass_equals_a_fresh_one_and_a_changed_folder_invalidates_it(tmp_
 @pytest.mark.slow
 def test_a_cache_from_another_model_or_truncated_is_refused_and_rebuilt(tmp_path, lite0, capsys):
     from fvopt.models import load_model
+
     root = _folder(tmp_path / "imgs", n=2)
     cache = tmp_path / "cache"
     ref = reference_set(root)
@@ -127,6 +134,7 @@ def test_cache_folder_follows_fvopt_cache(monkeypatch, tmp_path):
 
 def test_spectral_slope_of_a_photo_is_near_minus_two_and_of_white_noise_near_zero():
     import skimage.data
+
     photo = torch.from_numpy(skimage.data.rocket()).permute(2, 0, 1)[None].float() / 255
     noise = torch.rand(4, 3, 128, 128, generator=torch.Generator().manual_seed(0))
     assert abs(float(spectral_slopes(photo)[0]) + 2) < 0.4

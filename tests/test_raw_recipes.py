@@ -1,6 +1,7 @@
 """The classic raw-pixel class-visualization recipe, by configuration: raw pixels (clipped or not),
 exact L1/L2 sums, and a Gaussian blur of chosen size every N steps on any parameterization where
 it is exact."""
+
 import json
 
 import pytest
@@ -26,6 +27,7 @@ def point(p, seed=0, spread=0.5):
 
 
 # -- raw pixels ------------------------------------------------------------------------------------
+
 
 def test_raw_renders_z_exactly_and_the_network_sees_values_outside_0_1_unclipped():
     p = make_param("raw", SIZE)
@@ -57,6 +59,7 @@ def test_raw_reduced_form_is_a_16_grid_lifted_to_the_same_image():
 def raw_problem(lite0):
     def build(spec: str) -> Problem:
         return Problem(lite0, parse_target("class:8"), make_param(spec, 64), make_transforms("none"))
+
     return build
 
 
@@ -85,6 +88,7 @@ def test_clipped_raw_keeps_its_gradient_at_the_bounds(raw_problem):
 
 # -- exact L1/L2 sums ------------------------------------------------------------------------------
 
+
 def _values(target: str, images: torch.Tensor) -> torch.Tensor:
     a = Activations({}, images, torch.zeros(images.shape[0], dtype=torch.long), 1)
     return parse_target(target)(a)
@@ -111,6 +115,7 @@ def test_sum_regularizers_are_per_image_and_written_as_the_recipe_writes_them():
 
 
 # -- blur ------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kernel, sigma", [(5, 1.0), (3, 0.5), (7, 2.0)])
 def test_blur_on_raw_equals_torchvision_gaussian_blur_with_reflect_borders(kernel, sigma):
@@ -153,8 +158,11 @@ def test_pixel_blur_convolves_the_logit_image_with_replicated_borders(spec):
     p = make_param(spec, SIZE)
     z = point(p)
     blurred = exact_blur(p, 5, 1.0)(z)
-    pre = F.conv2d(F.pad(z.view(2, 3, SIZE, SIZE), [2] * 4, mode="replicate"),
-                   gaussian_kernel2d(5, 1.0).expand(3, 1, 5, 5), groups=3)
+    pre = F.conv2d(
+        F.pad(z.view(2, 3, SIZE, SIZE), [2] * 4, mode="replicate"),
+        gaussian_kernel2d(5, 1.0).expand(3, 1, 5, 5),
+        groups=3,
+    )
     if p.decorrelate:
         pre = (COLOR_CORRELATION @ pre.flatten(2)).reshape(pre.shape)
     assert torch.allclose(p(blurred), torch.sigmoid(pre), atol=1e-6)
@@ -183,13 +191,16 @@ def test_blur_is_refused_in_one_line_where_it_would_be_an_approximation(spec):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"blur_every": 5, "blur_kernel": 4}, "blur_kernel=4 is not allowed: must be an odd integer >= 3"),
-    ({"blur_every": 5, "blur_kernel": 1}, "blur_kernel=1 is not allowed"),
-    ({"blur_every": 5, "blur_sigma": "nan"}, "blur_sigma='nan' is not allowed"),
-    ({"blur_every": 5, "blur_sigma": 0}, "blur_sigma=0 is not allowed"),
-    ({"blur_kernel": 5}, "take effect only with blur_every"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"blur_every": 5, "blur_kernel": 4}, "blur_kernel=4 is not allowed: must be an odd integer >= 3"),
+        ({"blur_every": 5, "blur_kernel": 1}, "blur_kernel=1 is not allowed"),
+        ({"blur_every": 5, "blur_sigma": "nan"}, "blur_sigma='nan' is not allowed"),
+        ({"blur_every": 5, "blur_sigma": 0}, "blur_sigma=0 is not allowed"),
+        ({"blur_kernel": 5}, "take effect only with blur_every"),
+    ],
+)
 def test_blur_options_are_checked_where_they_enter(options, message):
     with pytest.raises(FvoptError, match=message):
         make_strategy("sgd", **options)
@@ -240,12 +251,39 @@ def test_default_first_order_step_is_unchanged_without_blur(raw_problem):
 
 # -- the whole recipe, one command ------------------------------------------------------------------
 
+
 def test_the_classic_raw_pixel_recipe_runs_as_one_command_and_raises_the_class_logit(tmp_path, lite0):
     out, trace = tmp_path / "hen.png", tmp_path / "hen.json"
-    argv = ["viz", "--model", "lite0", "--param", "raw", "--optimizer", "sgd", "--option", "lr=0.5",
-            "--option", "blur_every=10", "--option", "blur_kernel=5", "--option", "blur_sigma=1",
-            "--transforms", "none", "--target", "class:8 - 0.0001*l2sum", "--steps", "20", "--size", "64",
-            "--out", str(out), "--trace", str(trace), "--quiet"]
+    argv = [
+        "viz",
+        "--model",
+        "lite0",
+        "--param",
+        "raw",
+        "--optimizer",
+        "sgd",
+        "--option",
+        "lr=0.5",
+        "--option",
+        "blur_every=10",
+        "--option",
+        "blur_kernel=5",
+        "--option",
+        "blur_sigma=1",
+        "--transforms",
+        "none",
+        "--target",
+        "class:8 - 0.0001*l2sum",
+        "--steps",
+        "20",
+        "--size",
+        "64",
+        "--out",
+        str(out),
+        "--trace",
+        str(trace),
+        "--quiet",
+    ]
     assert main(argv) == 0
     t = json.loads(trace.read_text())
     assert (t["param"], t["optimizer"], t["blur"]) == ("raw", "sgd", {"every": 10, "kernel": 5, "sigma": 1.0})

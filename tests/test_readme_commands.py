@@ -7,6 +7,7 @@ file. `python -c` lines of a document (making an input file) run first, as print
 Only budgets shrink (steps, octaves, frames, seeds, seconds); names, models, targets, options and
 files stay as printed. `photo.jpg` is a real photo written where the command runs.
 """
+
 import re
 import shlex
 import shutil
@@ -18,8 +19,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = ("README.md", "docs/recipes.md")
-SHRINK = [(r"--steps \d+", "--steps 2"), (r"--octaves \d+", "--octaves 2"), (r"--zoom-frames \d+", "--zoom-frames 2"),
-          (r"--tile 512", "--tile 256"), (r"--size 512", "--size 256")]
+SHRINK = [
+    (r"--steps \d+", "--steps 2"),
+    (r"--octaves \d+", "--octaves 2"),
+    (r"--zoom-frames \d+", "--zoom-frames 2"),
+    (r"--tile 512", "--tile 256"),
+    (r"--size 512", "--size 256"),
+]
 
 
 def fenced_lines(document: str, start: str) -> list[str]:
@@ -70,7 +76,7 @@ def workdir(tmp_path_factory) -> Path:
     text = (ROOT / "benchmarks" / "example_bench.toml").read_text()
     text = re.sub(r"seeds = \[[^\]]*\]", "seeds = [0]", text)
     text = re.sub(r"budget = \{[^}]*\}", "budget = { seconds = 2 }", text)
-    text = re.sub(r'targets = \[[^\]]*\]', 'targets = ["class:8"]', text)
+    text = re.sub(r"targets = \[[^\]]*\]", 'targets = ["class:8"]', text)
     (here / "benchmarks" / "example_bench.toml").write_text(text)
     Image.fromarray(data.chelsea()).save(here / "photo.jpg")
     shutil.copytree(ROOT / "docs" / "examples", here / "docs" / "examples")  # the own-model example network
@@ -83,7 +89,7 @@ def workdir(tmp_path_factory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("command", readme_commands())
 def test_each_readme_command_runs_after_the_one_install(command, workdir):
-    fvopt = shutil.which("fvopt") or pytest.fail("the `fvopt` command is not installed: pip install -e \".[dev]\"")
+    fvopt = shutil.which("fvopt") or pytest.fail('the `fvopt` command is not installed: pip install -e ".[dev]"')
     args = small(command)
     if args[1:3] == ["bench", "report"] and not (workdir / args[3]).exists():  # run alone: make its database
         bench = next(c for c in readme_commands() if c.startswith("fvopt bench run "))

@@ -1,4 +1,5 @@
 """README's Layout section names every module of the package, so a newcomer finds each one there."""
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,11 @@ def test_every_module_is_named_in_the_layout_section():
     layout = layout_section()
     named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*(?=\.py\b)", layout))  # file names as written: run.py
     named |= set(re.findall(r"\b(?:evolution|first_order|torch_optim|lbfgs|guided_es|hybrid)\b", layout))
-    missing = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "fvopt").rglob("*.py"))
-               if p.name != "__init__.py" and p.stem not in named]
+    missing = [
+        str(p.relative_to(ROOT))
+        for p in sorted((ROOT / "fvopt").rglob("*.py"))
+        if p.name != "__init__.py" and p.stem not in named
+    ]
     assert not missing, f"README's Layout section does not name: {', '.join(missing)}"
 
 

@@ -2,6 +2,7 @@
 errors, the former dict interface, and plugins from entry points loaded lazily, once, a broken one
 reported in one line (fast: entry points made in the test; tests/test_extending.py pip-installs a real
 plugin package)."""
+
 import sys
 from importlib import metadata
 
@@ -68,10 +69,13 @@ def test_gradient_methods_take_checked_options_by_name():
 def plugins(tmp_path, monkeypatch):
     """Two entry points of group `fvopt.widgets`: one module that registers, one that fails to import."""
     (tmp_path / "widget_plugin.py").write_text(
-        "from fvopt.test_widgets import WIDGETS\nWIDGETS.add('gear', object, 'a gear from a plugin')\n")
+        "from fvopt.test_widgets import WIDGETS\nWIDGETS.add('gear', object, 'a gear from a plugin')\n"
+    )
     (tmp_path / "widget_broken.py").write_text("raise RuntimeError('cannot start\\nsecond line')\n")
-    points = [metadata.EntryPoint("gear", "widget_plugin", "fvopt.widgets"),
-              metadata.EntryPoint("bad", "widget_broken", "fvopt.widgets")]
+    points = [
+        metadata.EntryPoint("gear", "widget_plugin", "fvopt.widgets"),
+        metadata.EntryPoint("bad", "widget_broken", "fvopt.widgets"),
+    ]
     calls = []
 
     def entry_points(group):

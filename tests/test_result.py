@@ -4,6 +4,7 @@ Each strategy either returns the point asked for, or refuses the choice in one l
 built. The strategies come from the registry (and the conformance suite's samples of the
 families), so a newly registered strategy is covered without editing this file.
 """
+
 import pytest
 import torch
 
@@ -22,11 +23,25 @@ def value_of(problem, z) -> float:
     with torch.no_grad():
         return problem.evaluate(z.to(problem.device)).mean().item()
 
+
 KINDS = ("last", "best", "recommend")
-DEFAULTS = {"adam": "last", "sgd": "last", "momentum": "last", "normalized": "last", "torch:NAdam": "last",
-            "guided-es": "last", "lbfgs": "best", "cmaes": "last", "sep-cmaes": "last", "ga": "last",
-            "ng:NGOpt": "recommend", "ng:TwoPointsDE": "recommend", "hybrid:cmaes>adam": "last",
-            "hybrid:ng:NGOpt>adam": "last", "hybrid:adam>ng:NGOpt": "recommend"}
+DEFAULTS = {
+    "adam": "last",
+    "sgd": "last",
+    "momentum": "last",
+    "normalized": "last",
+    "torch:NAdam": "last",
+    "guided-es": "last",
+    "lbfgs": "best",
+    "cmaes": "last",
+    "sep-cmaes": "last",
+    "ga": "last",
+    "ng:NGOpt": "recommend",
+    "ng:TwoPointsDE": "recommend",
+    "hybrid:cmaes>adam": "last",
+    "hybrid:ng:NGOpt>adam": "last",
+    "hybrid:adam>ng:NGOpt": "recommend",
+}
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ SLURM, `timeout`, `docker stop` and systemd send SIGTERM, then SIGKILL after a g
 command line (only it) turns SIGTERM into the same path as Ctrl-C (fvopt/signals.py) and exits
 128 + 15 = 143; every file fvopt writes goes through a temporary name and a rename (fvopt/atomic.py).
 """
+
 import json
 import os
 import signal
@@ -63,6 +64,7 @@ def test_the_images_format_follows_the_real_name_not_the_temporary_one(tmp_path)
     import torch
 
     from fvopt.images import save_images
+
     save_images(torch.rand(1, 3, 8, 8), tmp_path / "x.jpg")
     assert Image.open(tmp_path / "x.jpg").format == "JPEG"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.jpg"]
@@ -85,8 +87,10 @@ def test_a_first_sigterm_raises_a_keyboard_interrupt_and_a_second_one_lets_the_w
 
 
 def test_the_python_api_installs_no_handler():
-    code = ("import signal, fvopt, fvopt.viz, fvopt.run, fvopt.dream; "
-            "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)")
+    code = (
+        "import signal, fvopt, fvopt.viz, fvopt.run, fvopt.dream; "
+        "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True"
 
@@ -95,9 +99,29 @@ def test_the_python_api_installs_no_handler():
 @pytest.mark.parametrize("times", [1, 2])
 def test_sigterm_during_viz_writes_the_best_image_and_its_trace_and_exits_143(tmp_path, times):
     out, trace, snaps = tmp_path / "i.png", tmp_path / "i.json", tmp_path / "snaps"
-    done = _terminate_when([sys.executable, "-m", "fvopt.cli", "viz", "--steps", "100000", "--size", "64", "--out",
-                            str(out), "--trace", str(trace), "--snapshots", str(snaps), "--snapshot-every", "2",
-                            "--quiet"], lambda: len(list(snaps.glob("step_*.png"))) >= 2, times=times)
+    done = _terminate_when(
+        [
+            sys.executable,
+            "-m",
+            "fvopt.cli",
+            "viz",
+            "--steps",
+            "100000",
+            "--size",
+            "64",
+            "--out",
+            str(out),
+            "--trace",
+            str(trace),
+            "--snapshots",
+            str(snaps),
+            "--snapshot-every",
+            "2",
+            "--quiet",
+        ],
+        lambda: len(list(snaps.glob("step_*.png"))) >= 2,
+        times=times,
+    )
     assert done.returncode == 143, done.stderr
     assert "terminated (SIGTERM) after" in done.stderr and f"kept the best image so far in {out}" in done.stderr
     assert "Traceback" not in done.stderr
@@ -110,9 +134,24 @@ def test_sigterm_during_viz_writes_the_best_image_and_its_trace_and_exits_143(tm
 @pytest.mark.slow
 def test_sigterm_during_dream_keeps_the_dream_so_far_and_its_trace(tmp_path):
     out, trace, octaves = tmp_path / "d.png", tmp_path / "d.json", tmp_path / "oct"
-    done = _terminate_when([sys.executable, "-m", "fvopt.cli", "dream", "--steps", "400", "--out", str(out),
-                            "--trace", str(trace), "--octave-images", str(octaves), "--quiet"],
-                           lambda: (octaves / "octave_1.png").exists())
+    done = _terminate_when(
+        [
+            sys.executable,
+            "-m",
+            "fvopt.cli",
+            "dream",
+            "--steps",
+            "400",
+            "--out",
+            str(out),
+            "--trace",
+            str(trace),
+            "--octave-images",
+            str(octaves),
+            "--quiet",
+        ],
+        lambda: (octaves / "octave_1.png").exists(),
+    )
     assert done.returncode == 143 and "kept the dream so far" in done.stderr, done.stderr
     assert f"and its trace in {trace}" in done.stderr
     assert Image.open(out).size == (451, 300)
@@ -128,8 +167,10 @@ def test_sigterm_during_bench_keeps_finished_cells_and_resumes(tmp_path, workers
     done = _terminate_when(cmd, lambda: bool(finished(db)), timeout=300)  # to the main process only, as SLURM does
     before = finished(db)
     assert done.returncode == 143, done.stderr
-    assert done.stderr.strip() == (f"fvopt: terminated (SIGTERM): {len(before)} of 8 cells done in {db}, the running "
-                                   "ones abandoned; run the same command again to resume")
+    assert done.stderr.strip() == (
+        f"fvopt: terminated (SIGTERM): {len(before)} of 8 cells done in {db}, the running "
+        "ones abandoned; run the same command again to resume"
+    )
     assert set(tmp_path.iterdir()) == {spec, db}, "the store was closed (no -wal/-shm left)"
     con = read_only(db)
     rows = con.execute("SELECT status, final, image FROM cells").fetchall()  # no half row

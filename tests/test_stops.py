@@ -1,4 +1,5 @@
 """Stop reasons: one enumeration whose members are the strings traces and databases always held."""
+
 import json
 import sqlite3
 
@@ -19,10 +20,20 @@ def test_members_are_the_stored_strings_in_json_and_sqlite():
     assert f"{StopReason.INTERRUPTED}" == "interrupted" == StopReason.INTERRUPTED
 
 
-@pytest.mark.parametrize("text, reason, budget", [
-    ("passes", StopReason.PASSES, True), ("seconds", StopReason.SECONDS, True), ("budget", StopReason.BUDGET, True),
-    (NAN_STOP, StopReason.NONFINITE, False), ("interrupted", StopReason.INTERRUPTED, False),
-    ("terminated", StopReason.TERMINATED, False), ("gave up", None, False), (None, None, False), ("", None, False)])
+@pytest.mark.parametrize(
+    "text, reason, budget",
+    [
+        ("passes", StopReason.PASSES, True),
+        ("seconds", StopReason.SECONDS, True),
+        ("budget", StopReason.BUDGET, True),
+        (NAN_STOP, StopReason.NONFINITE, False),
+        ("interrupted", StopReason.INTERRUPTED, False),
+        ("terminated", StopReason.TERMINATED, False),
+        ("gave up", None, False),
+        (None, None, False),
+        ("", None, False),
+    ],
+)
 def test_every_stored_text_reads_back_into_its_reason(text, reason, budget):
     assert StopReason.of(text) is reason
     assert used_budget(text) is budget
@@ -30,8 +41,12 @@ def test_every_stored_text_reads_back_into_its_reason(text, reason, budget):
 
 
 def test_a_detail_is_kept_and_grouped_without_its_count():
-    assert StopReason.NONFINITE.with_detail("the objective became NaN after 680 forward passes; kept the best "
-                                            "image seen before it") == NAN_STOP
+    assert (
+        StopReason.NONFINITE.with_detail(
+            "the objective became NaN after 680 forward passes; kept the best image seen before it"
+        )
+        == NAN_STOP
+    )
     assert stop_kind(NAN_STOP) == "stopped: the objective became NaN"
     assert stop_kind("interrupted") == "interrupted"
     assert set(BUDGET_STOPS) == {r for r in StopReason if r.used_budget}

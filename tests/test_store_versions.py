@@ -6,6 +6,7 @@ tests/fixtures/bench_v0.sqlite was written by fvopt before schema versions exist
 tests/fixtures/bench_v0.toml: two finished cells, plus one failed cell stored the way that
 version stored failures), and is kept unchanged as the oldest database fvopt must open.
 """
+
 import hashlib
 import logging
 import shutil
@@ -94,7 +95,9 @@ def test_a_database_of_a_later_version_is_refused_naming_both_versions(old_db):
     con.close()
     before = sha(old_db)
     for readonly in (True, False):
-        with pytest.raises(FvoptError, match=rf"schema version {SCHEMA_VERSION + 3}.*reads up to schema version {SCHEMA_VERSION}"):
+        with pytest.raises(
+            FvoptError, match=rf"schema version {SCHEMA_VERSION + 3}.*reads up to schema version {SCHEMA_VERSION}"
+        ):
             Store(old_db, readonly=readonly)
     assert sha(old_db) == before
 
@@ -113,7 +116,11 @@ def test_an_old_database_resumes_running_only_the_new_cells(old_db, tmp_path):
     store = Store(old_db, readonly=True)
     try:
         assert sorted((r["strategy"], r["seed"]) for r in store.rows("done")) == [
-            ("adam", 0), ("adam", 1), ("cmaes", 0), ("cmaes", 1)]
+            ("adam", 0),
+            ("adam", 1),
+            ("cmaes", 0),
+            ("cmaes", 1),
+        ]
     finally:
         store.close()
 
@@ -124,8 +131,19 @@ def test_a_failed_cell_keeps_its_traceback_and_the_report_counts_and_shows_it(ol
         raise ZeroDivisionError("a cell that divides by zero")
 
     monkeypatch.setattr(runner, "run_cell", broken_cell)
-    spec = parse_spec({"bench": {"name": "broken", "size": 64, "seeds": [5], "targets": ["class:8"],
-                                 "params": ["fft"], "budget": {"passes": 12}}, "strategies": [{"name": "adam"}]})
+    spec = parse_spec(
+        {
+            "bench": {
+                "name": "broken",
+                "size": 64,
+                "seeds": [5],
+                "targets": ["class:8"],
+                "params": ["fft"],
+                "budget": {"passes": 12},
+            },
+            "strategies": [{"name": "adam"}],
+        }
+    )
     summary = run_spec(spec, old_db, progress=False)
     assert summary.failed == 1
     store = Store(old_db, readonly=True)

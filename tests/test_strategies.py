@@ -3,6 +3,7 @@
 The contract every strategy keeps is checked over the whole registry on a tiny network in
 tests/test_conformance_strategies.py; these tests check the same strategies on a real network.
 """
+
 import pytest
 import torch
 
@@ -97,8 +98,14 @@ def test_lbfgs_keeps_one_transform_draw_per_step(lite0):
     problem = make_problem(lite0, make_strategy("lbfgs"), transforms="default")
     draws = []
     original = problem.transforms.apply
-    problem.transforms = type("Spy", (), {"apply": lambda self, x, d: (draws.append(d), original(x, d))[1],
-                                          "sample": lambda self, g: problem.transforms_sample(g)})()
+    problem.transforms = type(
+        "Spy",
+        (),
+        {
+            "apply": lambda self, x, d: (draws.append(d), original(x, d))[1],
+            "sample": lambda self, g: problem.transforms_sample(g),
+        },
+    )()
     problem.transforms_sample = make_transforms("default").sample
     strategy = make_strategy("lbfgs", max_iter=5)
     run(problem, strategy, Budget(steps=1))
@@ -113,23 +120,26 @@ def test_population_shares_one_draw(lite0):
     assert torch.allclose(values, values[:1].expand_as(values))
 
 
-@pytest.mark.parametrize("spec, options, message", [
-    ("adamw", {}, "unknown optimizer 'adamw'.*Did you mean: adam.*ng:<Name>|unknown optimizer 'adamw'.*ng:"),
-    ("cmaes", {"popsize": 1}, r"popsize=1 is not allowed: must be an integer in \[2, 100000\]"),
-    ("ga", {"popsize": 1}, "popsize=1 is not allowed"),
-    ("ga", {"popsize": 4, "elite": 4}, "elite must be in 0..3"),
-    ("hybrid:cmaes>adamx", {}, "unknown part"),
-    ("hybrid:cmaes", {}, "must name two strategies"),
-    ("ng:NoSuchOptimizer", {}, "unknown nevergrad optimizer"),
-    ("adam", {"popsize": 4}, "does not take option 'popsize'.*It takes: lr"),
-    ("adam", {"_kind": "sgd"}, "does not take option '_kind'"),
-    ("cmaes", {"popsize": "abc"}, "popsize='abc' is not allowed"),
-    ("lbfgs", {"max_iter": "x"}, "max_iter='x' is not allowed"),
-    ("momentum", {"momentum": float("nan")}, "momentum=nan is not allowed"),
-    ("sgd", {"blur_sigma": 0}, "blur_sigma=0 is not allowed"),
-    ("sgd", {"lr": float("inf")}, "lr=inf is not allowed"),
-    ("hybrid:cmaes>adam", {"switch": 1.5}, r"switch=1.5 is not allowed: must be a number in \(0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "spec, options, message",
+    [
+        ("adamw", {}, "unknown optimizer 'adamw'.*Did you mean: adam.*ng:<Name>|unknown optimizer 'adamw'.*ng:"),
+        ("cmaes", {"popsize": 1}, r"popsize=1 is not allowed: must be an integer in \[2, 100000\]"),
+        ("ga", {"popsize": 1}, "popsize=1 is not allowed"),
+        ("ga", {"popsize": 4, "elite": 4}, "elite must be in 0..3"),
+        ("hybrid:cmaes>adamx", {}, "unknown part"),
+        ("hybrid:cmaes", {}, "must name two strategies"),
+        ("ng:NoSuchOptimizer", {}, "unknown nevergrad optimizer"),
+        ("adam", {"popsize": 4}, "does not take option 'popsize'.*It takes: lr"),
+        ("adam", {"_kind": "sgd"}, "does not take option '_kind'"),
+        ("cmaes", {"popsize": "abc"}, "popsize='abc' is not allowed"),
+        ("lbfgs", {"max_iter": "x"}, "max_iter='x' is not allowed"),
+        ("momentum", {"momentum": float("nan")}, "momentum=nan is not allowed"),
+        ("sgd", {"blur_sigma": 0}, "blur_sigma=0 is not allowed"),
+        ("sgd", {"lr": float("inf")}, "lr=inf is not allowed"),
+        ("hybrid:cmaes>adam", {"switch": 1.5}, r"switch=1.5 is not allowed: must be a number in \(0, 1\)"),
+    ],
+)
 def test_bad_strategy_specs(spec, options, message):
     with pytest.raises(FvoptError, match=message):
         make_strategy(spec, **options)
@@ -182,8 +192,10 @@ def test_guided_es_reports_the_backward_passes_it_spends(lite0):
     assert (result.forwards, result.backwards) == (3 * (1 + 4), 3)
 
 
-@pytest.mark.parametrize("name, budget, minimum", [("cmaes", {"passes": 1}, "at least 20 passes"),
-                                                   ("ga", {"forwards": 3}, "at least 20 forwards")])
+@pytest.mark.parametrize(
+    "name, budget, minimum",
+    [("cmaes", {"passes": 1}, "at least 20 passes"), ("ga", {"forwards": 3}, "at least 20 forwards")],
+)
 def test_a_budget_too_small_for_one_step_is_refused_naming_the_minimum(lite0, name, budget, minimum):
     strategy = make_strategy(name)
     problem = make_problem(lite0, strategy)

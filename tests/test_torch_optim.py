@@ -5,6 +5,7 @@ The conformance suite (tests/test_conformance_strategies.py) runs its whole cont
 the family: options read from torch's constructors, the equality with fvopt's own SGD, the
 refusals, the budget, and which point a run returns.
 """
+
 import pytest
 import torch
 
@@ -33,8 +34,9 @@ def tiny():
 
 
 def problem_for(model, target=TARGET, transforms="none", seed=0, objective=None):
-    return Problem(model, objective or parse_target(target), make_param("fft", SIZE), make_transforms(transforms),
-                   seed=seed)
+    return Problem(
+        model, objective or parse_target(target), make_param("fft", SIZE), make_transforms(transforms), seed=seed
+    )
 
 
 def value_of(problem, z):
@@ -84,26 +86,43 @@ def test_options_come_from_the_constructor_with_types_and_ranges():
         assert strategy.arguments["decoupled_weight_decay"] is True
 
 
-@pytest.mark.parametrize("name, options, message", [
-    ("torch:NAdam", {"betas": "0.9"}, "option betas='0.9' is not allowed: must be 2 numbers separated by commas"),
-    ("torch:NAdam", {"betas": "0.9,1"}, "betas='0.9,1' is not allowed: must be 2 numbers separated by commas, "
-                                         "each in [0, 1)"),
-    ("torch:NAdam", {"betas": "a,b"}, "betas='a,b' is not allowed"),
-    ("torch:RMSprop", {"lr": "-1"}, "option lr='-1' is not allowed: must be a number > 0"),
-    ("torch:RMSprop", {"centered": "maybe"}, "centered='maybe' is not allowed: must be true or false"),
-    ("torch:Adam", {"maximize": "true"}, "does not take option 'maximize'"),
-    ("torch:Adam", {"beta": "0.9,0.9"}, "does not take option 'beta'. Did you mean: betas?"),
-    ("torch:Adafactor", {"beta2_decay": 0.5}, "optimizer 'torch:Adafactor' refuses beta2_decay=0.5: beta2_decay "
-                                               "should be <= 0"),
-    ("torch:LBFGS", {}, "needs a closure that evaluates several times per step: use the optimizer 'lbfgs'"),
-    ("torch:SparseAdam", {}, "sparse gradients only"),
-    ("torch:Nadam", {}, "unknown torch optimizer 'torch:Nadam'. Did you mean: torch:NAdam"),
-    ("nadam", {}, "unknown optimizer 'nadam'. Did you mean: torch:NAdam?"),
-    ("torch:NAdam", {"result": "middle"}, "result='middle' is not allowed: must be one of last, best"),
-    ("ga", {"result": "recommend"}, "result='recommend' is not allowed: must be one of last, best"),  # issue 22: every
-    ("ng:NGOpt", {"result": "last"}, "result='last' is not allowed: must be one of recommend, best"),  # strategy has result
-    ("hybrid:cmaes>torch:Nadam", {}, "unknown torch optimizer 'torch:Nadam'"),
-])
+@pytest.mark.parametrize(
+    "name, options, message",
+    [
+        ("torch:NAdam", {"betas": "0.9"}, "option betas='0.9' is not allowed: must be 2 numbers separated by commas"),
+        (
+            "torch:NAdam",
+            {"betas": "0.9,1"},
+            "betas='0.9,1' is not allowed: must be 2 numbers separated by commas, each in [0, 1)",
+        ),
+        ("torch:NAdam", {"betas": "a,b"}, "betas='a,b' is not allowed"),
+        ("torch:RMSprop", {"lr": "-1"}, "option lr='-1' is not allowed: must be a number > 0"),
+        ("torch:RMSprop", {"centered": "maybe"}, "centered='maybe' is not allowed: must be true or false"),
+        ("torch:Adam", {"maximize": "true"}, "does not take option 'maximize'"),
+        ("torch:Adam", {"beta": "0.9,0.9"}, "does not take option 'beta'. Did you mean: betas?"),
+        (
+            "torch:Adafactor",
+            {"beta2_decay": 0.5},
+            "optimizer 'torch:Adafactor' refuses beta2_decay=0.5: beta2_decay should be <= 0",
+        ),
+        ("torch:LBFGS", {}, "needs a closure that evaluates several times per step: use the optimizer 'lbfgs'"),
+        ("torch:SparseAdam", {}, "sparse gradients only"),
+        ("torch:Nadam", {}, "unknown torch optimizer 'torch:Nadam'. Did you mean: torch:NAdam"),
+        ("nadam", {}, "unknown optimizer 'nadam'. Did you mean: torch:NAdam?"),
+        ("torch:NAdam", {"result": "middle"}, "result='middle' is not allowed: must be one of last, best"),
+        (
+            "ga",
+            {"result": "recommend"},
+            "result='recommend' is not allowed: must be one of last, best",
+        ),  # issue 22: every
+        (
+            "ng:NGOpt",
+            {"result": "last"},
+            "result='last' is not allowed: must be one of recommend, best",
+        ),  # strategy has result
+        ("hybrid:cmaes>torch:Nadam", {}, "unknown torch optimizer 'torch:Nadam'"),
+    ],
+)
 def test_bad_names_and_options_are_refused_in_one_line(name, options, message):
     with pytest.raises(FvoptError) as err:
         make_strategy(name, **options)
@@ -175,8 +194,15 @@ def test_result_in_a_hybrid_goes_to_the_part_that_takes_it(tiny):
 
 
 def test_python_api_trace_names_what_ran(tiny):
-    viz = visualize(tiny, TARGET, "fft", "torch:NAdam", options={"lr": 0.5, "betas": [0.8, 0.99], "result": "best"},
-                    steps=3, size=SIZE)
+    viz = visualize(
+        tiny,
+        TARGET,
+        "fft",
+        "torch:NAdam",
+        options={"lr": 0.5, "betas": [0.8, 0.99], "result": "best"},
+        steps=3,
+        size=SIZE,
+    )
     t = viz.trace
     assert t["optimizer"] == "torch:NAdam" and t["ran"] == "torch.optim.NAdam" and t["result"] == "best"
     assert t["arguments"]["lr"] == 0.5 and t["arguments"]["betas"] == [0.8, 0.99] and t["arguments"]["maximize"]
@@ -184,12 +210,18 @@ def test_python_api_trace_names_what_ran(tiny):
 
 
 def test_bench_spec_entries_take_torch_names_and_result():
-    raw = {"bench": {"targets": ["class:8"], "budget": {"passes": 100}},
-           "strategies": [{"name": "torch:NAdam", "lr": 0.5, "betas": [0.8, 0.99], "result": "best"},
-                          {"name": "adam", "result": "last"}]}
+    raw = {
+        "bench": {"targets": ["class:8"], "budget": {"passes": 100}},
+        "strategies": [
+            {"name": "torch:NAdam", "lr": 0.5, "betas": [0.8, 0.99], "result": "best"},
+            {"name": "adam", "result": "last"},
+        ],
+    }
     assert len(parse_spec(raw).cells) == 2
     raw["strategies"] = [{"name": "ga", "result": "recommend"}]  # issue 22: ga has last and best
-    with pytest.raises(FvoptError, match=r"spec strategies\[0\]: optimizer 'ga' option result='recommend' is not allowed"):
+    with pytest.raises(
+        FvoptError, match=r"spec strategies\[0\]: optimizer 'ga' option result='recommend' is not allowed"
+    ):
         parse_spec(raw)
 
 

@@ -1,6 +1,7 @@
 """The transform grammar round-trips; its parts do what their torchvision or MaCo counterparts do;
 crops average the objective over views and count every crop as a pass; the render size shows the
 network what Lucent shows it (a 128 px image at 224)."""
+
 import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
@@ -15,9 +16,16 @@ from fvopt.strategies import make_strategy
 from fvopt.transform_grammar import parse_transforms
 from fvopt.transforms import Affine, Crops, Zoom, describe_transforms, make_transforms, views_of
 
-CHAINS = ["pad:12,jitter:8,scale:0.9-1.1,rotate:-10..10,jitter:4,noise:0.02,crops:6@0.5-0.05",
-          "default,noise:0.02,per-image", "affine:10/0.1/0.9-1.1,colorjitter:0.2/0.2/0.2", "color:0.05/0.05,unoise:0.08",
-          "default", "lucent", "none", "jitter:4,crops:3@0.3-0.1,per-image"]
+CHAINS = [
+    "pad:12,jitter:8,scale:0.9-1.1,rotate:-10..10,jitter:4,noise:0.02,crops:6@0.5-0.05",
+    "default,noise:0.02,per-image",
+    "affine:10/0.1/0.9-1.1,colorjitter:0.2/0.2/0.2",
+    "color:0.05/0.05,unoise:0.08",
+    "default",
+    "lucent",
+    "none",
+    "jitter:4,crops:3@0.3-0.1,per-image",
+]
 
 
 @pytest.mark.parametrize("text", CHAINS)
@@ -39,11 +47,20 @@ def test_every_chain_is_differentiable_and_replays_its_draw(text):
     assert x.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("bad, says", [("pad:-1", "outside 0..4096"), ("scale:1.1-0.9", "runs backwards"),
-                                       ("rotate:x", "not a range"), ("crops:6", "crops:N@A-B"),
-                                       ("noise:nan", "outside"), ("blur:3", "unknown part"),
-                                       ("lucent,per-image", "per-image draws need"), ("affine:10/0.1", "needs 3 values"),
-                                       ("crops:2@0.5-0.1,crops:2@0.5-0.1", "one crops part")])
+@pytest.mark.parametrize(
+    "bad, says",
+    [
+        ("pad:-1", "outside 0..4096"),
+        ("scale:1.1-0.9", "runs backwards"),
+        ("rotate:x", "not a range"),
+        ("crops:6", "crops:N@A-B"),
+        ("noise:nan", "outside"),
+        ("blur:3", "unknown part"),
+        ("lucent,per-image", "per-image draws need"),
+        ("affine:10/0.1", "needs 3 values"),
+        ("crops:2@0.5-0.1,crops:2@0.5-0.1", "one crops part"),
+    ],
+)
 def test_bad_chains_are_refused_naming_the_part(bad, says):
     with pytest.raises(FvoptError, match="transform") as err:
         parse_transforms(bad)
@@ -53,13 +70,27 @@ def test_bad_chains_are_refused_naming_the_part(bad, says):
 def test_affine_and_zoom_match_torchvision_geometry():
     x = torch.rand(1, 3, 40, 40)
     ours = Affine().apply(x, (12.0, 0.1, -0.05, 1.1))
-    theirs = TF.affine(x, angle=12.0, translate=[4.0, -2.0], scale=1.1, shear=[0.0, 0.0],
-                       interpolation=TF.InterpolationMode.BILINEAR, fill=[0.5])
+    theirs = TF.affine(
+        x,
+        angle=12.0,
+        translate=[4.0, -2.0],
+        scale=1.1,
+        shear=[0.0, 0.0],
+        interpolation=TF.InterpolationMode.BILINEAR,
+        fill=[0.5],
+    )
     inner = (..., slice(8, 32), slice(8, 32))  # away from the border, where the two fill rules differ
     assert torch.allclose(ours[inner], theirs[inner], atol=0.02)
     zoomed = Zoom(0.9, 1.1).apply(x, 0.9)
-    theirs = TF.affine(x, angle=0.0, translate=[0.0, 0.0], scale=0.9, shear=[0.0, 0.0],
-                       interpolation=TF.InterpolationMode.BILINEAR, fill=[0.5])
+    theirs = TF.affine(
+        x,
+        angle=0.0,
+        translate=[0.0, 0.0],
+        scale=0.9,
+        shear=[0.0, 0.0],
+        interpolation=TF.InterpolationMode.BILINEAR,
+        fill=[0.5],
+    )
     assert torch.allclose(zoomed[inner], theirs[inner], atol=0.02)
 
 
@@ -73,8 +104,9 @@ def test_crops_are_the_boxes_they_say_and_inside_the_image():
     # view by view: outputs 0 and 1 are the first crop of images 0 and 1 (identical images here)
     assert torch.equal(out[0], out[1])
     cx, cy = (centers[0] * 32).tolist()  # a quarter-side crop resized 8 -> 8 px: pixel-exact centers
-    assert out[0, 0].mean().item() == pytest.approx(x[0, 0, int(cy) - 4:int(cy) + 4, int(cx) - 4:int(cx) + 4].mean().item(),
-                                                    abs=40)
+    assert out[0, 0].mean().item() == pytest.approx(
+        x[0, 0, int(cy) - 4 : int(cy) + 4, int(cx) - 4 : int(cx) + 4].mean().item(), abs=40
+    )
 
 
 def test_crops_average_the_objective_over_views_and_count_each_crop(lite0):
@@ -90,9 +122,11 @@ def test_crops_average_the_objective_over_views_and_count_each_crop(lite0):
     with torch.no_grad():
         from fvopt.models.hooks import capture
         from fvopt.objectives import Activations
+
         with capture(lite0, target.layers) as cap:
-            per_view = target(Activations(cap.run(views), images.repeat(3, 1, 1, 1), torch.zeros(3, dtype=torch.long),
-                                          1, cap.layouts))
+            per_view = target(
+                Activations(cap.run(views), images.repeat(3, 1, 1, 1), torch.zeros(3, dtype=torch.long), 1, cap.layouts)
+            )
     assert value.item() == pytest.approx(per_view.mean().item(), rel=1e-5)
     assert problem.meter.forwards == 3
     result = run(problem, make_strategy("adam"), Budget(steps=2))
@@ -103,6 +137,7 @@ def test_crops_average_the_objective_over_views_and_count_each_crop(lite0):
 
 def test_lucent_render_size_shows_the_network_224_for_a_128_image(lite0):
     import fvopt
+
     fvopt.visualize(lite0, "class:8", size=128, render="lucent", steps=1, transforms="lucent")  # layout probes done
     seen = []
     handle = lite0.net.register_forward_pre_hook(lambda _, args: seen.append(tuple(args[0].shape[-2:])))
@@ -131,9 +166,11 @@ def test_per_image_draws_differ_between_images_and_replay():
 
 
 def test_cli_refuses_bad_transforms_and_render_sizes_before_loading(capsys):
-    for argv, says in ((["viz", "--transforms", "jitter:0"], "outside 1..4096"),
-                       (["viz", "--render-size", "big"], "render-size"),
-                       (["viz", "--render-size", "0"], "render-size")):
+    for argv, says in (
+        (["viz", "--transforms", "jitter:0"], "outside 1..4096"),
+        (["viz", "--render-size", "big"], "render-size"),
+        (["viz", "--render-size", "0"], "render-size"),
+    ):
         with pytest.raises(SystemExit) as stop:
             main(argv)
         assert stop.value.code == 2 and says in capsys.readouterr().err
@@ -141,8 +178,14 @@ def test_cli_refuses_bad_transforms_and_render_sizes_before_loading(capsys):
 
 def test_render_size_and_tile_do_not_combine(lite0):
     with pytest.raises(FvoptError, match="render size and tile"):
-        Problem(lite0, parse_target("channel:blocks.3:5"), make_param("fft", 128), make_transforms("none"),
-                tile=64, render=224)
+        Problem(
+            lite0,
+            parse_target("channel:blocks.3:5"),
+            make_param("fft", 128),
+            make_transforms("none"),
+            tile=64,
+            render=224,
+        )
 
 
 def test_a_bench_spec_takes_a_chain_and_a_render_size(tmp_path):
@@ -150,9 +193,11 @@ def test_a_bench_spec_takes_a_chain_and_a_render_size(tmp_path):
     from fvopt.bench.store import Store
 
     spec = tmp_path / "s.toml"
-    spec.write_text('[bench]\nname = "r"\nsize = 64\ntargets = ["channel:blocks.3:5"]\nrender = "lucent"\n'
-                    'transforms = "jitter:4,noise:0.02,crops:2@0.6-0.4"\nbudget = { steps = 1 }\n\n'
-                    '[[strategies]]\nname = "adam"\n')
+    spec.write_text(
+        '[bench]\nname = "r"\nsize = 64\ntargets = ["channel:blocks.3:5"]\nrender = "lucent"\n'
+        'transforms = "jitter:4,noise:0.02,crops:2@0.6-0.4"\nbudget = { steps = 1 }\n\n'
+        '[[strategies]]\nname = "adam"\n'
+    )
     (cell,) = load_spec(spec).cells
     assert cell.render == "lucent" and cell.transforms == "jitter:4,noise:0.02,crops:2@0.6-0.4"
     assert main(["bench", "run", str(spec), "--db", str(tmp_path / "r.sqlite"), "--quiet"]) == 0

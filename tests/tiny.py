@@ -2,6 +2,7 @@
 
 The network is fvopt.testing's (shipped for plugin authors); this module keeps the tests' old import.
 """
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 `make` fits any run size (it takes `size` and `channels`); the other factories are the bad cases
 the generator parameterization must refuse in one line before any model pass.
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,4 +51,5 @@ def out_of_range(size=(32, 32)):
     class Scaled(Tiny):
         def forward(self, z):
             return 3 * super().forward(z)
+
     return Scaled(12, size, 3)

@@ -5,6 +5,7 @@ weights come from `--weights docs/examples/stripes_net.pt`, which `python docs/e
 trains in a few seconds on synthetic images: class 0 horizontal stripes, class 1 vertical
 stripes, class 2 noise, each shown to the network normalized with mean 0.5 and std 0.25.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,6 +7,7 @@ the class probability under Lite1 (a second network that never saw the optimizat
 
     python docs/recipes/maco_magnitude.py            # about 6 minutes on 2 CPU cores
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,7 @@ from fvopt.models import load_model
 from fvopt.params import make_param
 from fvopt.params.fourier import rfft2d_freqs
 
-RECIPE = dict(optimizer="torch:NAdam", lr=1.0, render=224,
-              transforms="crops:6@0.25-0.2,noise:0.05,unoise:0.05")
+RECIPE = dict(optimizer="torch:NAdam", lr=1.0, render=224, transforms="crops:6@0.25-0.2,noise:0.05,unoise:0.05")
 
 
 def radial_exponent(magnitude: torch.Tensor) -> float:
@@ -46,8 +46,10 @@ def main() -> None:
     model, second = load_model("lite0"), load_model("lite1")
     param = make_param("maco", args.size)
     print(f"stand-in magnitude: amplitude ~ f^{radial_exponent(param.magnitude):.2f} (1/f would be f^-1.00)")
-    for label, magnitude in (("scikit-image photos (fvopt's stand-in)", param.magnitude.clone()),
-                             ("plain 1/f", one_over_f(args.size))):
+    for label, magnitude in (
+        ("scikit-image photos (fvopt's stand-in)", param.magnitude.clone()),
+        ("plain 1/f", one_over_f(args.size)),
+    ):
         param.magnitude.copy_(magnitude)
         vis = fvopt.visualize(model, args.target, param=param, steps=args.steps, size=args.size, seed=0, **RECIPE)
         line = f"{label}: robust {vis.trace['final']['robust_value']:.2f}"

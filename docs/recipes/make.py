@@ -3,6 +3,7 @@ from the repository root, and keep what each printed in docs/recipes/printed.txt
 
     python docs/recipes/make.py        # about 15 minutes on 2 CPU cores
 """
+
 from __future__ import annotations
 
 import re

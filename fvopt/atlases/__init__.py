@@ -5,6 +5,7 @@ Layers, importing only downwards: `plan` (settings, units, batches, shards, cell
 -> `run` (batches on the bench executors, one store cell per unit) and `site` (static pages)
 -> `api` (`atlas`, `merge`, `table`). Above fvopt.bench and fvopt.quality; nothing below imports it.
 """
+
 from .api import atlas, build_site, merge, table
 
 __all__ = ["atlas", "build_site", "merge", "table"]

@@ -1,5 +1,6 @@
-"""`fvopt.atlas(...)` (fvopt.atlases.atlas) and `fvopt.atlases.merge(...)`: check everything, run what is missing, write the site,
-return the table of units and measures."""
+"""`fvopt.atlas(...)` (fvopt.atlases.atlas) and `fvopt.atlases.merge(...)`: check everything, run what
+is missing, write the site, return the table of units and measures."""
+
 from __future__ import annotations
 
 import json
@@ -7,16 +8,49 @@ from pathlib import Path
 
 from ..errors import FvoptError
 from ..options import IMAGE_SIDE, POSITIVE_INT, SEED, check
-from .plan import (DATABASE, DEFAULT_MAX_BATCH, META, Plan, Settings, check_site, parse_diversity,
-                   parse_list, parse_seeds, parse_shard, parse_units, read_meta, resolve_layers, seeds_of, settings_of)
+from .plan import (
+    DATABASE,
+    DEFAULT_MAX_BATCH,
+    META,
+    Plan,
+    Settings,
+    check_site,
+    parse_diversity,
+    parse_list,
+    parse_seeds,
+    parse_shard,
+    parse_units,
+    read_meta,
+    resolve_layers,
+    seeds_of,
+    settings_of,
+)
 
 
-def atlas(model: str, layers="all", optimizers=("adam", "cmaes"), *, param: str = "fft", size: int = 128,
-          steps: int = 64, seed: int = 0, seeds=None, diversity: "int | str" = 0, reference: str | None = "builtin", out: "str | Path" = "atlas",
-          workers: int = 1, executor: str | None = None, shard: "str | tuple[int, int] | None" = None,
-          max_batch: int = DEFAULT_MAX_BATCH, units: "str | tuple[int, int] | None" = None,
-          transforms: str = "default", measures: str = "default", top: int = 6, progress: bool = True,
-          log=None):
+def atlas(
+    model: str,
+    layers="all",
+    optimizers=("adam", "cmaes"),
+    *,
+    param: str = "fft",
+    size: int = 128,
+    steps: int = 64,
+    seed: int = 0,
+    seeds=None,
+    diversity: "int | str" = 0,
+    reference: str | None = "builtin",
+    out: "str | Path" = "atlas",
+    workers: int = 1,
+    executor: str | None = None,
+    shard: "str | tuple[int, int] | None" = None,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    units: "str | tuple[int, int] | None" = None,
+    transforms: str = "default",
+    measures: str = "default",
+    top: int = 6,
+    progress: bool = True,
+    log=None,
+):
     """Visualize every channel of `layers` of `model` under each of `optimizers` and `seeds`; returns a pandas
     DataFrame (one row per cell: unit, optimizer, seed, set_size, value, robust_value, each quality measure,
     status, stop_reason).
@@ -62,11 +96,13 @@ def atlas(model: str, layers="all", optimizers=("adam", "cmaes"), *, param: str 
     ref = "none" if reference in (None, "none") else str(reference)
     if ref != "none":
         from ..quality.reference import reference_set
+
         reference_set(ref)  # a folder without images is refused now
     settings = Settings(model, param, size, steps, seed_list[0], ref, transforms, measures)
     out = Path(out)
     check_site(out, settings)  # before the model loads: nothing is written to a folder that is not an atlas
     from ..params import make_param
+
     net = load_model(model)
     make_param(param, size, channels=net.channels)
     if size < net.min_size:
@@ -81,6 +117,7 @@ def atlas(model: str, layers="all", optimizers=("adam", "cmaes"), *, param: str 
         raise FvoptError(f"shard {shard[0]}/{shard[1]} holds no unit: there are fewer units than shards")
 
     from .run import run_plan
+
     summary = run_plan(plan, out, workers=workers, executor=executor, progress=progress, log=log)
     build_site(out, top=top, progress=progress, net=net)
     (log or print)(summary.line())
@@ -95,6 +132,7 @@ def table(site: "str | Path"):
     import pandas as pd
     from ..bench.store import Store
     from .site import measure_names, unit_numbers
+
     store = Store(Path(site) / DATABASE, readonly=True)
     try:
         rows = store.rows(status=None)
@@ -105,13 +143,27 @@ def table(site: "str | Path"):
     for r in rows:
         extra = r.get("extra") or {}
         nums = unit_numbers(r, measures) if r["status"] == "done" else {}
-        records.append({"layer": extra.get("layer"), "unit": extra.get("unit"), "optimizer": r["strategy"],
-                        "seed": r.get("seed"), "set_size": extra.get("diversity") or 1, "status": r["status"], "stop_reason": r.get("stop_reason"),
-                        "nan_stopped": bool((r.get("final") or {}).get("nan_stopped")), **nums,
-                        "seconds": r.get("seconds"), "error": r.get("error"), "key": r["key"]})
+        records.append(
+            {
+                "layer": extra.get("layer"),
+                "unit": extra.get("unit"),
+                "optimizer": r["strategy"],
+                "seed": r.get("seed"),
+                "set_size": extra.get("diversity") or 1,
+                "status": r["status"],
+                "stop_reason": r.get("stop_reason"),
+                "nan_stopped": bool((r.get("final") or {}).get("nan_stopped")),
+                **nums,
+                "seconds": r.get("seconds"),
+                "error": r.get("error"),
+                "key": r["key"],
+            }
+        )
     frame = pd.DataFrame.from_records(records)
     if len(frame):
-        frame = frame.sort_values(["layer", "set_size", "optimizer", "seed", "unit"], kind="stable").reset_index(drop=True)
+        frame = frame.sort_values(["layer", "set_size", "optimizer", "seed", "unit"], kind="stable").reset_index(
+            drop=True
+        )
     return frame
 
 
@@ -119,6 +171,7 @@ def build_site(site: "str | Path", top: int = 6, progress: bool = False, net=Non
     """(Re)write every page of a site from its store, with each layer's dataset examples (reference cache)."""
     from ..bench.store import Store
     from .site import write_site
+
     site = Path(site)
     meta = read_meta(site)
     if meta is None:
@@ -133,17 +186,30 @@ def build_site(site: "str | Path", top: int = 6, progress: bool = False, net=Non
     if settings.reference != "none":
         from ..models import load_model
         from ..quality.examples import dataset_examples
+
         net = net or load_model(settings.model)
         for layer in meta["layers"]:
-            run_units = sorted({(r.get("extra") or {}).get("unit") for r in rows
-                                if (r.get("extra") or {}).get("layer") == layer})
+            run_units = sorted(
+                {(r.get("extra") or {}).get("unit") for r in rows if (r.get("extra") or {}).get("layer") == layer}
+            )
             if not run_units:
                 continue
-            found, stats, ref = dataset_examples(net, f"channel:{layer}:{','.join(map(str, run_units))}",
-                                                 settings.reference, top=top, side=settings.size, progress=progress)
-            examples[layer] = {ex.unit: {"top": list(zip(ref.load(ex.top, stats.side), ex.top_activations)),
-                                         "bottom": list(zip(ref.load(ex.bottom, stats.side), ex.bottom_activations)),
-                                         "acts": stats.unit(ex.unit).numpy()} for ex in found}
+            found, stats, ref = dataset_examples(
+                net,
+                f"channel:{layer}:{','.join(map(str, run_units))}",
+                settings.reference,
+                top=top,
+                side=settings.size,
+                progress=progress,
+            )
+            examples[layer] = {
+                ex.unit: {
+                    "top": list(zip(ref.load(ex.top, stats.side), ex.top_activations)),
+                    "bottom": list(zip(ref.load(ex.bottom, stats.side), ex.bottom_activations)),
+                    "acts": stats.unit(ex.unit).numpy(),
+                }
+                for ex in found
+            }
     return write_site(site, meta, rows, examples)
 
 
@@ -154,6 +220,7 @@ def merge(sites: list["str | Path"], out: "str | Path", top: int = 6, progress: 
     the same settings. Returns the merged table (as `atlas` does)."""
     from ..bench.store import Store
     from ..atomic import write_text
+
     if len(sites) < 2:
         raise FvoptError(f"merge needs two or more atlas folders, not {len(sites)}")
     metas = []
@@ -166,8 +233,10 @@ def merge(sites: list["str | Path"], out: "str | Path", top: int = 6, progress: 
     for s, meta in zip(sites[1:], metas[1:]):
         diff = first.differences(settings_of(meta))
         if diff:
-            raise FvoptError(f"cannot merge atlases of different requests: '{sites[0]}' and '{s}' differ in "
-                             f"{'; '.join(diff)}; nothing was merged")
+            raise FvoptError(
+                f"cannot merge atlases of different requests: '{sites[0]}' and '{s}' differ in "
+                f"{'; '.join(diff)}; nothing was merged"
+            )
     out = Path(out)
     old = check_site(out, first)
     if any(Path(s).resolve() == out.resolve() for s in sites) and old is None:
@@ -182,9 +251,18 @@ def merge(sites: list["str | Path"], out: "str | Path", top: int = 6, progress: 
         seeds += seeds_of(meta)
         sets.update(meta.get("diversity", []))
     settings = settings_of(old) if old else first
-    merged = {"kind": metas[0]["kind"], "version": 1, "settings": settings.as_dict(), "layers": list(dict.fromkeys(layers)),
-              "channels": channels, "optimizers": list(dict.fromkeys(optimizers)), "seeds": list(dict.fromkeys(seeds)),
-              "diversity": sorted(sets), "shards": sorted(set(shards)), "merged_from": [str(s) for s in sites]}
+    merged = {
+        "kind": metas[0]["kind"],
+        "version": 1,
+        "settings": settings.as_dict(),
+        "layers": list(dict.fromkeys(layers)),
+        "channels": channels,
+        "optimizers": list(dict.fromkeys(optimizers)),
+        "seeds": list(dict.fromkeys(seeds)),
+        "diversity": sorted(sets),
+        "shards": sorted(set(shards)),
+        "merged_from": [str(s) for s in sites],
+    }
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / META, json.dumps(merged, indent=1))
     target = Store(out / DATABASE)

@@ -1,16 +1,21 @@
 """The `fvopt atlas` command line: `fvopt atlas MODEL --layers ... --out SITE` and
 `fvopt atlas merge SITE1 SITE2 ... --out SITE`. Values are checked by fvopt.atlases.atlas (one line, exit 2)."""
+
 from __future__ import annotations
 
 
-USAGE = ("fvopt atlas MODEL --layers L1,L2|all --optimizers adam,cmaes --param fft --size 128 --steps N "
-         "[--seeds 0,1,2] [--diversity K] [--reference DIR|builtin|none] --out SITE [--workers K | --executor dask://HOST:PORT] [--shard k/N] "
-         "[--max-batch B] [--units A-B]   |   fvopt atlas merge SITE1 SITE2 ... --out SITE")
+USAGE = (
+    "fvopt atlas MODEL --layers L1,L2|all --optimizers adam,cmaes --param fft --size 128 --steps N "
+    "[--seeds 0,1,2] [--diversity K] [--reference DIR|builtin|none] --out SITE "
+    "[--workers K | --executor dask://HOST:PORT] [--shard k/N] "
+    "[--max-batch B] [--units A-B]   |   fvopt atlas merge SITE1 SITE2 ... --out SITE"
+)
 
 
 def add_atlas_parser(sub) -> None:
-    at = sub.add_parser("atlas", help="every channel of some layers under several optimizers, as an offline site",
-                        description=USAGE)
+    at = sub.add_parser(
+        "atlas", help="every channel of some layers under several optimizers, as an offline site", description=USAGE
+    )
     at.add_argument("model", help="a model name (fvopt models), or the word 'merge'")
     at.add_argument("sites", nargs="*", help="with 'merge': the atlas folders to join")
     at.add_argument("--layers", default=None, help="comma-separated layer names, or all (depth 1-2 layers)")
@@ -19,12 +24,24 @@ def add_atlas_parser(sub) -> None:
     at.add_argument("--size", type=int, default=128, help="image side in px (default 128)")
     at.add_argument("--steps", type=int, default=64, help="steps (generations for zero-order) per run (default 64)")
     at.add_argument("--seed", type=int, default=0, help="one seed (default 0); --seeds gives several")
-    at.add_argument("--seeds", default=None, help="comma-separated seeds: each unit under each optimizer and seed "
-                    "(the layer grids show the first)")
-    at.add_argument("--diversity", default="0", metavar="K", help="each unit's diversity set: K >= 2 images optimized "
-                    "together with the diversity term subtracted (default 0: none)")
-    at.add_argument("--reference", default="builtin", metavar="DIR|builtin|none",
-                    help="reference images for dataset examples and measures (default: the built-in stand-in)")
+    at.add_argument(
+        "--seeds",
+        default=None,
+        help="comma-separated seeds: each unit under each optimizer and seed (the layer grids show the first)",
+    )
+    at.add_argument(
+        "--diversity",
+        default="0",
+        metavar="K",
+        help="each unit's diversity set: K >= 2 images optimized "
+        "together with the diversity term subtracted (default 0: none)",
+    )
+    at.add_argument(
+        "--reference",
+        default="builtin",
+        metavar="DIR|builtin|none",
+        help="reference images for dataset examples and measures (default: the built-in stand-in)",
+    )
     at.add_argument("--measures", default="default", help="quality measures (default: the per-unit ones that apply)")
     at.add_argument("--transforms", default="default")
     at.add_argument("--out", required=True, help="the site folder (new, empty, or an atlas of the same settings)")
@@ -40,25 +57,44 @@ def add_atlas_parser(sub) -> None:
 def run_atlas_command(args) -> int:
     from ..errors import FvoptError
     from .api import atlas, merge
+
     if args.model == "merge":
         frame = merge(args.sites, args.out, top=args.top, progress=not args.quiet)
         done = int((frame["status"] == "done").sum()) if len(frame) else 0
         print(f"merged {len(args.sites)} atlases into '{args.out}': {done} cells done; open {args.out}/index.html")
         return 0
     if args.sites:
-        raise FvoptError(f"unexpected arguments {' '.join(args.sites)!r}: fvopt atlas takes one model (or 'merge "
-                         "SITE1 SITE2 ...')")
+        raise FvoptError(
+            f"unexpected arguments {' '.join(args.sites)!r}: fvopt atlas takes one model (or 'merge SITE1 SITE2 ...')"
+        )
     if args.layers is None:
         raise FvoptError("--layers is required: comma-separated layer names (fvopt layers MODEL lists them), or all")
-    frame = atlas(args.model, args.layers, args.optimizers, param=args.param, size=args.size, steps=args.steps,
-                  seed=args.seed, seeds=args.seeds, diversity=args.diversity, reference=args.reference, out=args.out, workers=args.workers,
-                  executor=args.executor, shard=args.shard, max_batch=args.max_batch, units=args.units,
-                  transforms=args.transforms, measures=args.measures, top=args.top, progress=not args.quiet)
+    frame = atlas(
+        args.model,
+        args.layers,
+        args.optimizers,
+        param=args.param,
+        size=args.size,
+        steps=args.steps,
+        seed=args.seed,
+        seeds=args.seeds,
+        diversity=args.diversity,
+        reference=args.reference,
+        out=args.out,
+        workers=args.workers,
+        executor=args.executor,
+        shard=args.shard,
+        max_batch=args.max_batch,
+        units=args.units,
+        transforms=args.transforms,
+        measures=args.measures,
+        top=args.top,
+        progress=not args.quiet,
+    )
     summary = frame.attrs["summary"]  # its line was printed by atlas()
     print(f"site: {args.out}/index.html")
     if summary.interrupted:
         from .. import signals
+
         return signals.exit_code()
     return 1 if summary.failed else 0
-
-

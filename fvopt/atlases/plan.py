@@ -3,10 +3,12 @@
 An atlas is every unit (channel) of some layers, visualized by several optimizers and seeds under one set
 of settings (model, parameterization, size, steps, reference). The settings define a cell besides its unit,
 optimizer and seed, so a site holds one set of settings; layers, optimizers and seeds may grow (a grown
-request runs only the new cells). `--diversity K` adds one cell per unit: K images optimized together for the
-unit with fvopt's `diversity:LAYER` term subtracted (a diversity set). `--shard k/N` takes the k-th of N contiguous slices of the units,
-so that separate machines write separate databases which `fvopt atlas merge` joins.
+request runs only the new cells). `--diversity K` adds one cell per unit: K images optimized together
+for the unit with fvopt's `diversity:LAYER` term subtracted (a diversity set). `--shard k/N` takes the
+k-th of N contiguous slices of the units, so that separate machines write separate databases which
+`fvopt atlas merge` joins.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,6 +36,7 @@ DEFAULT_MAX_BATCH = 16
 @dataclass(frozen=True)
 class Settings:
     """What every cell of one atlas shares; two sites merge only when these are equal."""
+
     model: str
     param: str = "fft"
     size: int = 128
@@ -68,6 +71,7 @@ class Unit:
 @dataclass(frozen=True)
 class Cell:
     """One stored result: a unit under one optimizer and seed; `diversity` K > 0: the unit's diversity set."""
+
     unit: Unit
     optimizer: str
     seed: int
@@ -78,6 +82,7 @@ class Cell:
 class Batch:
     """One run: up to --max-batch units of one layer under one optimizer and seed (`channel:LAYER:i,j,...`),
     or (diversity K > 0) one unit's diversity set: K images of `channel:LAYER:u - w*diversity:LAYER`."""
+
     layer: str
     optimizer: str
     units: list[int]
@@ -112,8 +117,12 @@ class Plan:
     units: list[Unit] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        every = [Unit(layer, i) for layer in self.layers for i in range(self.channels[layer])
-                 if self.unit_range is None or self.unit_range[0] <= i <= self.unit_range[1]]
+        every = [
+            Unit(layer, i)
+            for layer in self.layers
+            for i in range(self.channels[layer])
+            if self.unit_range is None or self.unit_range[0] <= i <= self.unit_range[1]
+        ]
         self.units = shard_slice(every, *self.shard)
         self.seeds = list(self.seeds) or [self.settings.seed]
 
@@ -133,14 +142,18 @@ class Plan:
         for opt in self.optimizers:
             for seed in self.seeds:
                 for layer in self.layers:
-                    todo = [u.index for u in self.units
-                            if u.layer == layer and self.key(Cell(u, opt, seed)) not in done]
+                    todo = [
+                        u.index for u in self.units if u.layer == layer and self.key(Cell(u, opt, seed)) not in done
+                    ]
                     for start in range(0, len(todo), self.max_batch):
-                        out.append(Batch(layer, opt, todo[start:start + self.max_batch], seed))
+                        out.append(Batch(layer, opt, todo[start : start + self.max_batch], seed))
         if self.diversity:
             sets = [Cell(u, self.optimizers[0], self.seeds[0], self.diversity) for u in self.units]
-            out += [Batch(c.unit.layer, c.optimizer, [c.unit.index], c.seed, c.diversity) for c in sets
-                    if self.key(c) not in done]
+            out += [
+                Batch(c.unit.layer, c.optimizer, [c.unit.index], c.seed, c.diversity)
+                for c in sets
+                if self.key(c) not in done
+            ]
         return out
 
 
@@ -159,7 +172,7 @@ def cell_key(settings: Settings, unit: Unit, optimizer: str, seed: int | None = 
 
 def shard_slice(items: list, k: int, n: int) -> list:
     """The k-th (1-based) of n contiguous, near-equal slices of `items`; the n slices cover them exactly."""
-    return items[(k - 1) * len(items) // n: k * len(items) // n]
+    return items[(k - 1) * len(items) // n : k * len(items) // n]
 
 
 def parse_shard(text: "str | tuple[int, int] | None") -> tuple[int, int]:
@@ -174,7 +187,9 @@ def parse_shard(text: "str | tuple[int, int] | None") -> tuple[int, int]:
             raise FvoptError(f"shard {text!r} is not k/N: give e.g. 1/2 (the first of two shards)")
         k, n = int(match.group(1)), int(match.group(2))
     if not (isinstance(k, int) and isinstance(n, int) and 1 <= k <= n):
-        raise FvoptError(f"shard {k}/{n} does not exist: k must be in 1..N (e.g. 1/{max(n, 2)} to {max(n, 2)}/{max(n, 2)})")
+        raise FvoptError(
+            f"shard {k}/{n} does not exist: k must be in 1..N (e.g. 1/{max(n, 2)} to {max(n, 2)}/{max(n, 2)})"
+        )
     return (k, n)
 
 
@@ -194,17 +209,27 @@ def parse_units(text: "str | tuple[int, int] | None") -> tuple[int, int] | None:
 def parse_seeds(value: "str | int | list[int] | tuple[int, ...]") -> list[int]:
     """'0,1,2', one int or a list of ints -> the distinct seeds in order; anything else refused in one line."""
     from ..options import SEED, check
+
     if isinstance(value, bool):
         value = [value]
-    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else \
-        [value] if isinstance(value, int) else list(value) if isinstance(value, (list, tuple)) else [value]
+    items = (
+        [v.strip() for v in value.split(",")]
+        if isinstance(value, str)
+        else [value]
+        if isinstance(value, int)
+        else list(value)
+        if isinstance(value, (list, tuple))
+        else [value]
+    )
     out = []
     for v in items:
         if isinstance(v, str) and re.fullmatch(r"\d+", v):
             v = int(v)
         if isinstance(v, bool) or not isinstance(v, int):
-            raise FvoptError(f"seeds {value!r} is not a comma-separated list of seeds: give whole numbers from 0 "
-                             "(e.g. --seeds 0,1,2)")
+            raise FvoptError(
+                f"seeds {value!r} is not a comma-separated list of seeds: give whole numbers from 0 "
+                "(e.g. --seeds 0,1,2)"
+            )
         out.append(check("seeds", v, SEED))
     if not out:
         raise FvoptError("seeds is empty: give one or more comma-separated seeds (e.g. --seeds 0,1,2)")
@@ -218,11 +243,15 @@ def parse_diversity(value: "str | int | None") -> int:
     if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise FvoptError(f"diversity {value!r} is not a whole number: give 0 (no diversity set) or a set size of "
-                         "2 or more (e.g. --diversity 4)")
+        raise FvoptError(
+            f"diversity {value!r} is not a whole number: give 0 (no diversity set) or a set size of "
+            "2 or more (e.g. --diversity 4)"
+        )
     if value == 1 or value < 0:
-        raise FvoptError(f"diversity {value} is not allowed: give 0 (no diversity set) or a set size of 2 or more "
-                         "(a set of one image has no other image to differ from)")
+        raise FvoptError(
+            f"diversity {value} is not allowed: give 0 (no diversity set) or a set size of 2 or more "
+            "(a set of one image has no other image to differ from)"
+        )
     return value
 
 
@@ -238,19 +267,26 @@ def resolve_layers(net, requested: list[str], size: int) -> dict[str, int]:
     blocks.3), each refused in one line when unknown or without channels (its output is not a feature map)."""
     from ..models import list_layers
     from ..models.info import resolve_layer
+
     infos = {info.name: info for info in list_layers(net, size)}
     if requested == ["all"]:
-        requested = [name for name, info in infos.items() if info.layout is not None and name.count(".") <= 1
-                     and info.kind not in ("Identity", "Dropout")]
+        requested = [
+            name
+            for name, info in infos.items()
+            if info.layout is not None and name.count(".") <= 1 and info.kind not in ("Identity", "Dropout")
+        ]
         if not requested:
-            raise FvoptError(f"--layers all: {net.name} has no readable layer with channels at depth 1 or 2: "
-                             "name the layers (fvopt layers MODEL lists them)")
+            raise FvoptError(
+                f"--layers all: {net.name} has no readable layer with channels at depth 1 or 2: "
+                "name the layers (fvopt layers MODEL lists them)"
+            )
     out = {}
     for name in requested:
         if name not in infos:
             resolve_layer(net, name)  # unknown: one line with the closest names
-            raise FvoptError(f"layer '{name}' of {net.name} produced no output at {size} px, so it has no channels "
-                             "to visualize")
+            raise FvoptError(
+                f"layer '{name}' of {net.name} produced no output at {size} px, so it has no channels to visualize"
+            )
         info = infos[name]
         if info.layout is None:
             raise FvoptError(f"layer '{name}' of {net.name} has no channels to visualize: {info.problem}")
@@ -292,11 +328,15 @@ def check_site(site: "str | Path", settings: Settings | None = None) -> dict | N
         return None
     meta = read_meta(site)
     if meta is None:
-        raise FvoptError(f"atlas output '{site}' holds files and is not an fvopt atlas (no {META}); it was left "
-                         "unchanged: give --out a new or empty folder, or an atlas folder")
+        raise FvoptError(
+            f"atlas output '{site}' holds files and is not an fvopt atlas (no {META}); it was left "
+            "unchanged: give --out a new or empty folder, or an atlas folder"
+        )
     if settings is not None:
         diff = settings_of(meta).differences(settings)
         if diff:
-            raise FvoptError(f"atlas '{site}' was made with other settings ({'; '.join(diff)}): a site holds one "
-                             "set of settings; give --out another folder")
+            raise FvoptError(
+                f"atlas '{site}' was made with other settings ({'; '.join(diff)}): a site holds one "
+                "set of settings; give --out another folder"
+            )
     return meta

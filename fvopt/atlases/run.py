@@ -8,6 +8,7 @@ atlas at any moment keeps every saved unit, and the next start skips them by the
 under one seed (the job's settings hold it). A diversity set is a batch of its own: one unit, K images
 (`visualize(..., batch=K)`) optimized together, saved as one cell whose image is the K images side by side.
 """
+
 from __future__ import annotations
 
 import io
@@ -59,9 +60,20 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
         torch.set_num_threads(threads)
     s, b = job.settings, job.batch
     model = cached_model(s.model, job.device)
-    vis = visualize(model, b.target, s.param, b.optimizer, steps=s.steps, size=s.size, seed=s.seed,
-                    device=job.device, transforms=s.transforms, max_batch=job.max_batch, measures="none",
-                    batch=b.diversity or None)
+    vis = visualize(
+        model,
+        b.target,
+        s.param,
+        b.optimizer,
+        steps=s.steps,
+        size=s.size,
+        seed=s.seed,
+        device=job.device,
+        transforms=s.transforms,
+        max_batch=job.max_batch,
+        measures="none",
+        batch=b.diversity or None,
+    )
     if b.diversity:
         return [_diversity_row(job, vis, model)]
     result = vis.result
@@ -74,39 +86,72 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
     if not nan_stopped:
         reference = None if s.reference == "none" else s.reference
         try:
-            quality = judge(result.images, b.target, model, reference=_reference(reference),
-                            measures=measures_for(s), side=s.size, seed=s.seed)
+            quality = judge(
+                result.images,
+                b.target,
+                model,
+                reference=_reference(reference),
+                measures=measures_for(s),
+                side=s.size,
+                seed=s.seed,
+            )
         except FvoptError as err:
             quality = {"error": str(err)}
     n = len(b.units)
     rows = []
     for i, index in enumerate(b.units):
-        image = result.images[i:i + 1]
+        image = result.images[i : i + 1]
         buffer = io.BytesIO()
         from ..images import grid
+
         grid(image).save(buffer, format="PNG")
         value = _num(per.get("value", [None] * n)[i])
         robust = _num(per.get("robust_value", [None] * n)[i])
         stopped = nan_stopped or value is None
         unit_quality = _unit_quality(quality, i)
-        rows.append({
-            "key": None, "model": s.model, "target": f"channel:{b.layer}:{index}", "strategy": b.optimizer,
-            "strategy_name": b.optimizer, "options": vis.trace.get("options") or {}, "param": s.param,
-            "param_used": vis.trace["param"], "param_dim": vis.trace["param_dim"], "seed": s.seed, "size": s.size,
-            "budget": {"steps": s.steps}, "transforms": s.transforms, "status": "done",
-            "stop_reason": result.stop_reason, "forwards": result.forwards, "backwards": result.backwards,
-            "seconds": result.seconds / n, "steps": result.steps, "max_step_seconds": None,
-            "final": {"value": value, "robust_value": robust, "nan_stopped": stopped},
-            "trace": [{"step": r.get("step"), "best": r.get("best")} for r in result.trace],
-            "extra": {"layer": b.layer, "unit": index, "seed": b.seed, "batch": b.units, "batch_seconds": result.seconds,
-                      "batch_forwards": result.forwards, "batch_backwards": result.backwards,
-                      "stop_reason": result.stop_reason},
-            # the 8-bit PNG only: exact float32 copies (bench's image_exact) of thousands of units would
-            # make a site's database hundreds of MB; the measures were judged on the exact images above
-            "image": buffer.getvalue(), "quality": unit_quality,
-            "fvopt_version": __version__, "torch_version": torch.__version__,
-            "device": f"{job.device} ({platform.machine()}, {torch.get_num_threads()} threads)",
-        })
+        rows.append(
+            {
+                "key": None,
+                "model": s.model,
+                "target": f"channel:{b.layer}:{index}",
+                "strategy": b.optimizer,
+                "strategy_name": b.optimizer,
+                "options": vis.trace.get("options") or {},
+                "param": s.param,
+                "param_used": vis.trace["param"],
+                "param_dim": vis.trace["param_dim"],
+                "seed": s.seed,
+                "size": s.size,
+                "budget": {"steps": s.steps},
+                "transforms": s.transforms,
+                "status": "done",
+                "stop_reason": result.stop_reason,
+                "forwards": result.forwards,
+                "backwards": result.backwards,
+                "seconds": result.seconds / n,
+                "steps": result.steps,
+                "max_step_seconds": None,
+                "final": {"value": value, "robust_value": robust, "nan_stopped": stopped},
+                "trace": [{"step": r.get("step"), "best": r.get("best")} for r in result.trace],
+                "extra": {
+                    "layer": b.layer,
+                    "unit": index,
+                    "seed": b.seed,
+                    "batch": b.units,
+                    "batch_seconds": result.seconds,
+                    "batch_forwards": result.forwards,
+                    "batch_backwards": result.backwards,
+                    "stop_reason": result.stop_reason,
+                },
+                # the 8-bit PNG only: exact float32 copies (bench's image_exact) of thousands of units would
+                # make a site's database hundreds of MB; the measures were judged on the exact images above
+                "image": buffer.getvalue(),
+                "quality": unit_quality,
+                "fvopt_version": __version__,
+                "torch_version": torch.__version__,
+                "device": f"{job.device} ({platform.machine()}, {torch.get_num_threads()} threads)",
+            }
+        )
     return rows
 
 
@@ -117,6 +162,7 @@ def _diversity_row(job: Job, vis, model) -> dict:
     from ..quality import judge
     from ..version import __version__
     from .plan import DIVERSITY_WEIGHT
+
     s, b, result = job.settings, job.batch, vis.result
     per = vis.trace["final"].get("per_image", {})
     values = [_num(v) for v in per.get("value", [])]
@@ -132,18 +178,47 @@ def _diversity_row(job: Job, vis, model) -> dict:
     buffer = io.BytesIO()
     grid(result.images, columns=b.diversity, pad=0).save(buffer, format="PNG")
     return {
-        "key": None, "model": s.model, "target": b.target, "strategy": b.optimizer, "strategy_name": b.optimizer,
-        "options": vis.trace.get("options") or {}, "param": s.param, "param_used": vis.trace["param"],
-        "param_dim": vis.trace["param_dim"], "seed": s.seed, "size": s.size, "budget": {"steps": s.steps},
-        "transforms": s.transforms, "status": "done", "stop_reason": result.stop_reason, "forwards": result.forwards,
-        "backwards": result.backwards, "seconds": result.seconds, "steps": result.steps, "max_step_seconds": None,
-        "final": {"value": _mean(values), "robust_value": _mean(robust), "values": values, "robust_values": robust,
-                  "nan_stopped": stopped},
+        "key": None,
+        "model": s.model,
+        "target": b.target,
+        "strategy": b.optimizer,
+        "strategy_name": b.optimizer,
+        "options": vis.trace.get("options") or {},
+        "param": s.param,
+        "param_used": vis.trace["param"],
+        "param_dim": vis.trace["param_dim"],
+        "seed": s.seed,
+        "size": s.size,
+        "budget": {"steps": s.steps},
+        "transforms": s.transforms,
+        "status": "done",
+        "stop_reason": result.stop_reason,
+        "forwards": result.forwards,
+        "backwards": result.backwards,
+        "seconds": result.seconds,
+        "steps": result.steps,
+        "max_step_seconds": None,
+        "final": {
+            "value": _mean(values),
+            "robust_value": _mean(robust),
+            "values": values,
+            "robust_values": robust,
+            "nan_stopped": stopped,
+        },
         "trace": [{"step": r.get("step"), "best": r.get("best")} for r in result.trace],
-        "extra": {"layer": b.layer, "unit": b.units[0], "seed": b.seed, "diversity": b.diversity,
-                  "diversity_weight": DIVERSITY_WEIGHT, "images": int(result.images.shape[0]),
-                  "stop_reason": result.stop_reason},
-        "image": buffer.getvalue(), "quality": quality, "fvopt_version": __version__, "torch_version": torch.__version__,
+        "extra": {
+            "layer": b.layer,
+            "unit": b.units[0],
+            "seed": b.seed,
+            "diversity": b.diversity,
+            "diversity_weight": DIVERSITY_WEIGHT,
+            "images": int(result.images.shape[0]),
+            "stop_reason": result.stop_reason,
+        },
+        "image": buffer.getvalue(),
+        "quality": quality,
+        "fvopt_version": __version__,
+        "torch_version": torch.__version__,
         "device": f"{job.device} ({platform.machine()}, {torch.get_num_threads()} threads)",
     }
 
@@ -161,6 +236,7 @@ def _reference(name):
         return None
     if name not in _REFERENCES:
         from ..quality.reference import reference_set
+
         _REFERENCES[name] = reference_set(name)
     return _REFERENCES[name]
 
@@ -188,6 +264,7 @@ def write_meta(site: Path, plan: Plan, meta: dict | None) -> dict:
     """atlas.json: the settings (the seed: the first seed the site was asked for), and the union of the layers,
     units per layer, optimizers, seeds and diversity set sizes ever asked for."""
     from ..atomic import write_text
+
     old = meta or {}
     layers = list(dict.fromkeys(list(old.get("layers", [])) + plan.layers))
     channels = {**old.get("channels", {}), **plan.channels}
@@ -195,10 +272,20 @@ def write_meta(site: Path, plan: Plan, meta: dict | None) -> dict:
     settings = settings_of(old) if old else plan.settings
     seeds = list(dict.fromkeys((seeds_of(old) if old else []) + plan.seeds))
     diversity = sorted({*old.get("diversity", []), *([plan.diversity] if plan.diversity else [])})
-    new = {"kind": MARKER, "version": 1, "settings": settings.as_dict(), "layers": layers, "channels": channels,
-           "optimizers": optimizers, "seeds": seeds, "diversity": diversity, "shards": sorted({*map(tuple, old.get("shards", [])), plan.shard}),
-           "unit_range": plan.unit_range if not old else (old.get("unit_range") if old.get("unit_range") ==
-                                                          plan.unit_range else None)}
+    new = {
+        "kind": MARKER,
+        "version": 1,
+        "settings": settings.as_dict(),
+        "layers": layers,
+        "channels": channels,
+        "optimizers": optimizers,
+        "seeds": seeds,
+        "diversity": diversity,
+        "shards": sorted({*map(tuple, old.get("shards", [])), plan.shard}),
+        "unit_range": plan.unit_range
+        if not old
+        else (old.get("unit_range") if old.get("unit_range") == plan.unit_range else None),
+    }
     site.mkdir(parents=True, exist_ok=True)
     write_text(site / META, json.dumps(new, indent=1))
     return new
@@ -217,17 +304,22 @@ class AtlasSummary:
     def line(self) -> str:
         parts = [f"atlas: {self.ran} cells done now, {self.skipped} already done, of {self.total}"]
         if self.failed:
-            parts.append(f"{len(self.failed)} failed ({', '.join(self.failed[:6])}{', ...' if len(self.failed) > 6 else ''})")
+            parts.append(
+                f"{len(self.failed)} failed ({', '.join(self.failed[:6])}{', ...' if len(self.failed) > 6 else ''})"
+            )
         if self.stopped:
-            parts.append(f"{len(self.stopped)} stopped on NaN ({', '.join(self.stopped[:6])}"
-                         f"{', ...' if len(self.stopped) > 6 else ''})")
+            parts.append(
+                f"{len(self.stopped)} stopped on NaN ({', '.join(self.stopped[:6])}"
+                f"{', ...' if len(self.stopped) > 6 else ''})"
+            )
         if self.interrupted:
             parts.append("interrupted: the finished units are kept, rerun to complete")
         return "; ".join(parts) + f"; {self.seconds:.1f} s"
 
 
-def run_plan(plan: Plan, site: Path, workers: int = 1, executor: str | None = None, progress: bool = True,
-             log=None) -> AtlasSummary:
+def run_plan(
+    plan: Plan, site: Path, workers: int = 1, executor: str | None = None, progress: bool = True, log=None
+) -> AtlasSummary:
     """Run the plan's cells the site's store does not hold, saving each unit as it finishes."""
     from ..bench.runner import _executor, _no_interrupts, _shutdown, check_executor, threads_per_worker
     from ..bench.store import Store
@@ -267,13 +359,28 @@ def run_plan(plan: Plan, site: Path, workers: int = 1, executor: str | None = No
                 text = "".join(traceback.format_exception(err))
                 for index in b.units:
                     cell = b.cell(index)
-                    extra = {"layer": b.layer, "unit": index, "seed": b.seed,
-                             **({"diversity": b.diversity} if b.diversity else {})}
-                    store.save({"key": plan.key(cell), "spec_name": "atlas", "spec_hash": job.settings.hash,
-                                "model": plan.settings.model, "target": b.target if b.diversity else
-                                f"channel:{b.layer}:{index}", "strategy": b.optimizer, "param": plan.settings.param,
-                                "seed": b.seed, "status": "failed", "error": f"{type(err).__name__}: {err}",
-                                "traceback": text, "extra": extra})
+                    extra = {
+                        "layer": b.layer,
+                        "unit": index,
+                        "seed": b.seed,
+                        **({"diversity": b.diversity} if b.diversity else {}),
+                    }
+                    store.save(
+                        {
+                            "key": plan.key(cell),
+                            "spec_name": "atlas",
+                            "spec_hash": job.settings.hash,
+                            "model": plan.settings.model,
+                            "target": b.target if b.diversity else f"channel:{b.layer}:{index}",
+                            "strategy": b.optimizer,
+                            "param": plan.settings.param,
+                            "seed": b.seed,
+                            "status": "failed",
+                            "error": f"{type(err).__name__}: {err}",
+                            "traceback": text,
+                            "extra": extra,
+                        }
+                    )
                     failed.append(_cell_name(cell, plan.seeds))
                 log(f"FAILED {b.target} {b.optimizer}: {type(err).__name__}: {err}")
                 bar.update(len(b.units))
@@ -294,8 +401,10 @@ def run_plan(plan: Plan, site: Path, workers: int = 1, executor: str | None = No
             _shutdown(pool, interrupted or broken)
             store.close()
     if broken:
-        raise FvoptError(f"a worker process died while running the atlas (often for lack of memory): the finished "
-                         f"units in '{site / DATABASE}' are kept; run again with fewer --workers to resume")
+        raise FvoptError(
+            f"a worker process died while running the atlas (often for lack of memory): the finished "
+            f"units in '{site / DATABASE}' are kept; run again with fewer --workers to resume"
+        )
     return AtlasSummary(len(cells), skipped, ran, failed, stopped, interrupted, time.time() - started)
 
 
@@ -307,6 +416,7 @@ def _cell_name(cell, seeds: list[int]) -> str:
 
 def _finished(pool, gather, jobs: list[Job], threads):
     from ..bench.runner import InlineExecutor
+
     if isinstance(pool, InlineExecutor):
         for job in jobs:
             yield job, pool.submit(run_batch, job, threads)

@@ -7,6 +7,7 @@ one was asked for, the measures, the top and bottom dataset examples, its activa
 Images are small separate files (thumbs/ for the grids), so a layer of 1,000 units loads fast. Every page
 is regenerated from the database, so the pages always say what the store holds.
 """
+
 from __future__ import annotations
 
 import html
@@ -25,6 +26,7 @@ def write_text(path: Path, text: str) -> None:
     """A page written whole or not at all (fvopt.atomic), its folder made first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(path, text)
+
 
 THUMB = 64
 EX_SIDE = 48
@@ -61,8 +63,10 @@ function sortBy(key){document.querySelectorAll('.optgrid .grid').forEach(g=>{con
 
 
 def page(title: str, body: str, script: str = "") -> str:
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style><script>{CHECK_IMAGES}{script}</script></head><body><main>{body}</main></body></html>")
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style><script>{CHECK_IMAGES}{script}</script></head><body><main>{body}</main></body></html>"
+    )
 
 
 def fmt(v) -> str:
@@ -108,6 +112,7 @@ def write_site(site: Path, meta: dict, rows: list[dict], examples: dict | None =
 
     `examples`: {layer: {unit: {"top": [(img (3,h,w) tensor, activation)], "bottom": [...], "acts": array}}}."""
     from .plan import seeds_of
+
     site = Path(site)
     examples = examples or {}
     seeds = seeds_of(meta)
@@ -125,23 +130,32 @@ def write_site(site: Path, meta: dict, rows: list[dict], examples: dict | None =
     optimizers = meta["optimizers"]
     layers = meta["layers"]
     settings = meta["settings"]
-    reference = next((r["quality"].get("reference") for r in done_rows if (r.get("quality") or {}).get("reference")),
-                     settings.get("reference"))
+    reference = next(
+        (r["quality"].get("reference") for r in done_rows if (r.get("quality") or {}).get("reference")),
+        settings.get("reference"),
+    )
     for layer in layers:
         units = sorted(u for (lay, u) in cells if lay == layer)
         for u in units:
             for (opt, seed, div), r in cells[(layer, u)].items():
                 if r.get("image"):
-                    _save_images(site, image_path(layer, opt, u, seed, div, first), r["image"],
-                                 thumb=None if seed != first or div else f"thumbs/{layer}/{opt}/{u}.png")
+                    _save_images(
+                        site,
+                        image_path(layer, opt, u, seed, div, first),
+                        r["image"],
+                        thumb=None if seed != first or div else f"thumbs/{layer}/{opt}/{u}.png",
+                    )
         ex = examples.get(layer, {})
         for i, u in enumerate(units):
             _write_examples(site, layer, u, ex.get(u), by[(layer, u)])
             prev = units[i - 1] if i > 0 else None
             nxt = units[i + 1] if i + 1 < len(units) else None
-            write_text(site / "units" / layer / f"{u}.html",
-                       _unit_page(layer, u, cells[(layer, u)], optimizers, seeds, measures, ex.get(u), prev, nxt,
-                                  settings, reference))
+            write_text(
+                site / "units" / layer / f"{u}.html",
+                _unit_page(
+                    layer, u, cells[(layer, u)], optimizers, seeds, measures, ex.get(u), prev, nxt, settings, reference
+                ),
+            )
         write_text(site / "layers" / f"{layer}.html", _layer_page(layer, units, by, optimizers, measures, meta))
     write_text(site / "index.html", _index_page(meta, by, reference))
     return site / "index.html"
@@ -166,19 +180,27 @@ def _write_examples(site: Path, layer: str, unit: int, ex: dict | None, cells: d
     folder = site / "examples" / layer
     folder.mkdir(parents=True, exist_ok=True)
     for which in ("top", "bottom"):
-        tiles = [Image.fromarray((img.permute(1, 2, 0).clamp(0, 1).numpy() * 255).astype(np.uint8)).resize(
-            (EX_SIDE, EX_SIDE), Image.BILINEAR) for img, _ in ex[which]]
+        tiles = [
+            Image.fromarray((img.permute(1, 2, 0).clamp(0, 1).numpy() * 255).astype(np.uint8)).resize(
+                (EX_SIDE, EX_SIDE), Image.BILINEAR
+            )
+            for img, _ in ex[which]
+        ]
         strip = Image.new("RGB", (max(1, len(tiles)) * (EX_SIDE + 2), EX_SIDE), "white")
         for k, tile in enumerate(tiles):
             strip.paste(tile, (k * (EX_SIDE + 2), 0))
         strip.save(folder / f"{unit}-{which}.jpg", quality=80)
-    _curve(folder / f"{unit}-curve.png", ex["acts"], {o: (r.get("final") or {}).get("value") for o, r in cells.items()
-                                                      if r["status"] == "done"})
+    _curve(
+        folder / f"{unit}-curve.png",
+        ex["acts"],
+        {o: (r.get("final") or {}).get("value") for o, r in cells.items() if r["status"] == "done"},
+    )
 
 
 def _curve(path: Path, acts, values: dict) -> None:
     """The unit's activation over the reference images, sorted (the curve), with each optimizer's image marked."""
     from matplotlib.figure import Figure
+
     fig = Figure(figsize=(3.2, 1.6), dpi=80)
     ax = fig.add_subplot()
     ax.plot(np.sort(np.asarray(acts))[::-1], color="#57606a", lw=1.2, label="reference")
@@ -195,7 +217,7 @@ def _curve(path: Path, acts, values: dict) -> None:
 
 def _status(r: dict) -> str:
     if r["status"] != "done":
-        return f'<span class=bad>failed: {html.escape(str(r.get("error")))}</span>'
+        return f"<span class=bad>failed: {html.escape(str(r.get('error')))}</span>"
     if (r.get("final") or {}).get("nan_stopped"):
         return f'<span class="bad nan">stopped on NaN: {html.escape(str(r.get("stop_reason")))}</span>'
     return ""
@@ -204,9 +226,13 @@ def _status(r: dict) -> str:
 def _unit_page(layer, u, cells, optimizers, seeds, measures, ex, prev, nxt, settings, reference) -> str:
     """`cells`: {(optimizer, seed, diversity): row}. A row per optimizer and a column per seed of images, each with
     its value; the diversity sets; a table of every measure of every optimizer and seed (numbers as stored)."""
-    nav = (f'<p><a href="../../index.html">atlas</a> / <a href="../../layers/{layer}.html">{html.escape(layer)}</a>'
-           f' / unit {u} &nbsp; ' + (f'<a href="{prev}.html">&larr; unit {prev}</a> ' if prev is not None else "")
-           + (f'<a href="{nxt}.html">unit {nxt} &rarr;</a>' if nxt is not None else "") + "</p>")
+    nav = (
+        f'<p><a href="../../index.html">atlas</a> / <a href="../../layers/{layer}.html">{html.escape(layer)}</a>'
+        f" / unit {u} &nbsp; "
+        + (f'<a href="{prev}.html">&larr; unit {prev}</a> ' if prev is not None else "")
+        + (f'<a href="{nxt}.html">unit {nxt} &rarr;</a>' if nxt is not None else "")
+        + "</p>"
+    )
     first = seeds[0]
     seen = list(dict.fromkeys([*seeds, *sorted(s for (_, s, d) in cells if not d and s not in seeds)]))
     rows = []
@@ -215,18 +241,24 @@ def _unit_page(layer, u, cells, optimizers, seeds, measures, ex, prev, nxt, sett
         for seed in seen:
             r = cells.get((opt, seed, 0))
             if r is None:
-                tds.append('<td><span class=muted>not run yet</span></td>')
+                tds.append("<td><span class=muted>not run yet</span></td>")
                 continue
-            img = (f'<img class=vis alt="{html.escape(opt)} seed {seed}" '
-                   f'src="../../{image_path(layer, opt, u, seed, 0, first)}">' if r.get("image")
-                   else '<span class=miss>no image</span>')
+            img = (
+                f'<img class=vis alt="{html.escape(opt)} seed {seed}" '
+                f'src="../../{image_path(layer, opt, u, seed, 0, first)}">'
+                if r.get("image")
+                else "<span class=miss>no image</span>"
+            )
             value = (r.get("final") or {}).get("value") if r["status"] == "done" else None
-            tds.append(f'<td><figure data-optimizer="{html.escape(opt)}" data-seed="{seed}" '
-                       f'data-value="{json.dumps(value)}">{img}<figcaption>value {fmt(value)} {_status(r)}'
-                       f'</figcaption></figure></td>')
-        searched = next((r.get("param_used") for (o, _, d), r in cells.items() if o == opt and not d
-                         and r.get("param_used")), None)
-        note = f'<br><span class=muted>searched {html.escape(str(searched))}</span>' if searched else ""
+            tds.append(
+                f'<td><figure data-optimizer="{html.escape(opt)}" data-seed="{seed}" '
+                f'data-value="{json.dumps(value)}">{img}<figcaption>value {fmt(value)} {_status(r)}'
+                f"</figcaption></figure></td>"
+            )
+        searched = next(
+            (r.get("param_used") for (o, _, d), r in cells.items() if o == opt and not d and r.get("param_used")), None
+        )
+        note = f"<br><span class=muted>searched {html.escape(str(searched))}</span>" if searched else ""
         rows.append(f"<tr><th>{html.escape(opt)}{note}</th>{''.join(tds)}</tr>")
     for (opt, seed, div), r in sorted(cells.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])):
         if div:
@@ -243,26 +275,35 @@ def _unit_page(layer, u, cells, optimizers, seeds, measures, ex, prev, nxt, sett
             r = cells[(o, seed, 0)]
             v = unit_numbers(r, measures).get(name) if r["status"] == "done" else None
             q = r.get("quality") or {}
-            interval = (f' <span class=muted>[{fmt(q.get(name + "_lo"))}, {fmt(q.get(name + "_hi"))}]</span>'
-                        if name in measures and fmt(q.get(name + "_lo")) != "–" else "")
-            tds.append(f'<td data-measure="{name}" data-optimizer="{html.escape(o)}" data-seed="{seed}" '
-                       f'data-exact="{json.dumps(v)}">{fmt(v)}{interval}</td>')
+            interval = (
+                f" <span class=muted>[{fmt(q.get(name + '_lo'))}, {fmt(q.get(name + '_hi'))}]</span>"
+                if name in measures and fmt(q.get(name + "_lo")) != "–"
+                else ""
+            )
+            tds.append(
+                f'<td data-measure="{name}" data-optimizer="{html.escape(o)}" data-seed="{seed}" '
+                f'data-exact="{json.dumps(v)}">{fmt(v)}{interval}</td>'
+            )
         trs.append(f"<tr><td>{html.escape(name)}</td>{''.join(tds)}</tr>")
     table = f"<table class=measures><thead><tr><th>measure</th>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
     exhtml = "<p class=muted>no dataset examples (no reference set)</p>"
     if ex:
         tops = ", ".join(f"{a:.3g}" for _, a in ex["top"])
         bots = ", ".join(f"{a:.3g}" for _, a in ex["bottom"])
-        exhtml = (f'<h3>top</h3><img alt="top examples" src="../../examples/{layer}/{u}-top.jpg"><div class=muted>'
-                  f'activations {tops}</div><h3>bottom</h3><img alt="bottom examples" src="../../examples/{layer}/{u}'
-                  f'-bottom.jpg"><div class=muted>activations {bots}</div><h2>Activation curve</h2><img alt="activation'
-                  f' curve" src="../../examples/{layer}/{u}-curve.png">')
+        exhtml = (
+            f'<h3>top</h3><img alt="top examples" src="../../examples/{layer}/{u}-top.jpg"><div class=muted>'
+            f'activations {tops}</div><h3>bottom</h3><img alt="bottom examples" src="../../examples/{layer}/{u}'
+            f'-bottom.jpg"><div class=muted>activations {bots}</div><h2>Activation curve</h2><img alt="activation'
+            f' curve" src="../../examples/{layer}/{u}-curve.png">'
+        )
     seed_text = f"seed {first}" if not many else f"seeds {', '.join(map(str, seen))}"
-    body = (f"<h1>{html.escape(settings['model'])} {html.escape(layer)} unit {u}</h1>{nav}"
-            f"<p class=muted>param {html.escape(settings['param'])}, {settings['size']} px, {settings['steps']} steps, "
-            f"{seed_text}; measures judged against {html.escape(str(reference))}</p>"
-            f"<h2>Visualizations</h2>{grid}<h2>Measures</h2>{table}"
-            f"<h2>Dataset examples <span class=muted>({html.escape(str(reference))})</span></h2>{exhtml}")
+    body = (
+        f"<h1>{html.escape(settings['model'])} {html.escape(layer)} unit {u}</h1>{nav}"
+        f"<p class=muted>param {html.escape(settings['param'])}, {settings['size']} px, {settings['steps']} steps, "
+        f"{seed_text}; measures judged against {html.escape(str(reference))}</p>"
+        f"<h2>Visualizations</h2>{grid}<h2>Measures</h2>{table}"
+        f"<h2>Dataset examples <span class=muted>({html.escape(str(reference))})</span></h2>{exhtml}"
+    )
     return page(f"{layer} unit {u}", body)
 
 
@@ -270,32 +311,49 @@ def _diversity_row(layer, u, opt, seed, k, r, span, first) -> str:
     """The unit's diversity set of k images: its images side by side, each image's value, the diversity measure."""
     extra, final, q = r.get("extra") or {}, r.get("final") or {}, r.get("quality") or {}
     weight = extra.get("diversity_weight")
-    img = (f'<img class=set alt="diversity set of {k}" src="../../{image_path(layer, opt, u, seed, k, first)}">'
-           if r.get("image") else '<span class=miss>no image</span>')
+    img = (
+        f'<img class=set alt="diversity set of {k}" src="../../{image_path(layer, opt, u, seed, k, first)}">'
+        if r.get("image")
+        else "<span class=miss>no image</span>"
+    )
     done = r["status"] == "done"
     values = final.get("values") or []
     shown = ", ".join(fmt(v) for v in values) if done else "–"
     measure = q.get("diversity") if done else None
-    interval = (f' <span class=muted>[{fmt(q.get("diversity_lo"))}, {fmt(q.get("diversity_hi"))}]</span>'
-                if fmt(q.get("diversity_lo")) != "–" else "")
+    interval = (
+        f" <span class=muted>[{fmt(q.get('diversity_lo'))}, {fmt(q.get('diversity_hi'))}]</span>"
+        if fmt(q.get("diversity_lo")) != "–"
+        else ""
+    )
     why = q.get("error") or q.get("note") or ""
-    measured = (f'diversity (fvopt.quality: mean pairwise 1 - cosine of judge features) <span data-set="diversity" '
-                f'data-measure="diversity" data-exact="{json.dumps(measure)}">{fmt(measure)}</span>{interval}'
-                + (f' <span class=muted>{html.escape(str(why))}</span>' if measure is None and why else ""))
-    return (f'<tr class=diversity-set><th>diversity set<br><span class=muted>{k} images optimized together by '
-            f'{html.escape(opt)}, seed {seed}: <code>{html.escape(str(r.get("target")))}</code>, weight '
-            f'{fmt(weight)} on the diversity term</span></th><td colspan={span}>{img}<div>values <span data-set='
-            f'"diversity" data-measure="values" data-exact="{html.escape(json.dumps(values))}">{shown}</span> '
-            f'(with the diversity term); {measured} {_status(r)}</div></td></tr>')
+    measured = (
+        f'diversity (fvopt.quality: mean pairwise 1 - cosine of judge features) <span data-set="diversity" '
+        f'data-measure="diversity" data-exact="{json.dumps(measure)}">{fmt(measure)}</span>{interval}'
+        + (f" <span class=muted>{html.escape(str(why))}</span>" if measure is None and why else "")
+    )
+    return (
+        f"<tr class=diversity-set><th>diversity set<br><span class=muted>{k} images optimized together by "
+        f"{html.escape(opt)}, seed {seed}: <code>{html.escape(str(r.get('target')))}</code>, weight "
+        f"{fmt(weight)} on the diversity term</span></th><td colspan={span}>{img}<div>values <span data-set="
+        f'"diversity" data-measure="values" data-exact="{html.escape(json.dumps(values))}">{shown}</span> '
+        f"(with the diversity term); {measured} {_status(r)}</div></td></tr>"
+    )
 
 
 def _layer_page(layer, units, by, optimizers, measures, meta) -> str:
     from .plan import seeds_of
+
     keys = ["unit", "value", "robust_value"] + measures
-    buttons = "".join(f'<button data-opt="{html.escape(o)}" onclick="show(this.dataset.opt)"'
-                      f'{" class=on" if k == 0 else ""}>{html.escape(o)}</button>' for k, o in enumerate(optimizers))
-    select = ("<select onchange=\"sortBy(this.value)\">" +
-              "".join(f'<option value="{k.replace("_", "")}">{k}</option>' for k in keys) + "</select>")
+    buttons = "".join(
+        f'<button data-opt="{html.escape(o)}" onclick="show(this.dataset.opt)"'
+        f"{' class=on' if k == 0 else ''}>{html.escape(o)}</button>"
+        for k, o in enumerate(optimizers)
+    )
+    select = (
+        '<select onchange="sortBy(this.value)">'
+        + "".join(f'<option value="{k.replace("_", "")}">{k}</option>' for k in keys)
+        + "</select>"
+    )
     grids = []
     for k, opt in enumerate(optimizers):
         figs = []
@@ -305,25 +363,40 @@ def _layer_page(layer, units, by, optimizers, measures, meta) -> str:
                 continue
             nums = unit_numbers(r, measures) if r["status"] == "done" else {}
             data = f'data-unit="{u}" ' + " ".join(
-                f'data-{m.replace("_", "")}="{nums.get(m) if nums.get(m) is not None else "nan"}"' for m in keys[1:])
-            thumb = (f'<img alt="{u}" src="../thumbs/{layer}/{opt}/{u}.png">' if r.get("image")
-                     else '<span class=miss>failed</span>')
+                f'data-{m.replace("_", "")}="{nums.get(m) if nums.get(m) is not None else "nan"}"' for m in keys[1:]
+            )
+            thumb = (
+                f'<img alt="{u}" src="../thumbs/{layer}/{opt}/{u}.png">'
+                if r.get("image")
+                else "<span class=miss>failed</span>"
+            )
             flag = " <span class=bad>NaN</span>" if (r.get("final") or {}).get("nan_stopped") else ""
-            figs.append(f'<figure {data}><a href="../units/{layer}/{u}.html">{thumb}</a><figcaption>{u}{flag}'
-                        f"</figcaption></figure>")
-        grids.append(f'<div class="optgrid{" hide" if k else ""}" data-opt="{html.escape(opt)}"><div class=grid>'
-                     f'{"".join(figs)}</div></div>')
+            figs.append(
+                f'<figure {data}><a href="../units/{layer}/{u}.html">{thumb}</a><figcaption>{u}{flag}'
+                f"</figcaption></figure>"
+            )
+        grids.append(
+            f'<div class="optgrid{" hide" if k else ""}" data-opt="{html.escape(opt)}"><div class=grid>'
+            f"{''.join(figs)}</div></div>"
+        )
     total = meta["channels"].get(layer, len(units))
-    body = (f'<h1>{html.escape(meta["settings"]["model"])} {html.escape(layer)}</h1><p><a href="../index.html">atlas'
-            f"</a> &middot; {len(units)} of {total} units run &middot; seed {seeds_of(meta)[0]}"
-            + (f" (the first of seeds {', '.join(map(str, seeds_of(meta)))}; each unit's page shows every seed)"
-               if len(seeds_of(meta)) > 1 else "") + f"</p><p class=tabs>{buttons} &nbsp; sort by {select}</p>"
-            + "".join(grids))
+    body = (
+        f'<h1>{html.escape(meta["settings"]["model"])} {html.escape(layer)}</h1><p><a href="../index.html">atlas'
+        f"</a> &middot; {len(units)} of {total} units run &middot; seed {seeds_of(meta)[0]}"
+        + (
+            f" (the first of seeds {', '.join(map(str, seeds_of(meta)))}; each unit's page shows every seed)"
+            if len(seeds_of(meta)) > 1
+            else ""
+        )
+        + f"</p><p class=tabs>{buttons} &nbsp; sort by {select}</p>"
+        + "".join(grids)
+    )
     return page(layer, body, SORT)
 
 
 def _index_page(meta, by, reference) -> str:
     from .plan import seeds_of
+
     opts = meta["optimizers"]
     head = "".join(f"<th>{html.escape(o)} done</th>" for o in opts)
     trs = []
@@ -336,13 +409,18 @@ def _index_page(meta, by, reference) -> str:
             bad = sum(c["status"] != "done" for c in cells)
             nan = sum(c["status"] == "done" and (c.get("final") or {}).get("nan_stopped") for c in cells)
             note = (f" <span class=bad>{bad} failed</span>" if bad else "") + (
-                f" <span class=bad>{nan} NaN</span>" if nan else "")
+                f" <span class=bad>{nan} NaN</span>" if nan else ""
+            )
             tds.append(f"<td>{done}/{total} ({100 * done / max(total, 1):.0f}%){note}</td>")
-        trs.append(f'<tr><td><a href="layers/{layer}.html">{html.escape(layer)}</a></td><td>{total}</td>{"".join(tds)}</tr>')
+        trs.append(
+            f'<tr><td><a href="layers/{layer}.html">{html.escape(layer)}</a></td><td>{total}</td>{"".join(tds)}</tr>'
+        )
     s = meta["settings"]
-    body = (f"<h1>fvopt atlas: {html.escape(s['model'])}</h1><p class=muted>param {html.escape(s['param'])}, "
-            f"{s['size']} px, {s['steps']} steps, seeds {', '.join(map(str, seeds_of(meta)))} (counts: seed "
-            f"{seeds_of(meta)[0]}), transforms {html.escape(s['transforms'])}; "
-            f"dataset examples and measures from {html.escape(str(reference))}</p>"
-            f"<table><thead><tr><th>layer</th><th>units</th>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>")
+    body = (
+        f"<h1>fvopt atlas: {html.escape(s['model'])}</h1><p class=muted>param {html.escape(s['param'])}, "
+        f"{s['size']} px, {s['steps']} steps, seeds {', '.join(map(str, seeds_of(meta)))} (counts: seed "
+        f"{seeds_of(meta)[0]}), transforms {html.escape(s['transforms'])}; "
+        f"dataset examples and measures from {html.escape(str(reference))}</p>"
+        f"<table><thead><tr><th>layer</th><th>units</th>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
+    )
     return page(f"atlas {s['model']}", body)

@@ -3,6 +3,7 @@
 Wang & Ponce (2022) normalize each unit's scores by the best activation ever reached for that
 unit; the same normalization here makes targets of very different scales comparable.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -55,8 +56,14 @@ def mean_by(rows: list[dict], keys: tuple[str, ...], value: str = "score") -> li
     out = []
     for k, vs in groups.items():
         arr = np.array(vs)
-        out.append({**dict(zip(keys, k)), "mean": float(arr.mean()),
-                    "sem": float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else 0.0, "n": len(arr)})
+        out.append(
+            {
+                **dict(zip(keys, k)),
+                "mean": float(arr.mean()),
+                "sem": float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else 0.0,
+                "n": len(arr),
+            }
+        )
     return sorted(out, key=lambda r: -r["mean"])
 
 

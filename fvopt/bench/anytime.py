@@ -16,6 +16,7 @@ Runs that stopped early (a NaN objective, an error) keep the best they reached a
 per strategy (`stopped_early`); cells that failed without a result are counted as `failed`.
 Neither is averaged in silently or dropped without saying so.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..stops import stop_kind
-from .rows import (AXES, algorithm_labels, area_under, best_so_far, finite, problem_of, reference_values, step_at,
-                   stopped_early, trace_axis)  # noqa: F401  (AXES, stopped_early: also read from here by studies)
+from .rows import (
+    AXES,
+    algorithm_labels,
+    area_under,
+    best_so_far,
+    finite,
+    problem_of,
+    reference_values,
+    step_at,
+    stopped_early,
+    trace_axis,
+)  # noqa: F401  (AXES, stopped_early: also read from here by studies)
 
 FRACTIONS = (0.5, 0.8, 0.9, 0.95, 0.99)
 BUDGET_SHARES = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -49,8 +60,10 @@ class Run:
 
     @property
     def length(self) -> dict[str, float]:
-        return {"passes": float(self.passes[-1]) if len(self.passes) else 0.0,
-                "seconds": float(self.seconds[-1]) if len(self.seconds) else 0.0}
+        return {
+            "passes": float(self.passes[-1]) if len(self.passes) else 0.0,
+            "seconds": float(self.seconds[-1]) if len(self.seconds) else 0.0,
+        }
 
     def hit(self, target: float, axis: str) -> float | None:
         """The passes or seconds at which the run first reached `target`; None if it never did."""
@@ -92,9 +105,19 @@ def collect_runs(rows: list[dict], failed: list[dict] | None = None) -> Runs:
             unscored.add(f"{problem[0]} {problem[1]}: best value {ref:.4g} is not positive")
             continue
         trace = [p for p in r["trace"] or [] if finite(p["best"]) is not None]
-        runs.append(Run(labels[i], problem, r["seed"], trace_axis(trace, "passes"), trace_axis(trace, "seconds"),
-                        best_so_far(trace) / ref, stopped_early(r), r.get("stop_reason") or "",
-                        (r.get("extra") or {}).get("result")))
+        runs.append(
+            Run(
+                labels[i],
+                problem,
+                r["seed"],
+                trace_axis(trace, "passes"),
+                trace_axis(trace, "seconds"),
+                best_so_far(trace) / ref,
+                stopped_early(r),
+                r.get("stop_reason") or "",
+                (r.get("extra") or {}).get("result"),
+            )
+        )
     counts: dict[str, int] = defaultdict(int)
     for j, r in enumerate(failed or []):
         counts[labels[len(rows) + j]] += 1
@@ -174,9 +197,20 @@ def fixed_target_table(runs: Runs, kind: str = "fractions", samples: int = 1000)
         art_p, ok = average_running_time(rs, t, "passes")
         art_s, _ = average_running_time(rs, t, "seconds")
         p10, p50, p90 = bootstrap_art(rs, t, "passes", samples)
-        out.append({"strategy": key[0], "target": t if kind == "fractions" else key[1], "target_value": t,
-                    "aRT_passes": art_p, "aRT_passes_p10": p10, "aRT_passes_p50": p50, "aRT_passes_p90": p90,
-                    "aRT_seconds": art_s, "successes": ok, "runs": len(rs)})
+        out.append(
+            {
+                "strategy": key[0],
+                "target": t if kind == "fractions" else key[1],
+                "target_value": t,
+                "aRT_passes": art_p,
+                "aRT_passes_p10": p10,
+                "aRT_passes_p50": p50,
+                "aRT_passes_p90": p90,
+                "aRT_seconds": art_s,
+                "successes": ok,
+                "runs": len(rs),
+            }
+        )
     return out
 
 
@@ -214,9 +248,13 @@ def fixed_budget_table(runs: Runs) -> list[dict]:
     out = []
     for label in runs.labels:
         mine = runs.of(label)
-        row = {"strategy": label, "runs": len(mine), "stopped_early": sum(r.early for r in mine),
-               "failed": runs.failed.get(label, 0),
-               "final_median": float(np.median([r.best[-1] for r in mine if len(r.best)])) if mine else math.nan}
+        row = {
+            "strategy": label,
+            "runs": len(mine),
+            "stopped_early": sum(r.early for r in mine),
+            "failed": runs.failed.get(label, 0),
+            "final_median": float(np.median([r.best[-1] for r in mine if len(r.best)])) if mine else math.nan,
+        }
         for axis in AXES:
             areas = np.array([area_under_curve(r, ends[r.problem][axis], axis) for r in mine])
             row[f"auc_{axis}"] = float(areas.mean()) if len(areas) else math.nan
@@ -230,7 +268,9 @@ def fixed_budget_table(runs: Runs) -> list[dict]:
     return sorted(out, key=lambda r: -r["auc_passes"] if math.isfinite(r["auc_passes"]) else math.inf)
 
 
-def curves(runs: Runs, label: str, axis: str, points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def curves(
+    runs: Runs, label: str, axis: str, points: int = 200
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """x (passes or seconds, up to the longest run of the comparison) and the median, 25th and 75th
     percentiles of the normalized best-so-far over all runs of `label` (a run that ended keeps its
     best: that is what its user had by then)."""
@@ -247,8 +287,11 @@ def legend_label(runs: Runs, label: str) -> str:
     mine = runs.of(label)
     early, failed = sum(r.early for r in mine), runs.failed.get(label, 0)
     results = sorted({r.result for r in mine if r.result})
-    notes = [f"result {'/'.join(results)}" if results else "",
-             f"{early}/{len(mine)} stopped early" if early else "", f"{failed} failed" if failed else ""]
+    notes = [
+        f"result {'/'.join(results)}" if results else "",
+        f"{early}/{len(mine)} stopped early" if early else "",
+        f"{failed} failed" if failed else "",
+    ]
     notes = [n for n in notes if n]
     return label + (f" ({', '.join(notes)})" if notes else "")
 
@@ -269,8 +312,11 @@ def ecdf_series(runs: Runs, kind: str = "fractions", points: int = 300) -> dict[
 
 def ecdf_title(runs: Runs, kind: str) -> str:
     """What the ECDF pools: every problem, at which targets."""
-    targets = ("targets " + ", ".join(f"{t:g}" for t in sorted({t for ts in targets_of(runs, kind).values() for t in ts}))
-               if kind == "fractions" else "budget-based targets")
+    targets = (
+        "targets " + ", ".join(f"{t:g}" for t in sorted({t for ts in targets_of(runs, kind).values() for t in ts}))
+        if kind == "fractions"
+        else "budget-based targets"
+    )
     return f"Run-time ECDF over all problems and {targets} (of the best value of each problem)"
 
 
@@ -279,6 +325,10 @@ def fixed_budget_series(runs: Runs) -> tuple[dict[str, dict[str, tuple]], dict[s
     (x, y) where each of its runs that stopped early ended."""
     labels = [label for label in runs.labels if runs.of(label)]
     series = {label: {axis: curves(runs, label, axis) for axis in AXES} for label in labels}
-    ends = {label: {axis: [(r.length[axis], r.best[-1]) for r in runs.of(label) if r.early and len(r.best)]
-                    for axis in AXES} for label in labels}
+    ends = {
+        label: {
+            axis: [(r.length[axis], r.best[-1]) for r in runs.of(label) if r.early and len(r.best)] for axis in AXES
+        }
+        for label in labels
+    }
     return series, ends

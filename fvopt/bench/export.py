@@ -19,6 +19,7 @@ against the files the `ioh` 0.4.2 package writes, and against the reader in IOHa
 IOHanalyzer reads it with its >= 0.3.3 reader (chosen by `version`), which needs "evaluations" in
 `attributes` to take the evaluation counts from the file rather than number the lines.
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,24 @@ from ..errors import FvoptError
 from .rows import running_best  # noqa: F401  (also read from here)
 from .rows import passes_of, problem_of, problems, reference_values, slug
 
-TIDY_COLUMNS = ["model", "target", "strategy", "param", "param_used", "seed", "step", "time_s", "forwards", "backwards",
-                "passes", "value", "best", "best_so_far", "normalized", "stop_reason"]
+TIDY_COLUMNS = [
+    "model",
+    "target",
+    "strategy",
+    "param",
+    "param_used",
+    "seed",
+    "step",
+    "time_s",
+    "forwards",
+    "backwards",
+    "passes",
+    "value",
+    "best",
+    "best_so_far",
+    "normalized",
+    "stop_reason",
+]
 IOH_VERSION = "0.4.2"  # the `ioh` release whose Analyzer output this matches; IOHanalyzer needs >= 0.3.3
 IOH_HEADER = "evaluations raw_y"
 
@@ -71,13 +88,26 @@ def export_tidy_csv(rows: list[dict], path: str | Path) -> Path:
                 trace = r["trace"] or []
                 for point, best in zip(trace, running_best(trace)):
                     normalized = best / scale if best is not None and scale is not None and scale > 0 else ""
-                    writer.writerow({
-                        "model": r.get("model"), "target": r["target"], "strategy": r["strategy"], "param": r["param"],
-                        "param_used": r.get("param_used"), "seed": r["seed"], "step": point.get("step"),
-                        "time_s": point["time_s"], "forwards": point["forwards"], "backwards": point["backwards"],
-                        "passes": passes_of(point), "value": point.get("value"), "best": point.get("best"),
-                        "best_so_far": "" if best is None else best, "normalized": normalized,
-                        "stop_reason": r.get("stop_reason")})
+                    writer.writerow(
+                        {
+                            "model": r.get("model"),
+                            "target": r["target"],
+                            "strategy": r["strategy"],
+                            "param": r["param"],
+                            "param_used": r.get("param_used"),
+                            "seed": r["seed"],
+                            "step": point.get("step"),
+                            "time_s": point["time_s"],
+                            "forwards": point["forwards"],
+                            "backwards": point["backwards"],
+                            "passes": passes_of(point),
+                            "value": point.get("value"),
+                            "best": point.get("best"),
+                            "best_so_far": "" if best is None else best,
+                            "normalized": normalized,
+                            "stop_reason": r.get("stop_reason"),
+                        }
+                    )
     except OSError as err:
         raise _cannot_write(path, "trace CSV", err) from None
     return path
@@ -139,8 +169,9 @@ def export_iohprofiler(rows: list[dict], folder: str | Path) -> list[Path]:
     try:
         if folder.is_dir():
             _clear_earlier_export(folder)
-        for (strategy, param, model, target), cells in sorted(groups.items(), key=lambda g: (
-                folders[g[0][:2]], function_ids[g[0][2:]])):
+        for (strategy, param, model, target), cells in sorted(
+            groups.items(), key=lambda g: (folders[g[0][:2]], function_ids[g[0][2:]])
+        ):
             fid, name = function_ids[(model, target)], slug(f"{model}_{target}")
             scenarios: dict[int, list[tuple[dict, list]]] = defaultdict(list)
             for r in sorted(cells, key=lambda r: r["seed"]):
@@ -150,21 +181,43 @@ def export_iohprofiler(rows: list[dict], folder: str | Path) -> list[Path]:
             if not scenarios:
                 continue
             algorithm_dir = folder / folders[(strategy, param)]
-            meta = {"version": IOH_VERSION, "suite": "fvopt", "function_id": fid, "function_name": name,
-                    "maximization": True,
-                    "algorithm": {"name": f"{strategy} {param}",
-                                  "info": f"fvopt strategy {strategy}, parameterization {param}"},
-                    "attributes": IOH_HEADER.split(), "scenarios": []}
+            meta = {
+                "version": IOH_VERSION,
+                "suite": "fvopt",
+                "function_id": fid,
+                "function_name": name,
+                "maximization": True,
+                "algorithm": {
+                    "name": f"{strategy} {param}",
+                    "info": f"fvopt strategy {strategy}, parameterization {param}",
+                },
+                "attributes": IOH_HEADER.split(),
+                "scenarios": [],
+            }
             for dim, runs in sorted(scenarios.items()):
                 path = f"data_f{fid}_{name}/IOHprofiler_f{fid}_DIM{dim}.dat"
                 lines = []
                 for r, points in runs:
                     lines.append(IOH_HEADER)
                     lines += [f"{evals} {best!r}" for evals, best in points]
-                meta["scenarios"].append({"dimension": dim, "path": path, "runs": [
-                    {"instance": int(r["seed"]), "evals": max(passes_of(r), points[-1][0]),
-                     "best": {"evals": next(e for e, y in points if y == points[-1][1]), "y": points[-1][1], "x": []}}
-                    for r, points in runs]})
+                meta["scenarios"].append(
+                    {
+                        "dimension": dim,
+                        "path": path,
+                        "runs": [
+                            {
+                                "instance": int(r["seed"]),
+                                "evals": max(passes_of(r), points[-1][0]),
+                                "best": {
+                                    "evals": next(e for e, y in points if y == points[-1][1]),
+                                    "y": points[-1][1],
+                                    "x": [],
+                                },
+                            }
+                            for r, points in runs
+                        ],
+                    }
+                )
                 (algorithm_dir / path).parent.mkdir(parents=True, exist_ok=True)
                 (algorithm_dir / path).write_text("\n".join(lines) + "\n")
                 written.append(algorithm_dir / path)

@@ -1,6 +1,7 @@
 """One self-contained HTML file for a benchmark report: conclusions, setup, versions, every figure
 and table, the image grids and the failures, with images embedded, so it opens offline and can
 be mailed or attached as it is."""
+
 from __future__ import annotations
 
 import base64
@@ -13,8 +14,14 @@ from collections import Counter
 from importlib import metadata
 from pathlib import Path
 
-from .comparison import (FACTOR_TITLES, FIXED_BUDGET_COLUMNS, FIXED_TARGET_COLUMNS, PAIR_COLUMNS, Comparison,
-                         win_rate_rows)
+from .comparison import (
+    FACTOR_TITLES,
+    FIXED_BUDGET_COLUMNS,
+    FIXED_TARGET_COLUMNS,
+    PAIR_COLUMNS,
+    Comparison,
+    win_rate_rows,
+)
 from .quality_report import MEANS_COLUMNS, SHOWN, QualitySection, means_by
 from .rows import cell_name
 from .stats import TEST_NOTE
@@ -30,8 +37,10 @@ nav a{margin-right:14px;color:#0969da;text-decoration:none;font-size:13px}
 table{border-collapse:collapse;margin:8px 0 14px;font-size:12.5px;background:#fff;display:block;overflow-x:auto}
 th,td{border:1px solid #d8dee4;padding:3px 7px;text-align:right;white-space:nowrap}
 th{background:#f0f3f6;position:sticky;top:0}td:first-child,th:first-child{text-align:left}
-tr.sig td{background:#eef7ee}figure{margin:10px 0 18px}figure img{max-width:100%;border:1px solid #d8dee4;background:#fff}
-figcaption{font-size:12.5px;color:#57606a}ul.conclusions li{margin:4px 0}dl{display:grid;grid-template-columns:190px 1fr;gap:3px 12px}
+tr.sig td{background:#eef7ee}figure{margin:10px 0 18px}
+figure img{max-width:100%;border:1px solid #d8dee4;background:#fff}
+figcaption{font-size:12.5px;color:#57606a}ul.conclusions li{margin:4px 0}
+dl{display:grid;grid-template-columns:190px 1fr;gap:3px 12px}
 dt{font-weight:600}dd{margin:0}code{background:#f0f3f6;padding:1px 4px;border-radius:3px}
 """
 
@@ -51,16 +60,22 @@ def _cell(value) -> str:
 
 def table(rows: list[dict], columns: list[str], highlight: str | None = None) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(f"<tr{' class=sig' if highlight and r.get(highlight) else ''}>"
-                   + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
+    body = "".join(
+        f"<tr{' class=sig' if highlight and r.get(highlight) else ''}>"
+        + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns)
+        + "</tr>"
+        for r in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def figure(path: Path, caption: str) -> str:
     mime = "image/jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else "image/png"
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def _version(package: str) -> str:
@@ -74,27 +89,51 @@ def setup_facts(rows: list[dict], failed: list[dict]) -> dict[str, str]:
     """The design as the cells record it (the database keeps each cell's settings, not the spec
     file), the versions and devices the cells ran with, and the machine writing the report."""
     every = rows + failed
+
     def values(key):
         return ", ".join(sorted({str(r.get(key)) for r in every}))
-    strategies = sorted({f"{r['strategy']}" + (f" {json.dumps(r['options'], sort_keys=True)}" if r.get("options") else "")
-                         for r in every})
+
+    strategies = sorted(
+        {
+            f"{r['strategy']}" + (f" {json.dumps(r['options'], sort_keys=True)}" if r.get("options") else "")
+            for r in every
+        }
+    )
     budgets = sorted({json.dumps(r["budget"], sort_keys=True) for r in every})
     return {
         "spec": values("spec_name") + f" (hash {values('spec_hash')})",
-        "models": values("model"), "targets": values("target"), "strategies": "; ".join(strategies),
-        "parameterizations": values("param") + (f" (as used: {values('param_used')})" if values("param_used") != values("param") else ""),
+        "models": values("model"),
+        "targets": values("target"),
+        "strategies": "; ".join(strategies),
+        "parameterizations": values("param")
+        + (f" (as used: {values('param_used')})" if values("param_used") != values("param") else ""),
         "seeds": ", ".join(str(s) for s in sorted({r["seed"] for r in every})),
-        "image size": values("size") + " px", "budget": "; ".join(budgets), "transforms": values("transforms"),
+        "image size": values("size") + " px",
+        "budget": "; ".join(budgets),
+        "transforms": values("transforms"),
         "returned point (result)": returned_points(rows),
         "cells": f"{len(rows)} finished, {len(failed)} failed",
-        "ran with": "; ".join(f"fvopt {f}, torch {t} on {d} ({n} cells)" for (f, t, d), n in sorted(Counter(
-            (r.get("fvopt_version"), r.get("torch_version"), r.get("device")) for r in every).items(), key=str)),
-        "finished": (time.strftime("%Y-%m-%d %H:%M", time.gmtime(min(r["finished_at"] for r in rows if r.get("finished_at"))))
-                     + " to " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(max(r["finished_at"] for r in rows if r.get("finished_at"))))
-                     if any(r.get("finished_at") for r in rows) else "–"),
+        "ran with": "; ".join(
+            f"fvopt {f}, torch {t} on {d} ({n} cells)"
+            for (f, t, d), n in sorted(
+                Counter((r.get("fvopt_version"), r.get("torch_version"), r.get("device")) for r in every).items(),
+                key=str,
+            )
+        ),
+        "finished": (
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime(min(r["finished_at"] for r in rows if r.get("finished_at"))))
+            + " to "
+            + time.strftime(
+                "%Y-%m-%d %H:%M UTC", time.gmtime(max(r["finished_at"] for r in rows if r.get("finished_at")))
+            )
+            if any(r.get("finished_at") for r in rows)
+            else "–"
+        ),
         "report written on": f"Python {platform.python_version()}, {platform.platform()}, {os.cpu_count()} CPUs; "
-                             + ", ".join(f"{p} {_version(p)}" for p in ("fvopt", "numpy", "scipy", "pandas",
-                                                                       "scikit-posthocs", "statsmodels", "matplotlib")),
+        + ", ".join(
+            f"{p} {_version(p)}"
+            for p in ("fvopt", "numpy", "scipy", "pandas", "scikit-posthocs", "statsmodels", "matplotlib")
+        ),
     }
 
 
@@ -109,10 +148,13 @@ def returned_points(rows: list[dict]) -> str:
 
 def factor_section(other: Comparison, figure_path: Path | None) -> str:
     """The same cells compared by one factor (optimizers alone, parameterizations alone)."""
-    return (f"<h3>{html.escape(FACTOR_TITLES[other.paired.factor])}</h3><ul>"
-            + "".join(f"<li>{html.escape(s)}</li>" for s in other.conclusions()[:3]) + "</ul>"
-            + (figure(figure_path, "Critical-difference diagram") if figure_path and figure_path.exists() else "")
-            + table(other.pairs.to_dict("records"), PAIR_COLUMNS, highlight="significant"))
+    return (
+        f"<h3>{html.escape(FACTOR_TITLES[other.paired.factor])}</h3><ul>"
+        + "".join(f"<li>{html.escape(s)}</li>" for s in other.conclusions()[:3])
+        + "</ul>"
+        + (figure(figure_path, "Critical-difference diagram") if figure_path and figure_path.exists() else "")
+        + table(other.pairs.to_dict("records"), PAIR_COLUMNS, highlight="significant")
+    )
 
 
 def failed_cells(failed: list[dict]) -> str:
@@ -121,10 +163,18 @@ def failed_cells(failed: list[dict]) -> str:
         return "<p>None: every cell of the database finished.</p>"
     if not any(r.get("traceback") for r in failed):
         return table([{"cell": cell_name(r), "error": r.get("error")} for r in failed], ["cell", "error"])
-    body = "".join(f"<tr><td>{html.escape(cell_name(r))}</td><td style='text-align:left'>"
-                   + (f"<details><summary>{_cell(r.get('error'))}</summary><pre>{html.escape(r['traceback'])}</pre>"
-                      "</details>" if r.get("traceback") else _cell(r.get("error"))) + "</td></tr>" for r in failed)
-    return f"<table><thead><tr><th>cell</th><th>error (click for the traceback)</th></tr></thead><tbody>{body}</tbody></table>"
+    body = "".join(
+        f"<tr><td>{html.escape(cell_name(r))}</td><td style='text-align:left'>"
+        + (
+            f"<details><summary>{_cell(r.get('error'))}</summary><pre>{html.escape(r['traceback'])}</pre></details>"
+            if r.get("traceback")
+            else _cell(r.get("error"))
+        )
+        + "</td></tr>"
+        for r in failed
+    )
+    head = "<thead><tr><th>cell</th><th>error (click for the traceback)</th></tr></thead>"
+    return f"<table>{head}<tbody>{body}</tbody></table>"
 
 
 def _measure_text(r: dict, m: str) -> str:
@@ -143,14 +193,21 @@ def quality_section(q: QualitySection, grids: list[tuple[Path, str]]) -> str:
     means per optimizer, then per target: its final images beside the unit's dataset examples and
     the quality-against-activation figure, and every cell's measures (uninformative ones marked)."""
     shown = [m for m in SHOWN if any(r.get(m) is not None for r in q.records)]
-    parts = [f"<p>Reference set: <b>{html.escape(str(q.reference))}</b>. A measure is ranked only on the targets "
-             "where it beats its controls (uniform gray, uniform noise, a random reference image of the same unit); "
-             "where a control matches or beats it, it is marked uninformative and not ranked.</p>"]
+    parts = [
+        f"<p>Reference set: <b>{html.escape(str(q.reference))}</b>. A measure is ranked only on the targets "
+        "where it beats its controls (uniform gray, uniform noise, a random reference image of the same unit); "
+        "where a control matches or beats it, it is marked uninformative and not ranked.</p>"
+    ]
     for c in q.comparisons:
-        parts.append(f"<h3>{html.escape(c.measure)}</h3><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in c.conclusions())
-                     + "</ul>")
-    parts.append(f"<h3>Means per optimizer (reference: {html.escape(str(q.reference))})</h3>"
-                 + table(means_by(q.records), MEANS_COLUMNS))
+        parts.append(
+            f"<h3>{html.escape(c.measure)}</h3><ul>"
+            + "".join(f"<li>{html.escape(s)}</li>" for s in c.conclusions())
+            + "</ul>"
+        )
+    parts.append(
+        f"<h3>Means per optimizer (reference: {html.escape(str(q.reference))})</h3>"
+        + table(means_by(q.records), MEANS_COLUMNS)
+    )
     parts += [f"<p class=muted>{html.escape(n)}</p>" for n in q.notes]
     grid_of = {cap: p for p, cap in grids}
     for problem, scatter in q.scatters.items():
@@ -160,47 +217,116 @@ def quality_section(q: QualitySection, grids: list[tuple[Path, str]]) -> str:
         if title in grid_of:
             row.append(figure(grid_of[title], f"{title}: final images"))
         if problem in q.examples:
-            row.append(figure(q.examples[problem], f"{problem[1]}: dataset examples (top, crops, bottom) from "
-                              f"{q.reference}"))
-        parts.append(f"<h3>{html.escape(title)}</h3><div style='display:flex;gap:12px;flex-wrap:wrap;align-items:flex-start'>"
-                     + "".join(row) + "</div>" + figure(scatter, f"{title}: quality against activation")
-                     + table([{"strategy": r["strategy"], "seed": r["seed"], "robust_value": r["robust_value"],
-                               "robust_8bit": r["robust_8bit"], **{m: _measure_text(r, m) for m in shown}}
-                              for r in sorted(mine, key=lambda r: (r["strategy"], r["seed"]))],
-                             ["strategy", "seed", "robust_value", "robust_8bit", *shown]))
+            row.append(
+                figure(q.examples[problem], f"{problem[1]}: dataset examples (top, crops, bottom) from {q.reference}")
+            )
+        parts.append(
+            f"<h3>{html.escape(title)}</h3><div style='display:flex;gap:12px;flex-wrap:wrap;align-items:flex-start'>"
+            + "".join(row)
+            + "</div>"
+            + figure(scatter, f"{title}: quality against activation")
+            + table(
+                [
+                    {
+                        "strategy": r["strategy"],
+                        "seed": r["seed"],
+                        "robust_value": r["robust_value"],
+                        "robust_8bit": r["robust_8bit"],
+                        **{m: _measure_text(r, m) for m in shown},
+                    }
+                    for r in sorted(mine, key=lambda r: (r["strategy"], r["seed"]))
+                ],
+                ["strategy", "seed", "robust_value", "robust_8bit", *shown],
+            )
+        )
     return "".join(parts)
 
 
-def write_html(path: Path, title: str, rows: list[dict], failed: list[dict], comparison: Comparison,
-               summary: tuple[list[dict], list[str]], figures: list[tuple[Path, str]], grids: list[tuple[Path, str]],
-               also: tuple[Comparison, ...] = (), quality: "QualitySection | None" = None) -> Path:
+def write_html(
+    path: Path,
+    title: str,
+    rows: list[dict],
+    failed: list[dict],
+    comparison: Comparison,
+    summary: tuple[list[dict], list[str]],
+    figures: list[tuple[Path, str]],
+    grids: list[tuple[Path, str]],
+    also: tuple[Comparison, ...] = (),
+    quality: "QualitySection | None" = None,
+) -> Path:
     """Write the report to `path`; figures and grids are (image file, caption) pairs embedded
     inline; `also`: the same cells compared by another factor."""
     c = comparison
     facts = setup_facts(rows, failed)
     sections = [
-        ("conclusions", "Conclusions", '<ul class="conclusions">' + "".join(f"<li>{html.escape(s)}</li>" for s in c.conclusions()) + "</ul>"),
-        ("setup", "Setup and versions", "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items()) + "</dl>"),
-        ("budget", "Fixed budget", "".join(figure(c.figures[k], cap) for k, cap in (
-            ("fixed_budget", "Normalized best-so-far against model passes and seconds (median, interquartile band)"),)
-            if k in c.figures) + "<p class=muted>Area under the normalized best-so-far curve (one anytime number; "
+        (
+            "conclusions",
+            "Conclusions",
+            '<ul class="conclusions">' + "".join(f"<li>{html.escape(s)}</li>" for s in c.conclusions()) + "</ul>",
+        ),
+        (
+            "setup",
+            "Setup and versions",
+            "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items()) + "</dl>",
+        ),
+        (
+            "budget",
+            "Fixed budget",
+            "".join(
+                figure(c.figures[k], cap)
+                for k, cap in (
+                    (
+                        "fixed_budget",
+                        "Normalized best-so-far against model passes and seconds (median, interquartile band)",
+                    ),
+                )
+                if k in c.figures
+            )
+            + "<p class=muted>Area under the normalized best-so-far curve (one anytime number; "
             "each problem's horizon is its longest run), runs that stopped early and cells that failed:</p>"
-            + table(c.fixed_budget, FIXED_BUDGET_COLUMNS)),
-        ("target", "Fixed target", "".join(figure(c.figures[k], cap) for k, cap in (
-            ("ecdf", "Empirical distribution of run times over all (run, target) pairs"),) if k in c.figures)
+            + table(c.fixed_budget, FIXED_BUDGET_COLUMNS),
+        ),
+        (
+            "target",
+            "Fixed target",
+            "".join(
+                figure(c.figures[k], cap)
+                for k, cap in (("ecdf", "Empirical distribution of run times over all (run, target) pairs"),)
+                if k in c.figures
+            )
             + "<p class=muted>aRT (COCO): every pass of every run until the target, an unsuccessful run in full, "
-            "divided by the number of successful runs; inf when no run reached it. p10/p50/p90: bootstrap over runs.</p>"
-            + table(c.fixed_target, FIXED_TARGET_COLUMNS)),
-        ("stats", "Paired statistics", f"<p>{html.escape(TEST_NOTE)}</p>"
-            + "".join(figure(c.figures[k], cap) for k, cap in (
-                ("critical_difference", "Critical-difference diagram (scikit-posthocs): mean ranks, bars join strategies "
-                                        "not significantly different after Holm's correction"),
-                ("win_rate", "Win-rate matrix: share of paired blocks where the row beats the column, 95% bootstrap interval"))
-                if k in c.figures)
+            "divided by the number of successful runs; inf when no run reached it. "
+            "p10/p50/p90: bootstrap over runs.</p>" + table(c.fixed_target, FIXED_TARGET_COLUMNS),
+        ),
+        (
+            "stats",
+            "Paired statistics",
+            f"<p>{html.escape(TEST_NOTE)}</p>"
+            + "".join(
+                figure(c.figures[k], cap)
+                for k, cap in (
+                    (
+                        "critical_difference",
+                        "Critical-difference diagram (scikit-posthocs): mean ranks, bars join strategies "
+                        "not significantly different after Holm's correction",
+                    ),
+                    (
+                        "win_rate",
+                        "Win-rate matrix: share of paired blocks where the row beats the column, "
+                        "95% bootstrap interval",
+                    ),
+                )
+                if k in c.figures
+            )
             + "<h3>Pairwise Wilcoxon signed-rank tests (green: significant after Holm's correction)</h3>"
             + table(c.pairs.to_dict("records"), PAIR_COLUMNS, highlight="significant")
-            + ("<h3>Win rates</h3>" + table(win_rate_rows(c.wins), ["strategy", *c.wins["rate"].columns]) if c.wins is not None else "")
-            + "".join(factor_section(o, path.parent / f"critical_difference_{o.paired.factor}.png") for o in also)),
+            + (
+                "<h3>Win rates</h3>" + table(win_rate_rows(c.wins), ["strategy", *c.wins["rate"].columns])
+                if c.wins is not None
+                else ""
+            )
+            + "".join(factor_section(o, path.parent / f"critical_difference_{o.paired.factor}.png") for o in also),
+        ),
         ("curves", "Convergence per problem", "".join(figure(p, cap) for p, cap in figures)),
         ("summary", "Medians over seeds", table(*summary)),
         ("images", "Final images", "".join(figure(p, cap) for p, cap in grids)),
@@ -208,10 +334,15 @@ def write_html(path: Path, title: str, rows: list[dict], failed: list[dict], com
         ("failed", f"Failed cells ({len(failed)})" if failed else "Failed cells", failed_cells(failed)),
     ]
     nav = "".join(f'<a href="#{key}">{html.escape(name)}</a>' for key, name, _ in sections)
-    body = "".join(f'<section id="{key}"><h2>{html.escape(name)}</h2>{content}</section>' for key, name, content in sections)
-    page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body><main>"
-            f"<h1>{html.escape(title)}</h1><p class=muted>fvopt benchmark report, written "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}</p><nav>{nav}</nav>{body}</main><script>{CHECK_IMAGES}</script></body></html>")
+    body = "".join(
+        f'<section id="{key}"><h2>{html.escape(name)}</h2>{content}</section>' for key, name, content in sections
+    )
+    page = (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body><main>"
+        f"<h1>{html.escape(title)}</h1><p class=muted>fvopt benchmark report, written "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}</p><nav>{nav}</nav>{body}</main>"
+        f"<script>{CHECK_IMAGES}</script></body></html>"
+    )
     path.write_text(page, encoding="utf-8")
     return path

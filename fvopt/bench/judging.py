@@ -6,6 +6,7 @@ same numbers for the same image, so both go through `judge_images` here; and the
 final image twice, exactly (float32, lossless: what the run produced and what the measures read) and
 as the 8-bit PNG people look at, so `images_of` says which one a number came from.
 """
+
 from __future__ import annotations
 
 import io
@@ -32,8 +33,11 @@ class QualitySettings:
     measures: str | tuple[str, ...] | None = None
 
     def asdict(self) -> dict:
-        return {"reference": self.reference, "judge": self.judge,
-                "measures": list(self.measures) if isinstance(self.measures, tuple) else self.measures}
+        return {
+            "reference": self.reference,
+            "judge": self.judge,
+            "measures": list(self.measures) if isinstance(self.measures, tuple) else self.measures,
+        }
 
 
 def quality_settings(reference=None, judge=None, measures=None, where: str = "") -> QualitySettings:
@@ -64,8 +68,9 @@ def quality_settings(reference=None, judge=None, measures=None, where: str = "")
     return QualitySettings(reference, judge, measures)
 
 
-def check_against(settings: QualitySettings, models: list[str], targets: list[str], slots: dict[str, int],
-                  where: str = "") -> None:
+def check_against(
+    settings: QualitySettings, models: list[str], targets: list[str], slots: dict[str, int], where: str = ""
+) -> None:
     """Refuse, before work, a judge that is one of the optimized models and a measure named that cannot
     apply to one of the targets (`slots`: images per cell of each target)."""
     from ..quality.score import plan, viz_settings
@@ -83,8 +88,9 @@ def check_against(settings: QualitySettings, models: list[str], targets: list[st
         try:
             plan(target, slots.get(target, 1), ref_given, measures)
         except FvoptError as err:
-            raise FvoptError(f"{where}measures: on target {target}: {err}" if where else f"on target {target}: {err}") \
-                from None
+            raise FvoptError(
+                f"{where}measures: on target {target}: {err}" if where else f"on target {target}: {err}"
+            ) from None
 
 
 def _measures_for(settings: QualitySettings):
@@ -130,13 +136,15 @@ def images_of(row: dict) -> tuple[torch.Tensor, str]:
     rows = math.ceil(n / cols)
     expected = (rows * (side + pad) + pad, cols * (side + pad) + pad)
     if picture.shape[:2] != expected:
-        raise FvoptError(f"cell {row.get('key')}: its PNG is {picture.shape[1]}x{picture.shape[0]} px, not the "
-                         f"{expected[1]}x{expected[0]} grid of {n} image(s) of {side} px; it cannot be cut back")
+        raise FvoptError(
+            f"cell {row.get('key')}: its PNG is {picture.shape[1]}x{picture.shape[0]} px, not the "
+            f"{expected[1]}x{expected[0]} grid of {n} image(s) of {side} px; it cannot be cut back"
+        )
     tiles = []
     for i in range(n):
         r, c = divmod(i, cols)
         y0, x0 = pad + r * (side + pad), pad + c * (side + pad)
-        tiles.append(picture[y0:y0 + side, x0:x0 + side])
+        tiles.append(picture[y0 : y0 + side, x0 : x0 + side])
     return torch.from_numpy(np.stack(tiles)).permute(0, 3, 1, 2).float().div(255), PNG
 
 
@@ -147,6 +155,7 @@ _REFERENCES: dict = {}
 def _network(name: str, device):
     """A judge or transfer network, loaded once per process (a bench judges hundreds of cells)."""
     from ..models import load_model
+
     key = (name, str(device))
     if key not in _NETWORKS:
         _NETWORKS[key] = load_model(name, device=str(device))
@@ -156,6 +165,7 @@ def _network(name: str, device):
 def _reference(reference: str | None):
     """The reference set, read once per process (the stand-in cuts its crops from nine photos)."""
     from ..quality import reference_set
+
     if reference is None:
         return None
     if reference not in _REFERENCES:
@@ -163,8 +173,16 @@ def _reference(reference: str | None):
     return _REFERENCES[reference]
 
 
-def judge_images(images: torch.Tensor, target: str, model, settings: QualitySettings, seed: int,
-                 render: int | None = None, source: str = EXACT, as_saved: bool = False) -> dict:
+def judge_images(
+    images: torch.Tensor,
+    target: str,
+    model,
+    settings: QualitySettings,
+    seed: int,
+    render: int | None = None,
+    source: str = EXACT,
+    as_saved: bool = False,
+) -> dict:
     """fvopt.quality.judge on a cell's images with the cell's settings (seed = the cell's seed, as
     `fvopt viz` judges), plus `settings` (what was asked, so a rescore can tell what is already done)
     and `image_source` (the exact images or the 8-bit PNG). With `as_saved`, also `value_8bit` and
@@ -177,19 +195,34 @@ def judge_images(images: torch.Tensor, target: str, model, settings: QualitySett
     if as_saved:
         from ..evaluate import score_as_saved
         from ..objectives import parse_target
+
         saved = score_as_saved(model, parse_target(target), images, render=render)
         out.update(value_8bit=saved["value_8bit"], robust_8bit=saved["robust_8bit"])
-    ref, measures = viz_settings(_reference(settings.reference), settings.judge,
-                                 list(settings.measures) if isinstance(settings.measures, tuple) else settings.measures,
-                                 model)
+    ref, measures = viz_settings(
+        _reference(settings.reference),
+        settings.judge,
+        list(settings.measures) if isinstance(settings.measures, tuple) else settings.measures,
+        model,
+    )
     if measures is None:
         return out
     # the judge and transfer networks by the names judge() would load, loaded once per process
     judge_net = _network(settings.judge or default_judge(model.name), model.device)
     transfer = [_network(t, model.device) for t in DEFAULT_TRANSFER if t != model.name]
     try:
-        out.update(judge(images, target, model, judge=judge_net, reference=ref, measures=measures, render=render,
-                         seed=seed, transfer=transfer))
+        out.update(
+            judge(
+                images,
+                target,
+                model,
+                judge=judge_net,
+                reference=ref,
+                measures=measures,
+                render=render,
+                seed=seed,
+                transfer=transfer,
+            )
+        )
     except FvoptError as err:
         out["error"] = str(err)
     return out

@@ -4,6 +4,7 @@ Each cell is measured against its problem's reference value (`rows.reference_val
 any cell of the same model and target reached): how long it took to reach 90% of it, and the
 area under its best-versus-time curve.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,14 +14,59 @@ import numpy as np
 
 from .rows import area_under, best_so_far, passes_of, problem_of, reference_values, trace_axis
 
-CELL_COLUMNS = ["model", "target", "strategy", "param", "param_used", "seed", "value", "robust_value", "best_seen",
-                "time_to_90", "auc", "high_freq_share", "total_variation", "transfer_prob", "seconds", "forwards",
-                "backwards", "passes", "budget_flag", "stop_reason"]
-SUMMARY_COLUMNS = ["model", "target", "strategy", "param", "param_used", "seeds", "value", "robust_value", "best_seen",
-                   "time_to_90", "auc", "high_freq_share", "total_variation", "transfer_prob", "seconds", "passes",
-                   "overran"]
-MEDIAN_KEYS = ("value", "robust_value", "best_seen", "time_to_90", "auc", "high_freq_share", "total_variation",
-               "transfer_prob", "seconds", "passes")
+CELL_COLUMNS = [
+    "model",
+    "target",
+    "strategy",
+    "param",
+    "param_used",
+    "seed",
+    "value",
+    "robust_value",
+    "best_seen",
+    "time_to_90",
+    "auc",
+    "high_freq_share",
+    "total_variation",
+    "transfer_prob",
+    "seconds",
+    "forwards",
+    "backwards",
+    "passes",
+    "budget_flag",
+    "stop_reason",
+]
+SUMMARY_COLUMNS = [
+    "model",
+    "target",
+    "strategy",
+    "param",
+    "param_used",
+    "seeds",
+    "value",
+    "robust_value",
+    "best_seen",
+    "time_to_90",
+    "auc",
+    "high_freq_share",
+    "total_variation",
+    "transfer_prob",
+    "seconds",
+    "passes",
+    "overran",
+]
+MEDIAN_KEYS = (
+    "value",
+    "robust_value",
+    "best_seen",
+    "time_to_90",
+    "auc",
+    "high_freq_share",
+    "total_variation",
+    "transfer_prob",
+    "seconds",
+    "passes",
+)
 
 
 def time_area(trace: list[dict], reference: float, horizon: float) -> float | None:
@@ -44,17 +90,34 @@ def cell_metrics(rows: list[dict]) -> list[dict]:
         if ref > 0 and trace:
             t90 = next((row["time_s"] for row in trace if row["best"] >= 0.9 * ref), None)
             auc = time_area(trace, ref, horizon)
-        overran = bool(r["budget"].get("seconds") and r["seconds"] > r["budget"]["seconds"] + (r["max_step_seconds"] or 0))
+        overran = bool(
+            r["budget"].get("seconds") and r["seconds"] > r["budget"]["seconds"] + (r["max_step_seconds"] or 0)
+        )
         f = r["final"]
-        out.append({
-            "model": r.get("model"), "target": r["target"], "strategy": r["strategy"], "param": r["param"],
-            "param_used": r["param_used"], "seed": r["seed"], "value": f["value"], "robust_value": f["robust_value"],
-            "best_seen": f.get("best_seen"), "time_to_90": t90, "auc": auc, "high_freq_share": f.get("high_freq_share"),
-            "total_variation": f.get("total_variation"), "transfer_prob": f.get("transfer_prob"),
-            "seconds": r["seconds"], "forwards": r["forwards"], "backwards": r["backwards"],
-            "passes": passes_of(r), "budget_flag": "OVERRAN" if overran else "",
-            "stop_reason": r["stop_reason"],
-        })
+        out.append(
+            {
+                "model": r.get("model"),
+                "target": r["target"],
+                "strategy": r["strategy"],
+                "param": r["param"],
+                "param_used": r["param_used"],
+                "seed": r["seed"],
+                "value": f["value"],
+                "robust_value": f["robust_value"],
+                "best_seen": f.get("best_seen"),
+                "time_to_90": t90,
+                "auc": auc,
+                "high_freq_share": f.get("high_freq_share"),
+                "total_variation": f.get("total_variation"),
+                "transfer_prob": f.get("transfer_prob"),
+                "seconds": r["seconds"],
+                "forwards": r["forwards"],
+                "backwards": r["backwards"],
+                "passes": passes_of(r),
+                "budget_flag": "OVERRAN" if overran else "",
+                "stop_reason": r["stop_reason"],
+            }
+        )
     return out
 
 
@@ -65,8 +128,15 @@ def summarize(cells: list[dict]) -> list[dict]:
         groups[(c.get("model"), c["target"], c["strategy"], c["param"], c["param_used"])].append(c)
     out = []
     for (model, target, strategy, param, used), members in groups.items():
-        row = {"model": model, "target": target, "strategy": strategy, "param": param, "param_used": used,
-               "seeds": len(members), "overran": sum(1 for m in members if m["budget_flag"])}
+        row = {
+            "model": model,
+            "target": target,
+            "strategy": strategy,
+            "param": param,
+            "param_used": used,
+            "seeds": len(members),
+            "overran": sum(1 for m in members if m["budget_flag"]),
+        }
         for key in MEDIAN_KEYS:
             values = [m[key] for m in members if m[key] is not None]
             row[key] = float(np.median(values)) if values else None

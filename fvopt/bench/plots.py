@@ -6,6 +6,7 @@ figures) for the program that asked for it. The functions take rows (the converg
 image grids read them directly) or series computed above them (ECDFs, fixed-budget curves, ranks
 and win rates), so this layer draws and never decides what is better.
 """
+
 from __future__ import annotations
 
 import io
@@ -22,12 +23,14 @@ from .rows import AXES, best_at, passes_of, problem_title, problems
 def new_figure(figsize: tuple[float, float]):
     """A figure of its own (not registered with pyplot, so never left open)."""
     from matplotlib.figure import Figure
+
     return Figure(figsize=figsize)
 
 
 def colors(labels: list[str]) -> dict[str, tuple]:
     """One color per label, in order: tab10, or tab20 beyond ten labels."""
     import matplotlib
+
     cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
     return {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
 
@@ -47,7 +50,7 @@ def plot_convergence(rows: list[dict], axis: str, path: Path) -> None:
     nrows = math.ceil(len(targets) / cols)
     fig = new_figure((4.8 * cols + 2.4, 3.6 * nrows + 0.6))
     axes = fig.subplots(nrows, cols, squeeze=False)
-    for ax in axes.flat[len(targets):]:
+    for ax in axes.flat[len(targets) :]:
         ax.set_visible(False)
     for ax, (model, target) in zip(axes.flat, targets):
         mine = [r for r in rows if (r.get("model"), r["target"]) == (model, target)]
@@ -76,8 +79,11 @@ def plot_convergence(rows: list[dict], axis: str, path: Path) -> None:
         handles += [Line2D([], [], color="none", label="")]
         handles += [Line2D([], [], color="gray", ls=style[p], lw=1.5, label=p) for p in params]
     fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
-    fig.suptitle(f"Best activation versus {'wall time' if axis == 'time' else 'model passes'}: median and "
-                 "interquartile band over seeds", fontsize=11)
+    fig.suptitle(
+        f"Best activation versus {'wall time' if axis == 'time' else 'model passes'}: median and "
+        "interquartile band over seeds",
+        fontsize=11,
+    )
     fig.tight_layout(rect=(0, 0, 1 - 2.2 / fig.get_figwidth(), 0.96))
     fig.savefig(path, dpi=110)
 
@@ -121,8 +127,9 @@ def plot_image_grid(rows: list[dict], target: str, path: Path, model: str | None
     fig.savefig(path, dpi=110, pil_kwargs={"quality": 90} if path.suffix == ".jpg" else None)
 
 
-def plot_ecdf(series: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], legend: dict[str, str], path: Path,
-              title: str) -> None:
+def plot_ecdf(
+    series: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], legend: dict[str, str], path: Path, title: str
+) -> None:
     """Run-time ECDFs, passes (log axis) and seconds side by side: `series[label][axis]` is
     (x, share of (run, target) pairs reached by x)."""
     color = colors(list(series))
@@ -143,8 +150,12 @@ def plot_ecdf(series: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], legen
     fig.savefig(path, dpi=110)
 
 
-def plot_fixed_budget(series: dict[str, dict[str, tuple[np.ndarray, ...]]],
-                      ends: dict[str, dict[str, list[tuple[float, float]]]], legend: dict[str, str], path: Path) -> None:
+def plot_fixed_budget(
+    series: dict[str, dict[str, tuple[np.ndarray, ...]]],
+    ends: dict[str, dict[str, list[tuple[float, float]]]],
+    legend: dict[str, str],
+    path: Path,
+) -> None:
     """Normalized best-so-far against passes and seconds: `series[label][axis]` is (x, median,
     25th, 75th percentile); `ends[label][axis]` the (x, y) where a run stopped early (an x)."""
     color = colors(list(series))
@@ -160,8 +171,11 @@ def plot_fixed_budget(series: dict[str, dict[str, tuple[np.ndarray, ...]]],
         ax.set_xlabel(AXES[axis], fontsize=9)
         ax.set_ylabel("best so far / best of the problem", fontsize=9)
         ax.grid(alpha=0.3)
-    fig.suptitle("Fixed budget: normalized best-so-far, median and interquartile band over all runs "
-                 "(x: a run that stopped early)", fontsize=10)
+    fig.suptitle(
+        "Fixed budget: normalized best-so-far, median and interquartile band over all runs "
+        "(x: a run that stopped early)",
+        fontsize=10,
+    )
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -193,8 +207,15 @@ def plot_win_rates(rates: dict, path: Path, title: str) -> None:
     for i in range(n):
         for j in range(n):
             if i != j:
-                ax.text(j, i, f"{rate.iat[i, j]:.2f}\n[{lo.iat[i, j]:.2f}, {hi.iat[i, j]:.2f}]", ha="center",
-                        va="center", fontsize=6.5, color="white" if abs(rate.iat[i, j] - 0.5) > 0.3 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{rate.iat[i, j]:.2f}\n[{lo.iat[i, j]:.2f}, {hi.iat[i, j]:.2f}]",
+                    ha="center",
+                    va="center",
+                    fontsize=6.5,
+                    color="white" if abs(rate.iat[i, j] - 0.5) > 0.3 else "black",
+                )
     ax.set_xticks(range(n), order, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(n), order, fontsize=8)
     ax.set_xlabel("column strategy", fontsize=8)

@@ -5,6 +5,7 @@ one quality measure on y, a color per strategy, and draws the controls of the sa
 gray, uniform noise, a random reference image) as horizontal lines, so a cloud under a line is seen
 to mean nothing. Records come from quality_report.quality_records (flat dicts per cell).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,11 +28,13 @@ def plot_quality_scatter(records: list[dict], measures: list[str], path: Path, t
     nrows = -(-len(shown) // cols)
     fig = new_figure((4.3 * cols + 2.2, 3.4 * nrows + 0.9))
     axes = fig.subplots(nrows, cols, squeeze=False)
-    for ax in axes.flat[len(shown):]:
+    for ax in axes.flat[len(shown) :]:
         ax.set_visible(False)
     for ax, m in zip(axes.flat, shown):
         for label in labels:
-            mine = [r for r in records if r["strategy"] == label and _finite(r.get(m)) and _finite(r.get("robust_value"))]
+            mine = [
+                r for r in records if r["strategy"] == label and _finite(r.get(m)) and _finite(r.get("robust_value"))
+            ]
             if not mine:
                 continue
             informative = np.array([r.get(f"{m}_informative") is not False for r in mine])
@@ -47,13 +50,15 @@ def plot_quality_scatter(records: list[dict], measures: list[str], path: Path, t
         ax.set_ylabel(m, fontsize=8)
         ax.tick_params(labelsize=7)
     seen: dict = {}
-    for ax in axes.flat[:len(shown)]:
+    for ax in axes.flat[: len(shown)]:
         handles, names = ax.get_legend_handles_labels()
         for h, n in zip(handles, names, strict=True):
             seen.setdefault(n, h)
     fig.legend(list(seen.values()), list(seen.keys()), loc="center right", fontsize=7, frameon=False)
-    fig.suptitle(f"{title}: quality against activation (hollow: a control matched or beat that cell)\n"
-                 f"reference: {reference}", fontsize=9)
+    fig.suptitle(
+        f"{title}: quality against activation (hollow: a control matched or beat that cell)\nreference: {reference}",
+        fontsize=9,
+    )
     fig.subplots_adjust(right=1 - 2.0 / (4.3 * cols + 2.2), hspace=0.45, wspace=0.35)
     fig.savefig(path, dpi=90)
 

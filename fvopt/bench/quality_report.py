@@ -21,6 +21,7 @@ record per cell. For each measure:
 Every table names the reference set its numbers came from; cells judged against another reference
 set (or not judged) are counted and left out.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,12 +52,22 @@ def quality_records(rows: list[dict]) -> list[dict]:
     for i, r in enumerate(rows):
         q = r.get("quality") if isinstance(r.get("quality"), dict) else {}
         f = r.get("final") or {}
-        rec = {"model": r.get("model"), "target": r["target"], "strategy": labels[i], "optimizer": r["strategy"],
-               "param": r["param"], "seed": r["seed"], "value": f.get("value"), "robust_value": f.get("robust_value"),
-               "value_8bit": f.get("value_8bit", q.get("value_8bit")),
-               "robust_8bit": f.get("robust_8bit", q.get("robust_8bit")),
-               "reference": q.get("reference") if q else None, "judge": q.get("judge"),
-               "image_source": q.get("image_source"), "error": q.get("error")}
+        rec = {
+            "model": r.get("model"),
+            "target": r["target"],
+            "strategy": labels[i],
+            "optimizer": r["strategy"],
+            "param": r["param"],
+            "seed": r["seed"],
+            "value": f.get("value"),
+            "robust_value": f.get("robust_value"),
+            "value_8bit": f.get("value_8bit", q.get("value_8bit")),
+            "robust_8bit": f.get("robust_8bit", q.get("robust_8bit")),
+            "reference": q.get("reference") if q else None,
+            "judge": q.get("judge"),
+            "image_source": q.get("image_source"),
+            "error": q.get("error"),
+        }
         for m in SHOWN:
             for suffix in ("", "_lo", "_hi", "_informative", *(f"_{c}" for c in CONTROLS)):
                 rec[m + suffix] = q.get(m + suffix)
@@ -84,10 +95,17 @@ def informative_targets(records: list[dict], measure: str) -> dict[tuple, dict]:
             continue
         flags = [r.get(f"{measure}_informative") for r in mine if r.get(f"{measure}_informative") is not None]
         share = float(np.mean(flags)) if flags else math.nan
-        controls = {c: float(np.median(v)) for c in CONTROLS
-                    if (v := [r[f"{measure}_{c}"] for r in mine if _finite(r.get(f"{measure}_{c}"))])}
-        out[problem] = {"informative": bool(flags) and share >= 0.5, "share": share,
-                        "median": float(np.median([r[measure] for r in mine])), "controls": controls}
+        controls = {
+            c: float(np.median(v))
+            for c in CONTROLS
+            if (v := [r[f"{measure}_{c}"] for r in mine if _finite(r.get(f"{measure}_{c}"))])
+        }
+        out[problem] = {
+            "informative": bool(flags) and share >= 0.5,
+            "share": share,
+            "median": float(np.median([r[measure] for r in mine])),
+            "controls": controls,
+        }
     return out
 
 
@@ -97,7 +115,9 @@ class QualityComparison:
 
     measure: str
     reference: str | None
-    table: pd.DataFrame  # blocks (model, target, seed, other) x strategies, raw values (sign turned when lower is better)
+    table: (
+        pd.DataFrame
+    )  # blocks (model, target, seed, other) x strategies, raw values (sign turned when lower is better)
     targets: dict[tuple, dict]
     friedman: dict
     pairs: pd.DataFrame
@@ -111,46 +131,74 @@ class QualityComparison:
 
     def uninformative(self) -> list[str]:
         """Targets where a control matched or beat the measure, with the numbers."""
-        return [f"{t[1]} (median cell {v['median']:.3g}; " + ", ".join(f"{c} {x:.3g}" for c, x in v["controls"].items())
-                + f"; {0 if math.isnan(v['share']) else v['share']:.0%} of cells beat every control)"
-                for t, v in self.targets.items() if not v["informative"]]
+        return [
+            f"{t[1]} (median cell {v['median']:.3g}; "
+            + ", ".join(f"{c} {x:.3g}" for c, x in v["controls"].items())
+            + f"; {0 if math.isnan(v['share']) else v['share']:.0%} of cells beat every control)"
+            for t, v in self.targets.items()
+            if not v["informative"]
+        ]
 
     def conclusions(self) -> list[str]:
         """Plain sentences: where the measure ranks, the Friedman verdict, the best, the pairs that
         survive Holm's correction and the agreement with activation."""
         m, n_t = self.measure, len(self.targets)
         good = sum(v["informative"] for v in self.targets.values())
-        lines = [f"{m} (reference: {self.reference}): informative on {good} of {n_t} targets"
-                 + ("" if good == n_t else "; uninformative (a control matched or beat it, not ranked) on "
-                    + "; ".join(self.uninformative()))]
+        lines = [
+            f"{m} (reference: {self.reference}): informative on {good} of {n_t} targets"
+            + (
+                ""
+                if good == n_t
+                else "; uninformative (a control matched or beat it, not ranked) on " + "; ".join(self.uninformative())
+            )
+        ]
         if not self.ranked:
-            lines.append(f"{m} is not ranked: no target where it beats its controls"
-                         if not good else f"{m} is not ranked: fewer than two strategies with complete blocks")
+            lines.append(
+                f"{m} is not ranked: no target where it beats its controls"
+                if not good
+                else f"{m} is not ranked: fewer than two strategies with complete blocks"
+            )
             return lines
         f = self.friedman
         best = self.ranks.index[0]
-        lines.append(f"{len(self.table)} complete blocks; Friedman "
-                     + (f"chi2 = {f['statistic']:.1f}, p = {f['p']:.2g}" if not math.isnan(f["p"]) else f["note"])
-                     + f"; first by mean rank: {best} ({self.ranks.iloc[0]:.2f})"
-                     + (f", then {self.ranks.index[1]} ({self.ranks.iloc[1]:.2f})" if len(self.ranks) > 1 else ""))
+        lines.append(
+            f"{len(self.table)} complete blocks; Friedman "
+            + (f"chi2 = {f['statistic']:.1f}, p = {f['p']:.2g}" if not math.isnan(f["p"]) else f["note"])
+            + f"; first by mean rank: {best} ({self.ranks.iloc[0]:.2f})"
+            + (f", then {self.ranks.index[1]} ({self.ranks.iloc[1]:.2f})" if len(self.ranks) > 1 else "")
+        )
         if len(self.pairs):
             sig = self.pairs[self.pairs["significant"]]
-            lines.append(f"{len(sig)} of {len(self.pairs)} pairs differ after Holm's correction"
-                         + (": " + "; ".join(f"{r.a} {'>' if r.median_diff > 0 else '<'} {r.b} (p_holm {r.p_holm:.2g})"
-                                             for r in sig.itertuples()) if 0 < len(sig) <= 10 else ""))
+            lines.append(
+                f"{len(sig)} of {len(self.pairs)} pairs differ after Holm's correction"
+                + (
+                    ": "
+                    + "; ".join(
+                        f"{r.a} {'>' if r.median_diff > 0 else '<'} {r.b} (p_holm {r.p_holm:.2g})"
+                        for r in sig.itertuples()
+                    )
+                    if 0 < len(sig) <= 10
+                    else ""
+                )
+            )
             floor, needed = 2 / 2 ** len(self.table), stats.ALPHA / len(self.pairs)
             if floor > needed:
-                lines.append(f"with {len(self.table)} blocks no pair can be significant (smallest exact Wilcoxon p "
-                             f"{floor:.2g} > {needed:.2g}, Holm's first step for {len(self.pairs)} pairs)")
+                lines.append(
+                    f"with {len(self.table)} blocks no pair can be significant (smallest exact Wilcoxon p "
+                    f"{floor:.2g} > {needed:.2g}, Holm's first step for {len(self.pairs)} pairs)"
+                )
         a = self.agreement
         if a:
-            lines.append(f"rank correlation with activation (Spearman, strategies' mean ranks over the same "
-                         f"{a['blocks']} blocks): {a['rho']:.2f}, 95% bootstrap interval [{a['lo']:.2f}, {a['hi']:.2f}]")
+            lines.append(
+                f"rank correlation with activation (Spearman, strategies' mean ranks over the same "
+                f"{a['blocks']} blocks): {a['rho']:.2f}, 95% bootstrap interval [{a['lo']:.2f}, {a['hi']:.2f}]"
+            )
         return lines
 
 
-def paired_quality(records: list[dict], measure: str, informative_only: bool = True,
-                   factor: str = "algorithm") -> tuple[pd.DataFrame, dict]:
+def paired_quality(
+    records: list[dict], measure: str, informative_only: bool = True, factor: str = "algorithm"
+) -> tuple[pd.DataFrame, dict]:
     """Blocks (model, target, seed, other) by strategy of the measure's raw value (times -1 when lower
     is better), on informative targets only (unless told otherwise); incomplete blocks left out.
     `factor` as in stats.paired_scores: "algorithm" (strategy with parameterization, other ''),
@@ -160,16 +208,26 @@ def paired_quality(records: list[dict], measure: str, informative_only: bool = T
     targets = informative_targets(records, measure)
     keep = {t for t, v in targets.items() if v["informative"] or not informative_only}
     sign = RANKED[measure]
-    frame = pd.DataFrame([{"model": str(r["model"]), "target": r["target"], "seed": r["seed"],
-                           "other": "" if factor == "algorithm" else r["param"],
-                           "strategy": r["strategy"] if factor == "algorithm" else r["optimizer"],
-                           "score": sign * r[measure]}
-                          for r in records if problem_of(r) in keep and _finite(r.get(measure))],
-                         columns=["model", "target", "seed", "other", "strategy", "score"])
+    frame = pd.DataFrame(
+        [
+            {
+                "model": str(r["model"]),
+                "target": r["target"],
+                "seed": r["seed"],
+                "other": "" if factor == "algorithm" else r["param"],
+                "strategy": r["strategy"] if factor == "algorithm" else r["optimizer"],
+                "score": sign * r[measure],
+            }
+            for r in records
+            if problem_of(r) in keep and _finite(r.get(measure))
+        ],
+        columns=["model", "target", "seed", "other", "strategy", "score"],
+    )
     if frame.empty:
         return pd.DataFrame(), targets
-    table = frame.pivot_table(index=["model", "target", "seed", "other"], columns="strategy", values="score",
-                              aggfunc="first", dropna=False)
+    table = frame.pivot_table(
+        index=["model", "target", "seed", "other"], columns="strategy", values="score", aggfunc="first", dropna=False
+    )
     return table.dropna(), targets
 
 
@@ -192,8 +250,14 @@ def rank_agreement(quality: pd.DataFrame, activation: pd.DataFrame, seed: int = 
         return sps.spearmanr(rq[idx].mean(0), ra[idx].mean(0)).statistic
 
     value = float(rho(np.arange(len(blocks))))
-    res = sps.bootstrap((np.arange(len(blocks)),), rho, n_resamples=AGREEMENT_SAMPLES, method="percentile",
-                        vectorized=False, random_state=np.random.default_rng(seed))
+    res = sps.bootstrap(
+        (np.arange(len(blocks)),),
+        rho,
+        n_resamples=AGREEMENT_SAMPLES,
+        method="percentile",
+        vectorized=False,
+        random_state=np.random.default_rng(seed),
+    )
     lo, hi = res.confidence_interval
     return {"rho": value, "lo": float(lo), "hi": float(hi), "blocks": len(blocks), "strategies": len(columns)}
 
@@ -208,11 +272,17 @@ def compare_quality(rows: list[dict], measure: str, factor: str = "algorithm") -
     enough = table.shape[1] >= 2 and len(table) >= 1
     pairs = stats.pairwise(table) if enough else stats.pairwise(pd.DataFrame())
     activation = stats.paired_scores(rows, "robust_value", factor).table
-    return QualityComparison(measure, reference, table, targets, stats.friedman(table) if enough else
-                             {"statistic": math.nan, "p": math.nan, "note": "not run"}, pairs,
-                             stats.mean_ranks(table) if len(table) else pd.Series(dtype=float),
-                             stats.win_rates(table) if enough else None,
-                             rank_agreement(table, activation) if enough else {})
+    return QualityComparison(
+        measure,
+        reference,
+        table,
+        targets,
+        stats.friedman(table) if enough else {"statistic": math.nan, "p": math.nan, "note": "not run"},
+        pairs,
+        stats.mean_ranks(table) if len(table) else pd.Series(dtype=float),
+        stats.win_rates(table) if enough else None,
+        rank_agreement(table, activation) if enough else {},
+    )
 
 
 def ranked_measures(records: list[dict]) -> list[str]:
@@ -240,42 +310,102 @@ def quality_markdown(rows: list[dict], comparisons: list[QualityComparison] | No
     strategy, and how many cells a saved 8-bit picture changes."""
     records = quality_records(rows)
     reference, other, unjudged = main_reference(records)
-    comparisons = comparisons if comparisons is not None else [compare_quality(rows, m) for m in ranked_measures(records)]
-    parts = [f"{level} Quality measures", "",
-             f"Reference set: {reference or 'none'}; judge: "
-             + ", ".join(sorted({str(r['judge']) for r in records if r['judge']})) + f"; {len(records)} cells"
-             + (f", {other} judged against another reference set (left out; `fvopt bench rescore` judges them again)"
-                if other else "") + (f", {unjudged} not judged" if unjudged else "") + ".",
-             "", "Images read: " + ", ".join(f"{n} {s}" for s, n in Counter(
-                 r["image_source"] for r in records if r["image_source"]).items()) + ".", ""]
-    changed = [r for r in records if _finite(r.get("robust_8bit")) and _finite(r.get("robust_value"))
-               and abs(r["robust_8bit"] - r["robust_value"]) > 0.05 * abs(r["robust_value"])]
+    comparisons = (
+        comparisons if comparisons is not None else [compare_quality(rows, m) for m in ranked_measures(records)]
+    )
+    parts = [
+        f"{level} Quality measures",
+        "",
+        f"Reference set: {reference or 'none'}; judge: "
+        + ", ".join(sorted({str(r["judge"]) for r in records if r["judge"]}))
+        + f"; {len(records)} cells"
+        + (
+            f", {other} judged against another reference set (left out; `fvopt bench rescore` judges them again)"
+            if other
+            else ""
+        )
+        + (f", {unjudged} not judged" if unjudged else "")
+        + ".",
+        "",
+        "Images read: "
+        + ", ".join(f"{n} {s}" for s, n in Counter(r["image_source"] for r in records if r["image_source"]).items())
+        + ".",
+        "",
+    ]
+    changed = [
+        r
+        for r in records
+        if _finite(r.get("robust_8bit"))
+        and _finite(r.get("robust_value"))
+        and abs(r["robust_8bit"] - r["robust_value"]) > 0.05 * abs(r["robust_value"])
+    ]
     with8 = sum(1 for r in records if _finite(r.get("robust_8bit")))
     if with8:
-        parts += [f"The picture as saved (8-bit PNG): {len(changed)} of {with8} cells change their robust activation "
-                  "by more than 5% (`robust_8bit` against `robust_value`).", ""]
+        parts += [
+            f"The picture as saved (8-bit PNG): {len(changed)} of {with8} cells change their robust activation "
+            "by more than 5% (`robust_8bit` against `robust_value`).",
+            "",
+        ]
     for c in comparisons:
         parts += [f"{level}# {c.measure}", "", *[f"- {line}" for line in c.conclusions()], ""]
         if c.ranked and len(c.pairs):
             sig = c.pairs[c.pairs["significant"]]
             if len(sig):
-                parts += ["Pairs that differ after Holm's correction (median_diff > 0: a is better):", "",
-                          markdown_table(sig.to_dict("records"), ["a", "b", "blocks", "median_diff", "rank_biserial",
-                                                                  "p", "p_holm"]), ""]
-            parts += ["Mean ranks (1 = best of the block, informative targets only):", "",
-                      markdown_table([{"strategy": k, "mean_rank": float(v)} for k, v in c.ranks.items()],
-                                     ["strategy", "mean_rank"]), ""]
-    parts += [f"{level}# Means per optimizer (all judged cells; reference: {reference})", "",
-              "beats: share of cells whose interval lies above every control of their unit.", "",
-              markdown_table(means_by(records), MEANS_COLUMNS, number=".3g"), ""]
+                parts += [
+                    "Pairs that differ after Holm's correction (median_diff > 0: a is better):",
+                    "",
+                    markdown_table(
+                        sig.to_dict("records"), ["a", "b", "blocks", "median_diff", "rank_biserial", "p", "p_holm"]
+                    ),
+                    "",
+                ]
+            parts += [
+                "Mean ranks (1 = best of the block, informative targets only):",
+                "",
+                markdown_table(
+                    [{"strategy": k, "mean_rank": float(v)} for k, v in c.ranks.items()], ["strategy", "mean_rank"]
+                ),
+                "",
+            ]
+    parts += [
+        f"{level}# Means per optimizer (all judged cells; reference: {reference})",
+        "",
+        "beats: share of cells whose interval lies above every control of their unit.",
+        "",
+        markdown_table(means_by(records), MEANS_COLUMNS, number=".3g"),
+        "",
+    ]
     return "\n".join(parts)
 
 
-MEANS_COLUMNS = ["optimizer", "cells", "robust_value", "robust_8bit", "natural_ratio", "natural_ratio_beats_controls",
-                 "plausibility", "plausibility_beats_controls", "mis", "mis_beats_controls", "transfer",
-                 "spectral_slope", "spectral_distance"]
-CELL_COLUMNS = ["model", "target", "strategy", "seed", "robust_value", "robust_8bit", *[
-    m + s for m in SHOWN for s in ("", "_lo", "_hi", "_informative")], "reference", "judge", "image_source", "error"]
+MEANS_COLUMNS = [
+    "optimizer",
+    "cells",
+    "robust_value",
+    "robust_8bit",
+    "natural_ratio",
+    "natural_ratio_beats_controls",
+    "plausibility",
+    "plausibility_beats_controls",
+    "mis",
+    "mis_beats_controls",
+    "transfer",
+    "spectral_slope",
+    "spectral_distance",
+]
+CELL_COLUMNS = [
+    "model",
+    "target",
+    "strategy",
+    "seed",
+    "robust_value",
+    "robust_8bit",
+    *[m + s for m in SHOWN for s in ("", "_lo", "_hi", "_informative")],
+    "reference",
+    "judge",
+    "image_source",
+    "error",
+]
 
 
 def _finite(value) -> bool:
@@ -325,13 +455,17 @@ def write_quality(rows: list[dict], out, examples: bool = True) -> tuple[Quality
             section.scatters[(model, target)] = path
             written.append(path)
     if examples and reference:
-        settings = Counter(str((r.get("quality") or {}).get("settings", {}).get("reference")) for r in rows
-                           if (r.get("quality") or {}).get("reference") == reference)
+        settings = Counter(
+            str((r.get("quality") or {}).get("settings", {}).get("reference"))
+            for r in rows
+            if (r.get("quality") or {}).get("reference") == reference
+        )
         source = settings.most_common(1)[0][0] if settings else None
         for model, target in problems(rows):
             folder = out / "examples" / f"{slug(str(model)) + '_' if several else ''}{slug(target)}"
             try:
                 from ..quality.examples import dataset_examples, write_examples
+
                 found, layer_stats, ref = dataset_examples(str(model), target, source, top=6, progress=False)
                 files = write_examples(found, layer_stats, ref, str(model), target, folder)
                 section.examples[(model, target)] = files[0]

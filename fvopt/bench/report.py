@@ -5,12 +5,14 @@ The layers below it, each importing only those under it:
 rows (what a stored cell means, the reference value) -> tables, export -> plots -> metrics,
 anytime, stats, analysis -> comparison -> html_report -> report.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import FvoptError
 from ..scoped import keeps_process_state
+
 # the names below were defined here before the bench package was layered: still importable from here
 from .metrics import CELL_COLUMNS, SUMMARY_COLUMNS, cell_metrics, summarize  # noqa: F401
 from .metrics import time_area as area_under  # noqa: F401
@@ -21,8 +23,14 @@ from .tables import markdown_table, write_csv, write_table  # noqa: F401
 
 
 @keeps_process_state  # generators, threads and backend switches restored on return (fvopt.scoped)
-def write_report(db: str | Path, out: str | Path, targets: str = "fractions", html: bool = True,
-                 exports: bool = True, examples: bool = True) -> list[Path]:
+def write_report(
+    db: str | Path,
+    out: str | Path,
+    targets: str = "fractions",
+    html: bool = True,
+    exports: bool = True,
+    examples: bool = True,
+) -> list[Path]:
     """Every figure and table for the finished cells of `db` into the folder `out` (files of an
     earlier report there are rewritten), the comparison (fixed-target and fixed-budget views,
     paired statistics; `targets`: "fractions" of each problem's best, or COCO-style "budget"-based
@@ -47,22 +55,31 @@ def write_report(db: str | Path, out: str | Path, targets: str = "fractions", ht
     finally:
         store.close()
     if not rows:
-        raise FvoptError(f"results database '{db}' holds no finished cells"
-                         + (f" ({len(failed)} failed: see their errors with sqlite3)" if failed else ""))
+        raise FvoptError(
+            f"results database '{db}' holds no finished cells"
+            + (f" ({len(failed)} failed: see their errors with sqlite3)" if failed else "")
+        )
     check_folder_writable(out, "report folder")
     written: list[Path] = []
     try:
         cells = cell_metrics(rows)
         summary = summarize(cells)
-        for stem, table, columns, title in ((out / "cells", cells, CELL_COLUMNS, f"All cells ({len(cells)})"),
-                                            (out / "summary", summary, SUMMARY_COLUMNS, "Medians over seeds")):
+        for stem, table, columns, title in (
+            (out / "cells", cells, CELL_COLUMNS, f"All cells ({len(cells)})"),
+            (out / "summary", summary, SUMMARY_COLUMNS, "Medians over seeds"),
+        ):
             write_table(table, columns, stem, title)
             written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
         curves = []
         for axis in ("time", "passes"):
             plot_convergence(rows, axis, out / f"convergence_{axis}.png")
             written.append(out / f"convergence_{axis}.png")
-            curves.append((out / f"convergence_{axis}.png", f"Best objective against {'wall time' if axis == 'time' else 'model passes'} per problem"))
+            curves.append(
+                (
+                    out / f"convergence_{axis}.png",
+                    f"Best objective against {'wall time' if axis == 'time' else 'model passes'} per problem",
+                )
+            )
         several = len({r.get("model") for r in rows}) > 1
         grids = []
         for model, target in problems(rows):
@@ -76,24 +93,46 @@ def write_report(db: str | Path, out: str | Path, targets: str = "fractions", ht
         written.append(out / "failed.md")
         if exports:  # the traces for other tools: one tidy CSV, and IOHprofiler's format (folder and zip)
             from .export import export_iohprofiler, export_tidy_csv, zip_folder
+
             export_iohprofiler(rows, out / "iohprofiler")
-            written += [export_tidy_csv(rows, out / "traces.csv"), out / "iohprofiler",
-                        zip_folder(out / "iohprofiler", out / "iohprofiler.zip")]
+            written += [
+                export_tidy_csv(rows, out / "traces.csv"),
+                out / "iohprofiler",
+                zip_folder(out / "iohprofiler", out / "iohprofiler.zip"),
+            ]
         comparison = compare(rows, failed, targets)
-        by_factor = tuple(compare(rows, failed, targets, factor=f) for f in ("strategy", "param")
-                          if len({r["param"] for r in rows}) > 1)
+        by_factor = tuple(
+            compare(rows, failed, targets, factor=f)
+            for f in ("strategy", "param")
+            if len({r["param"] for r in rows}) > 1
+        )
         written += write_comparison(comparison, out, by_factor)
         from .quality_report import write_quality
+
         quality, files = write_quality(rows, out, examples=examples)  # None when no cell was judged
         written += files
         if html:
             from .html_report import write_html
+
             name = rows[0].get("spec_name") or Path(db).stem
-            written.append(write_html(out / "report.html", f"Benchmark report: {name}", rows, failed, comparison,
-                                      (summary, SUMMARY_COLUMNS), curves, grids, by_factor, quality=quality))
+            written.append(
+                write_html(
+                    out / "report.html",
+                    f"Benchmark report: {name}",
+                    rows,
+                    failed,
+                    comparison,
+                    (summary, SUMMARY_COLUMNS),
+                    curves,
+                    grids,
+                    by_factor,
+                    quality=quality,
+                )
+            )
     except OSError as err:
-        raise FvoptError(f"cannot write the report into '{out}': {err.strerror or err} ({len(written)} files "
-                         "written before it)") from None
+        raise FvoptError(
+            f"cannot write the report into '{out}': {err.strerror or err} ({len(written)} files written before it)"
+        ) from None
     return sorted(written)
 
 

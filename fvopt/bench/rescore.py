@@ -9,6 +9,7 @@ that changes only its `quality` column: counters, traces and final scores stay a
 An interrupt keeps every cell rescored before it; running the same command again skips the cells
 already judged with the same settings (resumable), `force` judges them again.
 """
+
 from __future__ import annotations
 
 import time
@@ -38,21 +39,34 @@ def pending(rows: list[dict], settings: QualitySettings, force: bool = False) ->
     """The cells still to judge with `settings`, blocks first: ordered by seed, parameterization,
     target and strategy, so that a rescore stopped part way has judged whole paired blocks (every
     strategy of a (target, seed)) rather than a scatter of cells."""
-    todo = [r for r in rows if force or not (isinstance(r.get("quality"), dict)
-                                              and r["quality"].get("settings") == settings.asdict())]
+    todo = [
+        r
+        for r in rows
+        if force or not (isinstance(r.get("quality"), dict) and r["quality"].get("settings") == settings.asdict())
+    ]
     return sorted(todo, key=lambda r: (r["seed"], str(r["param"]), str(r.get("model")), r["target"], r["strategy"]))
 
 
-def rescore(db: str | Path, reference: str | None, judge: str | None = None, measures=None, *, force: bool = False,
-            seeds: list[int] | None = None, limit: int | None = None, progress: bool = True,
-            log: Callable[[str], None] | None = None) -> RescoreSummary:
+def rescore(
+    db: str | Path,
+    reference: str | None,
+    judge: str | None = None,
+    measures=None,
+    *,
+    force: bool = False,
+    seeds: list[int] | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> RescoreSummary:
     """Judge the finished cells of `db` with `reference` ('builtin' or a folder), `judge` (a model name,
     default lite1 for lite0) and `measures`; only cells of `seeds` when given, at most `limit` of them.
     Everything is checked before the database is opened to write: the settings, and the judge and
     measures against every model and target the database holds."""
     settings = quality_settings(reference, judge, measures)
-    if seeds is not None and (not isinstance(seeds, (list, tuple)) or not all(
-            isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+    if seeds is not None and (
+        not isinstance(seeds, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
         raise FvoptError(f"seeds must be a list of integers, not {seeds!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise FvoptError(f"limit must be a positive number of cells, not {limit!r}")
@@ -66,13 +80,17 @@ def rescore(db: str | Path, reference: str | None, judge: str | None = None, mea
     if seeds is not None:
         missing = sorted(set(seeds) - {r["seed"] for r in rows})
         if missing:
-            raise FvoptError(f"seed {missing[0]} is not in '{db}', which holds seeds "
-                             f"{', '.join(str(s) for s in sorted({r['seed'] for r in rows}))}")
+            raise FvoptError(
+                f"seed {missing[0]} is not in '{db}', which holds seeds "
+                f"{', '.join(str(s) for s in sorted({r['seed'] for r in rows}))}"
+            )
         rows = [r for r in rows if r["seed"] in seeds]
     from ..objectives import parse_target
+
     targets = sorted({r["target"] for r in rows})
-    check_against(settings, sorted({str(r["model"]) for r in rows}), targets,
-                  {t: parse_target(t).slots for t in targets})
+    check_against(
+        settings, sorted({str(r["model"]) for r in rows}), targets, {t: parse_target(t).slots for t in targets}
+    )
     todo = pending(rows, settings, force)
     summary = RescoreSummary(total=len(rows), already=len(rows) - len(todo))
     if limit is not None:
@@ -94,8 +112,9 @@ def rescore(db: str | Path, reference: str | None, judge: str | None = None, mea
             summary.from_png += quality.get("image_source") == PNG
             if "error" in quality:
                 summary.failed += 1
-                summary.errors.append(f"{row['target']} {row['strategy']} {row['param']} seed {row['seed']}: "
-                                      f"{quality['error']}")
+                summary.errors.append(
+                    f"{row['target']} {row['strategy']} {row['param']} seed {row['seed']}: {quality['error']}"
+                )
                 if log:
                     log(f"FAILED {summary.errors[-1]}")
             if bar is not None:
@@ -115,6 +134,7 @@ def _judge_row(row: dict, settings: QualitySettings) -> dict:
     """A stored cell's quality, as `judging.judge_images` gives it for a fresh cell; the image read
     and the scores as saved (for cells from before the evaluator scored them) included."""
     from ..models import load_model
+
     try:
         images, source = images_of(row)
     except FvoptError as err:
@@ -124,14 +144,23 @@ def _judge_row(row: dict, settings: QualitySettings) -> dict:
         _MODELS[name] = load_model(name)
     render = (row.get("extra") or {}).get("render")
     as_saved = "value_8bit" not in (row.get("final") or {})
-    return judge_images(images, row["target"], _MODELS[name], settings, seed=int(row["seed"]),
-                        render=render if isinstance(render, int) else None, source=source, as_saved=as_saved)
+    return judge_images(
+        images,
+        row["target"],
+        _MODELS[name],
+        settings,
+        seed=int(row["seed"]),
+        render=render if isinstance(render, int) else None,
+        source=source,
+        as_saved=as_saved,
+    )
 
 
 def _bar(total: int, progress: bool):
     if not progress:
         return None
     from tqdm.auto import tqdm
+
     return tqdm(total=total, desc="rescore", unit="cell")
 
 

@@ -14,6 +14,7 @@ comparison, report) reads rows through these definitions:
   paired statistics need it: `measure_references`, the largest final value of one measure (the
   robust value, scored by the fixed evaluator, which no trace holds).
 """
+
 from __future__ import annotations
 
 import math

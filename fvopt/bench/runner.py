@@ -4,6 +4,7 @@ Cells are independent jobs handed to a concurrent.futures-style executor: in thi
 (`workers=1`), local worker processes (`workers=N`), or a Dask cluster (`dask://HOST:PORT`).
 Only this process writes to the database, one transaction per finished cell.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,9 +44,10 @@ def _init_worker(threads: int) -> None:
     a traceback)."""
     import torch
     from tqdm import tqdm as std_tqdm
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in ("SIGTERM", "SIGHUP"):  # a forked worker must not inherit the command line's handlers: the main
-        if hasattr(signal, name):       # process ends it with SIGTERM, which must end it at once
+        if hasattr(signal, name):  # process ends it with SIGTERM, which must end it at once
             signal.signal(getattr(signal, name), signal.SIG_DFL)
     # tqdm's default lock is a multiprocessing semaphore: a worker ended by Ctrl-C would leave it to
     # the resource tracker, which then warns about "leaked semaphore objects" after the one line
@@ -74,8 +76,14 @@ def threads_per_worker(workers: int) -> int:
 
 
 @keeps_process_state  # generators, threads and backend switches restored on return (fvopt.scoped)
-def run_spec(spec: Spec, store: Store | str | Path, workers: int = 1, executor: str | None = None,
-             progress: bool = True, log: Callable[[str], None] | None = None) -> BenchSummary:
+def run_spec(
+    spec: Spec,
+    store: Store | str | Path,
+    workers: int = 1,
+    executor: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> BenchSummary:
     """Run the cells of `spec` that `store` does not hold yet; returns what was done.
 
     Everything is checked before any cell runs: the executor, the database (a path is checked
@@ -101,8 +109,16 @@ def run_spec(spec: Spec, store: Store | str | Path, workers: int = 1, executor: 
             store.close()
 
 
-def _run(spec: Spec, store: Store, pool, gather, workers: int, executor: str | None, progress: bool,
-         log: Callable[[str], None] | None) -> BenchSummary:
+def _run(
+    spec: Spec,
+    store: Store,
+    pool,
+    gather,
+    workers: int,
+    executor: str | None,
+    progress: bool,
+    log: Callable[[str], None] | None,
+) -> BenchSummary:
     done = store.done_keys()
     todo = [c for c in spec.cells if c.key not in done]
     log = log or (lambda line: tqdm.write(line))
@@ -121,10 +137,21 @@ def _run(spec: Spec, store: Store, pool, gather, workers: int, executor: str | N
                 break
             except Exception as err:  # a failing cell is recorded and reported, the others go on
                 failed += 1
-                store.save({"key": cell.key, "spec_name": spec.name, "spec_hash": spec.hash, "model": cell.model,
-                            "target": cell.target, "strategy": cell.strategy, "param": cell.param, "seed": cell.seed,
-                            "status": "failed", "error": f"{type(err).__name__}: {err}",
-                            "traceback": "".join(traceback.format_exception(err))})
+                store.save(
+                    {
+                        "key": cell.key,
+                        "spec_name": spec.name,
+                        "spec_hash": spec.hash,
+                        "model": cell.model,
+                        "target": cell.target,
+                        "strategy": cell.strategy,
+                        "param": cell.param,
+                        "seed": cell.seed,
+                        "status": "failed",
+                        "error": f"{type(err).__name__}: {err}",
+                        "traceback": "".join(traceback.format_exception(err)),
+                    }
+                )
                 log(f"FAILED {cell.target} {cell.strategy} {cell.param} seed {cell.seed}: {err}")
             else:
                 row.update(spec_name=spec.name, spec_hash=spec.hash)
@@ -141,9 +168,11 @@ def _run(spec: Spec, store: Store, pool, gather, workers: int, executor: str | N
     keys = {c.key for c in spec.cells}
     finished = len(store.done_keys() & keys)
     if broken:
-        raise FvoptError(f"a worker process died while running cells (killed by the system, often for lack of "
-                         f"memory, or crashed): {finished} of {len(keys)} cells done in '{store.path}' are kept; run "
-                         f"again with fewer --workers to resume")
+        raise FvoptError(
+            f"a worker process died while running cells (killed by the system, often for lack of "
+            f"memory, or crashed): {finished} of {len(keys)} cells done in '{store.path}' are kept; run "
+            f"again with fewer --workers to resume"
+        )
     return BenchSummary(len(spec.cells), len(spec.cells) - len(todo), ran, failed, interrupted, done=finished)
 
 
@@ -197,9 +226,11 @@ def _finished(pool, gather, cells: list[Cell], threads: int | None):
 
 def _summary_line(row: dict) -> str:
     f = row["final"]
-    return (f"{row['target']:24s} {row['strategy']:18s} {row['param_used']:12s} seed {row['seed']}: "
-            f"value {f['value']:.4g}, robust {f['robust_value']:.4g}, {row['seconds']:.1f} s, "
-            f"{row['forwards']} fwd / {row['backwards']} bwd")
+    return (
+        f"{row['target']:24s} {row['strategy']:18s} {row['param_used']:12s} seed {row['seed']}: "
+        f"value {f['value']:.4g}, robust {f['robust_value']:.4g}, {row['seconds']:.1f} s, "
+        f"{row['forwards']} fwd / {row['backwards']} bwd"
+    )
 
 
 def check_models(spec: Spec) -> None:
@@ -221,8 +252,11 @@ def check_models(spec: Spec) -> None:
     def where(key: str, value: str) -> str:
         """The key path of a model or target as the spec lists it: `spec bench.models[1]`."""
         listed = bench.get(key, [])
-        return f"spec bench.{key}[{listed.index(value)}]" if isinstance(listed, list) and value in listed \
+        return (
+            f"spec bench.{key}[{listed.index(value)}]"
+            if isinstance(listed, list) and value in listed
             else f"spec bench.{key}"
+        )
 
     def load(name: str, device: str, key: str, preprocessing: dict | None = None):
         try:
@@ -237,8 +271,9 @@ def check_models(spec: Spec) -> None:
         if cell.judge:  # the judging network loads (spec.py refused it already if it is the optimized one)
             load(cell.judge, cell.device, "judge")
         if cell.size < model.min_size:
-            raise FvoptError(f"spec bench.size: {cell.size} px is too small for {model.name}: at least "
-                             f"{model.min_size} px")
+            raise FvoptError(
+                f"spec bench.size: {cell.size} px is too small for {model.name}: at least {model.min_size} px"
+            )
         if (cell.model, cell.target) not in checked:
             checked.add((cell.model, cell.target))
             objective = parse_target(cell.target)
@@ -248,19 +283,30 @@ def check_models(spec: Spec) -> None:
                 raise FvoptError(f"spec bench.size: {err}") from None
             try:  # the problem checks what it checks for `fvopt viz`: layers, units, a diversity term's batch
                 if objective.slots < 2 and any(c.what == "diversity" for c in objective.checks):
-                    raise FvoptError(f"'{objective}' has a diversity term, which compares the images of a batch, "
-                                     "and a bench cell makes one image per unit of its target: give it several "
-                                     "units (channel:blocks.3:5,6 - diversity:blocks.3)")
+                    raise FvoptError(
+                        f"'{objective}' has a diversity term, which compares the images of a batch, "
+                        "and a bench cell makes one image per unit of its target: give it several "
+                        "units (channel:blocks.3:5,6 - diversity:blocks.3)"
+                    )
                 from ..viz import render_size
-                Problem(model, objective, make_param(cell.param_used, cell.size, channels=model.channels),
-                        make_transforms(cell.transforms),
-                        seed=cell.seed, max_batch=cell.max_batch, render=render_size(cell.render, cell.size, model))
+
+                Problem(
+                    model,
+                    objective,
+                    make_param(cell.param_used, cell.size, channels=model.channels),
+                    make_transforms(cell.transforms),
+                    seed=cell.seed,
+                    max_batch=cell.max_batch,
+                    render=render_size(cell.render, cell.size, model),
+                )
                 classes = next((c.indices for c in objective.checks if c.what == "class"), None)
                 n = num_classes(transfer) if transfer is not None and classes else None
                 bad = [i for i in classes if not 0 <= i < n] if n is not None else []
                 if bad:
-                    raise FvoptError(f"class {bad[0]} is out of range for the transfer model "
-                                     f"{transfer.name}, which has {n} classes (0..{n - 1})")
+                    raise FvoptError(
+                        f"class {bad[0]} is out of range for the transfer model "
+                        f"{transfer.name}, which has {n} classes (0..{n - 1})"
+                    )
             except FvoptError as err:
                 raise FvoptError(f"{where('targets', cell.target)} on {cell.model}: {err}") from None
         step = (cell.model, cell.target, cell.strategy, cell.param_used)
@@ -268,12 +314,14 @@ def check_models(spec: Spec) -> None:
             checked.add(step)
             strategy = make_strategy(cell.strategy_name, **cell.options)
             slots = parse_target(cell.target).slots
-            cost = strategy.check(make_param(cell.param_used, cell.size, channels=model.channels), slots,
-                                  Budget(**cell.budget))
+            cost = strategy.check(
+                make_param(cell.param_used, cell.size, channels=model.channels), slots, Budget(**cell.budget)
+            )
             chunk = cell.max_batch if isinstance(cell.max_batch, int) else 1
             try:
-                check_fits(model, cell.size, images=min(cost.forwards, max(chunk, slots)),
-                           backward=strategy.uses_gradients)
+                check_fits(
+                    model, cell.size, images=min(cost.forwards, max(chunk, slots)), backward=strategy.uses_gradients
+                )
             except FvoptError as err:
                 raise FvoptError(f"spec bench.size: {err}") from None
 
@@ -282,14 +330,17 @@ def check_executor(spec: str | None, workers: int) -> None:
     """The executor named and the number of workers, before any model loads or file is written."""
     cores = os.cpu_count() or 1
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= cores:
-        raise FvoptError(f"workers must be an integer in [1, {cores}] (the CPU cores here; each worker runs one "
-                         f"cell at a time with its own copy of the models), not {workers!r}")
+        raise FvoptError(
+            f"workers must be an integer in [1, {cores}] (the CPU cores here; each worker runs one "
+            f"cell at a time with its own copy of the models), not {workers!r}"
+        )
     if spec is None:
         return
     match = re.fullmatch(r"dask://[^\s/]+:(\d{1,5})", spec) if isinstance(spec, str) else None
     if match is None or not 1 <= int(match.group(1)) <= 65535:
-        raise FvoptError(f"unknown executor {spec!r}: use dask://HOST:PORT (a port in 1..65535), or --workers N for "
-                         "local processes")
+        raise FvoptError(
+            f"unknown executor {spec!r}: use dask://HOST:PORT (a port in 1..65535), or --workers N for local processes"
+        )
 
 
 def _executor(spec: str | None, workers: int):
@@ -298,8 +349,13 @@ def _executor(spec: str | None, workers: int):
         if workers == 1:
             return InlineExecutor(), None
         import multiprocessing
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(threads_per_worker(workers),))
+
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(threads_per_worker(workers),),
+        )
         return pool, as_completed
     if spec.startswith("dask://"):
         try:
@@ -307,7 +363,7 @@ def _executor(spec: str | None, workers: int):
             from distributed import as_completed as dask_completed
         except ImportError:
             raise FvoptError("the dask executor needs dask.distributed: pip install 'dask[distributed]'") from None
-        address = "tcp://" + spec[len("dask://"):]
+        address = "tcp://" + spec[len("dask://") :]
         try:
             client = Client(address, timeout=10)
         except (OSError, TimeoutError) as err:

@@ -21,6 +21,7 @@ same budget, image size and transforms. Example:
     name = "cmaes"
     popsize = 16
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,24 @@ from ..errors import FvoptError
 from ..options import IMAGE_SIDE, POSITIVE_INT, SEED
 from ..problem import BUDGET_OPTIONS
 
-BENCH_KEYS = {"name", "size", "seeds", "models", "targets", "params", "budget", "transforms", "render", "transfer_model",
-              "device", "max_batch", "input", "reference", "judge", "measures"}
+BENCH_KEYS = {
+    "name",
+    "size",
+    "seeds",
+    "models",
+    "targets",
+    "params",
+    "budget",
+    "transforms",
+    "render",
+    "transfer_model",
+    "device",
+    "max_batch",
+    "input",
+    "reference",
+    "judge",
+    "measures",
+}
 # [bench.input]: the models' preprocessing (fvopt.wrap's arguments), e.g. a grayscale network's
 # channels = 1, mean = [0.1307], std = [0.3081], input_size = 28, value_range = [0, 255]
 INPUT_KEYS = ("channels", "mean", "std", "input_size", "value_range")
@@ -79,8 +96,11 @@ class Cell:
     def key(self) -> str:
         """Content hash: an unchanged cell keeps its key when the spec around it changes (a cell
         without a render size or an input table hashes as before they existed, so old databases resume)."""
-        fields = {k: v for k, v in asdict(self).items() if not (k in ("render", "input") and v is None)
-                  and k not in QUALITY_FIELDS}
+        fields = {
+            k: v
+            for k, v in asdict(self).items()
+            if not (k in ("render", "input") and v is None) and k not in QUALITY_FIELDS
+        }
         payload = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
@@ -100,16 +120,23 @@ def _fail(path: str, message: str) -> FvoptError:
 
 def _check_keys(table: dict, allowed: set[str], where: str) -> None:
     from ..errors import suggest
+
     for key in table:
         if key not in allowed:
-            raise _fail(f"{where}.{key}" if where else key,
-                        f"unknown key.{suggest(key, allowed)} Allowed: {', '.join(sorted(allowed))}")
+            raise _fail(
+                f"{where}.{key}" if where else key,
+                f"unknown key.{suggest(key, allowed)} Allowed: {', '.join(sorted(allowed))}",
+            )
 
 
 def _list_of(value, kind, where: str) -> list:
     if isinstance(value, kind):
         value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
+    ):
         raise _fail(where, f"must be a non-empty list of {kind.__name__}, not {value!r}")
     return value
 
@@ -124,12 +151,20 @@ def _input_table(table) -> tuple | None:
     _check_keys(table, set(INPUT_KEYS), "bench.input")
     out = []
     for key, value in sorted(table.items()):
-        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
-            isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)) \
+        ok = (
+            (isinstance(value, (int, float)) and not isinstance(value, bool))
+            or (
+                isinstance(value, list)
+                and value
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            )
             or (isinstance(value, str) and key in ("mean", "std", "input_size"))
+        )
         if not ok or (key == "channels" and not isinstance(value, int)):
-            raise _fail(f"bench.input.{key}", f"must be {'an integer' if key == 'channels' else 'a number or a list of numbers'}, "
-                        f"not {value!r}")
+            raise _fail(
+                f"bench.input.{key}",
+                f"must be {'an integer' if key == 'channels' else 'a number or a list of numbers'}, not {value!r}",
+            )
         out.append((key, tuple(value) if isinstance(value, list) else value))
     return tuple(out)
 
@@ -198,8 +233,13 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
         if key not in bench:
             raise _fail(f"bench.{key}", "is required")
     size = _number(bench.get("size", 128), IMAGE_SIDE, "bench.size")
-    seeds = _unique([_number(s, SEED, f"bench.seeds[{i}]")
-                     for i, s in enumerate(_list_of(bench.get("seeds", [0]), int, "bench.seeds"))], "bench.seeds")
+    seeds = _unique(
+        [
+            _number(s, SEED, f"bench.seeds[{i}]")
+            for i, s in enumerate(_list_of(bench.get("seeds", [0]), int, "bench.seeds"))
+        ],
+        "bench.seeds",
+    )
     models = _unique(_list_of(bench.get("models", ["lite0"]), str, "bench.models"), "bench.models")
     targets = _unique(_list_of(bench["targets"], str, "bench.targets"), "bench.targets")
     params = _unique(_list_of(bench.get("params", ["fft"]), str, "bench.params"), "bench.params")
@@ -208,15 +248,19 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
         raise _fail("bench.name", f"must be a non-empty text, not {spec_name!r}")
     transforms = bench.get("transforms", "default")
     if not isinstance(transforms, str):
-        raise _fail("bench.transforms", f"must be a transform set (default, lucent, color, none) or a chain such as "
-                    f"\"pad:12,jitter:8,scale:0.9-1.1\", not {transforms!r}")
+        raise _fail(
+            "bench.transforms",
+            f"must be a transform set (default, lucent, color, none) or a chain such as "
+            f'"pad:12,jitter:8,scale:0.9-1.1", not {transforms!r}',
+        )
     render = bench.get("render")
     if render is not None and render != "lucent":
         if isinstance(render, str):
-            raise _fail("bench.render", f"must be a side in px (e.g. 224) or \"lucent\", not the text {render!r}")
+            raise _fail("bench.render", f'must be a side in px (e.g. 224) or "lucent", not the text {render!r}')
         render = _number(render, IMAGE_SIDE, "bench.render")
     preprocessing = _input_table(bench.get("input"))
     from .judging import quality_settings
+
     quality = quality_settings(bench.get("reference"), bench.get("judge"), bench.get("measures"), where="spec bench.")
     transfer = bench.get("transfer_model")
     if transfer is not None and not isinstance(transfer, str):
@@ -252,6 +296,7 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
         except FvoptError as err:
             raise _fail(f"bench.targets[{i}]", str(err)) from None
     from .judging import check_against
+
     check_against(quality, models, targets, {t: parse_target(t).slots for t in targets}, where="spec bench.")
     for i, param in enumerate(params):
         try:
@@ -281,8 +326,11 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
         label = entry.get("label", entry["name"])
         same = next((b for b in built if (b[1], b[2]) == (entry["name"], options)), None)
         if same is not None:
-            raise _fail(where, f"runs the same optimizer with the same options as {same[4]} ('{same[0]}'): "
-                        "every cell would run twice for one stored row; remove one or change its options")
+            raise _fail(
+                where,
+                f"runs the same optimizer with the same options as {same[4]} ('{same[0]}'): "
+                "every cell would run twice for one stored row; remove one or change its options",
+            )
         if label in labels:
             raise _fail(f"{where}.label", f"'{label}' is used twice: give each entry a distinct label")
         labels.add(label)
@@ -295,9 +343,29 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
                 for param in params:
                     used = _search_space(strategy, param, size, target, budget, where)
                     for seed in seeds:
-                        cells.append(Cell(model, target, label, name, options, param, used, seed, size, dict(budget),
-                                          transforms, transfer, device, max_batch, render, preprocessing,
-                                          quality.reference, quality.judge, quality.measures))
+                        cells.append(
+                            Cell(
+                                model,
+                                target,
+                                label,
+                                name,
+                                options,
+                                param,
+                                used,
+                                seed,
+                                size,
+                                dict(budget),
+                                transforms,
+                                transfer,
+                                device,
+                                max_batch,
+                                render,
+                                preprocessing,
+                                quality.reference,
+                                quality.judge,
+                                quality.measures,
+                            )
+                        )
     if len({c.key for c in cells}) != len(cells):  # the checks above make this impossible; never store one row for two
         raise FvoptError(f"spec {path}: two cells are identical: each would run twice for one stored row")
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -307,12 +375,17 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
 def _check_device(device: str) -> None:
     """The device must exist here (cells run on it, and the models are loaded here first)."""
     from ..models import resolve_device
+
     try:
         dev = resolve_device(device)
     except FvoptError as err:
         raise _fail("bench.device", str(err)) from None
     if dev.type == "cuda" and dev.index is not None:
         import torch
+
         if dev.index >= torch.cuda.device_count():
-            raise _fail("bench.device", f"'{device}' does not exist: this machine has {torch.cuda.device_count()} "
-                        f"CUDA device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})")
+            raise _fail(
+                "bench.device",
+                f"'{device}' does not exist: this machine has {torch.cuda.device_count()} "
+                f"CUDA device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})",
+            )

@@ -15,9 +15,11 @@ Benavoli et al. (2016):
   bootstrap interval over blocks.
 
 Scores are normalized per (model, target) by the largest final value of the measure any cell of
-the problem reached (`rows.measure_references`), so problems of different scales weigh alike. Blocks missing a strategy (a failed cell) are left out of every paired test,
-and the report says how many.
+the problem reached (`rows.measure_references`), so problems of different scales weigh alike.
+Blocks missing a strategy (a failed cell) are left out of every paired test, and the report says
+how many.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -31,12 +33,14 @@ from scipy import stats
 from .rows import algorithm_labels, measure_references, problem_of, stopped_early
 
 ALPHA = 0.05
-TEST_NOTE = ("Friedman test over all strategies (cells paired by model, target and seed), then two-sided Wilcoxon "
-             "signed-rank tests on every pair with Holm's correction for multiple comparisons: paired, "
-             "rank-based tests, because scores of different problems are neither normal nor on one scale, and "
-             "a pair's corrected p-value does not depend on the other strategies compared (unlike Nemenyi's test; "
-             "Benavoli et al., 2016). Effect size: median paired difference and matched-pairs rank-biserial "
-             "correlation (+1: the first strategy wins every pair).")
+TEST_NOTE = (
+    "Friedman test over all strategies (cells paired by model, target and seed), then two-sided Wilcoxon "
+    "signed-rank tests on every pair with Holm's correction for multiple comparisons: paired, "
+    "rank-based tests, because scores of different problems are neither normal nor on one scale, and "
+    "a pair's corrected p-value does not depend on the other strategies compared (unlike Nemenyi's test; "
+    "Benavoli et al., 2016). Effect size: median paired difference and matched-pairs rank-biserial "
+    "correlation (+1: the first strategy wins every pair)."
+)
 
 
 @dataclass
@@ -70,13 +74,23 @@ def paired_scores(rows: list[dict], measure: str = "robust_value", factor: str =
         value = float(value) if value is not None and math.isfinite(value) else math.nan
         name = {"algorithm": labels[i], "strategy": r["strategy"], "param": r["param"]}[factor]
         other = {"algorithm": "", "strategy": r["param"], "param": r["strategy"]}[factor]
-        records.append({"model": str(r.get("model")), "target": r["target"], "seed": r["seed"], "other": other,
-                        "strategy": name, "value": value, "top": top.get(problem_of(r), math.nan)})
+        records.append(
+            {
+                "model": str(r.get("model")),
+                "target": r["target"],
+                "seed": r["seed"],
+                "other": other,
+                "strategy": name,
+                "value": value,
+                "top": top.get(problem_of(r), math.nan),
+            }
+        )
         early[name] = early.get(name, 0) + stopped_early(r)
     frame = pd.DataFrame(records)
     frame["score"] = np.where(frame["top"] > 0, frame["value"] / frame["top"], np.nan)
-    table = frame.pivot_table(index=["model", "target", "seed", "other"], columns="strategy", values="score",
-                              aggfunc="first", dropna=False)
+    table = frame.pivot_table(
+        index=["model", "target", "seed", "other"], columns="strategy", values="score", aggfunc="first", dropna=False
+    )
     complete = table.dropna()
     return PairedScores(complete, len(table) - len(complete), early, measure, factor)
 
@@ -86,8 +100,11 @@ def friedman(table: pd.DataFrame) -> dict:
     more blocks, and says so otherwise."""
     k, n = table.shape[1], table.shape[0]
     if k < 3 or n < 2:
-        return {"statistic": math.nan, "p": math.nan,
-                "note": f"not run: needs 3 or more compared and 2 or more complete blocks (have {k} and {n})"}
+        return {
+            "statistic": math.nan,
+            "p": math.nan,
+            "note": f"not run: needs 3 or more compared and 2 or more complete blocks (have {k} and {n})",
+        }
     stat, p = stats.friedmanchisquare(*[table[c].to_numpy() for c in table.columns])
     return {"statistic": float(stat), "p": float(p), "note": f"{k} compared, {n} blocks"}
 
@@ -114,8 +131,16 @@ def pairwise(table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
             p = 1.0  # identical results: no evidence of a difference (scipy refuses all-zero input)
         else:
             p = float(stats.wilcoxon(table[a], table[b], zero_method="zsplit", alternative="two-sided").pvalue)
-        rows.append({"a": a, "b": b, "blocks": len(diff), "median_diff": float(np.median(diff)),
-                     "rank_biserial": rank_biserial(diff), "p": p})
+        rows.append(
+            {
+                "a": a,
+                "b": b,
+                "blocks": len(diff),
+                "median_diff": float(np.median(diff)),
+                "rank_biserial": rank_biserial(diff),
+                "p": p,
+            }
+        )
     out = pd.DataFrame(rows, columns=["a", "b", "blocks", "median_diff", "rank_biserial", "p"])
     if len(out):
         reject, corrected, _, _ = multipletests(out["p"], alpha=alpha, method="holm")

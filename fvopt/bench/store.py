@@ -12,6 +12,7 @@ Versions: 0 (no version recorded): the cells table as first written; 1: `traceba
 2: `image_exact` (the final images as lossless float32, a compressed .npz beside the 8-bit PNG in
 `image`) and `quality` (fvopt.quality's measures of the cell, JSON; rewritten by `fvopt bench rescore`).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,10 +40,39 @@ CREATE TABLE IF NOT EXISTS cells (
     image_exact BLOB, quality TEXT
 );
 """
-V0_COLUMNS = ("key", "spec_name", "spec_hash", "model", "target", "strategy", "strategy_name", "options", "param",
-              "param_used", "param_dim", "seed", "size", "budget", "transforms", "status", "stop_reason", "error",
-              "forwards", "backwards", "seconds", "steps", "max_step_seconds", "final", "trace", "extra", "image",
-              "fvopt_version", "torch_version", "device", "finished_at")
+V0_COLUMNS = (
+    "key",
+    "spec_name",
+    "spec_hash",
+    "model",
+    "target",
+    "strategy",
+    "strategy_name",
+    "options",
+    "param",
+    "param_used",
+    "param_dim",
+    "seed",
+    "size",
+    "budget",
+    "transforms",
+    "status",
+    "stop_reason",
+    "error",
+    "forwards",
+    "backwards",
+    "seconds",
+    "steps",
+    "max_step_seconds",
+    "final",
+    "trace",
+    "extra",
+    "image",
+    "fvopt_version",
+    "torch_version",
+    "device",
+    "finished_at",
+)
 # what each version adds to the one before it: (column, SQL type); a migration adds them in order
 ADDED = {1: (("traceback", "TEXT"),), 2: (("image_exact", "BLOB"), ("quality", "TEXT"))}
 COLUMNS = V0_COLUMNS + tuple(name for version in sorted(ADDED) for name, _ in ADDED[version])
@@ -111,8 +141,13 @@ class Store:
                 for name, kind in ADDED[version]:
                     self.db.execute(f"ALTER TABLE cells ADD COLUMN {name} {kind}")
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        log.warning("results database '%s' migrated from schema version %d to %d (its columns kept; a copy as it "
-                    "was: '%s')", self.path, old, SCHEMA_VERSION, backup)
+        log.warning(
+            "results database '%s' migrated from schema version %d to %d (its columns kept; a copy as it was: '%s')",
+            self.path,
+            old,
+            SCHEMA_VERSION,
+            backup,
+        )
 
     @staticmethod
     def check(path: str | Path, readonly: bool = False) -> bool:
@@ -140,8 +175,9 @@ class Store:
     @staticmethod
     def _check_is_ours(path: Path, readonly: bool = False) -> None:
         """Read-only: the file must be SQLite holding fvopt's `cells` table (and its indexes) only."""
-        left = "it was left unchanged: " + ("give the database an `fvopt bench` run wrote" if readonly else
-                                            "give --db a new file name")
+        left = "it was left unchanged: " + (
+            "give the database an `fvopt bench` run wrote" if readonly else "give --db a new file name"
+        )
         try:
             with open(path, "rb") as fh:
                 header = fh.read(len(SQLITE_HEADER))
@@ -159,16 +195,23 @@ class Store:
                 probe.close()
         except sqlite3.Error as err:
             raise FvoptError(f"'{path}' is not an fvopt results database ({_reason(err)}); {left}") from None
-        foreign = sorted({f"{kind} {name}" for kind, name, table in entries
-                          if table != "cells" or kind not in ("table", "index")})
+        foreign = sorted(
+            {f"{kind} {name}" for kind, name, table in entries if table != "cells" or kind not in ("table", "index")}
+        )
         if not foreign and version > SCHEMA_VERSION:
             from ..version import __version__
-            raise FvoptError(f"results database '{path}' has schema version {version}, written by a later fvopt; "
-                             f"this fvopt ({__version__}) reads up to schema version {SCHEMA_VERSION}: upgrade fvopt "
-                             "to read it (it was left unchanged)")
+
+            raise FvoptError(
+                f"results database '{path}' has schema version {version}, written by a later fvopt; "
+                f"this fvopt ({__version__}) reads up to schema version {SCHEMA_VERSION}: upgrade fvopt "
+                "to read it (it was left unchanged)"
+            )
         if foreign or (entries and columns != set(columns_of(version))):
-            detail = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "") if foreign else \
-                "a 'cells' table of another shape"
+            detail = (
+                ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+                if foreign
+                else "a 'cells' table of another shape"
+            )
             raise FvoptError(f"'{path}' is another program's SQLite database ({detail}); {left}")
 
     def done_keys(self) -> set[str]:
@@ -184,28 +227,37 @@ class Store:
         cols = [c for c in COLUMNS if c in values]
         try:
             with self.db:
-                self.db.execute(f"INSERT OR REPLACE INTO cells ({', '.join(cols)}) VALUES "
-                                f"({', '.join('?' * len(cols))})", [values[c] for c in cols])
+                self.db.execute(
+                    f"INSERT OR REPLACE INTO cells ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    [values[c] for c in cols],
+                )
         except sqlite3.Error as err:  # disk full, database locked by another writer, file removed
-            raise FvoptError(f"cannot write a finished cell to '{self.path}': {_reason(err)}; the cells "
-                             "committed before it are kept") from None
+            raise FvoptError(
+                f"cannot write a finished cell to '{self.path}': {_reason(err)}; the cells committed before it are kept"
+            ) from None
 
     def set_quality(self, key: str, quality: dict) -> None:
         """Replace one finished cell's `quality` column in its own transaction (`fvopt bench rescore`):
         nothing else of the row changes, and an interrupt leaves either the old value or the new one."""
         try:
             with self.db:
-                changed = self.db.execute("UPDATE cells SET quality = ? WHERE key = ? AND status = 'done'",
-                                          (json.dumps(quality), key)).rowcount
+                changed = self.db.execute(
+                    "UPDATE cells SET quality = ? WHERE key = ? AND status = 'done'", (json.dumps(quality), key)
+                ).rowcount
         except sqlite3.Error as err:
-            raise FvoptError(f"cannot write the quality of cell {key} to '{self.path}': {_reason(err)}; the cells "
-                             "rescored before it are kept") from None
+            raise FvoptError(
+                f"cannot write the quality of cell {key} to '{self.path}': {_reason(err)}; the cells "
+                "rescored before it are kept"
+            ) from None
         if changed != 1:
             raise FvoptError(f"cell {key} is not a finished cell of '{self.path}'")
 
     def rows(self, status: str | None = "done") -> list[dict]:
-        query = ("SELECT * FROM cells" + (" WHERE status = ?" if status else "")
-                 + " ORDER BY model, target, strategy, param, seed")
+        query = (
+            "SELECT * FROM cells"
+            + (" WHERE status = ?" if status else "")
+            + " ORDER BY model, target, strategy, param, seed"
+        )
         cur = self.db.execute(query, (status,) if status else ())
         names = [d[0] for d in cur.description]
         out = []

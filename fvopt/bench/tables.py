@@ -4,6 +4,7 @@ Every Markdown, CSV and HTML table of a report formats its cells with `cell_text
 reads the same wherever it appears: floats to 4 significant digits (or a fixed format the caller
 names), '-' for a missing or NaN value.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,8 +29,9 @@ def cell_text(value, number: str = ".4g", missing: str = "-", nan: str | None = 
 def markdown_table(rows: list[dict], columns: list[str], number: str = ".4g", nan: str | None = None) -> str:
     """A Markdown table of `columns` (a row's missing key shows '-')."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(cell_text(r.get(c), number, nan=nan) for c in columns) + " |"
-                              for r in rows])
+    return "\n".join(
+        lines + ["| " + " | ".join(cell_text(r.get(c), number, nan=nan) for c in columns) + " |" for r in rows]
+    )
 
 
 def write_csv(rows: list[dict], columns: list[str], path: Path) -> None:

@@ -1,4 +1,5 @@
 """Capture the activations of named layers for one forward pass, and always remove the hooks."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -50,6 +51,7 @@ class Capture:
             self.acts[name] = output_tensor(output, name)
             if self.stop_early and len(self.acts) == len(self.layers):
                 raise _StopForward
+
         return hook
 
     def run(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

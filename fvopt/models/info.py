@@ -1,4 +1,5 @@
 """What a user asks first of a model: which layers can I visualize, and what are its classes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ def _probe(model: FeatureModel, size) -> dict[str, tuple[str, object]]:
                 found[name] = (type(module).__name__, _per_image_shape(output_tensor(output, name), name))
             except FvoptError as err:
                 found[name] = (type(module).__name__, err)
+
         return hook
 
     try:
@@ -52,8 +54,10 @@ def _probe(model: FeatureModel, size) -> dict[str, tuple[str, object]]:
     except Exception as err:  # a network that cannot take this size: one line, before any work
         text = str(err).strip().splitlines()
         h, w = hw(size)
-        raise FvoptError(f"{model.name} cannot run on {h}x{w} px images ({type(err).__name__}: "
-                         f"{text[0][:160] if text else ''}); its input size is {describe(model.input_size)} px") from err
+        raise FvoptError(
+            f"{model.name} cannot run on {h}x{w} px images ({type(err).__name__}: "
+            f"{text[0][:160] if text else ''}); its input size is {describe(model.input_size)} px"
+        ) from err
     finally:
         for h in handles:
             h.remove()
@@ -64,8 +68,10 @@ def _per_image_shape(out: torch.Tensor, name: str) -> tuple[int, ...]:
     """The output shape of one image (the probe feeds one). Swin's window attention and LeViT's
     BatchNorm1d fold windows or tokens into the first axis: read as images, they would mix them."""
     if out.dim() == 0 or out.shape[0] != 1:
-        raise FvoptError(f"layer {name} outputs shape {tuple(out.shape)} for one image: its first axis is not the "
-                         "batch of images (windows or tokens are folded into it), so fvopt cannot read it per image")
+        raise FvoptError(
+            f"layer {name} outputs shape {tuple(out.shape)} for one image: its first axis is not the "
+            "batch of images (windows or tokens are folded into it), so fvopt cannot read it per image"
+        )
     return tuple(out.shape[1:])
 
 
@@ -171,6 +177,8 @@ def num_classes(model: FeatureModel) -> int:
     with torch.no_grad():
         shape = tuple(model(model.blank()).shape)
     if len(shape) != 2:
-        raise FvoptError(f"class targets read {model.name}'s output as class scores of shape (N, classes), and its "
-                         f"output has shape {shape}: use channel:LAYER:INDEX (fvopt layers lists the layers)")
+        raise FvoptError(
+            f"class targets read {model.name}'s output as class scores of shape (N, classes), and its "
+            f"output has shape {shape}: use channel:LAYER:INDEX (fvopt layers lists the layers)"
+        )
     return int(shape[-1])

@@ -12,6 +12,7 @@ Rule for layers that return several things: a tuple or list whose first element 
 read as that tensor (an attention module's output before its weights, an LSTM's output); a dict or
 anything else is refused with what it returns.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,10 @@ def output_tensor(output, layer: str) -> torch.Tensor:
         what = f"a {type(output).__name__} of " + ", ".join(type(o).__name__ for o in output[:8])
     else:
         what = type(output).__name__
-    raise FvoptError(f"layer {layer} returns {what}, which cannot be read as a feature map: pick a layer inside "
-                     "it or after it (fvopt layers MODEL --all lists them)")
+    raise FvoptError(
+        f"layer {layer} returns {what}, which cannot be read as a feature map: pick a layer inside "
+        "it or after it (fvopt layers MODEL --all lists them)"
+    )
 
 
 def detect(shape_a: tuple[int, ...], shape_b: tuple[int, ...] | None, prefix_tokens: int, layer: str) -> Layout:
@@ -78,17 +81,21 @@ def detect(shape_a: tuple[int, ...], shape_b: tuple[int, ...] | None, prefix_tok
             return Layout("nchw", a[0], (a[1], a[2]))
         elif a[0] == a[1] and a[2] != a[0]:
             return Layout("nhwc", a[2], (a[0], a[1]))
-        raise FvoptError(f"layer {layer} has an output of shape {a} whose spatial axes fvopt cannot tell "
-                         "from its channels")
+        raise FvoptError(
+            f"layer {layer} has an output of shape {a} whose spatial axes fvopt cannot tell from its channels"
+        )
     if len(a) == 2:
         tokens, units = a
         grid = _patch_grid(tokens, prefix_tokens)
         if grid is None:
-            raise FvoptError(f"layer {layer} outputs {tokens} tokens of {units} features, which do not form a square "
-                             f"patch grid after {prefix_tokens} prefix tokens: fvopt cannot tell patches apart")
+            raise FvoptError(
+                f"layer {layer} outputs {tokens} tokens of {units} features, which do not form a square "
+                f"patch grid after {prefix_tokens} prefix tokens: fvopt cannot tell patches apart"
+            )
         return Layout("tokens", units, grid, prefix_tokens)
-    raise FvoptError(f"layer {layer} has an output of shape {a}, which fvopt cannot read as a feature map, tokens "
-                     "or a vector")
+    raise FvoptError(
+        f"layer {layer} has an output of shape {a}, which fvopt cannot read as a feature map, tokens or a vector"
+    )
 
 
 def _patch_grid(tokens: int, prefix: int) -> tuple[int, int] | None:
@@ -105,7 +112,9 @@ def grid_of(act: torch.Tensor, layout: Layout) -> tuple[int, int]:
     if layout.kind == "tokens":
         grid = _patch_grid(act.shape[1], layout.prefix)
         if grid is None:
-            raise FvoptError(f"{act.shape[1]} tokens do not form a square patch grid after {layout.prefix} prefix tokens")
+            raise FvoptError(
+                f"{act.shape[1]} tokens do not form a square patch grid after {layout.prefix} prefix tokens"
+            )
         return grid
     raise FvoptError("a vector layer has no positions")
 
@@ -117,7 +126,7 @@ def unit_mean(act: torch.Tensor, layout: Layout) -> torch.Tensor:
     if layout.kind == "nhwc":
         return act.mean(dim=(1, 2))
     if layout.kind == "tokens":
-        return act[:, layout.prefix:, :].mean(1)
+        return act[:, layout.prefix :, :].mean(1)
     return act
 
 
@@ -144,5 +153,5 @@ def positions(act: torch.Tensor, layout: Layout) -> torch.Tensor:
     if layout.kind == "nhwc":
         return act.flatten(1, 2).transpose(1, 2)
     if layout.kind == "tokens":
-        return act[:, layout.prefix:, :].transpose(1, 2)
+        return act[:, layout.prefix :, :].transpose(1, 2)
     return act[:, :, None]

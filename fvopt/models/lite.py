@@ -6,6 +6,7 @@ same architecture with TF 'same' padding and BatchNorm eps 1e-3, which the TF we
 `efficientnet_lite0` classifies the cat photo with p=0.54 instead of 0.80). Block i of the file is
 the i-th `blocks.s.j` of timm, and within a block the tensors pair in order.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -45,7 +46,9 @@ def _ordered_file_keys(state: "OrderedDict[str, torch.Tensor]") -> list[str]:
     return stem + blocks + head
 
 
-def map_lite_state_dict(file_state: "OrderedDict[str, torch.Tensor]", target: torch.nn.Module) -> "OrderedDict[str, torch.Tensor]":
+def map_lite_state_dict(
+    file_state: "OrderedDict[str, torch.Tensor]", target: torch.nn.Module
+) -> "OrderedDict[str, torch.Tensor]":
     """Rename the file's tensors to `target`'s keys, pairing them in module order, checking shapes."""
     target_state = target.state_dict()
     file_keys = _ordered_file_keys(file_state)
@@ -56,7 +59,8 @@ def map_lite_state_dict(file_state: "OrderedDict[str, torch.Tensor]", target: to
         tensor = file_state[file_key]
         if tensor.shape != target_tensor.shape:
             raise FvoptError(
-                f"weight file tensor {file_key} {tuple(tensor.shape)} does not fit {target_key} {tuple(target_tensor.shape)}"
+                f"weight file tensor {file_key} {tuple(tensor.shape)} does not fit {target_key} "
+                f"{tuple(target_tensor.shape)}"
             )
         mapped[target_key] = tensor
     return mapped

@@ -4,6 +4,7 @@ Weights never come from the network at run time. `weights=None` means the model'
 weights, which must be on disk (shipped by a package or already in the local cache); a path loads a
 local file with `weights_only=True`; `"random"` gives random weights, and only when asked for.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,20 +29,25 @@ _MIN_SIZE = {"inception_v3": 75}
 def known_models() -> list[str]:
     """Names `load_model` accepts directly, plus the patterns for library architectures."""
     patterns = [family.pattern for family in MODEL_SOURCES.families.values()]
-    return MODEL_SOURCES.names() + patterns + ["FILE.py:FACTORY", "PROGRAM.pt2 (torch.export)",
-                                               "FILE.pt (TorchScript: class targets only)"]
+    return (
+        MODEL_SOURCES.names()
+        + patterns
+        + ["FILE.py:FACTORY", "PROGRAM.pt2 (torch.export)", "FILE.pt (TorchScript: class targets only)"]
+    )
 
 
-def load_model(name: str, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-               **preprocessing) -> FeatureModel:
+def load_model(
+    name: str, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu", **preprocessing
+) -> FeatureModel:
     """A FeatureModel in eval mode on `device`, taking [0,1] images. `name` is a known model or a
     user's network (`file.py:factory`, `program.pt2`, a TorchScript file: see fvopt.models.user);
     `preprocessing` (mean, std, input_size, channels, value_range) overrides the model's own."""
     from .user import is_user_model, load_user_model, rewrap
 
     if not isinstance(name, str):
-        raise FvoptError(f"model must be a name such as 'lite0' or 'torchvision:resnet50', not {type(name).__name__} "
-                         f"{name!r}")
+        raise FvoptError(
+            f"model must be a name such as 'lite0' or 'torchvision:resnet50', not {type(name).__name__} {name!r}"
+        )
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise FvoptError(f"weights must be a file path or 'random', not {type(weights).__name__} {weights!r}")
     preprocessing = {k: v for k, v in preprocessing.items() if v is not None}
@@ -121,9 +127,11 @@ def _torchvision(spec: str, weights) -> FeatureModel:
     else:
         path = Path(weights) if weights is not None else Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
         if weights is None and not path.is_file():
-            raise FvoptError(f"no pretrained weights for {name}@{enum.name} on disk (looked for {path}); this machine "
-                             "does not download them: put the file there, or give --weights FILE or --weights random (Python: "
-                             "weights=FILE or weights='random')")
+            raise FvoptError(
+                f"no pretrained weights for {name}@{enum.name} on disk (looked for {path}); this machine "
+                "does not download them: put the file there, or give --weights FILE or --weights random (Python: "
+                "weights=FILE or weights='random')"
+            )
         state = read_state_dict(path, name)
         try:
             net = _build_with_state(arch, enum, state, f"weight file '{path}'", name)
@@ -132,8 +140,11 @@ def _torchvision(spec: str, weights) -> FeatureModel:
                 raise
             # a file saved from a model without auxiliary heads: for GoogLeNet and Inception-v3, the
             # model torchvision gives for pretrained weights (transform_input=True) after it drops them
-            extra = {"aux_logits": False, "transform_input": True, "init_weights": False} \
-                if arch in ("googlenet", "inception_v3") else {}
+            extra = (
+                {"aux_logits": False, "transform_input": True, "init_weights": False}
+                if arch in ("googlenet", "inception_v3")
+                else {}
+            )
             net = torchvision.models.get_model(arch, weights=None, **extra)
             load_weights(net, path, name)
         described = f"{enum.name} ({path})" if weights is None else str(weights)
@@ -141,15 +152,26 @@ def _torchvision(spec: str, weights) -> FeatureModel:
     size = int(_first(preprocess.crop_size))
     fixed = True if hasattr(net, "class_token") else None  # VisionTransformer; others: probed when it matters
     interpolation = getattr(preprocess.interpolation, "value", "bilinear")
-    return FeatureModel(net, name if str(weights) == "random" or weights is not None else f"{name}@{enum.name}",
-                        input_size=size, mean=tuple(preprocess.mean), std=tuple(preprocess.std),
-                        min_size=_MIN_SIZE.get(arch, 32), weights=described, fixed_size=fixed,
-                        interpolation=interpolation)
+    return FeatureModel(
+        net,
+        name if str(weights) == "random" or weights is not None else f"{name}@{enum.name}",
+        input_size=size,
+        mean=tuple(preprocess.mean),
+        std=tuple(preprocess.std),
+        min_size=_MIN_SIZE.get(arch, 32),
+        weights=described,
+        fixed_size=fixed,
+        interpolation=interpolation,
+    )
 
 
-register_model_family("torchvision:", _torchvision, "torchvision:resnet18",
-                      "any torchvision classification model; pretrained weights from the local cache",
-                      "torchvision:<name>[@WEIGHTS_ENUM]")
+register_model_family(
+    "torchvision:",
+    _torchvision,
+    "torchvision:resnet18",
+    "any torchvision classification model; pretrained weights from the local cache",
+    "torchvision:<name>[@WEIGHTS_ENUM]",
+)
 
 
 def _weights_enum(arch: str, enum_name: str):
@@ -164,8 +186,10 @@ def _weights_enum(arch: str, enum_name: str):
     if not enum_name:
         return enums.DEFAULT
     if enum_name not in known and enum_name != "DEFAULT":
-        raise FvoptError(f"unknown weights '{enum_name}' for torchvision:{arch}.{suggest(enum_name, known)} "
-                         f"Known: {', '.join(known)}")
+        raise FvoptError(
+            f"unknown weights '{enum_name}' for torchvision:{arch}.{suggest(enum_name, known)} "
+            f"Known: {', '.join(known)}"
+        )
     return enums[enum_name] if enum_name != "DEFAULT" else enums.DEFAULT
 
 
@@ -179,8 +203,9 @@ def _build_with_state(arch: str, enum, state: dict, source: str, name: str):
     try:
         return torchvision.models.get_model(arch, weights=enum)
     except RuntimeError as err:
-        raise FvoptError(f"{source} does not fit {name} as torchvision builds it for {enum.name}: "
-                         f"{_mismatch(err)}") from err
+        raise FvoptError(
+            f"{source} does not fit {name} as torchvision builds it for {enum.name}: {_mismatch(err)}"
+        ) from err
     finally:
         WeightsEnum.get_state_dict = original
 
@@ -217,16 +242,32 @@ def _timm(arch: str, weights) -> FeatureModel:
     cfg = net.pretrained_cfg or {}
     size = int(cfg.get("input_size", (3, 224, 224))[-1])
     patch = getattr(net, "patch_embed", None)
-    fixed = True if (patch is not None and getattr(patch, "strict_img_size", False)
-                     and not getattr(patch, "dynamic_img_pad", False)
-                     and not getattr(net, "dynamic_img_size", False)) else None  # None: probed when it matters
-    return FeatureModel(net, name, input_size=size, mean=cfg.get("mean", (0.485, 0.456, 0.406)),
-                        std=cfg.get("std", (0.229, 0.224, 0.225)), weights=described, fixed_size=fixed,
-                        min_size=16 if fixed else 32, interpolation=cfg.get("interpolation", "bilinear"))
+    fixed = (
+        True
+        if (
+            patch is not None
+            and getattr(patch, "strict_img_size", False)
+            and not getattr(patch, "dynamic_img_pad", False)
+            and not getattr(net, "dynamic_img_size", False)
+        )
+        else None
+    )  # None: probed when it matters
+    return FeatureModel(
+        net,
+        name,
+        input_size=size,
+        mean=cfg.get("mean", (0.485, 0.456, 0.406)),
+        std=cfg.get("std", (0.229, 0.224, 0.225)),
+        weights=described,
+        fixed_size=fixed,
+        min_size=16 if fixed else 32,
+        interpolation=cfg.get("interpolation", "bilinear"),
+    )
 
 
-register_model_family("timm:", _timm, "timm:resnet18", "any timm model; pretrained weights from the local cache",
-                      "timm:<name>")
+register_model_family(
+    "timm:", _timm, "timm:resnet18", "any timm model; pretrained weights from the local cache", "timm:<name>"
+)
 
 
 def _timm_pretrained(arch: str, path: Path, name: str):
@@ -257,8 +298,9 @@ def read_safetensors(path: Path, name: str) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except Exception as err:
-        raise FvoptError(f"weight file '{path}' for {name} is not a readable safetensors file: "
-                         f"{first_line(err)}") from err
+        raise FvoptError(
+            f"weight file '{path}' for {name} is not a readable safetensors file: {first_line(err)}"
+        ) from err
 
 
 def _timm_cached_file(arch: str) -> Path:
@@ -269,6 +311,7 @@ def _timm_cached_file(arch: str) -> Path:
     looked = []
     if cfg is not None and cfg.hf_hub_id:
         from huggingface_hub import try_to_load_from_cache
+
         repo = cfg.hf_hub_id.split("@")[0]
         for filename in (cfg.hf_hub_filename, "model.safetensors", "pytorch_model.bin"):  # timm's order
             if not filename:
@@ -283,6 +326,8 @@ def _timm_cached_file(arch: str) -> Path:
             return path
         looked.append(str(path))
     where = "; ".join(looked) or "no pretrained source is known for it"
-    raise FvoptError(f"no pretrained weights for timm:{arch} in the local caches (looked for {where}); this machine "
-                     "does not download them: give --weights FILE (a local state dict) or --weights random (Python: "
-                     "weights=FILE or weights='random')")
+    raise FvoptError(
+        f"no pretrained weights for timm:{arch} in the local caches (looked for {where}); this machine "
+        "does not download them: give --weights FILE (a local state dict) or --weights random (Python: "
+        "weights=FILE or weights='random')"
+    )

@@ -11,6 +11,7 @@ the hub is imported, and setting it before the first import would leave the hub 
 good. `hub_offline()` therefore imports the constants first (they read the user's environment),
 sets the module value and the variable (for any other reader), and restores both afterwards.
 """
+
 from __future__ import annotations
 
 import os

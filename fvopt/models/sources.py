@@ -12,6 +12,7 @@ point, e.g. a hub of its lab's networks:
 
 `fvopt.testing.check_model_source` is the contract a source keeps (random weights at a small size).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -28,8 +29,9 @@ def register_model_source(name: str, help: str, examples: tuple[str, ...] = ()) 
     return MODEL_SOURCES.register(name, help, examples=examples)
 
 
-def register_model_family(prefix: str, load: ModelLoader, example: str, help: str,
-                          pattern: str | None = None) -> Entry[ModelLoader]:
+def register_model_family(
+    prefix: str, load: ModelLoader, example: str, help: str, pattern: str | None = None
+) -> Entry[ModelLoader]:
     """Every name `prefix<rest>` loads through `load(rest, weights)`."""
     return MODEL_SOURCES.add_family(prefix, load, help, example, pattern)
 
@@ -39,4 +41,4 @@ def find_source(name: str) -> tuple[ModelLoader, str] | None:
     if name in MODEL_SOURCES:
         return MODEL_SOURCES[name].obj, name
     family = MODEL_SOURCES.family_of(name)
-    return None if family is None else (family.obj, name[len(family.name):])
+    return None if family is None else (family.obj, name[len(family.name) :])

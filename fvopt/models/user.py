@@ -6,6 +6,7 @@ count against the network's first layer, mean/std lengths, the value range, that
 at its input size. Each loader is a plain function (`load_factory`, `load_program`,
 `load_torchscript`) so a model-source registry can register them by pattern.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -27,11 +28,20 @@ PREPROCESSING = ("mean", "std", "input_size", "channels", "value_range")
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
 
 
-def wrap(net: nn.Module, mean: float | Sequence[float] | str | None = None,
-         std: float | Sequence[float] | str | None = None, input_size: Size | str | None = None,
-         channels: int | None = None, value_range: tuple[float, float] | str | None = None, *,
-         name: str | None = None, min_size: int | None = None, weights: str = "as given",
-         fixed_size: bool | None = None, hookable: str | None = None) -> FeatureModel:
+def wrap(
+    net: nn.Module,
+    mean: float | Sequence[float] | str | None = None,
+    std: float | Sequence[float] | str | None = None,
+    input_size: Size | str | None = None,
+    channels: int | None = None,
+    value_range: tuple[float, float] | str | None = None,
+    *,
+    name: str | None = None,
+    min_size: int | None = None,
+    weights: str = "as given",
+    fixed_size: bool | None = None,
+    hookable: str | None = None,
+) -> FeatureModel:
     """A FeatureModel around your network: what `visualize`, `Problem` and every fvopt call take.
 
     - `channels`: what the network's first layer takes (read from it when not given; a value that
@@ -48,8 +58,13 @@ def wrap(net: nn.Module, mean: float | Sequence[float] | str | None = None,
     One probe pass at the input size checks that the network runs; nothing else is computed.
     """
     if isinstance(net, FeatureModel):
-        given = {k: v for k, v in dict(mean=mean, std=std, input_size=input_size, channels=channels,
-                                       value_range=value_range).items() if v is not None}
+        given = {
+            k: v
+            for k, v in dict(
+                mean=mean, std=std, input_size=input_size, channels=channels, value_range=value_range
+            ).items()
+            if v is not None
+        }
         if not given:
             return net
         return rewrap(net, **given)
@@ -57,8 +72,10 @@ def wrap(net: nn.Module, mean: float | Sequence[float] | str | None = None,
         raise FvoptError(f"wrap needs a torch.nn.Module, not {type(net).__name__} {net!r:.80}")
     name = name or type(net).__name__
     if any(isinstance(p, nn.parameter.UninitializedParameter) for p in net.parameters()):
-        raise FvoptError(f"{name} has lazy layers whose parameters are not yet initialized: run it once on an "
-                         "example batch of its inputs before giving it to fvopt")
+        raise FvoptError(
+            f"{name} has lazy layers whose parameters are not yet initialized: run it once on an "
+            "example batch of its inputs before giving it to fvopt"
+        )
     first = first_layer(net)
     channels = check_channels(channels, first, name)
     size = parse_size(224 if input_size is None else input_size, "input_size")
@@ -72,8 +89,19 @@ def wrap(net: nn.Module, mean: float | Sequence[float] | str | None = None,
     min_size = min(32, min_side) if min_size is None else int(min_size)
     if not 1 <= min_size <= min_side:
         raise FvoptError(f"min_size {min_size} is not allowed: must be 1..{min_side} (the input size {describe(size)})")
-    model = FeatureModel(net, name, input_size=size, mean=mean_v, std=std_v, min_size=min_size, weights=weights,
-                         fixed_size=False, channels=channels, value_range=(lo, hi), hookable=hookable)
+    model = FeatureModel(
+        net,
+        name,
+        input_size=size,
+        mean=mean_v,
+        std=std_v,
+        min_size=min_size,
+        weights=weights,
+        fixed_size=False,
+        channels=channels,
+        value_range=(lo, hi),
+        hookable=hookable,
+    )
     _probe_runs(model)
     model.fixed_size = model._runs_only_at_input_size() if fixed_size is None else fixed_size
     return model
@@ -84,17 +112,31 @@ def rewrap(model: FeatureModel, **given) -> FeatureModel:
     unknown = sorted(set(given) - set(PREPROCESSING))
     if unknown:
         raise FvoptError(f"unknown preprocessing option '{unknown[0]}': use {', '.join(PREPROCESSING)}")
-    current = {"mean": tuple(model.mean.flatten().tolist()), "std": tuple(model.std.flatten().tolist()),
-               "input_size": model.input_size, "channels": model.channels, "value_range": model.value_range}
+    current = {
+        "mean": tuple(model.mean.flatten().tolist()),
+        "std": tuple(model.std.flatten().tolist()),
+        "input_size": model.input_size,
+        "channels": model.channels,
+        "value_range": model.value_range,
+    }
     if "channels" in given and given["channels"] != model.channels and ("mean" not in given or "std" not in given):
         if model.channels == 3 and (current["mean"], current["std"]) != ((0.0,) * 3, (1.0,) * 3):
             # the RGB constants cannot apply to another channel count: the user must say what does
-            raise FvoptError(f"channels {given['channels']} differ from {model.name}'s 3: give its mean and std too "
-                             "(--mean/--std), its RGB constants do not fit")
+            raise FvoptError(
+                f"channels {given['channels']} differ from {model.name}'s 3: give its mean and std too "
+                "(--mean/--std), its RGB constants do not fit"
+            )
         current["mean"], current["std"] = 0.0, 1.0
     current.update(given)
-    return wrap(model.net, name=model.name, weights=model.weights, min_size=None, fixed_size=None,
-                hookable=model.hookable, **current)
+    return wrap(
+        model.net,
+        name=model.name,
+        weights=model.weights,
+        min_size=None,
+        fixed_size=None,
+        hookable=model.hookable,
+        **current,
+    )
 
 
 def first_layer(net: nn.Module) -> tuple[str, nn.Module, int] | None:
@@ -117,9 +159,11 @@ def check_channels(channels: int | str | None, first: tuple[str, nn.Module, int]
         return 3 if channels is None else channels
     layer_name, module, takes = first
     if channels is not None and channels != takes:
-        raise FvoptError(f"channels {channels} does not fit {name}: its first layer '{layer_name}' "
-                         f"({type(module).__name__}) takes {takes} channel{'s' if takes != 1 else ''}; "
-                         f"give channels={takes} (--channels {takes})")
+        raise FvoptError(
+            f"channels {channels} does not fit {name}: its first layer '{layer_name}' "
+            f"({type(module).__name__}) takes {takes} channel{'s' if takes != 1 else ''}; "
+            f"give channels={takes} (--channels {takes})"
+        )
     return takes
 
 
@@ -130,23 +174,30 @@ def _per_channel(what: str, value, channels: int) -> tuple[float, ...]:
         text = value.strip().lower()
         if text == "imagenet":
             if channels != 3:
-                raise FvoptError(f"{what} 'imagenet' holds 3 values (RGB) and the network takes {channels} channels: "
-                                 f"give {channels} values or one number")
+                raise FvoptError(
+                    f"{what} 'imagenet' holds 3 values (RGB) and the network takes {channels} channels: "
+                    f"give {channels} values or one number"
+                )
             return IMAGENET_MEAN if what == "mean" else IMAGENET_STD
         try:
             value = [float(v) for v in text.split(",")] if "," in text else float(text)
         except ValueError:
-            raise FvoptError(f"{what} {value!r} is not allowed: give a number (every channel), "
-                             f"{f'{channels} comma-separated numbers, ' if channels > 1 else ''}or 'imagenet'") from None
+            raise FvoptError(
+                f"{what} {value!r} is not allowed: give a number (every channel), "
+                f"{f'{channels} comma-separated numbers, ' if channels > 1 else ''}or 'imagenet'"
+            ) from None
     if isinstance(value, torch.Tensor):
         value = value.flatten().tolist()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         values = (float(value),) * channels
     elif isinstance(value, (list, tuple)):
         if len(value) != channels:
-            raise FvoptError(f"{what} has {len(value)} value{'s' if len(value) != 1 else ''} and the network takes "
-                             f"{channels} channel{'s' if channels != 1 else ''}: give {channels} value{'s' if channels != 1 else ''} (or one number "
-                             "for every channel)")
+            raise FvoptError(
+                f"{what} has {len(value)} value{'s' if len(value) != 1 else ''} and the network takes "
+                f"{channels} channel{'s' if channels != 1 else ''}: give {channels} "
+                f"value{'s' if channels != 1 else ''} (or one number "
+                "for every channel)"
+            )
         try:
             values = tuple(float(v) for v in value)
         except (TypeError, ValueError):
@@ -187,12 +238,15 @@ def _probe_runs(model: FeatureModel) -> None:
             model.net(model.preprocess(model.blank()))
     except Exception as err:
         text = str(err).strip().splitlines()
-        raise FvoptError(f"{model.name} does not run on {model.channels}-channel {describe(model.input_size)} px images "
-                         f"({type(err).__name__}: {text[0][:160] if text else ''}); give its channels and input size "
-                         "(--channels, --input-size)") from err
+        raise FvoptError(
+            f"{model.name} does not run on {model.channels}-channel {describe(model.input_size)} px images "
+            f"({type(err).__name__}: {text[0][:160] if text else ''}); give its channels and input size "
+            "(--channels, --input-size)"
+        ) from err
 
 
 # -- loaders: each a function from a path to a FeatureModel -------------------------------------------
+
 
 def is_user_model(name: str) -> bool:
     """Whether `name` names a user's network (a Python file's factory, an exported program, a
@@ -217,8 +271,10 @@ def load_factory(spec: str, weights=None, **preprocessing) -> FeatureModel:
     (a state dict file, loaded weights_only) when given, else as the factory built it."""
     path_text, colon, func = spec.rpartition(":") if ".py:" in spec else (spec, "", "")
     if not colon or not func:
-        raise FvoptError(f"model '{spec}' names a Python file but no function in it: give FILE.py:FACTORY "
-                         "(a function that returns a torch.nn.Module)")
+        raise FvoptError(
+            f"model '{spec}' names a Python file but no function in it: give FILE.py:FACTORY "
+            "(a function that returns a torch.nn.Module)"
+        )
     path = Path(path_text)
     if not path.is_file():
         raise FvoptError(f"model file '{path}' does not exist (from --model {spec})")
@@ -234,8 +290,10 @@ def load_factory(spec: str, weights=None, **preprocessing) -> FeatureModel:
     factory = getattr(module, func, None)
     if factory is None:
         names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
-        raise FvoptError(f"model file '{path}' has no function '{func}'.{suggest(func, names)} "
-                         f"Callables in it: {', '.join(names) or 'none'}")
+        raise FvoptError(
+            f"model file '{path}' has no function '{func}'.{suggest(func, names)} "
+            f"Callables in it: {', '.join(names) or 'none'}"
+        )
     if not callable(factory):
         raise FvoptError(f"'{func}' in '{path}' is a {type(factory).__name__}, not a function returning a module")
     try:
@@ -243,8 +301,9 @@ def load_factory(spec: str, weights=None, **preprocessing) -> FeatureModel:
     except Exception as err:
         raise FvoptError(f"{spec}: the factory raised {type(err).__name__}: {first_line(err)}") from err
     if not isinstance(net, nn.Module):
-        raise FvoptError(f"{spec} returned a {type(net).__name__}, not a torch.nn.Module: the factory must return "
-                         "the network")
+        raise FvoptError(
+            f"{spec} returned a {type(net).__name__}, not a torch.nn.Module: the factory must return the network"
+        )
     if weights is not None and str(weights) != "random":
         load_weights(net, weights, spec)
     described = "as the factory built it" if weights is None or str(weights) == "random" else str(weights)
@@ -270,27 +329,38 @@ def load_program(path_text: str, weights=None, **preprocessing) -> FeatureModel:
     try:
         program = torch.export.load(str(path))
     except Exception as err:
-        raise FvoptError(f"'{path}' is not a readable torch.export program ({type(err).__name__}: "
-                         f"{first_line(err)}); save one with torch.export.save(torch.export.export(net, args), path)") from err
+        raise FvoptError(
+            f"'{path}' is not a readable torch.export program ({type(err).__name__}: "
+            f"{first_line(err)}); save one with torch.export.save(torch.export.export(net, args), path)"
+        ) from err
     shape = _program_input_shape(program, path)
     batch, channels, height, width = shape
     if not isinstance(batch, torch.SymInt):
-        raise FvoptError(f"'{path}' was exported for a batch of exactly {batch} image{'s' if batch != 1 else ''}, and "
-                         "fvopt evaluates batches of any size: export it with a dynamic batch, e.g. "
-                         "dynamic_shapes={'x': {0: torch.export.Dim('batch')}} (and 2: Dim('h'), 3: Dim('w') for any size)")
+        raise FvoptError(
+            f"'{path}' was exported for a batch of exactly {batch} image{'s' if batch != 1 else ''}, and "
+            "fvopt evaluates batches of any size: export it with a dynamic batch, e.g. "
+            "dynamic_shapes={'x': {0: torch.export.Dim('batch')}} (and 2: Dim('h'), 3: Dim('w') for any size)"
+        )
     static = not isinstance(height, torch.SymInt) and not isinstance(width, torch.SymInt)
     example = program.example_inputs[0][0].shape if getattr(program, "example_inputs", None) else None
     given = _given(preprocessing)
-    if isinstance(channels, int) and given.get("channels") not in (None, channels) and \
-            int(given["channels"]) != channels:
-        raise FvoptError(f"channels {given['channels']} does not fit '{path}': the exported program takes {channels} "
-                         f"channel{'s' if channels != 1 else ''}; give --channels {channels}")
+    if (
+        isinstance(channels, int)
+        and given.get("channels") not in (None, channels)
+        and int(given["channels"]) != channels
+    ):
+        raise FvoptError(
+            f"channels {given['channels']} does not fit '{path}': the exported program takes {channels} "
+            f"channel{'s' if channels != 1 else ''}; give --channels {channels}"
+        )
     given.setdefault("channels", int(channels))
     if static:
         declared = (int(height), int(width))
         if "input_size" in given and hw(parse_size(given["input_size"], "input_size")) != declared:
-            raise FvoptError(f"input size {given['input_size']} does not fit '{path}': it was exported for "
-                             f"{declared[0]}x{declared[1]} px only")
+            raise FvoptError(
+                f"input size {given['input_size']} does not fit '{path}': it was exported for "
+                f"{declared[0]}x{declared[1]} px only"
+            )
         given["input_size"] = declared
     elif "input_size" not in given and example is not None:
         given["input_size"] = (int(example[-2]), int(example[-1]))
@@ -301,8 +371,9 @@ def load_program(path_text: str, weights=None, **preprocessing) -> FeatureModel:
         net = program.module()
         hookable = f"torch.export.unflatten failed on '{path}' ({type(err).__name__}: {first_line(err)})"
     net.fvopt_unhookable = _unhookable_layers(program, net)  # type: ignore[attr-defined]
-    return wrap(net, name=str(path), weights="in the program", fixed_size=True if static else None,
-                hookable=hookable, **given)
+    return wrap(
+        net, name=str(path), weights="in the program", fixed_size=True if static else None, hookable=hookable, **given
+    )
 
 
 def _program_input_shape(program, path: Path) -> tuple:
@@ -328,9 +399,11 @@ def _unhookable_layers(program, net: nn.Module) -> dict[str, str]:
             continue
         module = names.get(fqn)
         if module is None or type(module) is nn.Module:
-            out[fqn] = (f"layer {fqn} of the exported program cannot be hooked: torch.export.unflatten gives it no "
-                        "forward of its own (it is not called in the exported graph); choose a layer listed by "
-                        "`fvopt layers`")
+            out[fqn] = (
+                f"layer {fqn} of the exported program cannot be hooked: torch.export.unflatten gives it no "
+                "forward of its own (it is not called in the exported graph); choose a layer listed by "
+                "`fvopt layers`"
+            )
     return out
 
 
@@ -341,19 +414,26 @@ def load_torchscript(path_text: str, weights=None, **preprocessing) -> FeatureMo
     if not path.is_file():
         raise FvoptError(f"model file '{path}' does not exist")
     if not _is_torchscript(path):
-        raise FvoptError(f"'{path}' is not a TorchScript file (a .pt holding weights is a state dict): give the network "
-                         "as --model FILE.py:FACTORY --weights " + str(path) + ", or a torch.export program (.pt2)")
+        raise FvoptError(
+            f"'{path}' is not a TorchScript file (a .pt holding weights is a state dict): give the network "
+            "as --model FILE.py:FACTORY --weights " + str(path) + ", or a torch.export program (.pt2)"
+        )
     if weights is not None:
         raise FvoptError(f"--weights does not apply to '{path}': a TorchScript file carries its own weights")
     import warnings
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; the file is still read
             net = torch.jit.load(str(path), map_location="cpu")
     except Exception as err:
-        raise FvoptError(f"'{path}' is not a readable TorchScript file ({type(err).__name__}: {first_line(err)})") from err
-    reason = (f"'{path}' is TorchScript, whose modules take no forward hooks: only class targets (class:N, the "
-              "output) work on it; for layer targets export it with torch.export (.pt2) or give FILE.py:FACTORY")
+        raise FvoptError(
+            f"'{path}' is not a readable TorchScript file ({type(err).__name__}: {first_line(err)})"
+        ) from err
+    reason = (
+        f"'{path}' is TorchScript, whose modules take no forward hooks: only class targets (class:N, the "
+        "output) work on it; for layer targets export it with torch.export (.pt2) or give FILE.py:FACTORY"
+    )
     return wrap(_ScriptNet(net), name=str(path), weights="in the file", hookable=reason, **_given(preprocessing))
 
 

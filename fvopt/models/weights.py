@@ -2,6 +2,7 @@
 
 Shared by the named models (`models.loading`) and the user's own networks (`models.user`).
 """
+
 from __future__ import annotations
 
 import pickle
@@ -25,11 +26,18 @@ def load_weights(net: torch.nn.Module, weights, name: str) -> None:
         missing = [k for k in mine if k not in state]
         unexpected = [k for k in state if k not in mine]
         wrong = [k for k in mine if k in state and state[k].shape != mine[k].shape]
-        detail = "; ".join(part for part in (
-            f"{len(missing)} missing (first: {missing[0]})" if missing else "",
-            f"{len(unexpected)} unexpected (first: {unexpected[0]})" if unexpected else "",
-            f"{len(wrong)} of another shape (first: {wrong[0]} {tuple(state[wrong[0]].shape)} vs "
-            f"{tuple(mine[wrong[0]].shape)})" if wrong else "") if part) or first_line(err)
+        detail = "; ".join(
+            part
+            for part in (
+                f"{len(missing)} missing (first: {missing[0]})" if missing else "",
+                f"{len(unexpected)} unexpected (first: {unexpected[0]})" if unexpected else "",
+                f"{len(wrong)} of another shape (first: {wrong[0]} {tuple(state[wrong[0]].shape)} vs "
+                f"{tuple(mine[wrong[0]].shape)})"
+                if wrong
+                else "",
+            )
+            if part
+        ) or first_line(err)
         raise FvoptError(f"weight file '{weights}' does not fit {name}: {detail}") from err
 
 
@@ -43,17 +51,22 @@ def read_state_dict(weights, name: str) -> dict[str, torch.Tensor]:
     with open(path, "rb") as fh:
         head = fh.read(2)
     if head != b"PK" and not head.startswith(b"\x80"):  # torch.save writes a zip archive (or, long ago, a pickle)
-        raise FvoptError(f"weight file '{path}' is not a torch checkpoint (it is neither a zip archive nor a "
-                         "pickle): save one with torch.save(model.state_dict(), path)")
+        raise FvoptError(
+            f"weight file '{path}' is not a torch checkpoint (it is neither a zip archive nor a "
+            "pickle): save one with torch.save(model.state_dict(), path)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "weights_only" in str(err) or "Unsupported global" in str(err):
-            raise FvoptError(f"weight file '{path}' holds Python objects, not only tensors, and fvopt loads weights "
-                             "with weights_only=True, which refuses them (unpickling them could run code). "
-                             "Save a plain state dict: torch.save(model.state_dict(), path)") from err
-        raise FvoptError(f"weight file '{path}' is not a torch checkpoint (unpickling failed: "
-                         f"{first_line(err)})") from err
+            raise FvoptError(
+                f"weight file '{path}' holds Python objects, not only tensors, and fvopt loads weights "
+                "with weights_only=True, which refuses them (unpickling them could run code). "
+                "Save a plain state dict: torch.save(model.state_dict(), path)"
+            ) from err
+        raise FvoptError(
+            f"weight file '{path}' is not a torch checkpoint (unpickling failed: {first_line(err)})"
+        ) from err
     except Exception as err:  # zip, EOF and text files surface as many exception types
         raise FvoptError(f"weight file '{path}' is not a readable torch checkpoint: {first_line(err)}") from err
     for key in ("state_dict", "model", "model_state_dict"):
@@ -64,6 +77,8 @@ def read_state_dict(weights, name: str) -> dict[str, torch.Tensor]:
     odd = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if odd:
         k = odd[0]
-        raise FvoptError(f"weight file '{path}' is not a state dict of named tensors: entry {str(k)[:60]!r} holds a "
-                         f"{type(state[k]).__name__} ({len(odd)} such entries)")
+        raise FvoptError(
+            f"weight file '{path}' is not a state dict of named tensors: entry {str(k)[:60]!r} holds a "
+            f"{type(state[k]).__name__} ({len(odd)} such entries)"
+        )
     return {k.removeprefix("module."): v for k, v in state.items()}

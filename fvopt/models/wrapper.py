@@ -3,6 +3,7 @@
 `FeatureModel` is what every part of fvopt drives; `wrap` makes one from any `torch.nn.Module`
 with its own preprocessing (channels, mean/std, value range, input size), checked before any work.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -91,12 +92,15 @@ class FeatureModel(nn.Module):
         sees them resampled to its input size with its own interpolation, as Lucent does for
         small images."""
         if images.shape[1] != self.channels:
-            raise FvoptError(f"{self.name} takes {self.channels}-channel images, not {images.shape[1]} channels "
-                             f"(shape {tuple(images.shape)})")
+            raise FvoptError(
+                f"{self.name} takes {self.channels}-channel images, not {images.shape[1]} channels "
+                f"(shape {tuple(images.shape)})"
+            )
         size = self.input_hw
         if self.fixed_size and tuple(images.shape[-2:]) != size:
-            images = F.interpolate(images, size=size, mode=self.interpolation,
-                                   align_corners=False, antialias=images.shape[-1] > size[1])
+            images = F.interpolate(
+                images, size=size, mode=self.interpolation, align_corners=False, antialias=images.shape[-1] > size[1]
+            )
         return self.net(self.preprocess(images))
 
     def _runs_only_at_input_size(self) -> bool:
@@ -122,9 +126,10 @@ class FeatureModel(nn.Module):
                 raise
             except SIZE_ERRORS as at_input:
                 text = (str(at_input).strip().splitlines() or [""])[0][:160]
-                raise FvoptError(f"{self.name} fails on a blank image of its own input size {h}x{w} px "
-                                 f"({type(at_input).__name__}: {text}): check its input size and channels") \
-                    from at_input
+                raise FvoptError(
+                    f"{self.name} fails on a blank image of its own input size {h}x{w} px "
+                    f"({type(at_input).__name__}: {text}): check its input size and channels"
+                ) from at_input
             return True
         return False
 
@@ -137,9 +142,14 @@ class FeatureModel(nn.Module):
 
     def describe_input(self) -> dict:
         """What the network is fed, for traces: channels, size, value range, normalization."""
-        return {"channels": self.channels, "input_size": list(self.input_hw),
-                "value_range": list(self.value_range), "mean": [round(v, 6) for v in self.mean.flatten().tolist()],
-                "std": [round(v, 6) for v in self.std.flatten().tolist()], "fixed_size": bool(self.fixed_size)}
+        return {
+            "channels": self.channels,
+            "input_size": list(self.input_hw),
+            "value_range": list(self.value_range),
+            "mean": [round(v, 6) for v in self.mean.flatten().tolist()],
+            "std": [round(v, 6) for v in self.std.flatten().tolist()],
+            "fixed_size": bool(self.fixed_size),
+        }
 
 
 # What a network raises for an input of a size it cannot take: torch's shape checks (RuntimeError),

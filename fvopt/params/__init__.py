@@ -11,6 +11,7 @@
 
 Each module registers its builder in `registry.PARAMS` (see `register_param`).
 """
+
 from __future__ import annotations
 
 from . import cppn, fourier, generator, pixel, pyramid, raw  # noqa: F401  (fill the registry)
@@ -22,6 +23,18 @@ from .raw import RawParam
 from .registry import PARAMS, make_param, parse_options, register_param
 
 __all__ = [
-    "COLOR_CORRELATION", "FFTParam", "ImageParam", "MacoParam", "PARAMS", "Parameterization", "PixelParam",
-    "PyramidParam", "RawParam", "Subspace", "make_param", "natural_magnitude", "parse_options", "register_param",
+    "COLOR_CORRELATION",
+    "FFTParam",
+    "ImageParam",
+    "MacoParam",
+    "PARAMS",
+    "Parameterization",
+    "PixelParam",
+    "PyramidParam",
+    "RawParam",
+    "Subspace",
+    "make_param",
+    "natural_magnitude",
+    "parse_options",
+    "register_param",
 ]

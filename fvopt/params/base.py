@@ -1,4 +1,5 @@
 """The parameterization contract: a flat vector per image in, a batch of [0,1] RGB images out."""
+
 from __future__ import annotations
 
 import torch
@@ -28,6 +29,7 @@ class Parameterization(nn.Module):
     def image_hw(self) -> tuple[int, int]:
         """(height, width) of the images it draws."""
         from ..canvas import hw
+
         return hw(self.size)
 
     def init(self, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -6,6 +6,7 @@ that independent noise looks like natural colour. Lucid's matrix is the square r
 RGB covariance; for grayscale, multispectral or spectrogram inputs no such constant exists, so
 the identity is used unless reference images say how the channels co-vary (`--decorrelate DIR`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +45,10 @@ def basis_for(channels: int, color: "ColorBasis | torch.Tensor | None") -> Color
     if isinstance(color, torch.Tensor):
         color = ColorBasis(color.float(), "given")
     if tuple(color.matrix.shape) != (channels, channels):
-        raise FvoptError(f"decorrelation matrix is {tuple(color.matrix.shape)} ({color.source}) and the images have "
-                         f"{channels} channels: it must be {channels}x{channels}")
+        raise FvoptError(
+            f"decorrelation matrix is {tuple(color.matrix.shape)} ({color.source}) and the images have "
+            f"{channels} channels: it must be {channels}x{channels}"
+        )
     return color
 
 
@@ -88,7 +91,9 @@ def estimate_basis(source: str | Path, channels: int, max_pixels: int = 200_000)
     pixels = np.concatenate(samples)
     if pixels.shape[0] < 2:
         raise FvoptError(f"decorrelate source '{path}' has fewer than 2 pixels")
-    return ColorBasis(sqrt_covariance(pixels), f"estimated from {path} ({len(files)} file{'s' if len(files) != 1 else ''})")
+    return ColorBasis(
+        sqrt_covariance(pixels), f"estimated from {path} ({len(files)} file{'s' if len(files) != 1 else ''})"
+    )
 
 
 def color_basis(decorrelate: "str | Path | torch.Tensor | ColorBasis | None", channels: int) -> ColorBasis | None:
@@ -102,5 +107,7 @@ def color_basis(decorrelate: "str | Path | torch.Tensor | ColorBasis | None", ch
         return basis_for(channels, ColorBasis(decorrelate.float(), "given matrix"))
     if isinstance(decorrelate, (str, Path)):
         return estimate_basis(decorrelate, channels)
-    raise FvoptError(f"decorrelate must be a file or folder of reference images, or a (C, C) matrix, not "
-                     f"{type(decorrelate).__name__}")
+    raise FvoptError(
+        f"decorrelate must be a file or folder of reference images, or a (C, C) matrix, not "
+        f"{type(decorrelate).__name__}"
+    )

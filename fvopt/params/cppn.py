@@ -18,6 +18,7 @@ parameterizations, so give `--lr 0.005`.
 Zero-order search uses `reduced()`: every bias and the output layer free (339 values for RGB), the
 hidden weights frozen at a fixed random draw (seed 0).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,7 @@ from .base import Parameterization, Subspace
 from .registry import register_param
 
 ATAN_RMS, ATAN_SQ_RMS = 0.67, 0.6  # Lucid's _composite_activation(biased=True)
-COORD_RANGE = 3.0 ** 0.5
+COORD_RANGE = 3.0**0.5
 BIAS_SD = 0.1
 TRUNC_NORMAL_STD = 0.87962566103423978  # std of a unit normal truncated at +-2: TF's variance_scaling divides by it
 
@@ -56,10 +57,16 @@ class CPPNParam(Parameterization):
         self.width, self.depth = width, depth
         h, w = _hw(size)
         side = max(h, w)
-        ys = torch.linspace(-COORD_RANGE, COORD_RANGE, side)[(side - h) // 2:(side - h) // 2 + h] if h < side \
+        ys = (
+            torch.linspace(-COORD_RANGE, COORD_RANGE, side)[(side - h) // 2 : (side - h) // 2 + h]
+            if h < side
             else torch.linspace(-COORD_RANGE, COORD_RANGE, h)
-        xs = torch.linspace(-COORD_RANGE, COORD_RANGE, side)[(side - w) // 2:(side - w) // 2 + w] if w < side \
+        )
+        xs = (
+            torch.linspace(-COORD_RANGE, COORD_RANGE, side)[(side - w) // 2 : (side - w) // 2 + w]
+            if w < side
             else torch.linspace(-COORD_RANGE, COORD_RANGE, w)
+        )
         y, x = torch.meshgrid(ys, xs, indexing="ij")
         self.register_buffer("coords", torch.stack([x, y], -1).reshape(1, h * w, 2))
         # (fan_in, fan_out) per layer: 2 coordinates in, 2*width after each composite activation
@@ -76,8 +83,8 @@ class CPPNParam(Parameterization):
     def _layer(self, z: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         fan_in, fan_out = self.shapes[i]
         start = self.offsets[i]
-        weight = z[:, start:start + fan_in * fan_out].reshape(-1, fan_in, fan_out)
-        bias = z[:, start + fan_in * fan_out:start + fan_in * fan_out + fan_out].reshape(-1, 1, fan_out)
+        weight = z[:, start : start + fan_in * fan_out].reshape(-1, fan_in, fan_out)
+        bias = z[:, start + fan_in * fan_out : start + fan_in * fan_out + fan_out].reshape(-1, 1, fan_out)
         return weight, bias
 
     def init(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -87,8 +94,9 @@ class CPPNParam(Parameterization):
                 weight = torch.zeros(n, fan_in * fan_out)
             else:
                 std = math.sqrt(1.0 / fan_in) / TRUNC_NORMAL_STD
-                weight = torch.nn.init.trunc_normal_(torch.empty(n, fan_in * fan_out), 0.0, std, -2 * std, 2 * std,
-                                                     generator=generator)
+                weight = torch.nn.init.trunc_normal_(
+                    torch.empty(n, fan_in * fan_out), 0.0, std, -2 * std, 2 * std, generator=generator
+                )
             parts += [weight, torch.randn((n, fan_out), generator=generator) * BIAS_SD]
         return torch.cat(parts, 1).to(self.device)
 
@@ -109,22 +117,29 @@ class CPPNParam(Parameterization):
         for i, (fan_in, fan_out) in enumerate(self.shapes):
             start = self.offsets[i]
             if i == len(self.shapes) - 1:
-                free[start:start + fan_in * fan_out + fan_out] = True
+                free[start : start + fan_in * fan_out + fan_out] = True
             else:
-                free[start + fan_in * fan_out:start + fan_in * fan_out + fan_out] = True
+                free[start + fan_in * fan_out : start + fan_in * fan_out + fan_out] = True
         index = torch.nonzero(free)[:, 0]
         base = self.init(1, torch.Generator().manual_seed(0))[0].cpu()
         label = self.name + ("," if ":" in self.name else ":") + "reduced=true"
         return Subspace(self, index, base, label).to(self.device)
 
 
-@register_param("cppn", "Lucid's CPPN: the image is a network of the pixel coordinates (width 24, depth 8, "
-                "atan composite activation); use Adam with --lr 0.005",
-                {"width": Option(int, low=1, high=512), "depth": Option(int, low=1, high=64),
-                 "reduced": Option(bool, help="only the biases and the output layer free (zero-order search)")},
-                ("cppn", "cppn:width=8,depth=3", "cppn:reduced=true"))
-def _build_cppn(size, width: int = 24, depth: int = 8, reduced: bool = False, *, channels: int = 3,
-                color=None) -> Parameterization:
+@register_param(
+    "cppn",
+    "Lucid's CPPN: the image is a network of the pixel coordinates (width 24, depth 8, "
+    "atan composite activation); use Adam with --lr 0.005",
+    {
+        "width": Option(int, low=1, high=512),
+        "depth": Option(int, low=1, high=64),
+        "reduced": Option(bool, help="only the biases and the output layer free (zero-order search)"),
+    },
+    ("cppn", "cppn:width=8,depth=3", "cppn:reduced=true"),
+)
+def _build_cppn(
+    size, width: int = 24, depth: int = 8, reduced: bool = False, *, channels: int = 3, color=None
+) -> Parameterization:
     if color is not None:
         raise ValueError("a CPPN draws its own colors: a decorrelation basis does not apply to it")
     full = CPPNParam(size, width, depth, channels)

@@ -5,6 +5,7 @@ fc6 space); this one has fixed random weights (seed 0), so the same latent alway
 image. Its factory takes `size` and `channels`, which fvopt fills in with the run's, so it draws
 at any size: a 4x4 map from the latent, two upsampling convolutions, resized to the run's size.
 """
+
 from __future__ import annotations
 
 import torch

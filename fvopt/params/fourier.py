@@ -1,4 +1,5 @@
 """Spectral parameterizations: Lucid's 1/f-scaled FFT, and MaCo's phase-only form."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -25,7 +26,7 @@ def low_frequency_mask(h: int, w: int, k: int) -> torch.Tensor:
     rows = torch.zeros(h, dtype=torch.bool)
     rows[: k + 1] = True
     if k > 0:
-        rows[h - k:] = True
+        rows[h - k :] = True
     cols = torch.zeros(w // 2 + 1, dtype=torch.bool)
     cols[: k + 1] = True
     return rows[:, None] & cols[None, :]
@@ -41,8 +42,15 @@ class FFTParam(Parameterization):
 
     name = "fft"
 
-    def __init__(self, size: int | tuple[int, int], decay: float = 1.0, decorrelate: bool = True, sd: float = 0.01,
-                 channels: int = 3, color: ColorBasis | None = None) -> None:
+    def __init__(
+        self,
+        size: int | tuple[int, int],
+        decay: float = 1.0,
+        decorrelate: bool = True,
+        sd: float = 0.01,
+        channels: int = 3,
+        color: ColorBasis | None = None,
+    ) -> None:
         super().__init__()
         self.size = size
         self.decay = decay
@@ -111,8 +119,13 @@ def natural_magnitude(size: int | tuple[int, int], channels: int = 3) -> torch.T
         scale = min(ph / h, pw / w)  # the largest window of the target's aspect ratio
         ch, cw = int(round(h * scale)), int(round(w * scale))
         top, left = (ph - ch) // 2, (pw - cw) // 2
-        img = F.interpolate(img[..., top:top + ch, left:left + cw], size=(h, w), mode="bilinear",
-                            antialias=True, align_corners=False)[0]
+        img = F.interpolate(
+            img[..., top : top + ch, left : left + cw],
+            size=(h, w),
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
+        )[0]
         img = img - img.mean(dim=(-2, -1), keepdim=True)
         if channels == 3:
             img = (decorrelate @ img.flatten(1)).reshape(img.shape)
@@ -177,20 +190,34 @@ def _cut_off(k: int | None, size: int | tuple[int, int], what: str) -> None:
         raise ValueError(f"{what} cut-off k must be 0..{side // 2} for {side} px, not {k}")
 
 
-@register_param("fft", "Lucid's spectral image: 1/f^decay scaling, color decorrelation; fft:k=K keeps K frequencies",
-                {"k": Option(int, low=0), "decay": Option(float, low=0, high=10), "decorrelate": Option(bool),
-                 "sd": Option(float, low=0)}, ("fft", "fft:k=4", "fft:decay=0.75,decorrelate=false"))
-def _build_fft(size: int | tuple[int, int], k: int | None = None, *, channels: int = 3,
-               color: ColorBasis | None = None, **options) -> Parameterization:
+@register_param(
+    "fft",
+    "Lucid's spectral image: 1/f^decay scaling, color decorrelation; fft:k=K keeps K frequencies",
+    {
+        "k": Option(int, low=0),
+        "decay": Option(float, low=0, high=10),
+        "decorrelate": Option(bool),
+        "sd": Option(float, low=0),
+    },
+    ("fft", "fft:k=4", "fft:decay=0.75,decorrelate=false"),
+)
+def _build_fft(
+    size: int | tuple[int, int], k: int | None = None, *, channels: int = 3, color: ColorBasis | None = None, **options
+) -> Parameterization:
     _cut_off(k, size, "fft")
     full = FFTParam(size, channels=channels, color=color, **options)
     return full if k is None else full.reduced(k)
 
 
-@register_param("maco", "MaCo: only the Fourier phase is free, the magnitude is a natural image's; maco:k=K",
-                {"k": Option(int, low=0)}, ("maco", "maco:k=4"))
-def _build_maco(size: int | tuple[int, int], k: int | None = None, *, channels: int = 3,
-                color: ColorBasis | None = None) -> Parameterization:
+@register_param(
+    "maco",
+    "MaCo: only the Fourier phase is free, the magnitude is a natural image's; maco:k=K",
+    {"k": Option(int, low=0)},
+    ("maco", "maco:k=4"),
+)
+def _build_maco(
+    size: int | tuple[int, int], k: int | None = None, *, channels: int = 3, color: ColorBasis | None = None
+) -> Parameterization:
     _cut_off(k, size, "maco")
     full = MacoParam(size, channels, color)
     return full if k is None else full.reduced(k)

@@ -18,6 +18,7 @@ size is known (`dim=`, or the module's `latent_dim` attribute); two latents give
 factory that takes `size` and/or `channels` keywords is given the run's (height, width) and
 channel count (and `dim` the latent size given), so one file serves every size.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -49,17 +50,23 @@ def load_generator(source: str, size, channels: int, dim: int | None = None) -> 
     if source.endswith(".pt2"):
         path = Path(source).expanduser()
         if not path.is_file():
-            raise FvoptError(f"generator file '{path}' does not exist: give a torch.export .pt2 file or FILE.py:FACTORY")
+            raise FvoptError(
+                f"generator file '{path}' does not exist: give a torch.export .pt2 file or FILE.py:FACTORY"
+            )
         try:
             program = torch.export.load(str(path))
             return program.module(), source
         except Exception as err:  # noqa: BLE001 - any failure to load is the file's, said in one line
-            raise FvoptError(f"cannot load exported generator '{path}': {type(err).__name__}: "
-                             f"{str(err).splitlines()[0] if str(err) else ''}") from err
+            raise FvoptError(
+                f"cannot load exported generator '{path}': {type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}"
+            ) from err
     file, colon, factory = source.rpartition(":")
     if not colon or not file.endswith(".py") or not factory.isidentifier():
-        raise FvoptError(f"parameterization generator option source={source!r} is not allowed: must be FILE.py:FACTORY "
-                         "(a function returning an nn.Module) or FILE.pt2 (torch.export)")
+        raise FvoptError(
+            f"parameterization generator option source={source!r} is not allowed: must be FILE.py:FACTORY "
+            "(a function returning an nn.Module) or FILE.pt2 (torch.export)"
+        )
     path = Path(file).expanduser()
     if not path.is_file():
         raise FvoptError(f"generator file '{path}' does not exist (from generator:{source})")
@@ -74,10 +81,14 @@ def load_generator(source: str, size, channels: int, dim: int | None = None) -> 
         raise FvoptError(f"generator file '{path}' raised {type(err).__name__} on import: {first_line(err)}") from err
     make = getattr(module, factory, None)
     if not callable(make):
-        found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
-                 and getattr(v, "__module__", None) == name]
-        raise FvoptError(f"generator file '{path}' has no function '{factory}'"
-                         f"{': it defines ' + ', '.join(found) if found else ''}")
+        found = [
+            n
+            for n, v in vars(module).items()
+            if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == name
+        ]
+        raise FvoptError(
+            f"generator file '{path}' has no function '{factory}'{': it defines ' + ', '.join(found) if found else ''}"
+        )
     kwargs = {}
     params = inspect.signature(make).parameters
     if "size" in params:
@@ -89,9 +100,13 @@ def load_generator(source: str, size, channels: int, dim: int | None = None) -> 
     try:
         net = make(**kwargs)
     except Exception as err:  # noqa: BLE001
-        raise FvoptError(f"generator factory {path.name}:{factory} raised {type(err).__name__}: {first_line(err)}") from err
+        raise FvoptError(
+            f"generator factory {path.name}:{factory} raised {type(err).__name__}: {first_line(err)}"
+        ) from err
     if not isinstance(net, nn.Module):
-        raise FvoptError(f"generator factory {path.name}:{factory} returned {type(net).__name__}, not a torch.nn.Module")
+        raise FvoptError(
+            f"generator factory {path.name}:{factory} returned {type(net).__name__}, not a torch.nn.Module"
+        )
     return net, source
 
 
@@ -103,8 +118,17 @@ class GeneratorParam(Parameterization):
     every strategy searches the same box. Latents start N(0, sd^2), clipped to the box.
     """
 
-    def __init__(self, net: nn.Module, label: str, size, dim: int, channels: int = 3, bound: float | None = None,
-                 output: str = "01", sd: float = 1.0) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        label: str,
+        size,
+        dim: int,
+        channels: int = 3,
+        bound: float | None = None,
+        output: str = "01",
+        sd: float = 1.0,
+    ) -> None:
         super().__init__()
         try:
             net.eval()  # BatchNorm and dropout in inference mode
@@ -121,8 +145,11 @@ class GeneratorParam(Parameterization):
         self.output = output
         self.sd = sd
         self.register_buffer("anchor", torch.zeros(()))  # where the generator lives (`device`)
-        options = [f"dim={self.dim}"] + ([f"range={bound:g}"] if bound is not None else []) \
+        options = (
+            [f"dim={self.dim}"]
+            + ([f"range={bound:g}"] if bound is not None else [])
             + ([f"output={output}"] if output != "01" else [])
+        )
         self.name = f"generator:{label}," + ",".join(options)
 
     def init(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -161,12 +188,16 @@ class GeneratorParam(Parameterization):
         except FvoptError:
             raise
         except Exception as err:  # noqa: BLE001
-            raise FvoptError(f"{self.name} failed on a latent batch of shape (2, {self.dim}): "
-                             f"{type(err).__name__}: {first_line(err)}") from err
+            raise FvoptError(
+                f"{self.name} failed on a latent batch of shape (2, {self.dim}): "
+                f"{type(err).__name__}: {first_line(err)}"
+            ) from err
         want = (2, self.channels, h, w)
         if out.dim() != 4 or tuple(out.shape) != want or not out.is_floating_point():
-            raise FvoptError(f"{self.name} returned {out.dtype} {tuple(out.shape)} for 2 latents; an image batch "
-                             f"{want} (N, C, H, W) is needed: the run's {self.channels} channels at {h}x{w} px")
+            raise FvoptError(
+                f"{self.name} returned {out.dtype} {tuple(out.shape)} for 2 latents; an image batch "
+                f"{want} (N, C, H, W) is needed: the run's {self.channels} channels at {h}x{w} px"
+            )
         low, high = (0.0, 1.0) if self.output == "01" else (-1.0, 1.0)
         if not torch.isfinite(out).all():
             raise FvoptError(f"{self.name} returned values that are not finite")
@@ -174,18 +205,29 @@ class GeneratorParam(Parameterization):
         if lo < low - _RANGE_SLACK or hi > high + _RANGE_SLACK:
             fits_pm1 = self.output == "01" and lo >= -1 - _RANGE_SLACK and hi <= 1 + _RANGE_SLACK
             hint = "; say output=pm1 if it draws in [-1, 1]" if fits_pm1 else ""
-            raise FvoptError(f"{self.name} returned values in [{lo:.3g}, {hi:.3g}], outside its declared range "
-                             f"[{low:g}, {high:g}]: end it with a sigmoid (or a tanh with output=pm1){hint}")
+            raise FvoptError(
+                f"{self.name} returned values in [{lo:.3g}, {hi:.3g}], outside its declared range "
+                f"[{low:g}, {high:g}]: end it with a sigmoid (or a tanh with output=pm1){hint}"
+            )
 
 
-def make_generator(source: str, size, dim: int | None = None, range: float | None = None, output: str = "01",
-                   sd: float = 1.0, channels: int = 3) -> GeneratorParam:
+def make_generator(
+    source: str,
+    size,
+    dim: int | None = None,
+    range: float | None = None,
+    output: str = "01",
+    sd: float = 1.0,
+    channels: int = 3,
+) -> GeneratorParam:
     """A checked GeneratorParam from a source string (see the module docstring)."""
     net, label = load_generator(source, size, channels, dim)
     dim = dim if dim is not None else getattr(net, "latent_dim", None)
     if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
-        raise FvoptError(f"generator {label}: its latent size is unknown; give it as generator:{source},dim=N "
-                         "(or set a `latent_dim` attribute on the module)")
+        raise FvoptError(
+            f"generator {label}: its latent size is unknown; give it as generator:{source},dim=N "
+            "(or set a `latent_dim` attribute on the module)"
+        )
     param = GeneratorParam(net, label, size, dim, channels, range, output, sd)
     param.check_output()
     return param
@@ -194,15 +236,23 @@ def make_generator(source: str, size, dim: int | None = None, range: float | Non
 _EXAMPLE = Path(__file__).with_name("example_generator.py")
 
 
-@register_param("generator", "a generator's latent code: generator:FILE.py:FACTORY[,dim=N,range=R,output=01|pm1] "
-                "or generator:FILE.pt2 (XDream / Wang & Ponce's search space)",
-                {"source": Option(str, help="FILE.py:FACTORY or FILE.pt2 (also given first, without source=)"),
-                 "dim": Option(int, low=1, help="latent size (default: the module's latent_dim)"),
-                 "range": Option(float, low=0, low_open=True, help="keep each latent value in [-R, R]"),
-                 "output": Option(str, choices=OUTPUTS, help="the generator's range: 01 = [0,1], pm1 = [-1,1]"),
-                 "sd": Option(float, low=0, low_open=True, help="sd of the normal latent start")},
-                (f"generator:{_EXAMPLE}:make", f"generator:{_EXAMPLE}:make,dim=8,range=2",
-                 f"generator:{_EXAMPLE}:make_tanh,output=pm1"))
+@register_param(
+    "generator",
+    "a generator's latent code: generator:FILE.py:FACTORY[,dim=N,range=R,output=01|pm1] "
+    "or generator:FILE.pt2 (XDream / Wang & Ponce's search space)",
+    {
+        "source": Option(str, help="FILE.py:FACTORY or FILE.pt2 (also given first, without source=)"),
+        "dim": Option(int, low=1, help="latent size (default: the module's latent_dim)"),
+        "range": Option(float, low=0, low_open=True, help="keep each latent value in [-R, R]"),
+        "output": Option(str, choices=OUTPUTS, help="the generator's range: 01 = [0,1], pm1 = [-1,1]"),
+        "sd": Option(float, low=0, low_open=True, help="sd of the normal latent start"),
+    },
+    (
+        f"generator:{_EXAMPLE}:make",
+        f"generator:{_EXAMPLE}:make,dim=8,range=2",
+        f"generator:{_EXAMPLE}:make_tanh,output=pm1",
+    ),
+)
 def _build_generator(size, source: str | None = None, *, channels: int = 3, color=None, **options) -> GeneratorParam:
     if source is None:
         raise FvoptError("generator needs a source: generator:FILE.py:FACTORY or generator:FILE.pt2")

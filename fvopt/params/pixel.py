@@ -1,4 +1,5 @@
 """Pixels: the plain parameterization, and a coarse grid as its low-dimensional form."""
+
 from __future__ import annotations
 
 import torch
@@ -22,8 +23,16 @@ class PixelParam(Parameterization):
 
     name = "pixel"
 
-    def __init__(self, size: int | tuple[int, int], grid: int | None = None, decorrelate: bool = False,
-                 sd: float = 0.01, init: str = "gray", channels: int = 3, color: ColorBasis | None = None) -> None:
+    def __init__(
+        self,
+        size: int | tuple[int, int],
+        grid: int | None = None,
+        decorrelate: bool = False,
+        sd: float = 0.01,
+        init: str = "gray",
+        channels: int = 3,
+        color: ColorBasis | None = None,
+    ) -> None:
         super().__init__()
         self.size = size
         self.grid = grid or size
@@ -66,16 +75,21 @@ class PixelParam(Parameterization):
     def full(self) -> Parameterization:
         if self.grid == self.size:
             return self
-        return PixelParam(self.size, None, self.decorrelate, self.sd, self.init_mode, self.channels,
-                          self.basis).to(self.device)
+        return PixelParam(self.size, None, self.decorrelate, self.sd, self.init_mode, self.channels, self.basis).to(
+            self.device
+        )
 
     def lift(self, z: torch.Tensor) -> torch.Tensor:
         return self._logits(z).reshape(z.shape[0], -1)
 
     def reduced(self) -> Parameterization:
-        return self if self.grid != self.size else PixelParam(self.size, min(16, *self.image_hw), self.decorrelate,
-                                                              self.sd, self.init_mode, self.channels,
-                                                              self.basis).to(self.device)
+        return (
+            self
+            if self.grid != self.size
+            else PixelParam(
+                self.size, min(16, *self.image_hw), self.decorrelate, self.sd, self.init_mode, self.channels, self.basis
+            ).to(self.device)
+        )
 
 
 class ImageParam(Parameterization):
@@ -107,11 +121,15 @@ class ImageParam(Parameterization):
 SD = Option(float, low=0, help="init noise sd")
 
 
-@register_param("pixel", "one sigmoid logit per pixel and color; pixel:k=G is a GxG grid, upsampled",
-                {"k": Option(int, low=1), "decorrelate": Option(bool), "sd": SD,
-                 "init": Option(str, choices=("gray", "uniform"))}, ("pixel", "pixel:k=8", "pixel:init=uniform"))
-def _build_pixel(size: int | tuple[int, int], k: int | None = None, *, channels: int = 3,
-                 color: ColorBasis | None = None, **options) -> PixelParam:
+@register_param(
+    "pixel",
+    "one sigmoid logit per pixel and color; pixel:k=G is a GxG grid, upsampled",
+    {"k": Option(int, low=1), "decorrelate": Option(bool), "sd": SD, "init": Option(str, choices=("gray", "uniform"))},
+    ("pixel", "pixel:k=8", "pixel:init=uniform"),
+)
+def _build_pixel(
+    size: int | tuple[int, int], k: int | None = None, *, channels: int = 3, color: ColorBasis | None = None, **options
+) -> PixelParam:
     if k is not None and not 1 <= k <= min(hw(size)):
         raise ValueError(f"pixel grid k must be 1..{min(hw(size))}, not {k}")
     return PixelParam(size, grid=k, channels=channels, color=color, **options)

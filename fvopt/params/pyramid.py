@@ -1,4 +1,5 @@
 """Laplacian-pyramid parameterization: images as a sum of upsampled levels, coarse to fine."""
+
 from __future__ import annotations
 
 import math
@@ -28,15 +29,22 @@ class PyramidParam(Parameterization):
 
     name = "pyramid"
 
-    def __init__(self, size: int | tuple[int, int], levels: int | None = None, decorrelate: bool = True,
-                 sd: float = 0.01, channels: int = 3, color: ColorBasis | None = None) -> None:
+    def __init__(
+        self,
+        size: int | tuple[int, int],
+        levels: int | None = None,
+        decorrelate: bool = True,
+        sd: float = 0.01,
+        channels: int = 3,
+        color: ColorBasis | None = None,
+    ) -> None:
         super().__init__()
         self.size = size
         h, w = hw(size)
         self.levels = default_levels(size) if levels is None else levels
         if self.levels < 1 or min(h, w) / 2 ** (self.levels - 1) < 1:
             raise ValueError(f"pyramid levels must be 1..{default_levels(size) + 2} for size {size}, not {levels}")
-        self.sides = [(math.ceil(h / 2 ** l), math.ceil(w / 2 ** l)) for l in range(self.levels)]
+        self.sides = [(math.ceil(h / 2**l), math.ceil(w / 2**l)) for l in range(self.levels)]
         self.channels = channels
         self.basis = basis_for(channels, color)
         self.color_source = self.basis.source
@@ -55,7 +63,7 @@ class PyramidParam(Parameterization):
         full = self.image_hw
         for side in self.sides:
             count = self.channels * side[0] * side[1]
-            level = z[:, offset:offset + count].reshape(n, self.channels, *side)
+            level = z[:, offset : offset + count].reshape(n, self.channels, *side)
             offset += count
             if side != full:
                 level = F.interpolate(level, size=full, mode="bilinear", align_corners=False)
@@ -75,8 +83,11 @@ class PyramidParam(Parameterization):
             rest = target - total
             level = rest if side == self.image_hw else F.adaptive_avg_pool2d(rest, side)
             levels[l] = level
-            up = level if side == self.image_hw else F.interpolate(level, size=self.image_hw, mode="bilinear",
-                                                                   align_corners=False)
+            up = (
+                level
+                if side == self.image_hw
+                else F.interpolate(level, size=self.image_hw, mode="bilinear", align_corners=False)
+            )
             total = total + up
         return torch.cat([lv.reshape(n, -1) for lv in levels], 1).float()
 
@@ -89,10 +100,19 @@ class PyramidParam(Parameterization):
         return Subspace(self, index, torch.zeros(self.dim), f"pyramid:levels={self.levels},free={free}").to(self.device)
 
 
-@register_param("pyramid", "Laplacian pyramid: a sum of upsampled levels; pyramid:free=F frees the F coarsest",
-                {"levels": Option(int, low=1), "free": Option(int, low=1), "decorrelate": Option(bool),
-                 "sd": Option(float, low=0)}, ("pyramid", "pyramid:free=2", "pyramid:levels=3"))
-def _build_pyramid(size: int | tuple[int, int], free: int | None = None, *, channels: int = 3,
-                   color: ColorBasis | None = None, **options) -> Parameterization:
+@register_param(
+    "pyramid",
+    "Laplacian pyramid: a sum of upsampled levels; pyramid:free=F frees the F coarsest",
+    {"levels": Option(int, low=1), "free": Option(int, low=1), "decorrelate": Option(bool), "sd": Option(float, low=0)},
+    ("pyramid", "pyramid:free=2", "pyramid:levels=3"),
+)
+def _build_pyramid(
+    size: int | tuple[int, int],
+    free: int | None = None,
+    *,
+    channels: int = 3,
+    color: ColorBasis | None = None,
+    **options,
+) -> Parameterization:
     full = PyramidParam(size, channels=channels, color=color, **options)
     return full if free is None else full.reduced(free)

@@ -17,6 +17,7 @@ every few steps and, in its clipped variant, clips the tensor to the valid range
   path and passes the gradient there, at the bounds included (a clamp alone would zero the
   gradient of every pixel that left the range, and it could never come back).
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,8 +41,15 @@ class RawParam(Parameterization):
 
     name = "raw"
 
-    def __init__(self, size: int | tuple[int, int], grid: int | None = None, clip: bool = False,
-                 init: str = "uniform", sd: float = 0.01, channels: int = 3) -> None:
+    def __init__(
+        self,
+        size: int | tuple[int, int],
+        grid: int | None = None,
+        clip: bool = False,
+        init: str = "uniform",
+        sd: float = 0.01,
+        channels: int = 3,
+    ) -> None:
         super().__init__()
         self.channels = channels
         self.color_source = "none"  # raw values: no decorrelation
@@ -103,18 +111,27 @@ class RawParam(Parameterization):
         """A 16 x 16 grid (768 values) upsampled bilinearly, as `pixel:k=16`."""
         if self.grid != self.size:
             return self
-        return RawParam(self.size, min(16, *self.image_hw), self.clip, self.init_mode, self.sd,
-                        self.channels).to(self.device)
+        return RawParam(self.size, min(16, *self.image_hw), self.clip, self.init_mode, self.sd, self.channels).to(
+            self.device
+        )
 
 
-@register_param("raw", "the image itself in [0,1] RGB, unbounded unless raw:clip=true (the classic recipe); "
-                "raw:k=G is a GxG grid, upsampled",
-                {"k": Option(int, low=1), "clip": Option(bool), "init": Option(str, choices=RAW_INITS),
-                 "sd": Option(float, low=0, help="noise sd of init=gray")},
-                # unclipped `raw` leaves [0, 1] by design, so the [0, 1] contract is checked on the clipped forms
-                ("raw:clip=true", "raw:k=8,clip=true", "raw:init=gray,clip=true"))
-def _build_raw(size: int | tuple[int, int], k: int | None = None, *, channels: int = 3, color=None,
-               **options) -> RawParam:
+@register_param(
+    "raw",
+    "the image itself in [0,1] RGB, unbounded unless raw:clip=true (the classic recipe); "
+    "raw:k=G is a GxG grid, upsampled",
+    {
+        "k": Option(int, low=1),
+        "clip": Option(bool),
+        "init": Option(str, choices=RAW_INITS),
+        "sd": Option(float, low=0, help="noise sd of init=gray"),
+    },
+    # unclipped `raw` leaves [0, 1] by design, so the [0, 1] contract is checked on the clipped forms
+    ("raw:clip=true", "raw:k=8,clip=true", "raw:init=gray,clip=true"),
+)
+def _build_raw(
+    size: int | tuple[int, int], k: int | None = None, *, channels: int = 3, color=None, **options
+) -> RawParam:
     if k is not None and not 1 <= k <= min(hw(size)):
         raise ValueError(f"raw grid k must be 1..{min(hw(size))}, not {k}")
     return RawParam(size, grid=k, channels=channels, **options)

@@ -9,6 +9,7 @@ The CLI help, spec validation, error suggestions and the shipped conformance che
 (`fvopt.testing.check_param`) read this registry; another package adds to it through a
 `fvopt.params` entry point (see fvopt.registry).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -23,8 +24,9 @@ from .base import Parameterization
 ParamEntry = Entry  # .build (its obj), .summary (its help), .options, .examples
 
 # Every parameterization by name; `fvopt.params` entry points of installed packages add to it.
-PARAMS: Registry[Callable[..., Parameterization]] = Registry("parameterization", group="fvopt.params",
-                                                             home="fvopt.params")
+PARAMS: Registry[Callable[..., Parameterization]] = Registry(
+    "parameterization", group="fvopt.params", home="fvopt.params"
+)
 
 
 def register_param(name: str, summary: str, options: dict[str, Option], examples: tuple[str, ...] = ()) -> Callable:
@@ -67,8 +69,10 @@ def make_param(spec: str | Parameterization, size, channels: int = 3, color=None
     canvas = {}
     if channels != 3 or not isinstance(size, int) or color is not None:
         if "channels" not in inspect.signature(entry.build).parameters:
-            raise FvoptError(f"parameterization {name} draws only square 3-channel images, and "
-                             f"{channels}-channel {_hw(size)[0]}x{_hw(size)[1]} images were asked for")
+            raise FvoptError(
+                f"parameterization {name} draws only square 3-channel images, and "
+                f"{channels}-channel {_hw(size)[0]}x{_hw(size)[1]} images were asked for"
+            )
         canvas = {"channels": channels, "color": color}
     try:
         return entry.build(size, **options, **canvas)

@@ -9,6 +9,7 @@ per-image summaries) -> features (the judge network), spectrum, stats, units -> 
     row = judge(images, "channel:blocks.4:10", "lite0", reference="builtin")
     row["reference"], row["mis"], row["mis_lo"], row["mis_hi"], row["mis_informative"]
 """
+
 from .activations import FEATURES, LayerStats, reference_pass
 from .cache import CacheError, cache_dir
 from .features import default_judge, penultimate, resolve_judge
@@ -17,6 +18,24 @@ from .reference import BUILTIN, BuiltinReference, FolderReference, ReferenceSet,
 from .score import judge, parse_measures, plan
 from .spectrum import spectral_slopes
 
-__all__ = ["BUILTIN", "BuiltinReference", "CONTROLS", "CacheError", "FEATURES", "FolderReference", "LayerStats",
-           "MEASURES", "ReferenceSet", "cache_dir", "default_judge", "judge", "parse_measures", "penultimate", "plan",
-           "reference_pass", "reference_set", "resolve_judge", "spectral_slopes"]
+__all__ = [
+    "BUILTIN",
+    "BuiltinReference",
+    "CONTROLS",
+    "CacheError",
+    "FEATURES",
+    "FolderReference",
+    "LayerStats",
+    "MEASURES",
+    "ReferenceSet",
+    "cache_dir",
+    "default_judge",
+    "judge",
+    "parse_measures",
+    "penultimate",
+    "plan",
+    "reference_pass",
+    "reference_set",
+    "resolve_judge",
+    "spectral_slopes",
+]

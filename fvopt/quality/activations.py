@@ -8,6 +8,7 @@ vector (float16) and the image's spectral slope. All layers a run needs come fro
 the images; each (model, weights, layer, side, reference content) is cached in its own file
 (see `cache.py` for the refusal and rebuild policy).
 """
+
 from __future__ import annotations
 
 import os
@@ -53,9 +54,18 @@ def _auto_workers(n: int) -> int:
     return 0 if n < 256 or cores < 3 else min(4, cores - 1)
 
 
-def reference_pass(model: FeatureModel, reference: ReferenceSet, layers: list[str] | set[str], *, side: int | None = None,
-                   batch: int = 32, progress: bool = True, use_cache: bool = True, cache_folder: str | Path | None = None,
-                   workers: int | str = "auto") -> dict[str, LayerStats]:
+def reference_pass(
+    model: FeatureModel,
+    reference: ReferenceSet,
+    layers: list[str] | set[str],
+    *,
+    side: int | None = None,
+    batch: int = 32,
+    progress: bool = True,
+    use_cache: bool = True,
+    cache_folder: str | Path | None = None,
+    workers: int | str = "auto",
+) -> dict[str, LayerStats]:
     """Summaries of `layers` of `model` (names, LOGITS, or FEATURES) over `reference`, from the cache
     where it holds them and otherwise from one streamed pass that computes every missing layer.
 
@@ -81,11 +91,19 @@ def reference_pass(model: FeatureModel, reference: ReferenceSet, layers: list[st
                 continue
             except cache_mod.CacheError as err:
                 import sys
+
                 print(f"fvopt: note: {err}; rebuilding it", file=sys.stderr)
         missing.append(layer)
     if missing:
-        payloads = _stream(model, reference, missing, side, batch, progress,
-                           _auto_workers(len(reference)) if workers == "auto" else int(workers))
+        payloads = _stream(
+            model,
+            reference,
+            missing,
+            side,
+            batch,
+            progress,
+            _auto_workers(len(reference)) if workers == "auto" else int(workers),
+        )
         for layer in missing:
             if use_cache:
                 cache_mod.save(cache_mod.cache_path(keys[layer], folder), keys[layer], payloads[layer])
@@ -94,20 +112,29 @@ def reference_pass(model: FeatureModel, reference: ReferenceSet, layers: list[st
 
 
 def _key(model: FeatureModel, reference: ReferenceSet, layer: str, side: int) -> dict:
-    return {"model": model.name, "weights": cache_mod.weights_fingerprint(model), "layer": layer, "side": side,
-            "reference": reference.fingerprint(), "reference_kind": reference.kind, "items": len(reference)}
+    return {
+        "model": model.name,
+        "weights": cache_mod.weights_fingerprint(model),
+        "layer": layer,
+        "side": side,
+        "reference": reference.fingerprint(),
+        "reference_kind": reference.kind,
+        "items": len(reference),
+    }
 
 
 def _from_payload(layer: str, p: dict, reference: ReferenceSet, how: str) -> LayerStats:
     for i, why in zip(p["skipped_index"].tolist(), p["skipped_why"]):
         reference.skipped[int(i)] = why
     grid = tuple(p["grid"].tolist()) if p.get("grid") is not None else None
-    return LayerStats(layer, p["mean"], p.get("max"), p.get("argmax"), grid, p.get("slopes"), p["valid"],
-                      int(p["side"]), how)
+    return LayerStats(
+        layer, p["mean"], p.get("max"), p.get("argmax"), grid, p.get("slopes"), p["valid"], int(p["side"]), how
+    )
 
 
-def _stream(model: FeatureModel, reference: ReferenceSet, layers: list[str], side: int, batch: int, progress: bool,
-            workers: int) -> dict[str, dict]:
+def _stream(
+    model: FeatureModel, reference: ReferenceSet, layers: list[str], side: int, batch: int, progress: bool, workers: int
+) -> dict[str, dict]:
     n = len(reference)
     hooked = {layer for layer in layers if layer != FEATURES}
     acc: dict[str, dict[str, list]] = {layer: {"mean": [], "max": [], "argmax": [], "slopes": []} for layer in layers}
@@ -116,12 +143,23 @@ def _stream(model: FeatureModel, reference: ReferenceSet, layers: list[str], sid
     feats: list[torch.Tensor] = []
     handle = None
     if FEATURES in layers:
-        handle = last_linear(model).register_forward_pre_hook(lambda mod, inputs: feats.append(inputs[0].detach().flatten(1)))
-    bar = tqdm(total=n, desc=f"reference pass {model.name} ({', '.join(layers)})", unit="img", disable=not progress,
-               leave=False)
+        handle = last_linear(model).register_forward_pre_hook(
+            lambda mod, inputs: feats.append(inputs[0].detach().flatten(1))
+        )
+    bar = tqdm(
+        total=n,
+        desc=f"reference pass {model.name} ({', '.join(layers)})",
+        unit="img",
+        disable=not progress,
+        leave=False,
+    )
     try:
-        with torch.no_grad(), capture(model, hooked | ({LOGITS} if FEATURES in layers else set()),
-                                      stop_early=FEATURES not in layers) as cap:
+        with (
+            torch.no_grad(),
+            capture(
+                model, hooked | ({LOGITS} if FEATURES in layers else set()), stop_early=FEATURES not in layers
+            ) as cap,
+        ):
             for b in reference.batches(side, batch, workers):
                 valid[b.indices] = b.ok
                 x = b.images.to(model.device, torch.float32)
@@ -138,15 +176,22 @@ def _stream(model: FeatureModel, reference: ReferenceSet, layers: list[str], sid
         if handle is not None:
             handle.remove()
     if not valid.any():
-        raise FvoptError(f"no image of reference {reference.describe()} could be read "
-                         f"({len(reference.skipped)} skipped; first: {next(iter(reference.skipped.values()), '?')})")
+        raise FvoptError(
+            f"no image of reference {reference.describe()} could be read "
+            f"({len(reference.skipped)} skipped; first: {next(iter(reference.skipped.values()), '?')})"
+        )
     skipped = sorted(reference.skipped)
     out = {}
     for layer in layers:
         a = acc[layer]
-        p = {"mean": _masked(torch.cat(a["mean"]), valid), "valid": valid, "side": side,
-             "skipped_index": torch.tensor(skipped, dtype=torch.long),
-             "skipped_why": [reference.skipped[i] for i in skipped], "grid": None}
+        p = {
+            "mean": _masked(torch.cat(a["mean"]), valid),
+            "valid": valid,
+            "side": side,
+            "skipped_index": torch.tensor(skipped, dtype=torch.long),
+            "skipped_why": [reference.skipped[i] for i in skipped],
+            "grid": None,
+        }
         if a["max"]:
             p["max"] = _masked(torch.cat(a["max"]), valid)
             p["argmax"] = torch.cat(a["argmax"])

@@ -15,6 +15,7 @@ and records that key inside itself. Policy (decided here, documented in README):
 
 The cache folder is `$FVOPT_CACHE`, else `$XDG_CACHE_HOME/fvopt`, else `~/.cache/fvopt`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -71,8 +72,9 @@ def load(path: Path, key: dict) -> dict:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         text = str(err).strip().splitlines()
-        raise CacheError(f"cache file '{path}' is truncated or not an fvopt cache "
-                         f"({text[0][:120] if text else type(err).__name__})") from err
+        raise CacheError(
+            f"cache file '{path}' is truncated or not an fvopt cache ({text[0][:120] if text else type(err).__name__})"
+        ) from err
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("key"), dict):
         raise CacheError(f"cache file '{path}' is not an fvopt reference cache")
     if data.get("version") != VERSION:
@@ -94,12 +96,17 @@ def save(path: Path, key: dict, payload: dict) -> Path:
         torch.save({"format": FORMAT, "version": VERSION, "key": key, "payload": payload}, tmp)
         os.replace(tmp, path)
     except OSError as err:
-        print(f"fvopt: note: could not write the reference cache '{path}' ({err.strerror or err}); "
-              "the activations were computed and used, not cached", file=sys.stderr)
+        print(
+            f"fvopt: note: could not write the reference cache '{path}' ({err.strerror or err}); "
+            "the activations were computed and used, not cached",
+            file=sys.stderr,
+        )
     return path
 
 
-def cached(key: dict, build: Callable[[], dict], folder: Path | None = None, use_cache: bool = True) -> tuple[dict, str]:
+def cached(
+    key: dict, build: Callable[[], dict], folder: Path | None = None, use_cache: bool = True
+) -> tuple[dict, str]:
     """(payload, how): read the cache for `key`, or build and store it. `how` is 'cache' or 'computed'.
 
     A cache file that is refused (truncated, foreign, another key) is reported in one line and rebuilt.

@@ -8,6 +8,7 @@ approximation of the region the unit sees, not its exact receptive field. Top an
 take at most `per_source` images from any one source photo (and one of a crop and its mirror), so
 that a narrow reference set does not fill a unit's list with near-copies of one photo.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,10 +46,21 @@ def examples_unit(target: "str | Objective") -> Unit:
     return unit
 
 
-def dataset_examples(model: "str | FeatureModel", target: "str | Objective", reference=None, *, top: int = 9,
-                     per_source: int = 2, side: int | None = None, batch: int = 32, progress: bool = True,
-                     use_cache: bool = True, cache_folder=None, device: str = "cpu",
-                     weights: str | None = None) -> tuple[list[UnitExamples], LayerStats, ReferenceSet]:
+def dataset_examples(
+    model: "str | FeatureModel",
+    target: "str | Objective",
+    reference=None,
+    *,
+    top: int = 9,
+    per_source: int = 2,
+    side: int | None = None,
+    batch: int = 32,
+    progress: bool = True,
+    use_cache: bool = True,
+    cache_folder=None,
+    device: str = "cpu",
+    weights: str | None = None,
+) -> tuple[list[UnitExamples], LayerStats, ReferenceSet]:
     """Top-`top` and bottom-`top` reference images of every unit of `target`, from one pass (or the cache)."""
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise FvoptError(f"top must be a positive number of examples per unit, not {top!r}")
@@ -59,8 +71,16 @@ def dataset_examples(model: "str | FeatureModel", target: "str | Objective", ref
     ref = reference_set(reference)
     net = model if isinstance(model, FeatureModel) else load_model(model, weights=weights, device=device)
     validate(objective, net, side or net.input_size)
-    stats = reference_pass(net, ref, [unit.layer], side=side, batch=batch, progress=progress, use_cache=use_cache,
-                           cache_folder=cache_folder)[unit.layer]
+    stats = reference_pass(
+        net,
+        ref,
+        [unit.layer],
+        side=side,
+        batch=batch,
+        progress=progress,
+        use_cache=use_cache,
+        cache_folder=cache_folder,
+    )[unit.layer]
     out = []
     for index in dict.fromkeys(unit.indices):
         acts = stats.unit(index).numpy()
@@ -69,8 +89,9 @@ def dataset_examples(model: "str | FeatureModel", target: "str | Objective", ref
         boxes = None
         if stats.argmax is not None:
             boxes = [_box(int(stats.argmax[i, index]), stats.grid, stats.side) for i in tops]
-        out.append(UnitExamples(index, tops, [float(acts[i]) for i in tops], bottoms,
-                                [float(acts[i]) for i in bottoms], boxes))
+        out.append(
+            UnitExamples(index, tops, [float(acts[i]) for i in tops], bottoms, [float(acts[i]) for i in bottoms], boxes)
+        )
     return out, stats, ref
 
 
@@ -85,8 +106,14 @@ def _box(flat: int, grid_hw: tuple[int, int], side: int) -> tuple[int, int, int,
     return (y0, x0, y0 + s, x0 + s)
 
 
-def write_examples(examples: list[UnitExamples], stats: LayerStats, reference: ReferenceSet, model_name: str,
-                   target: str, out: str | Path) -> list[Path]:
+def write_examples(
+    examples: list[UnitExamples],
+    stats: LayerStats,
+    reference: ReferenceSet,
+    model_name: str,
+    target: str,
+    out: str | Path,
+) -> list[Path]:
     """Per unit a labelled grid PNG (rows: top images, their crops, bottom images), an overview PNG (one
     row of top images per unit) and index.json (activations, source files, crop boxes, the reference's name)."""
     out = Path(out)
@@ -103,9 +130,18 @@ def write_examples(examples: list[UnitExamples], stats: LayerStats, reference: R
         bottoms = reference.load(ex.bottom, side)
         rows, labels = [tops], [f"top {a:.3g}" for a in ex.top_activations]
         if ex.boxes:
-            crops = torch.stack([F.interpolate(img[None, :, y0:y1, x0:x1], size=(side, side), mode="bilinear",
-                                               align_corners=False, antialias=True)[0]
-                                 for img, (y0, x0, y1, x1) in zip(tops, ex.boxes)])
+            crops = torch.stack(
+                [
+                    F.interpolate(
+                        img[None, :, y0:y1, x0:x1],
+                        size=(side, side),
+                        mode="bilinear",
+                        align_corners=False,
+                        antialias=True,
+                    )[0]
+                    for img, (y0, x0, y1, x1) in zip(tops, ex.boxes)
+                ]
+            )
             rows.append(crops)
             labels += [f"crop {a:.3g}" for a in ex.top_activations]
         rows.append(bottoms)
@@ -118,12 +154,24 @@ def write_examples(examples: list[UnitExamples], stats: LayerStats, reference: R
     columns = max(len(ex.top) for ex in examples)
     grid(torch.cat(overview), overview_labels, columns=columns).save(out / "overview.png")
     written.append(out / "overview.png")
-    index = {"model": model_name, "target": target, "layer": layer, "reference": reference.describe(),
-             "side": side, "reference_cache": stats.how,
-             "skipped": {reference.item_name(i): why for i, why in sorted(reference.skipped.items())},
-             "units": [{**asdict(ex), "top_sources": [reference.item_name(i) for i in ex.top],
-                        "bottom_sources": [reference.item_name(i) for i in ex.bottom],
-                        "grid": f"unit-{ex.unit}.png"} for ex in examples]}
+    index = {
+        "model": model_name,
+        "target": target,
+        "layer": layer,
+        "reference": reference.describe(),
+        "side": side,
+        "reference_cache": stats.how,
+        "skipped": {reference.item_name(i): why for i, why in sorted(reference.skipped.items())},
+        "units": [
+            {
+                **asdict(ex),
+                "top_sources": [reference.item_name(i) for i in ex.top],
+                "bottom_sources": [reference.item_name(i) for i in ex.bottom],
+                "grid": f"unit-{ex.unit}.png",
+            }
+            for ex in examples
+        ],
+    }
     (out / "index.json").write_text(json.dumps(index, indent=1))
     written.append(out / "index.json")
     return written

@@ -5,6 +5,7 @@ pattern that fooled it; a different network (by default the other EfficientNet-L
 eye. Its penultimate features are the input of its last linear layer (the pooled features a
 linear classifier reads), as in MaCo's plausibility.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,8 +31,10 @@ def resolve_judge(judge: "str | FeatureModel | None", model: "str | FeatureModel
     same = judge is model if isinstance(judge, FeatureModel) else judge == model_name
     if same or (isinstance(judge, FeatureModel) and isinstance(model, FeatureModel) and judge.net is model.net):
         name = judge if isinstance(judge, str) else judge.name
-        raise FvoptError(f"judge {name} is the optimized model: a measure judged by the network that was fooled "
-                         f"means little; pick another network (e.g. --judge {default_judge(model_name)})")
+        raise FvoptError(
+            f"judge {name} is the optimized model: a measure judged by the network that was fooled "
+            f"means little; pick another network (e.g. --judge {default_judge(model_name)})"
+        )
     return judge if isinstance(judge, FeatureModel) else load_model(judge, device=device)
 
 
@@ -39,8 +42,10 @@ def last_linear(model: FeatureModel) -> nn.Linear:
     """The network's last linear layer (its classifier), whose input is the penultimate feature vector."""
     linears = [m for m in model.net.modules() if isinstance(m, nn.Linear)]
     if not linears:
-        raise FvoptError(f"{model.name} has no linear classifier layer, so it has no penultimate features to judge "
-                         "with: pick another judge network")
+        raise FvoptError(
+            f"{model.name} has no linear classifier layer, so it has no penultimate features to judge "
+            "with: pick another judge network"
+        )
     return linears[-1]
 
 
@@ -55,10 +60,9 @@ def penultimate(model: FeatureModel, images: torch.Tensor, batch: int = 64, side
     try:
         with torch.no_grad():
             for start in range(0, images.shape[0], batch):
-                x = images[start:start + batch].to(model.device, torch.float32)
+                x = images[start : start + batch].to(model.device, torch.float32)
                 if x.shape[-1] != side or x.shape[-2] != side:
-                    x = F.interpolate(x, size=(side, side), mode="bilinear",
-                                      antialias=True, align_corners=False)
+                    x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
                 store.clear()
                 model(x)
                 out.append(store[-1].float().cpu())

@@ -38,6 +38,7 @@ spectral_distance and diversity, which do not depend on the unit and which a nat
 *meant* to reach, only gray and noise count as baselines to beat (the random reference image is
 reported beside them).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -102,15 +103,18 @@ class Scored:
 
     def per_image_intervals(self) -> tuple[list[float], list[float]]:
         """(lo, hi) per image from its own replicates (NaN where it has none)."""
-        ci = [percentile_ci(r) if r is not None and np.size(r) else (float("nan"), float("nan"))
-              for r in (self.replicates if len(self.replicates) == len(self.per_image) else [None] * len(self.per_image))]
+        ci = [
+            percentile_ci(r) if r is not None and np.size(r) else (float("nan"), float("nan"))
+            for r in (self.replicates if len(self.replicates) == len(self.per_image) else [None] * len(self.per_image))
+        ]
         return [c[0] for c in ci], [c[1] for c in ci]
 
     def per_image_informative(self) -> list[bool | None]:
         out = []
         for i, v in enumerate(self.per_image):
-            base = [self.controls[c][i] for c in self.baselines if c in self.controls
-                    and np.isfinite(self.controls[c][i])]
+            base = [
+                self.controls[c][i] for c in self.baselines if c in self.controls and np.isfinite(self.controls[c][i])
+            ]
             r = self.replicates[i] if i < len(self.replicates) else None
             lo, hi = percentile_ci(r) if r is not None and np.size(r) else (v, v)
             if not np.isfinite(v) or not base:
@@ -134,8 +138,10 @@ def natural_ratio(robust: np.ndarray, ref_acts: np.ndarray, seed: int) -> tuple[
     acts = ref_acts[np.isfinite(ref_acts)]
     top, p99 = float(acts.max()), float(np.quantile(acts, 0.99))
     if top <= 0:
-        raise FvoptError("natural_ratio needs a unit whose largest activation over the reference images is positive "
-                         f"(it is {top:.4g})")
+        raise FvoptError(
+            "natural_ratio needs a unit whose largest activation over the reference images is positive "
+            f"(it is {top:.4g})"
+        )
     reps = bootstrap(lambda idx: robust / acts[idx].max(1), [acts.size], seed=seed)
     return robust / top, (robust / p99 if p99 > 0 else float("nan")), reps
 
@@ -148,8 +154,9 @@ def similarity_to_set(sims: np.ndarray, seed: int) -> tuple[float, np.ndarray]:
 def two_choice(sim_top: np.ndarray, sim_bottom: np.ndarray, seed: int) -> tuple[float, np.ndarray]:
     """Fraction of (top, bottom) pairs where the top image is the more similar; replicates resample both lists."""
     right = (sim_top[:, None] > sim_bottom[None, :]).astype(float) + 0.5 * (sim_top[:, None] == sim_bottom[None, :])
-    reps = bootstrap(lambda t, b: right[t[:, :, None], b[:, None, :]].mean((1, 2)), [len(sim_top), len(sim_bottom)],
-                     seed=seed)
+    reps = bootstrap(
+        lambda t, b: right[t[:, :, None], b[:, None, :]].mean((1, 2)), [len(sim_top), len(sim_bottom)], seed=seed
+    )
     return float(right.mean()), reps
 
 

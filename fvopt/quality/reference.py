@@ -13,6 +13,7 @@ Two kinds:
   photo that ships with scikit-image at several scales, with their mirror images. It is small and
   narrow (a few photos), which every output says: "reference: built-in stand-in (...)".
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,20 +30,37 @@ from ..errors import FvoptError
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 BUILTIN = "builtin"
 # Every color photograph among scikit-image's bundled files (synthetic charts and gray images left out).
-SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "motorcycle_left",
-                  "motorcycle_right", "retina", "rocket")
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "motorcycle_left",
+    "motorcycle_right",
+    "retina",
+    "rocket",
+)
 
 
 def eval_transform(side: int):
     """torchvision's eval preprocessing for `side`: resize the shorter side to side/0.875, center crop."""
     from torchvision.transforms import v2
-    return v2.Compose([v2.Resize(int(round(side * 256 / 224)), antialias=True), v2.CenterCrop(side),
-                       v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+
+    return v2.Compose(
+        [
+            v2.Resize(int(round(side * 256 / 224)), antialias=True),
+            v2.CenterCrop(side),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
 
 
 def to_rgb8(img) -> "Image.Image":  # noqa: F821
     """Any PIL image as 8-bit RGB: 16-bit and float gray are rescaled (not clipped), alpha dropped."""
     from PIL import Image
+
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
         top = 65535.0 if img.mode.startswith("I") and arr.max() > 255 else max(float(arr.max()), 1.0)
@@ -109,13 +127,17 @@ class ReferenceSet:
     def load(self, indices: Sequence[int], side: int) -> torch.Tensor:
         """Items as one (n, 3, side, side) tensor; an unreadable item is mid-gray (and counted skipped)."""
         out = [self.read(int(i), side) for i in indices]
-        return torch.stack([x if x is not None else torch.full((3, side, side), 0.5) for x in out]) if out \
+        return (
+            torch.stack([x if x is not None else torch.full((3, side, side), 0.5) for x in out])
+            if out
             else torch.zeros(0, 3, side, side)
+        )
 
     def batches(self, side: int, batch: int = 32, workers: int = 0) -> Iterator[Batch]:
         """The whole set in order, `batch` items at a time, decoded by `workers` processes (0: here)."""
-        loader = torch.utils.data.DataLoader(_Items(self, side), batch_size=batch, num_workers=workers,
-                                             collate_fn=_collate)
+        loader = torch.utils.data.DataLoader(
+            _Items(self, side), batch_size=batch, num_workers=workers, collate_fn=_collate
+        )
         for images, indices, ok, errors in loader:
             for i, why in errors.items():
                 self.skipped[i] = why
@@ -151,8 +173,10 @@ class FolderReference(ReferenceSet):
         super().__init__()
         root = Path(root).expanduser()
         if not root.exists():
-            raise FvoptError(f"reference folder '{root}' does not exist: give a folder of JPEG/PNG/WebP images, or "
-                             f"'{BUILTIN}' for the built-in stand-in")
+            raise FvoptError(
+                f"reference folder '{root}' does not exist: give a folder of JPEG/PNG/WebP images, or "
+                f"'{BUILTIN}' for the built-in stand-in"
+            )
         if not root.is_dir():
             raise FvoptError(f"reference '{root}' is a file, not a folder of images (or '{BUILTIN}')")
         self.root = root.resolve()
@@ -173,8 +197,10 @@ class FolderReference(ReferenceSet):
                 stats.append((str(path.relative_to(self.root)), st.st_size, st.st_mtime_ns))
         if not files:
             what = f"only {others} other files" if others else "nothing"
-            raise FvoptError(f"reference folder '{root}' holds no JPEG/PNG/WebP images ({what}): give a folder of "
-                             f"photos (any depth), or '{BUILTIN}'")
+            raise FvoptError(
+                f"reference folder '{root}' holds no JPEG/PNG/WebP images ({what}): give a folder of "
+                f"photos (any depth), or '{BUILTIN}'"
+            )
         self.files = files
         self.others = others
         self.sources = [s[0] for s in stats]
@@ -191,6 +217,7 @@ class FolderReference(ReferenceSet):
 
     def _read(self, i: int, side: int) -> torch.Tensor:
         from PIL import Image
+
         with Image.open(self.files[i]) as img:
             img.load()
             rgb = to_rgb8(img)
@@ -207,6 +234,7 @@ def _folder_labels(root: Path, relative: list[str]) -> list[int] | None:
     if any(not t.isdigit() for t in tops):
         try:
             from timm.data import ImageNetInfo
+
             wnids = {w: i for i, w in enumerate(ImageNetInfo().label_names())}
         except Exception:  # no label table: the folder is read as unlabelled
             return None
@@ -242,10 +270,15 @@ class BuiltinReference(ReferenceSet):
 
     kind = "builtin"
 
-    def __init__(self, scales: Sequence[float] = (1.0, 0.7, 0.5, 0.35), flips: bool = True,
-                 photos: Sequence[str] = SKIMAGE_PHOTOS) -> None:
+    def __init__(
+        self,
+        scales: Sequence[float] = (1.0, 0.7, 0.5, 0.35),
+        flips: bool = True,
+        photos: Sequence[str] = SKIMAGE_PHOTOS,
+    ) -> None:
         super().__init__()
         import skimage
+
         self.photos = tuple(photos)
         self.scales = tuple(scales)
         self.flips = flips
@@ -260,7 +293,7 @@ class BuiltinReference(ReferenceSet):
                 xs = np.linspace(0, w - side, max(1, round(per_axis * w / min(h, w)))).astype(int)
                 for y in sorted(set(ys.tolist())):
                     for x in sorted(set(xs.tolist())):
-                        for flip in ((False, True) if flips else (False,)):
+                        for flip in (False, True) if flips else (False,):
                             crops.append(Crop(photo, s, y, x, side, flip))
         self.crops = crops
         self.sources = [c.photo for c in crops]
@@ -271,6 +304,7 @@ class BuiltinReference(ReferenceSet):
     def _photo(self, name: str) -> np.ndarray:
         if name not in self._cache:
             import skimage.data
+
             if name.startswith("motorcycle_"):  # the stereo pair ships as one loader
                 arr = skimage.data.stereo_motorcycle()[0 if name.endswith("left") else 1]
             else:
@@ -296,8 +330,9 @@ class BuiltinReference(ReferenceSet):
 
     def _read(self, i: int, side: int) -> torch.Tensor:
         import torch.nn.functional as F
+
         c = self.crops[i]
-        arr = self._photo(c.photo)[c.y:c.y + c.side, c.x:c.x + c.side]
+        arr = self._photo(c.photo)[c.y : c.y + c.side, c.x : c.x + c.side]
         x = torch.from_numpy(arr).permute(2, 0, 1).float()[None] / 255.0
         if c.flip:
             x = x.flip(-1)
@@ -315,8 +350,9 @@ def reference_set(reference: "str | os.PathLike | ReferenceSet | None" = None) -
     if reference is None or (isinstance(reference, str) and reference == BUILTIN):
         return BuiltinReference()
     if not isinstance(reference, (str, os.PathLike)):
-        raise FvoptError(f"reference must be a folder of images or '{BUILTIN}', not {type(reference).__name__} "
-                         f"{reference!r}")
+        raise FvoptError(
+            f"reference must be a folder of images or '{BUILTIN}', not {type(reference).__name__} {reference!r}"
+        )
     if isinstance(reference, str) and not reference.strip():
         raise FvoptError(f"reference is empty: give a folder of images or '{BUILTIN}'")
     return FolderReference(reference)

@@ -4,6 +4,7 @@ This is the one entry point the viz command, the bench harness and Python users 
 the images, the target (for the unit), the optimized network, a judge network and a reference set;
 it never needs the strategy that made the images, so a stored image can be re-judged any time.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,18 +47,24 @@ def parse_measures(measures: "str | list[str] | tuple[str, ...] | None") -> tupl
     else:
         raise FvoptError(f"measures must be 'default', 'all', 'none' or a list of names, not {measures!r}")
     from ..errors import suggest
+
     for m in names:
         if m not in M.MEASURES:
-            raise FvoptError(f"unknown measure '{m}'.{suggest(m, M.MEASURES)} Known: {', '.join(M.MEASURES)} "
-                             "(or all, none, default)")
+            raise FvoptError(
+                f"unknown measure '{m}'.{suggest(m, M.MEASURES)} Known: {', '.join(M.MEASURES)} (or all, none, default)"
+            )
     if not names:
         raise FvoptError("measures is empty: name some (e.g. natural_ratio,mis), or 'all', 'none', 'default'")
     return list(dict.fromkeys(names)), True
 
 
-def plan(target: "str | Objective", n_images: int, has_reference: bool,
-         measures: "str | list[str] | None" = "default",
-         channels: int = 3) -> tuple[list[str], dict[str, str], Unit | None]:
+def plan(
+    target: "str | Objective",
+    n_images: int,
+    has_reference: bool,
+    measures: "str | list[str] | None" = "default",
+    channels: int = 3,
+) -> tuple[list[str], dict[str, str], Unit | None]:
     """(measures to compute, {measure: why absent}, unit): checked before any model pass.
 
     A measure asked for by name (or by 'all') that cannot be computed is refused in one line; in the
@@ -71,8 +78,10 @@ def plan(target: "str | Objective", n_images: int, has_reference: bool,
     for m in names:
         reason = ""
         if channels != 3 and m != "spectral_slope":
-            reason = (f"{m} compares with RGB reference photos and ImageNet judges, and these images have "
-                      f"{channels} channel{'s' if channels != 1 else ''}")
+            reason = (
+                f"{m} compares with RGB reference photos and ImageNet judges, and these images have "
+                f"{channels} channel{'s' if channels != 1 else ''}"
+            )
         elif m in M.UNIT_MEASURES and unit is None:
             reason = why_not
         elif m == "transfer" and unit is not None and unit.kind != "class":
@@ -90,13 +99,28 @@ def plan(target: "str | Objective", n_images: int, has_reference: bool,
     return wanted, absent, unit
 
 
-def judge(images: torch.Tensor, target: "str | Objective", model: "str | FeatureModel", *,
-          judge: "str | FeatureModel | None" = None, reference: "str | os.PathLike | ReferenceSet | None" = None,
-          measures: "str | list[str] | None" = "default", transfer: "list[str] | None" = None,
-          side: int | None = None, render: int | None = None, top: int = 9, pairs: int = 16, per_source: int = 2,
-          seed: int = 0, batch: int = 32, progress: bool = False, use_cache: bool = True,
-          cache_folder: "str | Path | None" = None, device: str = "cpu",
-          robust: "list[float] | torch.Tensor | None" = None) -> dict:
+def judge(
+    images: torch.Tensor,
+    target: "str | Objective",
+    model: "str | FeatureModel",
+    *,
+    judge: "str | FeatureModel | None" = None,
+    reference: "str | os.PathLike | ReferenceSet | None" = None,
+    measures: "str | list[str] | None" = "default",
+    transfer: "list[str] | None" = None,
+    side: int | None = None,
+    render: int | None = None,
+    top: int = 9,
+    pairs: int = 16,
+    per_source: int = 2,
+    seed: int = 0,
+    batch: int = 32,
+    progress: bool = False,
+    use_cache: bool = True,
+    cache_folder: "str | Path | None" = None,
+    device: str = "cpu",
+    robust: "list[float] | torch.Tensor | None" = None,
+) -> dict:
     """Judge final images: every quality measure that applies, as one flat JSON-serialisable dict.
 
     Arguments: `images` (n, 3, H, W) in [0,1], image i driving slot i of `target` (a target string
@@ -132,8 +156,10 @@ def judge(images: torch.Tensor, target: "str | Objective", model: "str | Feature
     Every input is checked before any network pass (FvoptError, one line).
     """
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
-        raise FvoptError(f"images must be a (n, C, H, W) tensor in [0,1], not "
-                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+        raise FvoptError(
+            f"images must be a (n, C, H, W) tensor in [0,1], not "
+            f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}"
+        )
     for name, value in (("top", top), ("pairs", pairs), ("per_source", per_source), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise FvoptError(f"{name} must be a positive integer, not {value!r}")
@@ -143,25 +169,49 @@ def judge(images: torch.Tensor, target: "str | Objective", model: "str | Feature
     ref = reference_set(reference) if reference is not None and channels == 3 else None
     wanted, absent, unit = plan(objective, n, ref is not None, measures, channels=channels)
     net = model if isinstance(model, FeatureModel) else load_model(model, device=device)
-    needs_judge = any(m in wanted for m in ("plausibility", "mis", "diversity")) or \
-        ("spectral_slope" in wanted and ref is not None)
+    needs_judge = any(m in wanted for m in ("plausibility", "mis", "diversity")) or (
+        "spectral_slope" in wanted and ref is not None
+    )
     judge_net = resolve_judge(judge, net, device=net.device) if needs_judge or judge is not None else None
     transfer_nets = _transfer_nets(transfer, net) if "transfer" in wanted else []
 
     images = images.detach().float().cpu().clamp(0, 1)
-    out: dict = {"reference": "none", "judge": judge_net.name if judge_net is not None else None, "model": net.name,
-                 "target": str(objective), "images": n, "measures": wanted, "reference_cache": None}
+    out: dict = {
+        "reference": "none",
+        "judge": judge_net.name if judge_net is not None else None,
+        "model": net.name,
+        "target": str(objective),
+        "images": n,
+        "measures": wanted,
+        "reference_cache": None,
+    }
     if reference is not None and ref is None:
         out["reference"] = f"none (the reference set is RGB and these images have {channels} channels)"
     stats_model = stats_judge = None
     hows = []
     if ref is not None and any(m in wanted for m in M.NEEDS_REFERENCE):
-        stats_model = reference_pass(net, ref, [unit.layer], side=side, batch=batch, progress=progress,
-                                     use_cache=use_cache, cache_folder=cache_folder)[unit.layer]
+        stats_model = reference_pass(
+            net,
+            ref,
+            [unit.layer],
+            side=side,
+            batch=batch,
+            progress=progress,
+            use_cache=use_cache,
+            cache_folder=cache_folder,
+        )[unit.layer]
         hows.append(stats_model.how)
     if ref is not None and judge_net is not None and needs_judge:
-        stats_judge = reference_pass(judge_net, ref, [FEATURES], side=side, batch=batch, progress=progress,
-                                     use_cache=use_cache, cache_folder=cache_folder)[FEATURES]
+        stats_judge = reference_pass(
+            judge_net,
+            ref,
+            [FEATURES],
+            side=side,
+            batch=batch,
+            progress=progress,
+            use_cache=use_cache,
+            cache_folder=cache_folder,
+        )[FEATURES]
         hows.append(stats_judge.how)
     if ref is not None:
         out["reference"] = ref.describe()
@@ -180,14 +230,21 @@ def judge(images: torch.Tensor, target: "str | Objective", model: "str | Feature
         jside = stats_judge.side if stats_judge is not None else side
         feats = {"vis": penultimate(judge_net, images, side=jside)}
         for c in controls:
-            key = ("features", judge_net.name, weights_fingerprint(judge_net), c, tuple(images.shape), jside, seed,
-                   control_key,
-                   tuple(unit.index_of(i) for i in range(n)) if unit is not None and c == "refimage" else None)
+            key = (
+                "features",
+                judge_net.name,
+                weights_fingerprint(judge_net),
+                c,
+                tuple(images.shape),
+                jside,
+                seed,
+                control_key,
+                tuple(unit.index_of(i) for i in range(n)) if unit is not None and c == "refimage" else None,
+            )
             if key not in _CONTROL_MEMO:
                 _CONTROL_MEMO[key] = penultimate(judge_net, controls[c], side=jside)
             feats[c] = _CONTROL_MEMO[key]
-    center = (torch.nanmean(stats_judge.mean.float(), 0) if stats_judge is not None
-              else torch.zeros(1))
+    center = torch.nanmean(stats_judge.mean.float(), 0) if stats_judge is not None else torch.zeros(1)
     if "plausibility" in wanted:
         scored.append(_plausibility(unit, feats, stats_model, stats_judge, ref, center, top, per_source, seed, out))
     if "mis" in wanted:
@@ -223,16 +280,18 @@ def _transfer_nets(transfer, net: FeatureModel) -> list[FeatureModel]:
     if transfer is not None:
         same = [t for t in names if (t if isinstance(t, str) else t.name) == net.name]
         if same:
-            raise FvoptError(f"transfer network {net.name} is the optimized model: transfer is measured on other "
-                             "networks")
+            raise FvoptError(
+                f"transfer network {net.name} is the optimized model: transfer is measured on other networks"
+            )
     names = [t for t in names if (t if isinstance(t, str) else t.name) != net.name]
     if not names:
         raise FvoptError("transfer needs at least one network other than the optimized one")
     return [t if isinstance(t, FeatureModel) else load_model(t, device=net.device) for t in names]
 
 
-def _controls(images: torch.Tensor, ref: ReferenceSet | None, stats: "M.LayerStats | None", unit: Unit | None,
-              seed: int) -> dict[str, torch.Tensor]:
+def _controls(
+    images: torch.Tensor, ref: ReferenceSet | None, stats: "M.LayerStats | None", unit: Unit | None, seed: int
+) -> dict[str, torch.Tensor]:
     """Per image of the batch: a uniform gray image, a uniform-noise image and (with a reference) a
     random reference image that is not among the unit's top or bottom examples, all at the images' size."""
     n, _, h, w = images.shape
@@ -257,6 +316,7 @@ def _controls(images: torch.Tensor, ref: ReferenceSet | None, stats: "M.LayerSta
 
 def _natural_ratio(net, unit: Unit, images, controls, stats, render, seed, control_key, robust=None) -> M.Scored:
     from ..evaluate import score_images
+
     n = images.shape[0]
     units = tuple(unit.index_of(i) for i in range(n))
     obj = Unit(unit.kind, unit.layer, units).objective(n)
@@ -268,8 +328,19 @@ def _natural_ratio(net, unit: Unit, images, controls, stats, render, seed, contr
     else:
         parts = [score_images(net, obj, images, render=render)["robust_value"].numpy()]
     for c in controls:  # the same for every image of the same unit: scored once per process (a bench has many cells)
-        key = ("robust", net.name, weights_fingerprint(net), unit.kind, unit.layer, units, c, tuple(images.shape),
-               render, seed, control_key)
+        key = (
+            "robust",
+            net.name,
+            weights_fingerprint(net),
+            unit.kind,
+            unit.layer,
+            units,
+            c,
+            tuple(images.shape),
+            render,
+            seed,
+            control_key,
+        )
         if key not in _CONTROL_MEMO:
             _CONTROL_MEMO[key] = score_images(net, obj, controls[c], render=render)["robust_value"].numpy()
         parts.append(_CONTROL_MEMO[key])
@@ -290,8 +361,10 @@ def _natural_ratio(net, unit: Unit, images, controls, stats, render, seed, contr
         values.append(v), p99s.append(p), reps.append(r)
         for k, c in enumerate(controls):
             ctrl[c].append(M.natural_ratio(float(robust[n * (k + 1) + i]), acts, seed)[0])
-    extra = {"natural_ratio_p99": float(np.nanmean(p99s)) if np.isfinite(p99s).any() else float("nan"),
-             "natural_ratio_robust": float(robust[:n].mean())}
+    extra = {
+        "natural_ratio_p99": float(np.nanmean(p99s)) if np.isfinite(p99s).any() else float("nan"),
+        "natural_ratio_robust": float(robust[:n].mean()),
+    }
     if notes:
         extra["natural_ratio_note"] = "; ".join(notes)
     return M.Scored("natural_ratio", values, reps, ctrl, extra=extra)
@@ -299,8 +372,10 @@ def _natural_ratio(net, unit: Unit, images, controls, stats, render, seed, contr
 
 def _unit_lists(unit: Unit, i: int, stats, ref: ReferenceSet, k: int, per_source: int) -> tuple[list[int], list[int]]:
     acts = stats.unit(unit.index_of(i)).numpy()
-    return (spread_select(acts, ref.sources, k, per_source, largest=True, same=ref.near_copies),
-            spread_select(acts, ref.sources, k, per_source, largest=False, same=ref.near_copies))
+    return (
+        spread_select(acts, ref.sources, k, per_source, largest=True, same=ref.near_copies),
+        spread_select(acts, ref.sources, k, per_source, largest=False, same=ref.near_copies),
+    )
 
 
 def _plausibility(unit, feats, stats, stats_judge, ref, center, top, per_source, seed, out) -> M.Scored:
@@ -315,13 +390,16 @@ def _plausibility(unit, feats, stats, stats_judge, ref, center, top, per_source,
             against = "class folder" if idx else against
         if not idx:
             idx = _unit_lists(unit, i, stats, ref, top, per_source)[0]
-        sims = {c: M.centered_cosine(f[i:i + 1], ref_feats[idx], center)[0].numpy() for c, f in feats.items()}
+        sims = {c: M.centered_cosine(f[i : i + 1], ref_feats[idx], center)[0].numpy() for c, f in feats.items()}
         v, r = M.similarity_to_set(sims["vis"], seed + i)
         values.append(v), reps.append(r)
         for c in ctrl:
             ctrl[c].append(float(sims[c].mean()))
-    out["plausibility_against"] = ("the class's images in the labelled folder" if against == "class folder" else
-                                   f"the unit's top-{top} reference images (at most {per_source} per source)")
+    out["plausibility_against"] = (
+        "the class's images in the labelled folder"
+        if against == "class folder"
+        else f"the unit's top-{top} reference images (at most {per_source} per source)"
+    )
     return M.Scored("plausibility", values, reps, ctrl)
 
 
@@ -336,8 +414,8 @@ def _mis(unit, feats, stats, stats_judge, ref, center, pairs, per_source, seed, 
             raise FvoptError("mis needs top and bottom reference images for the unit; the reference set has too few")
         sizes.append(len(tops) * len(bottoms))
         for c, f in feats.items():
-            st = M.centered_cosine(f[i:i + 1], ref_feats[tops], center)[0].numpy()
-            sb = M.centered_cosine(f[i:i + 1], ref_feats[bottoms], center)[0].numpy()
+            st = M.centered_cosine(f[i : i + 1], ref_feats[tops], center)[0].numpy()
+            sb = M.centered_cosine(f[i : i + 1], ref_feats[bottoms], center)[0].numpy()
             v, r = M.two_choice(st, sb, seed + i)
             if c == "vis":
                 values.append(v), reps.append(r)
@@ -349,6 +427,7 @@ def _mis(unit, feats, stats, stats_judge, ref, center, pairs, per_source, seed, 
 
 def _transfer(unit, images, controls, nets, out, seed, control_key) -> M.Scored:
     from ..evaluate import class_probabilities
+
     n = images.shape[0]
     cls = torch.tensor([unit.index_of(i) for i in range(n)])
 
@@ -364,8 +443,16 @@ def _transfer(unit, images, controls, nets, out, seed, control_key) -> M.Scored:
         out[f"transfer_prob_{net.name}"] = float(p.mean())
         out[f"transfer_rank_{net.name}"] = float(rank.float().mean())
         for c in controls:  # the same for every image of a class: once per process
-            key = ("transfer", net.name, weights_fingerprint(net), tuple(cls.tolist()), c, tuple(images.shape), seed,
-                   control_key)
+            key = (
+                "transfer",
+                net.name,
+                weights_fingerprint(net),
+                tuple(cls.tolist()),
+                c,
+                tuple(images.shape),
+                seed,
+                control_key,
+            )
             if key not in _CONTROL_MEMO:
                 _CONTROL_MEMO[key] = probs_of(net, controls[c])[0]
             ctrl[c].append(_CONTROL_MEMO[key])
@@ -378,9 +465,8 @@ def _transfer(unit, images, controls, nets, out, seed, control_key) -> M.Scored:
 def _spectral(images, controls, stats_judge, seed, out) -> list[M.Scored]:
     n = images.shape[0]
     slopes = spectral_slopes(torch.cat([images] + [controls[c] for c in controls])).numpy()
-    ctrl = {c: slopes[n * (k + 1):n * (k + 2)].tolist() for k, c in enumerate(controls)}
-    result = [M.Scored("spectral_slope", slopes[:n].tolist(), [None] * n if n > 1 else [], ctrl,
-                       baselines=())]
+    ctrl = {c: slopes[n * (k + 1) : n * (k + 2)].tolist() for k, c in enumerate(controls)}
+    result = [M.Scored("spectral_slope", slopes[:n].tolist(), [None] * n if n > 1 else [], ctrl, baselines=())]
     if stats_judge is not None and stats_judge.slopes is not None:
         ref = stats_judge.slopes.numpy()
         ref = ref[np.isfinite(ref)]
@@ -389,9 +475,12 @@ def _spectral(images, controls, stats_judge, seed, out) -> list[M.Scored]:
         dist = np.abs(slopes - median)
         medians = bootstrap(lambda idx: np.median(ref[idx], axis=1), [ref.size], seed=seed)
         reps = [np.abs(slopes[i] - medians) for i in range(n)]
-        dctrl = {c: dist[n * (k + 1):n * (k + 2)].tolist() for k, c in enumerate(controls)}
-        result.append(M.Scored("spectral_distance", dist[:n].tolist(), reps, dctrl, higher_is_better=False,
-                               baselines=("gray", "noise")))
+        dctrl = {c: dist[n * (k + 1) : n * (k + 2)].tolist() for k, c in enumerate(controls)}
+        result.append(
+            M.Scored(
+                "spectral_distance", dist[:n].tolist(), reps, dctrl, higher_is_better=False, baselines=("gray", "noise")
+            )
+        )
     return result
 
 
@@ -418,8 +507,11 @@ def viz_settings(reference, judge, measures, model) -> tuple["ReferenceSet | Non
             raise FvoptError(f"judge must be a model name such as 'lite1', not {type(judge).__name__} {judge!r}")
         if judge_name == model_name:
             from .features import default_judge
-            raise FvoptError(f"judge {judge_name} is the optimized model: a measure judged by the network that was "
-                             f"fooled means little; pick another network (e.g. --judge {default_judge(judge_name)})")
+
+            raise FvoptError(
+                f"judge {judge_name} is the optimized model: a measure judged by the network that was "
+                f"fooled means little; pick another network (e.g. --judge {default_judge(judge_name)})"
+            )
     if measures is None:
         measures = "default" if ref is not None else ["spectral_slope"]
     return ref, measures
@@ -432,7 +524,11 @@ def summary_line(row: dict) -> str:
         if m not in row or row[m] is None:
             continue
         lo, hi = row.get(f"{m}_lo"), row.get(f"{m}_hi")
-        ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi) else ""
+        ci = (
+            f" [{lo:.2f}, {hi:.2f}]"
+            if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi)
+            else ""
+        )
         flag = " (uninformative)" if row.get(f"{m}_informative") is False else ""
         parts.append(f"{m} {row[m]:.3g}{ci}{flag}")
     judge_name = f"; judge {row['judge']}" if row.get("judge") else ""

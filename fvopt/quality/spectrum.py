@@ -8,6 +8,7 @@ window (so the image's borders do not add a spurious 1/f^2 cross), over radial f
 cycles per image to 0.4 cycles per pixel (the very lowest bins are few and the highest are shaped
 by resampling filters).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,16 +29,16 @@ def spectral_slopes(images: torch.Tensor) -> torch.Tensor:
     power = torch.fft.fft2(lum * window).abs().pow(2).numpy()
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.fftfreq(w)[None, :]
-    radius = np.sqrt(fy ** 2 + fx ** 2)  # cycles per pixel
+    radius = np.sqrt(fy**2 + fx**2)  # cycles per pixel
     step = 1.0 / max(h, w)
     bins = np.round(radius / step).astype(int)
     lo, hi = 2, int(0.4 / step)
     keep = (bins >= lo) & (bins <= hi)
-    counts = np.bincount(bins[keep], minlength=hi + 1)[lo:hi + 1]
+    counts = np.bincount(bins[keep], minlength=hi + 1)[lo : hi + 1]
     freqs = np.arange(lo, hi + 1) * step
     out = []
     for p in power:
-        sums = np.bincount(bins[keep], weights=p[keep], minlength=hi + 1)[lo:hi + 1]
+        sums = np.bincount(bins[keep], weights=p[keep], minlength=hi + 1)[lo : hi + 1]
         mean = sums / np.maximum(counts, 1)
         ok = (counts > 0) & (mean > 1e-20)
         if ok.sum() < 3:

@@ -4,6 +4,7 @@ Intervals are percentile bootstraps with a fixed seed (reproducible): each measu
 function of resampled index sets (reference images, pairs' images, or the batch's images), so the
 interval covers the uncertainty that comes from *which* natural images (and seeds) were used.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -24,7 +25,9 @@ def percentile_ci(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, 
     return float(np.percentile(r, tail)), float(np.percentile(r, 100 - tail))
 
 
-def bootstrap(statistic: Callable[..., np.ndarray], sizes: Sequence[int], seed: int = 0, reps: int = BOOTSTRAP) -> np.ndarray:
+def bootstrap(
+    statistic: Callable[..., np.ndarray], sizes: Sequence[int], seed: int = 0, reps: int = BOOTSTRAP
+) -> np.ndarray:
     """Replicates of a vectorized statistic(idx_1, ..., idx_k): each idx_j is a (chunk, sizes[j]) array of
     indices resampled with replacement from range(sizes[j]), and the statistic returns (chunk,) values.
     Chunks keep memory near 10^7 indices whatever the reference size."""
@@ -37,8 +40,14 @@ def bootstrap(statistic: Callable[..., np.ndarray], sizes: Sequence[int], seed: 
     return np.concatenate(out)
 
 
-def spread_select(values: np.ndarray, sources: Sequence[str], k: int, per_source: int, largest: bool = True,
-                  same: Sequence | None = None) -> list[int]:
+def spread_select(
+    values: np.ndarray,
+    sources: Sequence[str],
+    k: int,
+    per_source: int,
+    largest: bool = True,
+    same: Sequence | None = None,
+) -> list[int]:
     """Indices of the k largest (or smallest) finite values, at most `per_source` from any one source,
     and at most one of the items that share a `same` key (near-copies, like a crop and its mirror).
 

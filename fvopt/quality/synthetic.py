@@ -6,6 +6,7 @@ as JPEG, PNG and WebP, some gray, some RGBA, some 16-bit, at several depths of f
 It is *not* a natural-image set; it stands in for the breadth of a real folder: many independent
 sources, so a unit's top and bottom examples do not all come from one or two photos.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,14 +44,14 @@ def _disks(rng, side):
 
 def _ramp(rng, side):
     y, x = np.mgrid[0:side, 0:side] / side
-    t = (x * rng.uniform(-1, 1) + y * rng.uniform(-1, 1))
+    t = x * rng.uniform(-1, 1) + y * rng.uniform(-1, 1)
     t = (t - t.min()) / max(np.ptp(t), 1e-6)
     return t[..., None] * rng.uniform(0, 1, 3) + (1 - t[..., None]) * rng.uniform(0, 1, 3)
 
 
 def _pinknoise(rng, side):
     fy, fx = np.fft.fftfreq(side)[:, None], np.fft.fftfreq(side)[None, :]
-    amp = 1 / np.maximum(np.sqrt(fy ** 2 + fx ** 2), 1 / side)
+    amp = 1 / np.maximum(np.sqrt(fy**2 + fx**2), 1 / side)
     out = []
     for _ in range(3):
         spec = amp * np.exp(2j * np.pi * rng.uniform(size=(side, side)))
@@ -65,18 +66,32 @@ def _photo(rng, side, photos):
     h, w = arr.shape[:2]
     c = int(min(h, w) * rng.uniform(0.3, 1.0))
     y0, x0 = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
-    crop = Image.fromarray(arr[y0:y0 + c, x0:x0 + c]).resize((side, side), Image.BILINEAR)
+    crop = Image.fromarray(arr[y0 : y0 + c, x0 : x0 + c]).resize((side, side), Image.BILINEAR)
     return np.asarray(crop, dtype=np.float64) / 255.0
 
 
 _PHOTOS: dict[str, np.ndarray] = {}
-PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
-               "camera", "coins", "moon", "grass", "gravel", "brick")
+PHOTO_NAMES = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "camera",
+    "coins",
+    "moon",
+    "grass",
+    "gravel",
+    "brick",
+)
 
 
 def photos_cache(name: str) -> np.ndarray:
     if name not in _PHOTOS:
         import skimage.data
+
         arr = getattr(skimage.data, name)()
         if arr.ndim == 2:
             arr = np.stack([arr] * 3, -1)

@@ -1,4 +1,5 @@
 """Which unit an image of a run was driving, read from its target, and which measures apply to it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ class Unit:
         return class_logit(per_image) if self.kind == "class" else channel(self.layer, per_image)
 
     def label(self, image: int) -> str:
-        return f"class:{self.index_of(image)}" if self.kind == "class" else f"channel:{self.layer}:{self.index_of(image)}"
+        return (
+            f"class:{self.index_of(image)}" if self.kind == "class" else f"channel:{self.layer}:{self.index_of(image)}"
+        )
 
 
 def as_objective(target: "str | Objective") -> Objective:
@@ -42,8 +45,12 @@ def unit_of(target: "str | Objective") -> tuple[Unit | None, str]:
     objective = as_objective(target)
     checks = [c for c in objective.checks]
     if len(checks) != 1:
-        return None, (f"target {objective} drives {len(checks)} units; the reference measures judge one channel: "
-                      "or class: unit per image" if checks else f"target {objective} drives no unit")
+        return None, (
+            f"target {objective} drives {len(checks)} units; the reference measures judge one channel: "
+            "or class: unit per image"
+            if checks
+            else f"target {objective} drives no unit"
+        )
     c = checks[0]
     if c.what == "class" and c.layer == LOGITS:
         return Unit("class", LOGITS, c.indices), ""

@@ -8,6 +8,7 @@ one `register(name, summary, options)` call (or, from another package, a `fvopt.
 point, see fvopt.registry): the CLI, specs, error messages and the shipped conformance checks
 (`fvopt.testing.check_strategy`) pick it up from the registry.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -108,8 +109,9 @@ class BaseStrategy:
 Entry = RegistryEntry  # a registered strategy: .factory (its obj), .summary (its help), .options
 
 # Every optimizer by name; `fvopt.strategies` entry points of installed packages add to it.
-REGISTRY: Registry[Callable[..., BaseStrategy]] = Registry("optimizer", group="fvopt.strategies",
-                                                           home="fvopt.strategies")
+REGISTRY: Registry[Callable[..., BaseStrategy]] = Registry(
+    "optimizer", group="fvopt.strategies", home="fvopt.strategies"
+)
 
 
 @dataclass(frozen=True)
@@ -149,8 +151,9 @@ class _Families(Mapping):
 FAMILIES: Mapping[str, Family] = _Families()
 
 
-def register(name: str, summary: str, options: dict[str, Option] | None = None,
-             examples: tuple[str, ...] = ()) -> Callable:
+def register(
+    name: str, summary: str, options: dict[str, Option] | None = None, examples: tuple[str, ...] = ()
+) -> Callable:
     """Class or function decorator: make a strategy available by `name` with typed `options`.
 
     Only the declared options are reachable from the CLI, the Python API and specs: internals of
@@ -220,8 +223,10 @@ def _refuse_result_where_it_does_not_apply(spec: str, options: dict[str, Any], a
     if options.get("result") is None or "result" in allowed:
         return
     takers = sorted(name for name, entry in REGISTRY.items() if "result" in entry.options)
-    raise FvoptError(f"optimizer '{spec}' does not take option 'result': it chooses its own reported point; result "
-                     f"applies to {', '.join(takers)}, ng:<Name>, torch:<Name> and hybrids whose second part takes it")
+    raise FvoptError(
+        f"optimizer '{spec}' does not take option 'result': it chooses its own reported point; result "
+        f"applies to {', '.join(takers)}, ng:<Name>, torch:<Name> and hybrids whose second part takes it"
+    )
 
 
 def named(strategy: BaseStrategy, name: str, options: dict) -> BaseStrategy:

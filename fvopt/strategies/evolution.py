@@ -4,6 +4,7 @@ Each image slot of the batch gets its own search; every iteration asks all slots
 candidates and scores the whole population in one batched `problem.evaluate`, under one transform
 draw (common random numbers: otherwise augmentation luck would decide the ranking).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,6 +36,7 @@ SIGMA = Option(float, low=0, low_open=True, help="initial step size in z (defaul
 @lru_cache(maxsize=1)
 def _blas_controller():
     from threadpoolctl import ThreadpoolController
+
     return ThreadpoolController()
 
 
@@ -99,8 +101,10 @@ class AskTellStrategy(BaseStrategy):
             asked = [self._ask(search) for search in self.searches]
         sizes = {len(vectors) for _, vectors in asked}
         if len(sizes) != 1:
-            raise FvoptError(f"{self.name}: the searches of the {len(asked)} images asked generations of different "
-                             f"sizes {sorted(sizes)}; run one image per batch (--batch 1)")
+            raise FvoptError(
+                f"{self.name}: the searches of the {len(asked)} images asked generations of different "
+                f"sizes {sorted(sizes)}; run one image per batch (--batch 1)"
+            )
         return asked, to_device(np.stack([np.stack(vectors) for _, vectors in asked], axis=1), device)
 
     def tell_population(self, asked: list, values: torch.Tensor) -> None:
@@ -127,8 +131,9 @@ class CMAES(ReportsResult, AskTellStrategy):
     results = CMA_RESULTS
     default_result = "last"
 
-    def __init__(self, popsize: int | None = None, sigma: float | None = None, diagonal: bool = False,
-                 result: str | None = None) -> None:
+    def __init__(
+        self, popsize: int | None = None, sigma: float | None = None, diagonal: bool = False, result: str | None = None
+    ) -> None:
         self.popsize_option, self.sigma_option, self.diagonal = popsize, sigma, diagonal
         self.choose_result(result)
 
@@ -137,7 +142,8 @@ class CMAES(ReportsResult, AskTellStrategy):
             raise FvoptError(
                 f"full CMA-ES on {param.dim} dimensions ({param.name}) needs a {param.dim}x{param.dim} "
                 f"covariance; the limit is {MAX_FULL_CMA_DIM}. Use sep-cmaes, or a low-dimensional parameterization "
-                "such as fft:k=8 or pyramid:free=2")
+                "such as fft:k=8 or pyramid:free=2"
+            )
         return StepCost((self.popsize_option or default_popsize(param.dim)) * batch)
 
     def start(self, problem: Problem, z0: torch.Tensor) -> None:
@@ -150,9 +156,21 @@ class CMAES(ReportsResult, AskTellStrategy):
         self.problem = problem
         self.searches = []
         for b in range(problem.batch):
-            opts = {"popsize": self.popsize, "seed": problem.seed * 1000 + b + 1, "verbose": -9, "verb_log": 0,
-                    "verb_disp": 0, "CMA_diagonal": self.diagonal, "tolfun": 0, "tolfunhist": 0, "tolx": 0,
-                    "tolstagnation": np.inf, "tolflatfitness": np.inf, "maxiter": np.inf, "maxfevals": np.inf}
+            opts = {
+                "popsize": self.popsize,
+                "seed": problem.seed * 1000 + b + 1,
+                "verbose": -9,
+                "verb_log": 0,
+                "verb_disp": 0,
+                "CMA_diagonal": self.diagonal,
+                "tolfun": 0,
+                "tolfunhist": 0,
+                "tolx": 0,
+                "tolstagnation": np.inf,
+                "tolflatfitness": np.inf,
+                "maxiter": np.inf,
+                "maxfevals": np.inf,
+            }
             with quiet_numpy():
                 self.searches.append(cma.CMAEvolutionStrategy(z0[b].double().cpu().numpy(), self.sigma, opts))
 
@@ -187,7 +205,8 @@ def _sep_cmaes(popsize: int | None = None, sigma: float | None = None, result: s
 
 
 GA_OPTIONS = {
-    "popsize": POPSIZE, "sigma": SIGMA,
+    "popsize": POPSIZE,
+    "sigma": SIGMA,
     "mutation_rate": Option(float, low=0, high=1, help="probability that a gene mutates"),
     "selectivity": Option(float, low=0, help="selection pressure on z-scored fitness"),
     "heritability": Option(float, low=0, high=1, help="share of genes from the first parent"),
@@ -219,8 +238,16 @@ class GeneticAlgorithm(ReportsResult, BaseStrategy):
     uses_gradients = False
     prefers_low_dim = True
 
-    def __init__(self, popsize: int = 20, sigma: float | None = None, mutation_rate: float = 0.5, selectivity: float = 2.0,
-                 heritability: float = 0.5, elite: int = 1, result: str | None = None) -> None:
+    def __init__(
+        self,
+        popsize: int = 20,
+        sigma: float | None = None,
+        mutation_rate: float = 0.5,
+        selectivity: float = 2.0,
+        heritability: float = 0.5,
+        elite: int = 1,
+        result: str | None = None,
+    ) -> None:
         if not 0 <= elite < popsize:
             raise FvoptError(f"elite must be in 0..{popsize - 1} (below popsize {popsize}), not {elite}")
         self.popsize, self.sigma_option, self.mutation_rate = popsize, sigma, mutation_rate
@@ -303,14 +330,22 @@ class NevergradStrategy(ReportsResult, AskTellStrategy):
     results = ("recommend", "best")
     default_result = "recommend"
 
-    def __init__(self, name: str, popsize: int | None = None, sigma: float | None = None, budget: int | None = None,
-                 result: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        popsize: int | None = None,
+        sigma: float | None = None,
+        budget: int | None = None,
+        result: str | None = None,
+    ) -> None:
         import nevergrad as ng
 
         if name not in ng.optimizers.registry:
-            raise FvoptError(f"unknown nevergrad optimizer '{name}'.{suggest(name, ng.optimizers.registry)} "
-                             f"nevergrad has {len(ng.optimizers.registry)}, e.g. NGOpt, TwoPointsDE, PSO, DiagonalCMA, "
-                             "ParametrizedCMA")
+            raise FvoptError(
+                f"unknown nevergrad optimizer '{name}'.{suggest(name, ng.optimizers.registry)} "
+                f"nevergrad has {len(ng.optimizers.registry)}, e.g. NGOpt, TwoPointsDE, PSO, DiagonalCMA, "
+                "ParametrizedCMA"
+            )
         self.ng_name, self.popsize_option, self.sigma_option, self.budget = name, popsize, sigma, budget
         self.name = f"ng:{name}"
         self.choose_result(result)
@@ -322,12 +357,15 @@ class NevergradStrategy(ReportsResult, AskTellStrategy):
         param.random_state = np.random.RandomState(seed)
         try:
             with quiet_numpy():
-                return ng.optimizers.registry[self.ng_name](parametrization=param, budget=budget,
-                                                            num_workers=self.popsize)
+                return ng.optimizers.registry[self.ng_name](
+                    parametrization=param, budget=budget, num_workers=self.popsize
+                )
         except (ValueError, TypeError, AssertionError) as err:
             hint = " (it asks one candidate at a time: give popsize=1)" if "parallel" in str(err) else ""
-            raise FvoptError(f"nevergrad's {self.ng_name} refuses {param.dimension} dimensions with {self.popsize} "
-                             f"workers and a budget of {budget}: {str(err).splitlines()[0]}{hint}") from None
+            raise FvoptError(
+                f"nevergrad's {self.ng_name} refuses {param.dimension} dimensions with {self.popsize} "
+                f"workers and a budget of {budget}: {str(err).splitlines()[0]}{hint}"
+            ) from None
 
     def check(self, param, batch: int, budget=None) -> StepCost:
         self.popsize = self.popsize_option or default_popsize(param.dim)
@@ -346,13 +384,18 @@ class NevergradStrategy(ReportsResult, AskTellStrategy):
         self.searches = self._build_all(self.planned)
         budget = problem.meter.budget
         self.generations_done, self.seen_best = 0, None
-        self.replan_seconds = (None if self.budget or budget is None or budget.steps or budget.forwards or budget.passes
-                               else budget.seconds)
+        self.replan_seconds = (
+            None
+            if self.budget or budget is None or budget.steps or budget.forwards or budget.passes
+            else budget.seconds
+        )
 
     def _build_all(self, planned: int) -> list:
         problem = self.problem
-        return [self._build(self.z0[b].double().cpu().numpy(), self.sigma, planned, problem.seed * 1000 + b + 1)
-                for b in range(problem.batch)]
+        return [
+            self._build(self.z0[b].double().cpu().numpy(), self.sigma, planned, problem.seed * 1000 + b + 1)
+            for b in range(problem.batch)
+        ]
 
     def step(self, problem: Problem) -> None:
         """One generation; under a budget in seconds only, the second generation's cost sets the budget
@@ -377,9 +420,11 @@ class NevergradStrategy(ReportsResult, AskTellStrategy):
         generations = self.generations_done + max(1, int(left / per_generation))
         guess, self.replan_seconds = self.planned, None
         self.planned = generations * generation_size(self.searches[0])
-        self.planned_from = (f"the second generation's cost ({per_generation:.3g} s for {len(Z)} candidates): "
-                             f"{generations} generations in {problem.meter.budget.seconds:g} s "
-                             f"(the optimizer was built first with a guess of {guess})")
+        self.planned_from = (
+            f"the second generation's cost ({per_generation:.3g} s for {len(Z)} candidates): "
+            f"{generations} generations in {problem.meter.budget.seconds:g} s "
+            f"(the optimizer was built first with a guess of {guess})"
+        )
         from nevergrad import errors as ng_errors
 
         best_z, best_values = self.seen_best
@@ -391,8 +436,9 @@ class NevergradStrategy(ReportsResult, AskTellStrategy):
         except (ng_errors.TellNotAskedNotSupportedError, ValueError, AssertionError, NotImplementedError) as err:
             # an optimizer that cannot take points it did not ask: only its memory of two generations is lost
             self.searches = self._build_all(self.planned)
-            self.planned_from += (f"; the rebuilt optimizer refused the best point seen "
-                                  f"({type(err).__name__}), so it started afresh")
+            self.planned_from += (
+                f"; the rebuilt optimizer refused the best point seen ({type(err).__name__}), so it started afresh"
+            )
 
     def _keep_best(self, Z: torch.Tensor, values: torch.Tensor) -> None:
         """The best candidate per image over the generations before the plan (host arrays)."""
@@ -427,11 +473,17 @@ class NevergradStrategy(ReportsResult, AskTellStrategy):
         if not getattr(self, "searches", None):
             return self.result_status()
         chain = [self.ng_name] + [getattr(o, "name", type(o).__name__) for o in inner_chain(self.searches[0])[1:]]
-        return {"selected": " -> ".join(dict.fromkeys(chain)), "workers": self.popsize,
-                "generation": generation_size(self.searches[0]), "sigma": self.sigma, "planned_evaluations": self.planned,
-                "planned_from": self.planned_from,
-                "selected_with": f"{self.searches[0].dimension} dimensions, budget={self.planned}, "
-                                 f"num_workers={self.popsize}", **self.result_status()}
+        return {
+            "selected": " -> ".join(dict.fromkeys(chain)),
+            "workers": self.popsize,
+            "generation": generation_size(self.searches[0]),
+            "sigma": self.sigma,
+            "planned_evaluations": self.planned,
+            "planned_from": self.planned_from,
+            "selected_with": f"{self.searches[0].dimension} dimensions, budget={self.planned}, "
+            f"num_workers={self.popsize}",
+            **self.result_status(),
+        }
 
 
 def inner_chain(opt) -> list:
@@ -458,8 +510,10 @@ def _planned_from(budget) -> str:
     """What nevergrad's planned evaluations were derived from, in words for the trace."""
     if budget is not None and (budget.steps or budget.forwards or budget.passes):
         return "the run budget (" + ", ".join(k for k in ("steps", "forwards", "passes") if getattr(budget, k)) + ")"
-    return ("a guess of 100 generations: a budget in seconds only is not converted into evaluations (give "
-            "budget=N, or a steps/forwards/passes budget, for nevergrad's budget-aware choices)")
+    return (
+        "a guess of 100 generations: a budget in seconds only is not converted into evaluations (give "
+        "budget=N, or a steps/forwards/passes budget, for nevergrad's budget-aware choices)"
+    )
 
 
 def _evaluations_in(budget, batch: int, popsize: int) -> int:
@@ -475,9 +529,19 @@ def _evaluations_in(budget, batch: int, popsize: int) -> int:
     return max(1, min(candidates)) if candidates else 100 * popsize
 
 
-register_family(Family(
-    "ng:", "ng:<Name>", "ng:NGOpt",
-    options=lambda spec: NEVERGRAD_OPTIONS,
-    build=lambda spec, values: named(NevergradStrategy(spec[3:], **values), spec, values),
-    listing=lambda: [("ng:<Name>", "any nevergrad optimizer, e.g. ng:NGOpt, ng:TwoPointsDE, ng:PSO, ng:DiagonalCMA",
-                      NEVERGRAD_OPTIONS)]))
+register_family(
+    Family(
+        "ng:",
+        "ng:<Name>",
+        "ng:NGOpt",
+        options=lambda spec: NEVERGRAD_OPTIONS,
+        build=lambda spec, values: named(NevergradStrategy(spec[3:], **values), spec, values),
+        listing=lambda: [
+            (
+                "ng:<Name>",
+                "any nevergrad optimizer, e.g. ng:NGOpt, ng:TwoPointsDE, ng:PSO, ng:DiagonalCMA",
+                NEVERGRAD_OPTIONS,
+            )
+        ],
+    )
+)

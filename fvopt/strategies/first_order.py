@@ -1,4 +1,5 @@
 """First-order strategies: SGD, momentum, Adam, and normalized gradient ascent (the DeepDream rule)."""
+
 from __future__ import annotations
 
 import functools
@@ -97,22 +98,37 @@ class GradientAscent(FirstOrder):
     The blur is exact or refused (`exact_blur`), never an approximation.
     """
 
-    def __init__(self, kind: str = "adam", lr: float | None = None, momentum: float = 0.9, nesterov: bool = False,
-                 blur_every: int = 0, blur_sigma: float | None = None, blur_kernel: int | None = None,
-                 result: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str = "adam",
+        lr: float | None = None,
+        momentum: float = 0.9,
+        nesterov: bool = False,
+        blur_every: int = 0,
+        blur_sigma: float | None = None,
+        blur_kernel: int | None = None,
+        result: str | None = None,
+    ) -> None:
         super().__init__(result)
         if kind not in DEFAULT_LR:
             raise FvoptError(f"unknown first-order kind '{kind}'")
         if isinstance(blur_every, bool) or not isinstance(blur_every, int) or blur_every < 0:
             raise FvoptError(f"blur_every={blur_every!r} is not allowed: must be an integer >= 0 (0: never)")
-        if blur_kernel is not None and (isinstance(blur_kernel, bool) or not isinstance(blur_kernel, int)
-                                        or blur_kernel < 3 or blur_kernel % 2 == 0):
+        if blur_kernel is not None and (
+            isinstance(blur_kernel, bool) or not isinstance(blur_kernel, int) or blur_kernel < 3 or blur_kernel % 2 == 0
+        ):
             raise FvoptError(f"blur_kernel={blur_kernel!r} is not allowed: must be an odd integer >= 3")
-        if blur_sigma is not None and (isinstance(blur_sigma, bool) or not isinstance(blur_sigma, (int, float))
-                                       or not math.isfinite(blur_sigma) or blur_sigma <= 0):
+        if blur_sigma is not None and (
+            isinstance(blur_sigma, bool)
+            or not isinstance(blur_sigma, (int, float))
+            or not math.isfinite(blur_sigma)
+            or blur_sigma <= 0
+        ):
             raise FvoptError(f"blur_sigma={blur_sigma!r} is not allowed: must be a finite number > 0")
         if not blur_every and (blur_kernel is not None or blur_sigma is not None):
-            raise FvoptError("blur_kernel and blur_sigma take effect only with blur_every=N (N > 0): give blur_every too")
+            raise FvoptError(
+                "blur_kernel and blur_sigma take effect only with blur_every=N (N > 0): give blur_every too"
+            )
         self.kind = kind
         self.lr = DEFAULT_LR[kind] if lr is None else lr
         self.momentum = momentum
@@ -157,8 +173,9 @@ DEFAULT_BLUR_KERNEL = 3  # today's 3x3 kernel and sigma stay the defaults: `blur
 DEFAULT_BLUR_SIGMA = 0.5
 
 
-def gaussian_kernel2d(size: int, sigma: float, dtype: torch.dtype = torch.float32,
-                      device: torch.device | str = "cpu") -> torch.Tensor:
+def gaussian_kernel2d(
+    size: int, sigma: float, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """The normalized (size, size) Gaussian of torchvision's `gaussian_blur`: the outer product of
     exp(-x^2 / 2 sigma^2) sampled at the integers -size//2..size//2, normalized in 1-D."""
     x = torch.linspace(-(size // 2), size // 2, size, dtype=torch.float64)
@@ -180,6 +197,7 @@ def circular_response(size: int | tuple[int, int], kernel: torch.Tensor) -> torc
     (`size` a side or (H, W)): real, because the kernel is symmetric about its center, which sits
     at pixel (0, 0)."""
     from ..canvas import hw as _hw
+
     height, width = _hw(size)
     k = kernel.shape[-1]
     h = torch.zeros(height, width, dtype=torch.float64)
@@ -215,8 +233,10 @@ def exact_blur(param: Parameterization, kernel_size: int, sigma: float) -> Calla
     kernel = gaussian_kernel2d(kernel_size, sigma, device=param.device)
 
     def refuse(why: str) -> FvoptError:
-        return FvoptError(f"blur_every cannot blur {param.name} exactly ({why}): use raw, pixel, fft, fft:k=K or "
-                          "pyramid, or leave blur_every out")
+        return FvoptError(
+            f"blur_every cannot blur {param.name} exactly ({why}): use raw, pixel, fft, fft:k=K or "
+            "pyramid, or leave blur_every out"
+        )
 
     if isinstance(param, (RawParam, PixelParam, PyramidParam)) and kernel_size // 2 >= size:
         raise FvoptError(f"blur_kernel={kernel_size} is too large for {size} px images: at most {2 * size - 1}")
@@ -226,18 +246,23 @@ def exact_blur(param: Parameterization, kernel_size: int, sigma: float) -> Calla
         padding = "reflect" if isinstance(param, RawParam) else "replicate"
         return lambda z: blur_images(z.view(-1, *shape), kernel, padding).reshape(z.shape)
     if isinstance(param, PyramidParam):
+
         def blur_pyramid(z: torch.Tensor) -> torch.Tensor:
             total, offset, n = 0, 0, z.shape[0]
             for side in param.sides:
                 count = shape[0] * side[0] * side[1]
-                level = z[:, offset:offset + count].reshape(n, shape[0], *side)
+                level = z[:, offset : offset + count].reshape(n, shape[0], *side)
                 offset += count
-                total = total + (level if side == shape[1:] else
-                                 F.interpolate(level, size=shape[1:], mode="bilinear", align_corners=False))
+                total = total + (
+                    level
+                    if side == shape[1:]
+                    else F.interpolate(level, size=shape[1:], mode="bilinear", align_corners=False)
+                )
             finest = shape[0] * shape[1] * shape[2]
             out = z.clone()
             out[:, :finest] += (blur_images(total, kernel, "reflect") - total).reshape(n, finest)
             return out
+
         return blur_pyramid
     full = param.full
     if isinstance(full, FFTParam):
@@ -262,8 +287,11 @@ FIRST_ORDER_OPTIONS = {
     "blur_sigma": Option(float, low=0, low_open=True, help="Gaussian sigma in px (default 0.5)"),
     "result": RESULT,
 }
-MOMENTUM_OPTIONS = {**FIRST_ORDER_OPTIONS, "momentum": Option(float, low=0, high=1, high_open=True),
-                    "nesterov": Option(bool)}
+MOMENTUM_OPTIONS = {
+    **FIRST_ORDER_OPTIONS,
+    "momentum": Option(float, low=0, high=1, high_open=True),
+    "nesterov": Option(bool),
+}
 
 
 def _factory(kind: str) -> Callable[..., GradientAscent]:
@@ -274,5 +302,6 @@ def _factory(kind: str) -> Callable[..., GradientAscent]:
 register("sgd", "plain gradient ascent (torch.optim.SGD)", FIRST_ORDER_OPTIONS)(_factory("sgd"))
 register("momentum", "SGD with momentum 0.9 (nesterov=true for Nesterov)", MOMENTUM_OPTIONS)(_factory("momentum"))
 register("adam", "Adam, lr 0.05 (Lucent's default)", FIRST_ORDER_OPTIONS)(_factory("adam"))
-register("normalized", "steps along g / std(g): DeepDream's normalized gradient ascent",
-         FIRST_ORDER_OPTIONS)(_factory("normalized"))
+register("normalized", "steps along g / std(g): DeepDream's normalized gradient ascent", FIRST_ORDER_OPTIONS)(
+    _factory("normalized")
+)

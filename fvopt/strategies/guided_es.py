@@ -1,4 +1,5 @@
 """Guided evolution strategies (Maheswaranathan et al., ICML 2019)."""
+
 from __future__ import annotations
 
 import math
@@ -12,7 +13,8 @@ from .evolution import POPSIZE, SIGMA
 from .result import ReportsResult, result_option
 
 GUIDED_ES_OPTIONS = {
-    "popsize": POPSIZE, "sigma": SIGMA,
+    "popsize": POPSIZE,
+    "sigma": SIGMA,
     "lr": Option(float, low=0, low_open=True, help="Adam learning rate on the ES estimate"),
     "alpha": Option(float, low=0, high=1, help="share of isotropic noise"),
     "k": Option(int, low=1, help="recent gradients spanning the guiding subspace"),
@@ -21,8 +23,12 @@ GUIDED_ES_OPTIONS = {
 }
 
 
-@register("guided-es", "antithetic ES whose search mixes isotropic noise with the span of recent gradients "
-          "(one gradient + 2P forwards per step)", GUIDED_ES_OPTIONS)
+@register(
+    "guided-es",
+    "antithetic ES whose search mixes isotropic noise with the span of recent gradients "
+    "(one gradient + 2P forwards per step)",
+    GUIDED_ES_OPTIONS,
+)
 class GuidedES(ReportsResult, BaseStrategy):
     """Antithetic ES sampling eps ~ N(0, sigma^2 (alpha/n I + (1-alpha)/k U U^T)).
 
@@ -37,8 +43,16 @@ class GuidedES(ReportsResult, BaseStrategy):
     uses_gradients = True
     prefers_low_dim = True
 
-    def __init__(self, popsize: int = 8, sigma: float | None = None, lr: float = 0.05, alpha: float = 0.5, k: int = 4,
-                 beta: float = 2.0, result: str | None = None) -> None:
+    def __init__(
+        self,
+        popsize: int = 8,
+        sigma: float | None = None,
+        lr: float = 0.05,
+        alpha: float = 0.5,
+        k: int = 4,
+        beta: float = 2.0,
+        result: str | None = None,
+    ) -> None:
         self.choose_result(result)
         self.pairs = max(1, popsize // 2)
         self.sigma_option, self.lr, self.alpha, self.k, self.beta = sigma, lr, alpha, int(k), beta
@@ -49,6 +63,7 @@ class GuidedES(ReportsResult, BaseStrategy):
     def start(self, problem: Problem, z0: torch.Tensor) -> None:
         from ..params.base import calibrate_sigma
         from .evolution import PIXEL_RMS
+
         self.sigma = self.sigma_option or calibrate_sigma(problem.param, z0, PIXEL_RMS, problem.seed)
         self.problem = problem
         self.z = z0.detach().clone().to(problem.device).requires_grad_(True)
@@ -60,7 +75,7 @@ class GuidedES(ReportsResult, BaseStrategy):
         B, n = self.z.shape
         with problem.fixed_draw():
             _, grad = problem.value_and_grad(self.z)
-            self.history = (self.history + [grad.detach()])[-self.k:]
+            self.history = (self.history + [grad.detach()])[-self.k :]
             U, _ = torch.linalg.qr(torch.stack(self.history, dim=2))  # (B, n, k')
             kk = U.shape[2]
             dev = self.z.device
@@ -69,8 +84,8 @@ class GuidedES(ReportsResult, BaseStrategy):
             eps = self.sigma * (iso + math.sqrt((1 - self.alpha) / kk) * sub)
             z = self.z.detach()[None]
             values = problem.evaluate(torch.cat([z + eps, z - eps]))
-        diff = (values[: self.pairs] - values[self.pairs:]).to(eps.device)  # (P, B)
-        estimate = self.beta / (2 * self.sigma ** 2 * self.pairs) * (eps * diff[..., None]).sum(0)
+        diff = (values[: self.pairs] - values[self.pairs :]).to(eps.device)  # (P, B)
+        estimate = self.beta / (2 * self.sigma**2 * self.pairs) * (eps * diff[..., None]).sum(0)
         self.z.grad = estimate
         self.opt.step()
 

@@ -1,4 +1,5 @@
 """Sequential hybrids: run strategy A for a share of the budget, then B from A's best point."""
+
 from __future__ import annotations
 
 import torch
@@ -6,8 +7,18 @@ import torch
 from ..errors import FvoptError, suggest
 from ..options import Option, coerce_options
 from ..problem import Problem
-from .base import (LOW_DIM_LIMIT, REGISTRY, BaseStrategy, Family, StepCost, is_known, make_strategy, register_family,
-                   search_space, strategy_options)
+from .base import (
+    LOW_DIM_LIMIT,
+    REGISTRY,
+    BaseStrategy,
+    Family,
+    StepCost,
+    is_known,
+    make_strategy,
+    register_family,
+    search_space,
+    strategy_options,
+)
 from .result import ReportsResult, best_seen
 
 SWITCH = Option(float, low=0, high=1, low_open=True, high_open=True, help="share of the budget for the first part")
@@ -39,12 +50,16 @@ class Hybrid(BaseStrategy):
         cost = self.first.check(low, batch, budget)
         try:
             if search_space(self.second, param) is not param:
-                raise FvoptError(f"zero-order search is limited to {LOW_DIM_LIMIT} values; give the hybrid a "
-                                 "low-dimensional parameterization such as fft:k=8, or put the zero-order part first")
+                raise FvoptError(
+                    f"zero-order search is limited to {LOW_DIM_LIMIT} values; give the hybrid a "
+                    "low-dimensional parameterization such as fft:k=8, or put the zero-order part first"
+                )
             self.second.check(param, batch, budget)
         except FvoptError as err:
-            raise FvoptError(f"{self.name}: its second part {self.second.name} would continue in {param.name} "
-                             f"({param.dim} values) and cannot: {err}") from None
+            raise FvoptError(
+                f"{self.name}: its second part {self.second.name} would continue in {param.name} "
+                f"({param.dim} values) and cannot: {err}"
+            ) from None
         return cost
 
     def start(self, problem: Problem, z0: torch.Tensor) -> None:
@@ -80,21 +95,29 @@ class Hybrid(BaseStrategy):
     def status(self) -> dict:
         """Both parts' own status, what the first part searched, the step it switched at, and the
         hybrid's `result` (its second part's)."""
-        return {"result": self.result, "switched_at_step": self.switched_at, "first_searched": self.low.param.name,
-                "parts": [{"name": self.first.name, **self.first.status()},
-                          {"name": self.second.name, **(self.second.status() if self.switched_at is not None else {})}]}
+        return {
+            "result": self.result,
+            "switched_at_step": self.switched_at,
+            "first_searched": self.low.param.name,
+            "parts": [
+                {"name": self.first.name, **self.first.status()},
+                {"name": self.second.name, **(self.second.status() if self.switched_at is not None else {})},
+            ],
+        }
 
 
 def _parts(spec: str) -> tuple[str, str]:
-    parts = spec[len("hybrid:"):].split(">")
+    parts = spec[len("hybrid:") :].split(">")
     if len(parts) != 2 or not all(parts):
         raise FvoptError(f"hybrid '{spec}' must name two strategies as hybrid:A>B, e.g. hybrid:cmaes>adam")
     for part in parts:
         if part.startswith("hybrid:"):
             raise FvoptError(f"a hybrid part cannot itself be a hybrid: '{part}' in '{spec}'")
         if not is_known(part):
-            raise FvoptError(f"hybrid '{spec}' has an unknown part '{part}'.{suggest(part, REGISTRY)} "
-                             f"Known: {', '.join(sorted(REGISTRY))}, ng:<Name>, torch:<Name>")
+            raise FvoptError(
+                f"hybrid '{spec}' has an unknown part '{part}'.{suggest(part, REGISTRY)} "
+                f"Known: {', '.join(sorted(REGISTRY))}, ng:<Name>, torch:<Name>"
+            )
     return parts[0], parts[1]
 
 
@@ -121,9 +144,20 @@ def make_hybrid(spec: str, **options) -> Hybrid:
     return hybrid
 
 
-register_family(Family(
-    "hybrid:", "hybrid:A>B", "hybrid:cmaes>adam",
-    options=hybrid_options,
-    build=lambda spec, values: make_hybrid(spec, **values),
-    listing=lambda: [("hybrid:A>B", "A for --switch of the budget (default 0.3), then B from A's best, e.g. "
-                      "hybrid:cmaes>adam; options: switch, and those of A and B", None)]))
+register_family(
+    Family(
+        "hybrid:",
+        "hybrid:A>B",
+        "hybrid:cmaes>adam",
+        options=hybrid_options,
+        build=lambda spec, values: make_hybrid(spec, **values),
+        listing=lambda: [
+            (
+                "hybrid:A>B",
+                "A for --switch of the budget (default 0.3), then B from A's best, e.g. "
+                "hybrid:cmaes>adam; options: switch, and those of A and B",
+                None,
+            )
+        ],
+    )
+)

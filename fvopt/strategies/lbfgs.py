@@ -1,4 +1,5 @@
 """L-BFGS: torch.optim.LBFGS with a strong-Wolfe line search, under one transform draw per step."""
+
 from __future__ import annotations
 
 import torch
@@ -40,9 +41,14 @@ class LBFGS(ReportsResult, BaseStrategy):
     def start(self, problem: Problem, z0: torch.Tensor) -> None:
         self.problem = problem
         self.z = z0.detach().clone().to(problem.device).requires_grad_(True)
-        self.opt = torch.optim.LBFGS([self.z], lr=self.lr, max_iter=self.max_iter,
-                                     max_eval=self.max_iter * 5 // 4, history_size=self.history_size,
-                                     line_search_fn="strong_wolfe")
+        self.opt = torch.optim.LBFGS(
+            [self.z],
+            lr=self.lr,
+            max_iter=self.max_iter,
+            max_eval=self.max_iter * 5 // 4,
+            history_size=self.history_size,
+            line_search_fn="strong_wolfe",
+        )
 
     def step(self, problem: Problem) -> None:
         def closure() -> torch.Tensor:

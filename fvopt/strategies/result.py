@@ -17,6 +17,7 @@ an option, and records it in the trace (`status()["result"]`):
 A choice a strategy does not have is refused in one line when the strategy is built.
 A strategy that does not declare the `result` option (a user's own) keeps its own reported point.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -38,8 +39,11 @@ RESULT_KINDS = {
 
 def result_option(supported: tuple[str, ...], default: str) -> Option:
     """The `result` option of a strategy that can return the points in `supported`."""
-    return Option(str, choices=supported, help=f"the point returned (default {default}): "
-                  + "; ".join(f"{k}: {RESULT_KINDS[k]}" for k in supported))
+    return Option(
+        str,
+        choices=supported,
+        help=f"the point returned (default {default}): " + "; ".join(f"{k}: {RESULT_KINDS[k]}" for k in supported),
+    )
 
 
 def best_seen(problem: "Problem", fallback: torch.Tensor) -> torch.Tensor:
@@ -64,8 +68,10 @@ class ReportsResult:
     def choose_result(self, result: str | None) -> None:
         result = self.default_result if result is None else result
         if result not in self.results:
-            raise FvoptError(f"result={result!r} is not available for {getattr(self, 'name', '') or type(self).__name__}: "
-                             f"it has {', '.join(self.results)} (default {self.default_result})")
+            raise FvoptError(
+                f"result={result!r} is not available for {getattr(self, 'name', '') or type(self).__name__}: "
+                f"it has {', '.join(self.results)} (default {self.default_result})"
+            )
         self.result = result
 
     def last_point(self) -> torch.Tensor:

@@ -8,6 +8,7 @@ the strategy is built, so a bad value is refused before any model pass. Implemen
 they do not change the recipe, or fvopt fixes them. One step is one `value_and_grad` and one
 `optimizer.step()`, as for `adam` (`FirstOrder`), so the budget counts the same.
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,15 +31,19 @@ NOT_OPTIONS = ("params", "maximize", "foreach", "fused", "capturable", "differen
 # Classes that cannot run as one gradient step per iteration, and what to use instead.
 REFUSED = {
     "LBFGS": "it needs a closure that evaluates several times per step: use the optimizer 'lbfgs' (fvopt's "
-             "L-BFGS with a strong-Wolfe line search under one transform draw per step)",
+    "L-BFGS with a strong-Wolfe line search under one transform draw per step)",
     "SparseAdam": "it takes sparse gradients only, and an image's gradient is dense: use torch:Adam",
 }
 # Updates that mix the rows of the (batch, dim) point: with two or more images, the images would
 # steer each other (Adafactor factors the second moment by rows and columns; Muon orthogonalizes).
 COUPLES_IMAGES = ("Adafactor", "Muon")
 # Known ranges by argument name; other numbers are >= 0 when their default is, and torch checks them.
-UNIT = {"momentum": (0.0, 1.0, True), "dampening": (0.0, 1.0, False), "rho": (0.0, 1.0, False),
-        "betas": (0.0, 1.0, True)}
+UNIT = {
+    "momentum": (0.0, 1.0, True),
+    "dampening": (0.0, 1.0, False),
+    "rho": (0.0, 1.0, False),
+    "betas": (0.0, 1.0, True),
+}
 # Integer defaults that count something; any other integer default (weight_decay=0) is a float.
 COUNTS = ("ns_steps",)
 
@@ -71,8 +76,12 @@ def optimizer_classes() -> dict[str, type[torch.optim.Optimizer]]:
     out = {}
     for name in dir(torch.optim):
         cls = getattr(torch.optim, name)
-        if (not name.startswith("_") and inspect.isclass(cls) and issubclass(cls, torch.optim.Optimizer)
-                and cls is not torch.optim.Optimizer):
+        if (
+            not name.startswith("_")
+            and inspect.isclass(cls)
+            and issubclass(cls, torch.optim.Optimizer)
+            and cls is not torch.optim.Optimizer
+        ):
             out[name] = cls
     return out
 
@@ -82,14 +91,16 @@ def usable_names() -> list[str]:
 
 
 def _resolve(spec: str) -> type[torch.optim.Optimizer]:
-    name = spec[len(PREFIX):]
+    name = spec[len(PREFIX) :]
     classes = optimizer_classes()
     if name in REFUSED:
         raise FvoptError(f"optimizer '{spec}' cannot run here: {REFUSED[name]}")
     if name not in classes:
         known = [PREFIX + n for n in usable_names()]
-        raise FvoptError(f"unknown torch optimizer '{spec}'.{suggest(spec, known)} torch.optim has: "
-                         f"{', '.join(PREFIX + n for n in usable_names())}")
+        raise FvoptError(
+            f"unknown torch optimizer '{spec}'.{suggest(spec, known)} torch.optim has: "
+            f"{', '.join(PREFIX + n for n in usable_names())}"
+        )
     return classes[name]
 
 
@@ -98,12 +109,21 @@ def _option_for(name: str, default: Any) -> Option | None:
     low, high, high_open = UNIT.get(name, (None, None, False))
     if isinstance(default, bool):
         return Option(bool, help=f"default {default}")
-    if isinstance(default, tuple) and default and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                      for x in default):
+    if (
+        isinstance(default, tuple)
+        and default
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in default)
+    ):
         if low is None and all(x >= 0 for x in default):
             low = 0.0
-        return FloatTuple(tuple, low, high, high_open=high_open, length=len(default),
-                          help=f"default {','.join(str(x) for x in default)}")
+        return FloatTuple(
+            tuple,
+            low,
+            high,
+            high_open=high_open,
+            length=len(default),
+            help=f"default {','.join(str(x) for x in default)}",
+        )
     if isinstance(default, (int, float)):
         kind = int if isinstance(default, int) and name in COUNTS else float
         if name == "lr":
@@ -118,9 +138,15 @@ def _option_for(name: str, default: Any) -> Option | None:
 def constructor_defaults(spec: str) -> dict[str, Any]:
     """The keyword arguments of the class that are options, with torch's defaults."""
     params = inspect.signature(_resolve(spec).__init__).parameters
-    return {k: p.default for k, p in params.items()
-            if k != "self" and k not in NOT_OPTIONS and p.kind is not p.VAR_KEYWORD and p.kind is not p.VAR_POSITIONAL
-            and _option_for(k, p.default) is not None}
+    return {
+        k: p.default
+        for k, p in params.items()
+        if k != "self"
+        and k not in NOT_OPTIONS
+        and p.kind is not p.VAR_KEYWORD
+        and p.kind is not p.VAR_POSITIONAL
+        and _option_for(k, p.default) is not None
+    }
 
 
 def torch_options(spec: str) -> dict[str, Option]:
@@ -152,8 +178,10 @@ class TorchOptimizer(FirstOrder):
 
     def check(self, param, batch: int, budget=None) -> StepCost:
         if batch > 1 and self.cls.__name__ in COUPLES_IMAGES:
-            raise FvoptError(f"torch.optim.{self.cls.__name__} updates the whole (images, values) matrix at once, so "
-                             f"{batch} images would steer each other: run one image (--batch 1, one target)")
+            raise FvoptError(
+                f"torch.optim.{self.cls.__name__} updates the whole (images, values) matrix at once, so "
+                f"{batch} images would steer each other: run one image (--batch 1, one target)"
+            )
         return super().check(param, batch, budget)
 
     def make_optimizer(self, z: torch.Tensor) -> torch.optim.Optimizer:
@@ -167,16 +195,22 @@ class TorchOptimizer(FirstOrder):
         arguments = {k: list(v) if isinstance(v, tuple) else v for k, v in self.arguments.items()}
         if self.takes_maximize:
             arguments["maximize"] = True
-        return {"ran": f"torch.optim.{self.cls.__name__}", "arguments": arguments, "lr_source": self.lr_source,
-                **super().status()}
+        return {
+            "ran": f"torch.optim.{self.cls.__name__}",
+            "arguments": arguments,
+            "lr_source": self.lr_source,
+            **super().status(),
+        }
 
     def lr_note(self) -> str | None:
         """A line for the user when the learning rate is torch's default, which is on another scale
         than fvopt's own optimizers (None when the user gave lr)."""
         if self.lr_source == "given" or "lr" not in self.arguments:
             return None
-        return (f"{self.name or 'torch:' + self.cls.__name__} runs at torch's default lr {self.arguments['lr']:g} "
-                f"(fvopt's adam: {FVOPT_ADAM_LR:g}); give --lr (Python: lr=) for larger steps")
+        return (
+            f"{self.name or 'torch:' + self.cls.__name__} runs at torch's default lr {self.arguments['lr']:g} "
+            f"(fvopt's adam: {FVOPT_ADAM_LR:g}); give --lr (Python: lr=) for larger steps"
+        )
 
 
 def _build(spec: str, values: dict[str, Any]) -> TorchOptimizer:
@@ -185,9 +219,14 @@ def _build(spec: str, values: dict[str, Any]) -> TorchOptimizer:
 
 def _listing() -> list[tuple[str, str, dict[str, Option] | None]]:
     rows: list[tuple[str, str, dict[str, Option] | None]] = [
-        ("torch:<Name>", "any torch.optim optimizer; options: lr, result, and its own keyword arguments. lr defaults to "
-                         f"torch's own (e.g. NAdam 0.002, about 25x smaller steps than fvopt's adam at {FVOPT_ADAM_LR:g}): "
-                         "give lr for fvopt's scale; the trace records lr_source", None)]
+        (
+            "torch:<Name>",
+            "any torch.optim optimizer; options: lr, result, and its own keyword arguments. lr defaults to "
+            f"torch's own (e.g. NAdam 0.002, about 25x smaller steps than fvopt's adam at {FVOPT_ADAM_LR:g}): "
+            "give lr for fvopt's scale; the trace records lr_source",
+            None,
+        )
+    ]
     for name in usable_names():
         rows.append((PREFIX + name, f"torch.optim.{name}", torch_options(PREFIX + name)))
     return rows

@@ -1,8 +1,9 @@
 """A gallery of multi-octave dreams: scikit-image's sample photos across lite0 layers, and one zoom.
 
-    python studies/deepdream/run.py            # 4 photos x 4 layers at native size + a 36-frame zoom
-    python studies/deepdream/run.py --quick    # 1 photo x 2 layers at 128 px + 3 frames, temp folder
+python studies/deepdream/run.py            # 4 photos x 4 layers at native size + a 36-frame zoom
+python studies/deepdream/run.py --quick    # 1 photo x 2 layers at 128 px + 3 frames, temp folder
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,13 @@ def square(image: torch.Tensor, side: int) -> torch.Tensor:
     h, w = image.shape[-2:]
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
-    return F.interpolate(image[..., top:top + s, left:left + s], size=(side, side), mode="bilinear",
-                         antialias=True, align_corners=False)
+    return F.interpolate(
+        image[..., top : top + s, left : left + s],
+        size=(side, side),
+        mode="bilinear",
+        antialias=True,
+        align_corners=False,
+    )
 
 
 def main() -> None:
@@ -55,20 +61,45 @@ def main() -> None:
             cells.append(square(result.image, 192))
             labels.append(layer)
             h, w = image.shape[-2:]
-            log.append({"photo": photo, "layer": layer, "width": w, "height": h, "seconds": time.perf_counter() - t,
-                        "forwards": result.forwards})
+            log.append(
+                {
+                    "photo": photo,
+                    "layer": layer,
+                    "width": w,
+                    "height": h,
+                    "seconds": time.perf_counter() - t,
+                    "forwards": result.forwards,
+                }
+            )
             print(f"{photo} {w}x{h} {layer}: {log[-1]['seconds']:.1f} s")
     grid(torch.cat(cells), labels, columns=len(layers) + 1).save(out / "gallery.png")
-    first = dream(sample_photo("chelsea") if not args.quick else square(sample_photo("chelsea"), 128), model,
-                  layers="blocks.3,blocks.4", progress=False).image
+    first = dream(
+        sample_photo("chelsea") if not args.quick else square(sample_photo("chelsea"), 128),
+        model,
+        layers="blocks.3,blocks.4",
+        progress=False,
+    ).image
     t = time.perf_counter()
-    sequence = zoom_frames(first, frames, 1.05,
-                           lambda frame: dream(frame, model, layers="blocks.3,blocks.4", octaves=1, steps=5,
-                                               progress=False).image, progress=not args.quick)
+    sequence = zoom_frames(
+        first,
+        frames,
+        1.05,
+        lambda frame: dream(frame, model, layers="blocks.3,blocks.4", octaves=1, steps=5, progress=False).image,
+        progress=not args.quick,
+    )
     written = save_animation(sequence, out / "zoom.gif", fps=10)
-    meta = {"dreams": log, "zoom": {"frames": frames, "zoom": 1.05, "seconds": time.perf_counter() - t,
-                                    "files": [p.name for p in written]},
-            "seconds": time.perf_counter() - start, "threads": torch.get_num_threads(), "torch": torch.__version__}
+    meta = {
+        "dreams": log,
+        "zoom": {
+            "frames": frames,
+            "zoom": 1.05,
+            "seconds": time.perf_counter() - t,
+            "files": [p.name for p in written],
+        },
+        "seconds": time.perf_counter() - start,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
     (out / "results.json").write_text(json.dumps(meta, indent=1))
     print(f"wrote {out} in {meta['seconds']:.0f} s")
 

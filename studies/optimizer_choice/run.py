@@ -6,6 +6,7 @@ the hybrids buy. Runs `spec.toml` through the benchmark harness (resumable), wri
     python studies/optimizer_choice/run.py            # about 40 minutes on 2 cores
     python studies/optimizer_choice/run.py --quick    # 2 optimizers, 1 target, 2 s cells: a smoke test
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,18 +47,31 @@ def analyse(rows: list[dict]) -> str:
     parts.append("\n## Best value at equal model passes, normalized per target\n")
     parts.append(markdown(mean_by(passes, ("strategy",)), ["strategy", "mean", "sem", "n"]))
     parts.append("\n## Image quality: share of spectral energy in the top band (lower is smoother)\n")
-    parts.append(markdown(sorted(mean_by(rows, ("strategy", "param"), "high_freq_share"), key=lambda r: r["mean"]),
-                          ["strategy", "param", "mean", "sem", "n"], 4))
+    parts.append(
+        markdown(
+            sorted(mean_by(rows, ("strategy", "param"), "high_freq_share"), key=lambda r: r["mean"]),
+            ["strategy", "param", "mean", "sem", "n"],
+            4,
+        )
+    )
     if any(r["final"].get("transfer_prob") is not None for r in rows):
         parts.append("\n## Class targets: probability of the target class under Lite1 (transfer)\n")
-        parts.append(markdown(mean_by([r for r in rows if r["target"].startswith("class:")], ("strategy", "param"),
-                                      "transfer_prob"), ["strategy", "param", "mean", "sem", "n"]))
+        parts.append(
+            markdown(
+                mean_by([r for r in rows if r["target"].startswith("class:")], ("strategy", "param"), "transfer_prob"),
+                ["strategy", "param", "mean", "sem", "n"],
+            )
+        )
     parts.append("\n## Zero-order versus first-order, per target (best normalized robust score of each family)\n")
     lines = []
     for target in sorted({r["target"] for r in robust}):
         best = {}
-        for family, names in (("zero-order", ZERO_ORDER), ("first-order", FIRST_ORDER), ("hybrid", {"hybrid:cmaes>adam"}),
-                              ("guided-es", {"guided-es"})):
+        for family, names in (
+            ("zero-order", ZERO_ORDER),
+            ("first-order", FIRST_ORDER),
+            ("hybrid", {"hybrid:cmaes>adam"}),
+            ("guided-es", {"guided-es"}),
+        ):
             scores = [r["score"] for r in robust if r["target"] == target and r["strategy"] in names]
             best[family] = float(np.nanmax(scores)) if scores else None
         lines.append({"target": target, **best})
@@ -82,9 +96,11 @@ def main() -> None:
     store.close()
     write_report(out / "results.sqlite", out / "report", html=False, exports=False)  # the README is the report;
     # `fvopt bench report` on the committed database gives the HTML report and the trace exports
-    significance = [f"\n## Which differences are significant: {FACTOR_TITLES[factor].lower()} (score: robust value "
-                    f"normalized per target)\n\n" + significance_markdown(compare(rows, factor=factor))
-                    for factor in ("strategy", "param", "algorithm")]
+    significance = [
+        f"\n## Which differences are significant: {FACTOR_TITLES[factor].lower()} (score: robust value "
+        f"normalized per target)\n\n" + significance_markdown(compare(rows, factor=factor))
+        for factor in ("strategy", "param", "algorithm")
+    ]
     (out / "analysis.md").write_text(analyse(rows) + "\n".join(significance) + "\n")
     print(f"{summary}; analysis in {out / 'analysis.md'}")
     sys.exit(1 if summary.failed else 0)

@@ -10,6 +10,7 @@ falls back to none).
     python studies/recipe_ladder/run.py            # 224 px, 256 steps, about 4 minutes on 2 cores
     python studies/recipe_ladder/run.py --quick    # 96 px, 16 steps, under a minute, writes to a temp folder
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,13 +44,27 @@ RUNGS = [
     ("7 + Laplacian-normalized gradients", "fft", LAPNORM_TARGET, "default", {}, "lapnorm", {}),
     # rung 7 on a 128 px image: the network sees 128 px, then (Lucent's convention) 224
     ("8 rung 7 at 128 px, network sees 128", "fft", LAPNORM_TARGET, "default", {}, "lapnorm", {"size": 128}),
-    ("9 + shown at 224 (render size)", "fft", LAPNORM_TARGET, "default", {}, "lapnorm",
-     {"size": 128, "render": "lucent"}),
+    (
+        "9 + shown at 224 (render size)",
+        "fft",
+        LAPNORM_TARGET,
+        "default",
+        {},
+        "lapnorm",
+        {"size": 128, "render": "lucent"},
+    ),
     # rung 7 with MaCo's robustness: 4 random crops a step (4 passes) and additive noise
     ("10 rung 7 + crops and noise", "fft", LAPNORM_TARGET, "default,crops:4@0.6-0.3,noise:0.02", {}, "lapnorm", {}),
     # MaCo's recipe: phase only, a 448 px canvas seen through 6 crops at 224, noise, NAdam at 1.0
-    ("11 MaCo (phase only, crops, NAdam)", "maco", TARGET, "crops:6@0.5-0.3,noise:0.05,unoise:0.05", {"lr": 1.0}, None,
-     {"size": 448, "render": 224, "optimizer": "torch:NAdam"}),
+    (
+        "11 MaCo (phase only, crops, NAdam)",
+        "maco",
+        TARGET,
+        "crops:6@0.5-0.3,noise:0.05,unoise:0.05",
+        {"lr": 1.0},
+        None,
+        {"size": 448, "render": 224, "optimizer": "torch:NAdam"},
+    ),
 ]
 
 
@@ -73,31 +88,69 @@ def main() -> None:
         extra = dict(extra)
         optimizer = extra.pop("optimizer", "adam")
         rung_size = extra.pop("size", size) if not args.quick else min(extra.pop("size", size), size)
-        vis = visualize(model, target, param, optimizer, steps=steps, size=rung_size, seed=0, transforms=transforms,
-                        options=options, grad=grad, **extra)
+        vis = visualize(
+            model,
+            target,
+            param,
+            optimizer,
+            steps=steps,
+            size=rung_size,
+            seed=0,
+            transforms=transforms,
+            options=options,
+            grad=grad,
+            **extra,
+        )
         # the class logit alone, without the L2 term, always as the network sees a 224 px image (rungs
         # 8-11 make other sizes: each is judged resized to the model's input size, as top-1 and Lite1 are)
         scores = score_images(model, objective, vis.images, render=model.input_size)
         probs, classes = top_classes(model, vis.images, k=1)
         quality = quality_measures(vis.images, objective, transfer)
-        rows.append({"rung": name, "param": param, "target": target, "transforms": transforms, "options": options,
-                     "grad": grad, "optimizer": optimizer, "size": rung_size, "render": vis.trace["render"],
-                     "passes": vis.trace["forwards"] + 2 * vis.trace["backwards"], "value": float(scores["value"]), "robust_value": float(scores["robust_value"]),
-                     "top1": int(classes[0, 0]), "top1_prob": float(probs[0, 0]),
-                     "high_freq_share": float(high_frequency_share(vis.images)[0]),
-                     "transfer_prob": quality.get("transfer_prob"), "seconds": vis.trace["seconds"]})
+        rows.append(
+            {
+                "rung": name,
+                "param": param,
+                "target": target,
+                "transforms": transforms,
+                "options": options,
+                "grad": grad,
+                "optimizer": optimizer,
+                "size": rung_size,
+                "render": vis.trace["render"],
+                "passes": vis.trace["forwards"] + 2 * vis.trace["backwards"],
+                "value": float(scores["value"]),
+                "robust_value": float(scores["robust_value"]),
+                "top1": int(classes[0, 0]),
+                "top1_prob": float(probs[0, 0]),
+                "high_freq_share": float(high_frequency_share(vis.images)[0]),
+                "transfer_prob": quality.get("transfer_prob"),
+                "seconds": vis.trace["seconds"],
+            }
+        )
         images.append(vis.images)
         save_images(vis.images, out / f"rung_{name.split()[0]}.png")
-        print(f"{name:40s} logit {rows[-1]['value']:7.2f}  robust {rows[-1]['robust_value']:7.2f}  "
-              f"top-1 {rows[-1]['top1']} ({rows[-1]['top1_prob']:.2f})  high-freq {rows[-1]['high_freq_share']:.3f}  "
-              f"lite1 p(hen) {rows[-1]['transfer_prob'] if transfer else '-'}")
+        print(
+            f"{name:40s} logit {rows[-1]['value']:7.2f}  robust {rows[-1]['robust_value']:7.2f}  "
+            f"top-1 {rows[-1]['top1']} ({rows[-1]['top1_prob']:.2f})  high-freq {rows[-1]['high_freq_share']:.3f}  "
+            f"lite1 p(hen) {rows[-1]['transfer_prob'] if transfer else '-'}"
+        )
     side = max(im.shape[-1] for im in images)  # rungs of other sizes are shown at the largest one
-    shown = [torch.nn.functional.interpolate(im, size=(side, side), mode="bilinear") if im.shape[-1] != side else im
-             for im in images]
+    shown = [
+        torch.nn.functional.interpolate(im, size=(side, side), mode="bilinear") if im.shape[-1] != side else im
+        for im in images
+    ]
     grid(torch.cat(shown), [r["rung"].split(" ", 1)[0] for r in rows], columns=len(rows)).save(out / "ladder.png")
-    meta = {"size": size, "steps": steps, "optimizer": "adam", "seed": 0, "l2_weight": L2_WEIGHT,
-            "transfer_model": "lite1" if transfer else None, "seconds": time.perf_counter() - start,
-            "threads": torch.get_num_threads(), "torch": torch.__version__}
+    meta = {
+        "size": size,
+        "steps": steps,
+        "optimizer": "adam",
+        "seed": 0,
+        "l2_weight": L2_WEIGHT,
+        "transfer_model": "lite1" if transfer else None,
+        "seconds": time.perf_counter() - start,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
     (out / "results.json").write_text(json.dumps({"meta": meta, "rungs": rows}, indent=1))
     print(f"wrote {out} in {meta['seconds']:.0f} s")
 

@@ -11,6 +11,7 @@ evaluator's fixed draws (robust) and untransformed (value), with what NGOpt sele
                                                      # budget, on a quiet machine (nevergrad told the evaluations
                                                      # its first generation's cost predicts)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,16 @@ def main() -> None:
     budget = Budget(seconds=args.seconds) if args.seconds else Budget(passes=args.passes)
     result = run(problem, strategy, budget)
     points = {"recommend": strategy.recommended_point(), "best": best_seen(problem, strategy.recommended_point())}
-    out = {"target": str(objective), "size": 128, "param": param.name, "passes": result.passes, "budget": str(budget),
-           "seed": args.seed, "status": result.extra, "best_seen_during_search": result.trace[-1]["best"]}
+    out = {
+        "target": str(objective),
+        "size": 128,
+        "param": param.name,
+        "passes": result.passes,
+        "budget": str(budget),
+        "seed": args.seed,
+        "status": result.extra,
+        "best_seen_during_search": result.trace[-1]["best"],
+    }
     for name, z in points.items():
         scores = score_images(net, objective, problem.images(z).cpu())
         out[name] = {"value": float(scores["value"].mean()), "robust_value": float(scores["robust_value"].mean())}

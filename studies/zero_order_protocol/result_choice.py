@@ -10,6 +10,7 @@ last generation) and best; ng:NGOpt recommend and best. Written to a database of
     python studies/zero_order_protocol/result_choice.py             # the subset (36 cells)
     python studies/zero_order_protocol/result_choice.py --analyse-only
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,15 +24,30 @@ from fvopt.bench.store import Store
 
 HERE = Path(__file__).parent
 CHANNELS = ["channel:blocks.2:3", "channel:blocks.4:10"]
-CELLS = [("cmaes", "last"), ("cmaes", "best"), ("ga", "last"), ("ga", "best"), ("ng:NGOpt", "recommend"),
-         ("ng:NGOpt", "best")]
+CELLS = [
+    ("cmaes", "last"),
+    ("cmaes", "best"),
+    ("ga", "last"),
+    ("ga", "best"),
+    ("ng:NGOpt", "recommend"),
+    ("ng:NGOpt", "best"),
+]
 
 
 def build_spec(repeats: int) -> dict:
-    return {"bench": {"name": "zero_order_result_choice", "size": 64, "seeds": list(range(repeats)),
-                      "models": ["lite0"], "targets": CHANNELS, "params": ["fft:k=8"], "transforms": "default",
-                      "budget": {"passes": 3000}},
-            "strategies": [{"name": n, "label": f"{n} result={r}", "popsize": 40, "result": r} for n, r in CELLS]}
+    return {
+        "bench": {
+            "name": "zero_order_result_choice",
+            "size": 64,
+            "seeds": list(range(repeats)),
+            "models": ["lite0"],
+            "targets": CHANNELS,
+            "params": ["fft:k=8"],
+            "transforms": "default",
+            "budget": {"passes": 3000},
+        },
+        "strategies": [{"name": n, "label": f"{n} result={r}", "popsize": 40, "result": r} for n, r in CELLS],
+    }
 
 
 def main() -> None:
@@ -53,18 +69,25 @@ def main() -> None:
     for r in rows:
         r["method"] = r["strategy"]
         r["selected"] = r["extra"].get("selected", "")
-    text = [f"{len(rows)} cells ({', '.join(CHANNELS)} x {args.repeats} repeats, 3000 passes, population 40, "
-            "fft:k=8 at 64 px, Lucent's transforms; lite0, reference set: this study's own cells)\n"]
-    for measure, what in (("robust_value", "robust (fixed evaluator: 16 draws no method saw)"),
-                          ("value", "value of the returned image, untransformed"),
-                          ("best_seen", "best value seen during the search (does not depend on result)")):
+    text = [
+        f"{len(rows)} cells ({', '.join(CHANNELS)} x {args.repeats} repeats, 3000 passes, population 40, "
+        "fft:k=8 at 64 px, Lucent's transforms; lite0, reference set: this study's own cells)\n"
+    ]
+    for measure, what in (
+        ("robust_value", "robust (fixed evaluator: 16 draws no method saw)"),
+        ("value", "value of the returned image, untransformed"),
+        ("best_seen", "best value seen during the search (does not depend on result)"),
+    ):
         table = mean_by(normalized_scores(rows, measure), ("method",))
         per = {(m["method"], m["target"]): m["mean"] for m in mean_by(rows, ("method", "target"), measure)}
         for t in table:
             for target in CHANNELS:
                 t[target] = per.get((t["method"], target))
-        text.append(f"### {what}: normalized per channel by the best of any cell; raw means per channel\n\n"
-                    + markdown(table, ["method", "mean", "sem", "n", *CHANNELS]) + "\n")
+        text.append(
+            f"### {what}: normalized per channel by the best of any cell; raw means per channel\n\n"
+            + markdown(table, ["method", "mean", "sem", "n", *CHANNELS])
+            + "\n"
+        )
     selected = sorted({r["selected"] for r in rows if r["selected"]})
     text.append("NGOpt selected: " + "; ".join(selected) + "\n")
     (out / "analysis.md").write_text("\n".join(text))

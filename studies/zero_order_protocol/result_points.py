@@ -8,6 +8,7 @@ evaluator, untransformed `value` and `robust_value` over 16 fixed draws).
 
     python studies/zero_order_protocol/result_points.py --target channel:blocks.4:10 --seeds 0 1 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,17 +43,24 @@ def main() -> None:
             if any(d["target"] == args.target and d["strategy"] == name and d["seed"] == seed for d in done):
                 continue
             strategy = make_strategy(name, popsize=40)
-            problem = Problem(net, objective, search_space(strategy, make_param("fft", 64)),
-                              make_transforms("default"), seed=seed)
+            problem = Problem(
+                net, objective, search_space(strategy, make_param("fft", 64)), make_transforms("default"), seed=seed
+            )
             result = run(problem, strategy, Budget(passes=3000))
             points = {"best": best_seen(problem, strategy.best)}
             if "last" in strategy.results:
                 points["last"] = strategy.last_point()
             if "recommend" in strategy.results:
                 points["recommend"] = strategy.recommended_point()
-            row = {"target": args.target, "strategy": name, "seed": seed, "passes": result.passes,
-                   "best_seen": result.trace[-1]["best"], "default": strategy.default_result,
-                   "selected": result.extra.get("selected")}
+            row = {
+                "target": args.target,
+                "strategy": name,
+                "seed": seed,
+                "passes": result.passes,
+                "best_seen": result.trace[-1]["best"],
+                "default": strategy.default_result,
+                "selected": result.extra.get("selected"),
+            }
             for kind, z in points.items():
                 s = score_images(net, objective, problem.images(z).cpu())
                 row[kind] = {"value": float(s["value"].mean()), "robust_value": float(s["robust_value"].mean())}

@@ -10,6 +10,7 @@ hybrid cmaes>adam. Their published numbers (no noise) are printed beside ours.
     python studies/zero_order_protocol/run.py --channels 5 --repeats 3
     python studies/zero_order_protocol/run.py --quick              # 1 channel, 1 repeat, 200 evaluations
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,28 +30,61 @@ from fvopt.bench.spec import parse_spec
 from fvopt.bench.store import Store
 
 HERE = Path(__file__).parent
-CHANNELS = ["channel:blocks.2:3", "channel:blocks.2:17", "channel:blocks.3:5", "channel:blocks.3:41",
-            "channel:blocks.4:10", "channel:blocks.4:77", "channel:blocks.5:30", "channel:blocks.5:150",
-            "channel:blocks.6:12", "channel:blocks.6:250"]
+CHANNELS = [
+    "channel:blocks.2:3",
+    "channel:blocks.2:17",
+    "channel:blocks.3:5",
+    "channel:blocks.3:41",
+    "channel:blocks.4:10",
+    "channel:blocks.4:77",
+    "channel:blocks.5:30",
+    "channel:blocks.5:150",
+    "channel:blocks.6:12",
+    "channel:blocks.6:250",
+]
 # Wang & Ponce 2022, mean normalized scores without noise (see shared/REFERENCES.md): CMA 0.655,
 # DiagonalCMA 0.625, every other nevergrad optimizer <= 0.32, PSO, TBPSA and (1+1) near random
 # search (about 0.11); the GA was scored in a separate round (GA 0.37 against full CMA 0.724).
-PUBLISHED = {"cmaes": "0.655", "ng:DiagonalCMA": "0.625", "sep-cmaes": "0.625 (as DiagonalCMA)",
-             "ng:TwoPointsDE": "<= 0.32", "ng:PSO": "~0.11", "ng:TBPSA": "~0.11", "ng:OnePlusOne": "~0.11",
-             "ng:RandomSearch": "~0.11", "ga": "0.37 (CMA round: CMA 0.724)"}
-ZERO_ORDER = [("cmaes", {"popsize": 40}), ("sep-cmaes", {"popsize": 40}), ("ga", {"popsize": 40}),
-              ("ng:DiagonalCMA", {"popsize": 40}), ("ng:PSO", {"popsize": 40}), ("ng:TBPSA", {"popsize": 40}),
-              ("ng:TwoPointsDE", {"popsize": 40}), ("ng:OnePlusOne", {"popsize": 40}),
-              ("ng:RandomSearch", {"popsize": 40})]
+PUBLISHED = {
+    "cmaes": "0.655",
+    "ng:DiagonalCMA": "0.625",
+    "sep-cmaes": "0.625 (as DiagonalCMA)",
+    "ng:TwoPointsDE": "<= 0.32",
+    "ng:PSO": "~0.11",
+    "ng:TBPSA": "~0.11",
+    "ng:OnePlusOne": "~0.11",
+    "ng:RandomSearch": "~0.11",
+    "ga": "0.37 (CMA round: CMA 0.724)",
+}
+ZERO_ORDER = [
+    ("cmaes", {"popsize": 40}),
+    ("sep-cmaes", {"popsize": 40}),
+    ("ga", {"popsize": 40}),
+    ("ng:DiagonalCMA", {"popsize": 40}),
+    ("ng:PSO", {"popsize": 40}),
+    ("ng:TBPSA", {"popsize": 40}),
+    ("ng:TwoPointsDE", {"popsize": 40}),
+    ("ng:OnePlusOne", {"popsize": 40}),
+    ("ng:RandomSearch", {"popsize": 40}),
+]
 GRADIENT = [("adam", {}), ("hybrid:cmaes>adam", {"popsize": 40, "switch": 0.5})]
 
 
 def build_spec(channels: int, repeats: int, evaluations: int, size: int) -> dict:
     strategies = [{"name": n, **o} for n, o in ZERO_ORDER + GRADIENT]
-    return {"bench": {"name": "zero_order_protocol", "size": size, "seeds": list(range(repeats)),
-                      "models": ["lite0"], "targets": CHANNELS[:channels], "params": ["fft:k=8"],
-                      "transforms": "default", "budget": {"passes": evaluations}},
-            "strategies": strategies}
+    return {
+        "bench": {
+            "name": "zero_order_protocol",
+            "size": size,
+            "seeds": list(range(repeats)),
+            "models": ["lite0"],
+            "targets": CHANNELS[:channels],
+            "params": ["fft:k=8"],
+            "transforms": "default",
+            "budget": {"passes": evaluations},
+        },
+        "strategies": strategies,
+    }
 
 
 def main() -> None:
@@ -61,8 +95,11 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--analyse-only", action="store_true",
-                    help="no new cells: analyse the channels the database already holds in full")
+    ap.add_argument(
+        "--analyse-only",
+        action="store_true",
+        help="no new cells: analyse the channels the database already holds in full",
+    )
     args = ap.parse_args()
     if args.quick:
         args.channels, args.repeats, args.evaluations = 1, 1, 200
@@ -100,15 +137,31 @@ def main() -> None:
         row["Adam passes to match"] = matched.get(row["strategy"])
     done = sorted({r["target"] for r in rows})
     by_stage, stages = stage_table(normalized_scores(rows, "best_seen"), [r["strategy"] for r in table])
-    text = (f"Protocol run: {len(done)} channels ({', '.join(done)}) x {args.repeats} repeats, "
-            f"{args.evaluations} evaluations, "
-            f"fft:k=8 at {args.size} px, population 40.\n\n"
-            + markdown(table, ["strategy", "mean", "sem", "n", "zero-order only", "robust (fixed evaluator)",
-                               "Adam passes to match", "stopped early", "published"]) + "\n\n"
-            "Mean normalized score by network stage (normalized by the best of any method, Adam included):\n\n"
-            + markdown(by_stage, ["strategy", *stages]) + "\n\n"
-            "## Which differences are significant (paired by channel and repeat; score: best_seen normalized "
-            "per channel, as in the table above)\n\n" + significance_markdown(compare(rows, measure="best_seen")) + "\n")
+    text = (
+        f"Protocol run: {len(done)} channels ({', '.join(done)}) x {args.repeats} repeats, "
+        f"{args.evaluations} evaluations, "
+        f"fft:k=8 at {args.size} px, population 40.\n\n"
+        + markdown(
+            table,
+            [
+                "strategy",
+                "mean",
+                "sem",
+                "n",
+                "zero-order only",
+                "robust (fixed evaluator)",
+                "Adam passes to match",
+                "stopped early",
+                "published",
+            ],
+        )
+        + "\n\n"
+        "Mean normalized score by network stage (normalized by the best of any method, Adam included):\n\n"
+        + markdown(by_stage, ["strategy", *stages])
+        + "\n\n"
+        "## Which differences are significant (paired by channel and repeat; score: best_seen normalized "
+        "per channel, as in the table above)\n\n" + significance_markdown(compare(rows, measure="best_seen")) + "\n"
+    )
     (out / "analysis.md").write_text(text)
     print(text)
     print(f"{summary or 'analysed only'}; analysis in {out / 'analysis.md'}")

@@ -4,8 +4,11 @@ from fvopt.options import Option
 from fvopt.strategies.base import BaseStrategy, StepCost, register
 
 
-@register("one-plus-lambda", "(1+lambda)-ES: the best of lambda Gaussian mutations replaces the parent",
-          {"popsize": Option(int, low=1, help="mutations per step"), "sigma": Option(float, low=0, low_open=True)})
+@register(
+    "one-plus-lambda",
+    "(1+lambda)-ES: the best of lambda Gaussian mutations replaces the parent",
+    {"popsize": Option(int, low=1, help="mutations per step"), "sigma": Option(float, low=0, low_open=True)},
+)
 class OnePlusLambda(BaseStrategy):
     uses_gradients = False  # forward passes only: the checks verify that no backward pass is spent
     prefers_low_dim = True  # searches fft:k=8 when asked for fft
