@@ -41,6 +41,7 @@ reported beside them).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,8 +88,12 @@ class Scored:
         # several images (units or seeds): resample the images, and each image's own replicates
         rng = np.random.default_rng(seed)
         table = np.stack(reps) if len(reps) == n else np.asarray(self.per_image, dtype=float)[:, None]
+        if not np.isfinite(table).any():  # no image has this measure (e.g. a unit that never fired)
+            return float("nan"), float("nan")
         cols = table.shape[1]
-        draws = [np.nanmean(table[rng.integers(0, n, n), rng.integers(0, cols)]) for _ in range(1000)]
+        with warnings.catch_warnings():  # a resample of only NaN entries is NaN, and percentile_ci drops it
+            warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+            draws = [np.nanmean(table[rng.integers(0, n, n), rng.integers(0, cols)]) for _ in range(1000)]
         return percentile_ci(np.asarray(draws))
 
     def _informative(self, value: float, lo: float, hi: float, out: dict) -> bool | None:
