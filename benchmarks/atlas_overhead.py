@@ -8,6 +8,7 @@
 
     python benchmarks/atlas_overhead.py                               # blocks.3 units 0-63, adam, 64 steps
     python benchmarks/atlas_overhead.py --units 4 --steps 2 --size 64 --skip-workers   # smoke test
+    python benchmarks/atlas_overhead.py --skip-overhead --worker-steps 256   # workers only, longer runs
 
 Run it on a quiet machine: the ratios, not the seconds, are the result.
 """
@@ -43,7 +44,9 @@ def main() -> None:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--worker-size", type=int, default=64)
     p.add_argument("--reference", default="builtin")
+    p.add_argument("--worker-steps", type=int, default=None, help="steps of the workers' comparison (default --steps)")
     p.add_argument("--skip-workers", action="store_true")
+    p.add_argument("--skip-overhead", action="store_true")
     args = p.parse_args()
     common = dict(
         steps=args.steps, units=f"0-{args.units - 1}", reference=args.reference, progress=False, log=lambda line: None
@@ -61,59 +64,54 @@ def main() -> None:
             out=tmp / "warm",
             **{**common, "steps": 1, "units": "0-1"},
         )
-        bare = timed(
-            lambda: visualize(
-                net,
-                target,
-                "fft",
-                args.optimizer,
-                steps=args.steps,
-                size=args.size,
-                max_batch=args.units,
-                measures="none",
-            )
-        )
-        full = timed(
-            lambda: atlas(
-                args.model, args.layer, args.optimizer, size=args.size, out=tmp / "site", max_batch=args.units, **common
-            )
-        )
-        print(
-            f"1. atlas of {args.units} channels of {args.model} {args.layer} at {args.size} px, {args.steps} steps "
-            f"of {args.optimizer} (measures and examples from the {args.reference} reference): {full:.1f} s; "
-            f"one bare batched run: {bare:.1f} s; ratio {full / bare:.2f}x (target <= 1.15x)"
-        )
+        if not args.skip_overhead:
+            overhead(args, net, target, common, tmp)
         if args.skip_workers:
             return
-        half = max(1, args.units // 2)
-        one = timed(
+        workers(args, {**common, "steps": args.worker_steps or args.steps}, tmp)
+
+
+def overhead(args, net, target: str, common: dict, tmp: Path) -> None:
+    """1: the atlas against one bare batched run of the same units and steps."""
+    bare = timed(
+        lambda: visualize(
+            net, target, "fft", args.optimizer, steps=args.steps, size=args.size, max_batch=args.units, measures="none"
+        )
+    )
+    full = timed(
+        lambda: atlas(
+            args.model, args.layer, args.optimizer, size=args.size, out=tmp / "site", max_batch=args.units, **common
+        )
+    )
+    print(
+        f"1. atlas of {args.units} channels of {args.model} {args.layer} at {args.size} px, {args.steps} steps "
+        f"of {args.optimizer} (measures and examples from the {args.reference} reference): {full:.1f} s; "
+        f"one bare batched run: {bare:.1f} s; ratio {full / bare:.2f}x (target <= 1.15x)"
+    )
+
+
+def workers(args, common: dict, tmp: Path) -> None:
+    """2: the same atlas at --worker-size with 2 local workers against 1 (two batches, one each)."""
+    half = max(1, args.units // 2)
+    seconds = {}
+    for count in (1, 2):
+        seconds[count] = timed(
             lambda: atlas(
                 args.model,
                 args.layer,
                 args.optimizer,
                 size=args.worker_size,
-                out=tmp / "w1",
+                out=tmp / f"w{count}",
                 max_batch=half,
-                workers=1,
+                workers=count,
                 **common,
             )
         )
-        two = timed(
-            lambda: atlas(
-                args.model,
-                args.layer,
-                args.optimizer,
-                size=args.worker_size,
-                out=tmp / "w2",
-                max_batch=half,
-                workers=2,
-                **common,
-            )
-        )
-        print(
-            f"2. the same atlas at {args.worker_size} px in batches of {half}: 1 worker {one:.1f} s, 2 workers "
-            f"{two:.1f} s; ratio {two / one:.2f}x (target <= 0.75x on 2 cores)"
-        )
+    one, two = seconds[1], seconds[2]
+    print(
+        f"2. the atlas at {args.worker_size} px, {common['steps']} steps, in batches of {half}: "
+        f"1 worker {one:.1f} s, 2 workers {two:.1f} s; ratio {two / one:.2f}x (target <= 0.75x on 2 cores)"
+    )
 
 
 if __name__ == "__main__":
