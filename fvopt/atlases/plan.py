@@ -127,10 +127,14 @@ class Plan:
         self.seeds = list(self.seeds) or [self.settings.seed]
 
     def cells(self) -> list[Cell]:
-        out = [Cell(u, opt, seed) for opt in self.optimizers for seed in self.seeds for u in self.units]
-        if self.diversity:
-            out += [Cell(u, self.optimizers[0], self.seeds[0], self.diversity) for u in self.units]
-        return out
+        runs = [Cell(u, opt, seed) for opt in self.optimizers for seed in self.seeds for u in self.units]
+        return runs + self.diversity_cells()
+
+    def diversity_cells(self) -> list[Cell]:
+        """Each unit's diversity set (none unless asked): under the first optimizer and seed."""
+        if not self.diversity:
+            return []
+        return [Cell(u, self.optimizers[0], self.seeds[0], self.diversity) for u in self.units]
 
     def key(self, cell: Cell) -> str:
         return cell_key(self.settings, cell.unit, cell.optimizer, cell.seed, cell.diversity)
@@ -147,13 +151,11 @@ class Plan:
                     ]
                     for start in range(0, len(todo), self.max_batch):
                         out.append(Batch(layer, opt, todo[start : start + self.max_batch], seed))
-        if self.diversity:
-            sets = [Cell(u, self.optimizers[0], self.seeds[0], self.diversity) for u in self.units]
-            out += [
-                Batch(c.unit.layer, c.optimizer, [c.unit.index], c.seed, c.diversity)
-                for c in sets
-                if self.key(c) not in done
-            ]
+        out += [
+            Batch(c.unit.layer, c.optimizer, [c.unit.index], c.seed, c.diversity)
+            for c in self.diversity_cells()
+            if self.key(c) not in done
+        ]
         return out
 
 

@@ -54,7 +54,6 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
     from ..bench.cell import cached_model
     from ..quality import judge
     from ..viz import visualize
-    from ..version import __version__
 
     if threads:
         torch.set_num_threads(threads)
@@ -110,29 +109,11 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
         stopped = nan_stopped or value is None
         unit_quality = _unit_quality(quality, i)
         rows.append(
-            {
-                "key": None,
-                "model": s.model,
+            _row(job, vis)
+            | {
                 "target": f"channel:{b.layer}:{index}",
-                "strategy": b.optimizer,
-                "strategy_name": b.optimizer,
-                "options": vis.trace.get("options") or {},
-                "param": s.param,
-                "param_used": vis.trace["param"],
-                "param_dim": vis.trace["param_dim"],
-                "seed": s.seed,
-                "size": s.size,
-                "budget": {"steps": s.steps},
-                "transforms": s.transforms,
-                "status": "done",
-                "stop_reason": result.stop_reason,
-                "forwards": result.forwards,
-                "backwards": result.backwards,
                 "seconds": result.seconds / n,
-                "steps": result.steps,
-                "max_step_seconds": None,
                 "final": {"value": value, "robust_value": robust, "nan_stopped": stopped},
-                "trace": [{"step": r.get("step"), "best": r.get("best")} for r in result.trace],
                 "extra": {
                     "layer": b.layer,
                     "unit": index,
@@ -147,12 +128,41 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
                 # make a site's database hundreds of MB; the measures were judged on the exact images above
                 "image": buffer.getvalue(),
                 "quality": unit_quality,
-                "fvopt_version": __version__,
-                "torch_version": torch.__version__,
-                "device": f"{job.device} ({platform.machine()}, {torch.get_num_threads()} threads)",
             }
         )
     return rows
+
+
+def _row(job: Job, vis) -> dict:
+    """The fields every atlas cell's row shares (a bench store row); each kind adds its target, time,
+    final values, extra, image and quality."""
+    from ..version import __version__
+
+    s, b, result = job.settings, job.batch, vis.result
+    return {
+        "key": None,
+        "model": s.model,
+        "strategy": b.optimizer,
+        "strategy_name": b.optimizer,
+        "options": vis.trace.get("options") or {},
+        "param": s.param,
+        "param_used": vis.trace["param"],
+        "param_dim": vis.trace["param_dim"],
+        "seed": s.seed,
+        "size": s.size,
+        "budget": {"steps": s.steps},
+        "transforms": s.transforms,
+        "status": "done",
+        "stop_reason": result.stop_reason,
+        "forwards": result.forwards,
+        "backwards": result.backwards,
+        "steps": result.steps,
+        "max_step_seconds": None,
+        "trace": [{"step": r.get("step"), "best": r.get("best")} for r in result.trace],
+        "fvopt_version": __version__,
+        "torch_version": torch.__version__,
+        "device": f"{job.device} ({platform.machine()}, {torch.get_num_threads()} threads)",
+    }
 
 
 def _diversity_row(job: Job, vis, model) -> dict:
@@ -160,7 +170,6 @@ def _diversity_row(job: Job, vis, model) -> dict:
     fvopt.quality's `diversity` measure of the set (judged without reference images; absent where it cannot be)."""
     from ..images import grid
     from ..quality import judge
-    from ..version import __version__
     from .plan import DIVERSITY_WEIGHT
 
     s, b, result = job.settings, job.batch, vis.result
@@ -177,27 +186,9 @@ def _diversity_row(job: Job, vis, model) -> dict:
             quality = {"error": str(err)}
     buffer = io.BytesIO()
     grid(result.images, columns=b.diversity, pad=0).save(buffer, format="PNG")
-    return {
-        "key": None,
-        "model": s.model,
+    return _row(job, vis) | {
         "target": b.target,
-        "strategy": b.optimizer,
-        "strategy_name": b.optimizer,
-        "options": vis.trace.get("options") or {},
-        "param": s.param,
-        "param_used": vis.trace["param"],
-        "param_dim": vis.trace["param_dim"],
-        "seed": s.seed,
-        "size": s.size,
-        "budget": {"steps": s.steps},
-        "transforms": s.transforms,
-        "status": "done",
-        "stop_reason": result.stop_reason,
-        "forwards": result.forwards,
-        "backwards": result.backwards,
         "seconds": result.seconds,
-        "steps": result.steps,
-        "max_step_seconds": None,
         "final": {
             "value": _mean(values),
             "robust_value": _mean(robust),
@@ -205,7 +196,6 @@ def _diversity_row(job: Job, vis, model) -> dict:
             "robust_values": robust,
             "nan_stopped": stopped,
         },
-        "trace": [{"step": r.get("step"), "best": r.get("best")} for r in result.trace],
         "extra": {
             "layer": b.layer,
             "unit": b.units[0],
@@ -217,9 +207,6 @@ def _diversity_row(job: Job, vis, model) -> dict:
         },
         "image": buffer.getvalue(),
         "quality": quality,
-        "fvopt_version": __version__,
-        "torch_version": torch.__version__,
-        "device": f"{job.device} ({platform.machine()}, {torch.get_num_threads()} threads)",
     }
 
 
