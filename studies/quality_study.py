@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fvopt.bench.quality_report import (
+    MEANS_COLUMNS,
     RANKED,
     compare_quality,
     main_reference,
@@ -185,25 +186,7 @@ def write(study: str) -> Path:
     parts += [
         "## Means per optimizer",
         "",
-        markdown_table(
-            means_by(records),
-            [
-                "optimizer",
-                "cells",
-                "robust_value",
-                "robust_8bit",
-                "natural_ratio",
-                "natural_ratio_beats_controls",
-                "plausibility",
-                "plausibility_beats_controls",
-                "mis",
-                "mis_beats_controls",
-                "transfer",
-                "spectral_slope",
-                "spectral_distance",
-            ],
-            number=".3g",
-        ),
+        markdown_table(means_by(records), MEANS_COLUMNS, number=".3g"),
         "",
     ]
     params = sorted({r["param"] for r in rows})
