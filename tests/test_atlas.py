@@ -442,3 +442,24 @@ def test_a_diversity_set_of_three_stores_three_different_images(tmp_path):
     assert (out / "img" / "conv" / "diversity-3" / "1.png").read_bytes() == row["image"]
     again = atlas(FIXTURE, "conv", "adam", diversity=3, units="1", out=out, **SMALL)
     assert again.attrs["summary"].ran == 0 and again.attrs["summary"].skipped == 2
+
+
+def test_a_diversity_set_that_cannot_fit_in_memory_is_refused_before_any_unit_runs(tmp_path, monkeypatch):
+    import fvopt.memory
+
+    monkeypatch.setattr(fvopt.memory, "available_bytes", lambda device: 2**24)  # 16 MiB free
+    out = tmp_path / "site"
+    with pytest.raises(
+        FvoptError, match=r"^diversity 100000: 100000 image\(s\) of 32x32 px need about .* --diversity$"
+    ):
+        atlas(FIXTURE, "conv", diversity=100000, out=out, **SMALL)
+    assert not (out / "atlas.sqlite").exists()  # no unit ran
+
+
+def test_an_output_folder_that_cannot_be_made_is_refused_in_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    args = ["atlas", FIXTURE, "--layers", "conv", "--size", "32", "--reference", "none", "--out", str(blocker / "site")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"'{blocker}' is a file, not a directory" in err

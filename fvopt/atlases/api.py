@@ -115,6 +115,8 @@ def atlas(
     plan = Plan(settings, list(channels), channels, optimizer_names, shard, unit_range, max_batch, seed_list, diversity)
     if not plan.units:
         raise FvoptError(f"shard {shard[0]}/{shard[1]} holds no unit: there are fewer units than shards")
+    if diversity:
+        _check_diversity_fits(net, optimizer_names[0], param, size, steps, diversity, max_batch)
 
     from .run import run_plan
 
@@ -124,6 +126,26 @@ def atlas(
     frame = table(out)
     frame.attrs["summary"] = summary
     return frame
+
+
+def _check_diversity_fits(net, optimizer: str, param: str, size: int, steps: int, k: int, max_batch: int) -> None:
+    """A diversity set's K images are one run: refused before any unit runs when its largest pass cannot fit
+    in memory (the images `visualize` and the bench's spec check count: one step's forwards, by chunks of
+    max_batch but never fewer than the set)."""
+    from ..memory import check_fits
+    from ..params import make_param
+    from ..problem import Budget
+    from ..strategies import make_strategy
+    from ..strategies.base import search_space
+
+    strategy = make_strategy(optimizer)
+    cost = strategy.check(
+        search_space(strategy, make_param(param, size, channels=net.channels)), k, Budget(steps=steps)
+    )
+    try:
+        check_fits(net, size, images=min(cost.forwards, max(max_batch, k)), backward=strategy.uses_gradients)
+    except FvoptError as err:
+        raise FvoptError(f"diversity {k}: {err}; give a smaller --diversity") from None
 
 
 def table(site: "str | Path"):

@@ -327,6 +327,9 @@ def check_site(site: "str | Path", settings: Settings | None = None) -> dict | N
     if site.exists() and not site.is_dir():
         raise FvoptError(f"atlas output '{site}' is a file, not a folder; it was left unchanged")
     if not site.exists() or not any(site.iterdir()):
+        from ..images import check_writable
+
+        check_writable(site / META, "atlas output")  # a folder that cannot be made: refused before any work
         return None
     meta = read_meta(site)
     if meta is None:
