@@ -329,7 +329,10 @@ def check_site(site: "str | Path", settings: Settings | None = None) -> dict | N
     if not site.exists() or not any(site.iterdir()):
         from ..images import check_writable
 
+        made = [p for p in (site, *site.parents) if not p.exists()]  # deepest first
         check_writable(site / META, "atlas output")  # a folder that cannot be made: refused before any work
+        for folder in made:  # the probe's folders go again: a later refusal leaves nothing behind
+            folder.rmdir()
         return None
     meta = read_meta(site)
     if meta is None:
