@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fvopt.atlases import atlas  # noqa: E402
@@ -111,6 +113,33 @@ def workers(args, common: dict, tmp: Path) -> None:
     print(
         f"2. the atlas at {args.worker_size} px, {common['steps']} steps, in batches of {half}: "
         f"1 worker {one:.1f} s, 2 workers {two:.1f} s; ratio {two / one:.2f}x (target <= 0.75x on 2 cores)"
+    )
+    # What the optimization alone allows: 1 worker runs the two batches one after the other on all the cores
+    # (torch's threads), 2 workers run them side by side on one core each, so for that part 2 workers take
+    # (one batch on 1 thread) / (2 x one batch on all threads). Judging, storing and PNGs, mostly one core of
+    # Python in either case, split better across processes.
+    net = load_model(args.model)
+    target = f"channel:{args.layer}:0-{half - 1}"
+    threads = torch.get_num_threads()
+    batch = {}
+    for count in (threads, 1, threads, 1):  # alternated, the second of each kept
+        torch.set_num_threads(count)
+        batch[count] = timed(
+            lambda: visualize(
+                net,
+                target,
+                "fft",
+                args.optimizer,
+                steps=common["steps"],
+                size=args.worker_size,
+                max_batch=half,
+                measures="none",
+            )
+        )
+    torch.set_num_threads(threads)
+    print(
+        f"   one batch of {half} units: {batch[1]:.1f} s on 1 thread, {batch[threads]:.1f} s on {threads}; "
+        f"the optimization alone can take at best {batch[1] / (2 * batch[threads]):.2f}x on 2 processes"
     )
 
 

@@ -36,10 +36,12 @@ def score_images(
     slots = torch.arange(n, device=model.device) % objective.slots
     generator = torch.Generator().manual_seed(EVALUATOR_SEED)
     fixed = [transforms.sample(generator) for _ in range(draws)]
+    repeats = _repeats(images)  # judging's controls show one gray, noise or reference picture for many units
     with torch.no_grad(), capture(model, objective.layers) as cap:
 
         def value(x: torch.Tensor) -> torch.Tensor:
-            return objective(Activations(cap.run(show_at(x, render)), images, slots, n, cap.layouts))
+            acts = _activations(cap, show_at(x, render), repeats)
+            return objective(Activations(acts, images, slots, n, cap.layouts))
 
         plain = value(images)
         robust = (
@@ -48,6 +50,32 @@ def score_images(
             else torch.full_like(plain, float("nan"))
         )
     return {"value": plain.cpu(), "robust_value": robust.cpu()}
+
+
+def _repeats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(the first row of each distinct picture, the distinct picture of each row) when some rows repeat a picture."""
+    if images.shape[0] < 2:
+        return None
+    _, inverse = torch.unique(images.flatten(1), dim=0, return_inverse=True)
+    groups = int(inverse.max()) + 1
+    if groups == images.shape[0]:
+        return None
+    rows = torch.arange(images.shape[0], device=inverse.device)
+    firsts = torch.full((groups,), images.shape[0], dtype=torch.long, device=inverse.device).scatter_reduce(
+        0, inverse, rows, reduce="amin"
+    )
+    return firsts, inverse
+
+
+def _activations(cap, shown: torch.Tensor, repeats) -> dict[str, torch.Tensor]:
+    """The captured activations of `shown`; where rows repeat a picture (checked again after the transforms, which
+    may draw noise per image), each distinct picture goes through the network once and is read for every row."""
+    if repeats is not None and shown.shape[0] == repeats[1].shape[0]:
+        firsts, inverse = repeats
+        distinct = shown[firsts]
+        if bool((shown == distinct[inverse]).all()):
+            return {k: v.index_select(0, inverse) for k, v in cap.run(distinct).items()}
+    return cap.run(shown)
 
 
 def quantize_8bit(images: torch.Tensor) -> torch.Tensor:

@@ -69,6 +69,18 @@ class Visualization:
         return path
 
 
+def _bare_unit_robust(objective: Objective, final: dict) -> list[float] | None:
+    """The evaluator's robust values, when the target is exactly the unit judge scores (no regularizer
+    terms, no weights): natural_ratio then reuses them instead of making the same 17 passes again."""
+    from .quality.units import unit_of
+
+    unit, _ = unit_of(objective)
+    robust = final.get("per_image", {}).get("robust_value")
+    if unit is None or robust is None or str(unit.objective(len(robust))) != str(objective):
+        return None
+    return robust
+
+
 def render_size(render: int | str | None, size, model: FeatureModel) -> int | None:
     """The size the network is shown: None (the image's own), a side in px, or "lucent" (the
     model's input size when the image is smaller, as Lucent's render_vis upsamples to 224)."""
@@ -340,6 +352,7 @@ def visualize(
                 render=render,
                 progress=progress,
                 seed=seed,
+                robust=_bare_unit_robust(objective, final),
             )
         except FvoptError as err:
             trace["quality"] = {"error": str(err)}

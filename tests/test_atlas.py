@@ -186,34 +186,28 @@ def test_two_shards_merged_equal_one_unsharded_run(site, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_sigkill_then_rerun_completes_without_redoing_finished_units(tmp_path):
-    out = tmp_path / "killed"
-    cmd = [
-        sys.executable,
-        "-m",
-        "fvopt.cli",
-        "atlas",
-        "lite0",
-        "--layers",
-        "blocks.0",
-        "--optimizers",
-        "adam",
-        "--units",
-        "0-7",
-        "--size",
-        "64",
-        "--steps",
-        "40",
-        "--max-batch",
-        "1",
-        "--reference",
-        "none",
-        "--out",
-        str(out),
-        "--quiet",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def test_two_local_workers_store_the_cells_and_numbers_of_one(site, tmp_path):
+    """Workers are forked from the process that loaded the networks and the reference set (Linux) or spawned:
+    either way each unit's image, value and measures are those of the in-process run (both on one thread)."""
+    two = tmp_path / "two"
+    frame = atlas("lite0", "blocks.0", "adam", out=two, workers=2, **TINY)  # two batches of two units
+    assert frame.attrs["summary"].ran == 4 and set(frame["status"]) == {"done"}
+    one = table(site)
+    one = one[one.optimizer == "adam"].set_index("unit")
+    for _, row in frame.set_index("unit").iterrows():
+        for m in ("value", "robust_value", "natural_ratio", "plausibility", "mis", "spectral_slope"):
+            assert row[m] == pytest.approx(one.loc[row.name, m], rel=1e-4, abs=1e-6), (row.name, m)
+
+
+def _atlas_command(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "fvopt.cli", "atlas", "lite0", "--layers", "blocks.0", "--optimizers", "adam"] + [
+        "--size", "64", "--steps", "40", "--max-batch", "1", "--reference", "none", "--out", str(out), "--quiet",
+        *extra,
+    ]  # fmt: skip
+
+
+def _wait_for_some_units(proc, out: Path, total: int) -> dict:
+    """The done units once at least one and not all are stored; the atlas still running."""
     deadline = time.time() + 240
     first: dict = {}
     while time.time() < deadline and proc.poll() is None:
@@ -222,12 +216,59 @@ def test_sigkill_then_rerun_completes_without_redoing_finished_units(tmp_path):
                 first = done_keys(out)
             except sqlite3.Error:
                 first = {}
-            if 1 <= len(first) < 8:
+            if 1 <= len(first) < total:
                 break
         time.sleep(0.2)
-    # 8 units of 40 steps, one per batch: seconds of work after the first unit is stored, so the
-    # kill lands mid-atlas (a test that could skip here would prove nothing on a fast machine)
-    assert proc.poll() is None, "the atlas finished before it could be killed: give it more work"
+    # seconds of work remain after the first unit is stored, so the signal lands mid-atlas (a test that
+    # could skip here would prove nothing on a fast machine)
+    assert proc.poll() is None, "the atlas finished before it could be stopped: give it more work"
+    return first
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find the workers")
+def test_ctrl_c_with_two_workers_keeps_the_saved_units_ends_the_workers_and_a_rerun_completes(tmp_path):
+    out = tmp_path / "stopped"
+    cmd = _atlas_command(out, "--units", "0-9", "--workers", "2")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    _wait_for_some_units(proc, out, 10)
+    workers = _children(proc.pid)
+    assert workers, "the atlas runs its units in worker processes"
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group, workers included
+    said, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted: the finished units are kept, rerun to complete" in said.decode() and not err.strip()
+    assert not [w for w in workers if Path(f"/proc/{w}").exists() and "zombie" not in _state(w)]
+    first = done_keys(out)
+    assert 1 <= len(first) < 10
+    assert (out / "index.html").is_file()  # the pages of the saved units were written
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(first)} already done" in rerun.stdout + rerun.stderr
+    after = done_keys(out)
+    assert len(after) == 10 and {k: after[k] for k in first} == first
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0].lower()
+    except (OSError, IndexError):
+        return "zombie"
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_completes_without_redoing_finished_units(tmp_path):
+    out = tmp_path / "killed"
+    cmd = _atlas_command(out, "--units", "0-7")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for_some_units(proc, out, 8)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     first = done_keys(out)

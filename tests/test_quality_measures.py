@@ -178,3 +178,85 @@ def test_viz_puts_measures_and_8bit_scores_in_the_trace(lite0, tmp_path):
         visualize("lite0", "channel:blocks.3:5", steps=2, size=64, judge="lite0")
     none = visualize(lite0, "channel:blocks.3:5", steps=1, size=64, measures="none")
     assert "quality" not in none.trace
+
+
+def _rows_seen(model):
+    """A list that grows by the batch size of every forward `model` makes."""
+    seen: list[int] = []
+    model.net.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
+    return seen
+
+
+def test_the_evaluator_scores_a_repeated_picture_once_and_reads_it_for_every_copy():
+    from fvopt.evaluate import score_images
+    from fvopt.models import load_model
+    from fvopt.objectives import parse_target
+    from fvopt.transforms import make_transforms
+
+    net = load_model("lite0")  # its own copy: the hook stays off the shared fixture
+    seen = _rows_seen(net)
+    a, b = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    images = torch.stack([a, b, a, a, b])
+    objective = parse_target("channel:blocks.2:0-4")
+    score_images(net, objective, images[:1], draws=0)  # the layer's layout is probed once, with its own passes
+    seen.clear()
+    shared = score_images(net, objective, images)
+    assert seen == [2] * 17  # two distinct pictures, untransformed and under the 16 fixed draws
+    for i in range(5):  # each copy gets its own unit's value, as a batch of distinct pictures would
+        alone = score_images(net, parse_target(f"channel:blocks.2:{i}"), images[i : i + 1])
+        for key in ("value", "robust_value"):
+            assert float(shared[key][i]) == pytest.approx(float(alone[key][0]), rel=1e-5, abs=1e-6), (i, key)
+    # noise drawn per image makes the copies different pictures: all go through the network, no sharing
+    seen.clear()
+    noisy = score_images(net, objective, images, transforms=make_transforms("default,noise:0.05"))
+    assert seen == [2] + [5] * 16
+    assert float(noisy["robust_value"][0]) != float(noisy["robust_value"][2])
+
+
+@pytest.mark.slow
+def test_controls_share_pictures_and_each_reference_pick_is_a_uniform_draw_from_its_units_pool(
+    grating_unit, lite0, cache
+):
+    from fvopt.quality.score import _controls
+    from fvopt.quality.units import Unit
+
+    _, _, ref = grating_unit
+    stats = reference_pass(lite0, ref, [LAYER], side=SIDE, progress=False, cache_folder=cache)[LAYER]
+    units = Unit("channel", LAYER, tuple(range(12)))
+    images = torch.zeros(12, 3, SIDE, SIDE)
+    valid = np.flatnonzero(stats.valid.numpy())
+    k = max(1, len(valid) // 10)
+
+    def pool(u: int) -> set[int]:
+        ranked = valid[np.argsort(stats.unit(u).numpy()[valid])]
+        return set(ranked[k:-k].tolist())
+
+    picked = {u: [] for u in range(12)}
+    originals = ref.load  # the picks, as indices, without decoding 12 images per seed
+    for seed in range(150):
+        ref.load = lambda picks, side: picked.__setitem__("last", list(picks)) or torch.zeros(len(picks), 3, side, side)
+        try:
+            out = _controls(images, ref, stats, units, seed)
+        finally:
+            ref.load = originals
+        assert (out["noise"] == out["noise"][:1]).all() and out["noise"].std() > 0.2  # one noise picture, shared
+        assert len(set(picked["last"])) < 12  # the units share reference pictures: fewer to score
+        for u, p in enumerate(picked["last"]):
+            assert p in pool(u)  # never among the unit's top or bottom tenth
+            picked[u].append(p)
+    # over seeds, unit 0's picks spread over its whole pool (a uniform draw: 150 draws from 160 images
+    # cover about 97 of them; a pick stuck on a few images would not)
+    assert len(set(picked[0])) > 70
+
+
+def test_visualize_hands_judge_its_robust_values_only_when_the_target_is_the_bare_unit():
+    """natural_ratio reuses the evaluator's robust values (17 passes fewer) where they are the unit's own."""
+    from fvopt.objectives import parse_target
+    from fvopt.viz import _bare_unit_robust
+
+    final = {"per_image": {"robust_value": [1.5, 2.5]}}
+    assert _bare_unit_robust(parse_target("channel:blocks.3:5,6"), final) == [1.5, 2.5]
+    assert _bare_unit_robust(parse_target("class:8,9"), final) == [1.5, 2.5]
+    for other in ("2*channel:blocks.3:5,6", "channel:blocks.3:5,6-0.1*tv", "channel:blocks.3:5+channel:blocks.3:6"):
+        assert _bare_unit_robust(parse_target(other), final) is None, other  # not the unit's activation alone
+    assert _bare_unit_robust(parse_target("channel:blocks.3:5"), {"value": 1.0}) is None  # interrupted: none

@@ -89,10 +89,12 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
                 result.images,
                 b.target,
                 model,
+                judge=_judge_net(s, job.device) if s.reference != "none" else None,
                 reference=_reference(reference),
                 measures=measures_for(s),
                 side=s.size,
                 seed=s.seed,
+                robust=per.get("robust_value"),  # the evaluator's: the target is the bare unit, as judge's would be
             )
         except FvoptError as err:
             quality = {"error": str(err)}
@@ -217,6 +219,25 @@ def _mean(xs: list) -> float | None:
 _REFERENCES: dict = {}
 
 
+def preload(settings: Settings, device: str = "cpu") -> None:
+    """What every batch reads (the network, the judge network, the reference set), loaded once in this process:
+    local workers are forked from it with them (bench.runner._executor)."""
+    from ..bench.cell import cached_model
+
+    cached_model(settings.model, device)
+    if settings.reference != "none":
+        _judge_net(settings, device)
+        _reference(settings.reference)
+
+
+def _judge_net(settings: Settings, device: str):
+    """The default judge of the atlas's network (fvopt.quality's rule), loaded once per process."""
+    from ..bench.cell import cached_model
+    from ..quality.features import default_judge
+
+    return cached_model(default_judge(settings.model), device)
+
+
 def _reference(name):
     """Reference sets are read once per process (judge reads the same cache files for every batch)."""
     if name is None:
@@ -315,7 +336,7 @@ def run_plan(
     check_executor(executor, workers)
     meta = check_site(site, plan.settings)
     Store.check(site / DATABASE)
-    pool, gather = _executor(executor, workers)
+    pool, gather = _executor(executor, workers, preload=lambda: preload(plan.settings))
     started = time.time()
     try:
         write_meta(site, plan, meta)

@@ -191,28 +191,62 @@ def _write_examples(site: Path, layer: str, unit: int, ex: dict | None, cells: d
             strip.paste(tile, (k * (EX_SIDE + 2), 0))
         strip.save(folder / f"{unit}-{which}.jpg", quality=80)
     _curve(
-        folder / f"{unit}-curve.png",
+        folder / f"{unit}-curve.svg",
         ex["acts"],
         {o: (r.get("final") or {}).get("value") for o, r in cells.items() if r["status"] == "done"},
     )
 
 
-def _curve(path: Path, acts, values: dict) -> None:
-    """The unit's activation over the reference images, sorted (the curve), with each optimizer's image marked."""
-    from matplotlib.figure import Figure
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+CURVE_W, CURVE_H, CURVE_POINTS = 320, 160, 160
 
-    fig = Figure(figsize=(3.2, 1.6), dpi=80)
-    ax = fig.add_subplot()
-    ax.plot(np.sort(np.asarray(acts))[::-1], color="#57606a", lw=1.2, label="reference")
-    for k, (opt, v) in enumerate(sorted(values.items())):
-        if v is not None:
-            ax.axhline(v, color=f"C{k}", lw=1, ls="--", label=opt)
-    ax.set_xlabel("reference images, by activation", fontsize=7)
-    ax.set_ylabel("activation", fontsize=7)
-    ax.tick_params(labelsize=6)
-    ax.legend(fontsize=6, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path)
+
+def _curve(path: Path, acts, values: dict) -> None:
+    """The unit's activation over the reference images, sorted (the curve), with each optimizer's image marked
+    as a dashed line. Written as a small SVG by hand: matplotlib took 0.11 s a unit, a minute per 500 units."""
+    curve = np.sort(np.asarray(acts, dtype=float)[np.isfinite(acts)])[::-1]
+    if curve.size > CURVE_POINTS:  # the shape, not every image: evenly spaced, both ends kept
+        curve = curve[np.linspace(0, curve.size - 1, CURVE_POINTS).round().astype(int)]
+    marks = [(opt, float(v)) for opt, v in sorted(values.items()) if v is not None and math.isfinite(v)]
+    ys = [*curve.tolist(), *(v for _, v in marks)] or [0.0]
+    low, high = min(ys), max(ys)
+    if high - low < 1e-12:
+        low, high = low - 1, high + 1
+    left, right, top, bottom = 44, CURVE_W - 8, 8, CURVE_H - 26
+
+    def y(v: float) -> float:
+        return bottom - (v - low) / (high - low) * (bottom - top)
+
+    xs = np.linspace(left, right, max(curve.size, 1))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{CURVE_W}" height="{CURVE_H}" '
+        f'viewBox="0 0 {CURVE_W} {CURVE_H}" font-family="sans-serif" font-size="9">',
+        f'<rect width="{CURVE_W}" height="{CURVE_H}" fill="white"/>',
+        f'<path d="M{left},{top}V{bottom}H{right}" fill="none" stroke="#333" stroke-width="0.8"/>',
+    ]
+    for v in sorted({low, high, *([0.0] if low < 0 < high else [])}):
+        parts.append(f'<text x="{left - 3}" y="{y(v) + 3:.1f}" text-anchor="end">{v:.3g}</text>')
+    if curve.size:
+        points = " ".join(f"{a:.1f},{y(b):.1f}" for a, b in zip(xs, curve))
+        parts.append(f'<polyline points="{points}" fill="none" stroke="#57606a" stroke-width="1.2"/>')
+    legend = [("reference", "#57606a", "")]
+    for k, (opt, v) in enumerate(marks):
+        color = PALETTE[k % len(PALETTE)]
+        parts.append(
+            f'<line x1="{left}" x2="{right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="{color}" stroke-dasharray="4 2"/>'
+        )
+        legend.append((f"{opt} {v:.3g}", color, ' stroke-dasharray="4 2"'))
+    for k, (label, color, dash) in enumerate(legend):
+        ly = top + 8 + 11 * k
+        parts.append(f'<line x1="{right - 110}" x2="{right - 94}" y1="{ly - 3}" y2="{ly - 3}" stroke="{color}"{dash}/>')
+        parts.append(f'<text x="{right - 90}" y="{ly}">{html.escape(label)}</text>')
+    parts.append(
+        f'<text x="{(left + right) / 2}" y="{CURVE_H - 12}" text-anchor="middle">reference images, by activation</text>'
+    )
+    parts.append(
+        f'<text transform="translate(10 {(top + bottom) / 2}) rotate(-90)" text-anchor="middle">activation</text></svg>'
+    )
+    atomic.write_text(path, "\n".join(parts))
 
 
 def _status(r: dict) -> str:
@@ -294,7 +328,7 @@ def _unit_page(layer, u, cells, optimizers, seeds, measures, ex, prev, nxt, sett
             f'<h3>top</h3><img alt="top examples" src="../../examples/{layer}/{u}-top.jpg"><div class=muted>'
             f'activations {tops}</div><h3>bottom</h3><img alt="bottom examples" src="../../examples/{layer}/{u}'
             f'-bottom.jpg"><div class=muted>activations {bots}</div><h2>Activation curve</h2><img alt="activation'
-            f' curve" src="../../examples/{layer}/{u}-curve.png">'
+            f' curve" src="../../examples/{layer}/{u}-curve.svg">'
         )
     seed_text = f"seed {first}" if not many else f"seeds {', '.join(map(str, seen))}"
     body = (

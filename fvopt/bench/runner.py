@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
 import threading
 import traceback
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -343,16 +344,23 @@ def check_executor(spec: str | None, workers: int) -> None:
         )
 
 
-def _executor(spec: str | None, workers: int):
+def _executor(spec: str | None, workers: int, preload: Callable[[], None] | None = None):
+    """The pool cells run on. `preload` loads, in this process, what every local worker would load again
+    (networks, reference sets): where fork exists (Linux), the workers are then forked from this process and
+    start with it loaded, instead of spending seconds each importing torch and reading weights (spawn)."""
     check_executor(spec, workers)
     if spec is None:
         if workers == 1:
             return InlineExecutor(), None
         import multiprocessing
 
+        start = "spawn"
+        if preload is not None and sys.platform == "linux":
+            preload()
+            start = "fork"
         pool = ProcessPoolExecutor(
             workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=multiprocessing.get_context(start),
             initializer=_init_worker,
             initargs=(threads_per_worker(workers),),
         )

@@ -293,22 +293,29 @@ def _controls(
     images: torch.Tensor, ref: ReferenceSet | None, stats: "M.LayerStats | None", unit: Unit | None, seed: int
 ) -> dict[str, torch.Tensor]:
     """Per image of the batch: a uniform gray image, a uniform-noise image and (with a reference) a
-    random reference image that is not among the unit's top or bottom examples, all at the images' size."""
+    random reference image that is not among the unit's top or bottom examples, all at the images' size.
+
+    The images share pictures where they can, so that the evaluator scores each picture once
+    (fvopt.evaluate reads a repeated picture for every unit): one noise image for the batch, and each
+    image's reference picture is the first, in one random order of the reference set, that lies in its
+    unit's pool, which is a uniform draw from that pool, as a draw per image would be."""
     n, _, h, w = images.shape
     gen = torch.Generator().manual_seed(CONTROL_SEED + seed)
-    out = {"gray": torch.full_like(images, 0.5), "noise": torch.rand(images.shape, generator=gen)}
+    noise = torch.rand((1, *images.shape[1:]), generator=gen).repeat(n, 1, 1, 1)
+    out = {"gray": torch.full_like(images, 0.5), "noise": noise}
     if ref is not None:
         rng = np.random.default_rng(CONTROL_SEED + seed)
         valid = np.flatnonzero(stats.valid.numpy()) if stats is not None else np.arange(len(ref))
+        order = rng.permutation(valid)
         picks = []
         for i in range(n):
             pool = valid
             if stats is not None and unit is not None:
                 acts = stats.unit(unit.index_of(i)).numpy()
-                order = np.argsort(acts[valid])
+                ranked = np.argsort(acts[valid])
                 k = max(1, len(valid) // 10)  # away from the unit's top and bottom tenths
-                pool = valid[order[k:-k]] if len(valid) > 2 * k + 1 else valid
-            picks.append(int(rng.choice(pool)))
+                pool = valid[ranked[k:-k]] if len(valid) > 2 * k + 1 else valid
+            picks.append(int(order[np.isin(order, pool)][0]))
         ref_images = ref.load(picks, max(h, w))
         out["refimage"] = ref_images[..., :h, :w]
     return out
