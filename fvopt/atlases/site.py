@@ -212,6 +212,8 @@ def _curve(path: Path, acts, values: dict) -> None:
     low, high = min(ys), max(ys)
     if high - low < 1e-12:
         low, high = low - 1, high + 1
+    pad = 0.05 * (high - low)  # the marks stay off the frame
+    low, high = low - pad, high + pad
     left, right, top, bottom = 44, CURVE_W - 8, 8, CURVE_H - 26
 
     def y(v: float) -> float:
