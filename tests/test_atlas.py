@@ -189,14 +189,27 @@ def test_two_shards_merged_equal_one_unsharded_run(site, tmp_path, capsys):
 def test_two_local_workers_store_the_cells_and_numbers_of_one(site, tmp_path):
     """Workers are forked from the process that loaded the networks and the reference set (Linux) or spawned:
     either way each unit's image, value and measures are those of the in-process run (both on one thread)."""
-    two = tmp_path / "two"
-    frame = atlas("lite0", "blocks.0", "adam", out=two, workers=2, **TINY)  # two batches of two units
+    frame = atlas("lite0", "blocks.0", "adam", out=tmp_path / "two", workers=2, **TINY)  # two batches of two units
+    _assert_same_adam_units(frame, site, rel=1e-4)
+
+
+def _assert_same_adam_units(frame, site: Path, rel: float) -> None:
     assert frame.attrs["summary"].ran == 4 and set(frame["status"]) == {"done"}
     one = table(site)
     one = one[one.optimizer == "adam"].set_index("unit")
     for _, row in frame.set_index("unit").iterrows():
         for m in ("value", "robust_value", "natural_ratio", "plausibility", "mis", "spectral_slope"):
-            assert row[m] == pytest.approx(one.loc[row.name, m], rel=1e-4, abs=1e-6), (row.name, m)
+            assert row[m] == pytest.approx(one.loc[row.name, m], rel=rel, abs=1e-6), (row.name, m)
+
+
+@pytest.mark.slow
+def test_the_dask_executor_runs_the_atlas_with_the_numbers_of_one_process(site, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address.replace("tcp://", "dask://")
+        frame = atlas("lite0", "blocks.0", "adam", out=tmp_path / "dask", executor=address, **TINY)
+    _assert_same_adam_units(frame, site, rel=1e-3)  # the Dask worker may run more torch threads
+    assert (tmp_path / "dask" / "units" / "blocks.0" / "3.html").is_file()
 
 
 def _atlas_command(out: Path, *extra: str) -> list[str]:
