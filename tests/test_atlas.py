@@ -155,6 +155,25 @@ def test_a_unit_page_shows_the_numbers_the_database_holds(site):
 
 
 @pytest.mark.slow
+def test_each_optimizer_has_the_layer_as_one_sprite_map_whose_tiles_are_the_units_thumbnails(site):
+    import numpy as np
+    from PIL import Image
+
+    layer = (site / "layers" / "blocks.0.html").read_text()
+    for opt in ("adam", "cmaes"):
+        index = json.loads((site / "sprites" / "blocks.0" / f"{opt}.json").read_text())
+        assert index["units"] == [0, 1, 2, 3] and index["columns"] == 2 and index["tile"] == 64
+        sprite = np.asarray(Image.open(site / "sprites" / "blocks.0" / f"{opt}.png").convert("RGB"))
+        assert sprite.shape == (128, 128, 3)
+        for k, unit in enumerate(index["units"]):
+            row, column = divmod(k, index["columns"])
+            thumb = np.asarray(Image.open(site / "thumbs" / "blocks.0" / opt / f"{unit}.png").convert("RGB"))
+            tile = sprite[row * 64 : row * 64 + thumb.shape[0], column * 64 : column * 64 + thumb.shape[1]]
+            assert (tile == thumb).all(), (opt, unit)
+        assert f'href="../sprites/blocks.0/{opt}.png"' in layer and f'href="../sprites/blocks.0/{opt}.json"' in layer
+
+
+@pytest.mark.slow
 def test_a_grown_request_runs_only_the_new_cells(site, tmp_path):
     grown = tmp_path / "grown"
     shutil.copytree(site, grown)

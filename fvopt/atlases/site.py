@@ -136,15 +136,19 @@ def write_site(site: Path, meta: dict, rows: list[dict], examples: dict | None =
     )
     for layer in layers:
         units = sorted(u for (lay, u) in cells if lay == layer)
+        thumbs: dict[str, list] = {}
         for u in units:
             for (opt, seed, div), r in cells[(layer, u)].items():
                 if r.get("image"):
-                    _save_images(
+                    thumb = _save_images(
                         site,
                         image_path(layer, opt, u, seed, div, first),
                         r["image"],
                         thumb=None if seed != first or div else f"thumbs/{layer}/{opt}/{u}.png",
                     )
+                    if thumb is not None:
+                        thumbs.setdefault(opt, []).append((u, thumb))
+        sprites = write_sprites(site, layer, thumbs)
         ex = examples.get(layer, {})
         for i, u in enumerate(units):
             _write_examples(site, layer, u, ex.get(u), by[(layer, u)])
@@ -156,22 +160,56 @@ def write_site(site: Path, meta: dict, rows: list[dict], examples: dict | None =
                     layer, u, cells[(layer, u)], optimizers, seeds, measures, ex.get(u), prev, nxt, settings, reference
                 ),
             )
-        write_text(site / "layers" / f"{layer}.html", _layer_page(layer, units, by, optimizers, measures, meta))
+        write_text(
+            site / "layers" / f"{layer}.html", _layer_page(layer, units, by, optimizers, measures, meta, sprites)
+        )
     write_text(site / "index.html", _index_page(meta, by, reference))
     return site / "index.html"
 
 
-def _save_images(site: Path, path: str, png: bytes, thumb: str | None) -> None:
+def _save_images(site: Path, path: str, png: bytes, thumb: str | None) -> "Image.Image | None":
+    """The cell's image and (for the grids) its thumbnail, each written whole or not at all; the thumbnail is
+    returned for the layer's sprite map."""
     full = site / path
     full.parent.mkdir(parents=True, exist_ok=True)
-    full.write_bytes(png)
+    atomic.write_bytes(full, png)
     if thumb is None:
-        return
+        return None
     small = site / thumb
     small.parent.mkdir(parents=True, exist_ok=True)
     image = Image.open(io.BytesIO(png)).convert("RGB")
     image.thumbnail((THUMB, THUMB))
-    image.save(small, optimize=True)
+    _save(image, small, optimize=True)
+    return image
+
+
+def _save(image: "Image.Image", path: Path, **options) -> None:
+    with atomic.atomic_path(path) as tmp:
+        image.save(tmp, **options)
+
+
+def write_sprites(site: Path, layer: str, thumbs: dict[str, list[tuple[int, "Image.Image"]]]) -> dict[str, str]:
+    """Each optimizer's thumbnails of the layer as one image, a sprite map in unit order (the way Lucid's and
+    Lucent's users ask to see a whole layer, and one file to share or load), with a JSON index of the tile each
+    unit lies in. `thumbs`: {optimizer: [(unit, thumbnail)]}; returns {optimizer: the sprite's path in the site}."""
+    written = {}
+    for opt, tiles in thumbs.items():
+        if not tiles:
+            continue
+        tiles = sorted(tiles, key=lambda t: t[0])
+        columns = math.ceil(math.sqrt(len(tiles)))
+        rows = math.ceil(len(tiles) / columns)
+        sprite = Image.new("RGB", (columns * THUMB, rows * THUMB), "white")
+        for k, (_, tile) in enumerate(tiles):
+            row, column = divmod(k, columns)
+            sprite.paste(tile, (column * THUMB + (THUMB - tile.width) // 2, row * THUMB + (THUMB - tile.height) // 2))
+        path = f"sprites/{layer}/{opt}.png"
+        (site / path).parent.mkdir(parents=True, exist_ok=True)
+        _save(sprite, site / path, optimize=True)
+        index = {"layer": layer, "optimizer": opt, "tile": THUMB, "columns": columns, "units": [u for u, _ in tiles]}
+        atomic.write_text(site / f"sprites/{layer}/{opt}.json", json.dumps(index))
+        written[opt] = path
+    return written
 
 
 def _write_examples(site: Path, layer: str, unit: int, ex: dict | None, cells: dict) -> None:
@@ -189,7 +227,7 @@ def _write_examples(site: Path, layer: str, unit: int, ex: dict | None, cells: d
         strip = Image.new("RGB", (max(1, len(tiles)) * (EX_SIDE + 2), EX_SIDE), "white")
         for k, tile in enumerate(tiles):
             strip.paste(tile, (k * (EX_SIDE + 2), 0))
-        strip.save(folder / f"{unit}-{which}.jpg", quality=80)
+        _save(strip, folder / f"{unit}-{which}.jpg", quality=80)
     _curve(
         folder / f"{unit}-curve.svg",
         ex["acts"],
@@ -376,7 +414,7 @@ def _diversity_row(layer, u, opt, seed, k, r, span, first) -> str:
     )
 
 
-def _layer_page(layer, units, by, optimizers, measures, meta) -> str:
+def _layer_page(layer, units, by, optimizers, measures, meta, sprites: dict[str, str]) -> str:
     from .plan import seeds_of
 
     keys = ["unit", "value", "robust_value"] + measures
@@ -426,6 +464,16 @@ def _layer_page(layer, units, by, optimizers, measures, meta) -> str:
         )
         + f"</p><p class=tabs>{buttons} &nbsp; sort by {select}</p>"
         + "".join(grids)
+        + (
+            "<p class=muted>The whole layer as one image (a sprite map in unit order, 64 px tiles, with its index): "
+            + ", ".join(
+                f'<a href="../{path}">{html.escape(opt)}</a> (<a href="../{path[:-4]}.json">index</a>)'
+                for opt, path in sprites.items()
+            )
+            + "</p>"
+            if sprites
+            else ""
+        )
     )
     return page(layer, body, SORT)
 
