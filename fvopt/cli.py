@@ -723,7 +723,12 @@ def main(argv: list[str] | None = None) -> int:
             _print_traceback(err)
         return 2
     except KeyboardInterrupt:
-        print(f"fvopt: {_stopped()} before any result was ready; nothing was written", file=sys.stderr)
+        passes = sys.modules.get("fvopt.quality.activations")
+        kept = getattr(passes, "last_unfinished", None)
+        if kept:  # a stopped reference pass is resumed by the next one over the same images and layers
+            print(f"fvopt: {_stopped()}: {kept}; the same command resumes from there", file=sys.stderr)
+        else:
+            print(f"fvopt: {_stopped()} before any result was ready; nothing was written", file=sys.stderr)
         return signals.exit_code()
     except BrokenPipeError:  # `fvopt optimizers | head -1`: the reader left; no traceback
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -140,3 +140,70 @@ def test_spectral_slope_of_a_photo_is_near_minus_two_and_of_white_noise_near_zer
     assert abs(float(spectral_slopes(photo)[0]) + 2) < 0.4
     assert spectral_slopes(noise).abs().max() < 0.3
     assert torch.isnan(spectral_slopes(torch.full((1, 3, 32, 32), 0.5)))[0]
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), RuntimeError("out of memory")], ids=["ctrl-c", "failure"])
+def test_an_unfinished_reference_pass_is_kept_and_the_next_one_resumes_to_the_same_summaries(tmp_path, lite0, stop):
+    folder = _folder(tmp_path / "imgs", n=20)  # 24 images, some 1-channel, 16-bit or RGBA
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")  # skipped, and still named as such after the resume
+    layers = ["blocks.2", FEATURES]
+    first = reference_set(folder)
+    whole = reference_pass(
+        lite0, first, layers, side=SIDE, batch=4, progress=False, cache_folder=tmp_path / "one", workers=0
+    )
+    assert len(first.skipped) == 1 and next(iter(first.skipped)) < 12  # broken.jpg, among the images kept below
+
+    calls = []
+
+    def stopping(module, inputs):  # the fourth batch (images 12-15) never finishes
+        calls.append(1)
+        if len(calls) == 4:
+            raise stop
+
+    hook = lite0.net.register_forward_pre_hook(stopping)
+    try:
+        with pytest.raises(type(stop)):
+            reference_pass(
+                lite0, reference_set(folder), layers, side=SIDE, batch=4, progress=False,
+                cache_folder=tmp_path / "two", workers=0,
+            )  # fmt: skip
+    finally:
+        hook.remove()
+    assert len(list((tmp_path / "two").glob("ref-*.pt"))) == 1  # the unfinished pass, no layer cache
+
+    again = reference_set(folder)
+    reads, read = [], again._read
+    again._read = lambda i, side: reads.append(i) or read(i, side)
+    resumed = reference_pass(
+        lite0, again, layers, side=SIDE, batch=4, progress=False, cache_folder=tmp_path / "two", workers=0
+    )
+    assert reads == list(range(12, len(again)))  # batches 0-11 were kept; the batch holding 14 is read again
+    for layer in layers:
+        a, b = whole[layer], resumed[layer]
+        assert torch.equal(a.valid, b.valid)
+        for field in ("mean", "max", "argmax", "slopes"):
+            x, y = getattr(a, field), getattr(b, field)
+            assert (x is None) == (y is None), (layer, field)
+            if x is not None:
+                torch.testing.assert_close(y, x, equal_nan=True, rtol=0, atol=0)
+    assert again.skipped == first.skipped  # read back from the unfinished pass, not read again
+    assert len(list((tmp_path / "two").glob("ref-*.pt"))) == 2  # the two layer caches; the unfinished pass is gone
+
+
+def test_a_long_reference_pass_saves_its_progress_as_it_goes_and_removes_it_when_done(tmp_path, lite0, monkeypatch):
+    """A pass killed outright (SIGKILL, a lost node) keeps what its last periodic save held."""
+    from fvopt.quality import activations
+
+    folder = _folder(tmp_path / "imgs", n=20)  # 24 images: 6 batches of 4
+    saved, save = [], activations.Partial.save
+    monkeypatch.setattr(activations, "PARTIAL_SECONDS", 0.0)
+    monkeypatch.setattr(
+        activations.Partial, "save", lambda self, state: saved.append(state["done"]) or save(self, state)
+    )
+    reference_pass(
+        lite0, reference_set(folder), ["blocks.2"], side=SIDE, batch=4, progress=False, cache_folder=tmp_path, workers=0
+    )
+    # the first save after the first batch; later ones wait 10x a save's own time; none after the last batch
+    # (the finished pass is the layer's cache itself)
+    assert saved[0] == 4 and saved == sorted(set(saved)) and all(d % 4 == 0 and d < 24 for d in saved)
+    assert len(list(tmp_path.glob("ref-*.pt"))) == 1  # the layer's cache; the unfinished pass was removed

@@ -178,3 +178,35 @@ def test_sigterm_during_bench_keeps_finished_cells_and_resumes(tmp_path, workers
     assert 1 <= len(rows) == len(before) < 8 and all(s == "done" and f and i for s, f, i in rows)
     again = subprocess.run(cmd, capture_output=True, text=True, env=ONE_THREAD)
     assert again.returncode == 0 and f"8 cells, {len(before)} already done" in again.stdout, again.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_reference_pass_keeps_its_images_says_so_and_the_same_command_resumes(tmp_path):
+    import re
+    import threading
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "FVOPT_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "fvopt.cli", "examples", "lite0", "--target", "channel:blocks.6:0"]
+    cmd += ["--side", "160", "--out", str(tmp_path / "examples")]  # 688 images at 160 px: about 20 s
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
+    reader.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and not re.search(r"\| (6[4-9]|[7-9]\d|\d{3})/688", "".join(err)):
+        assert proc.poll() is None, "".join(err)
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+    reader.join(10)
+    last = "".join(err).replace("\r", "\n").strip().splitlines()[-1]
+    assert proc.returncode == 143, last
+    kept = re.fullmatch(
+        r"fvopt: terminated \(SIGTERM\): the reference pass \(lite0 blocks\.6\) kept its first (\d+) of 688 images; "
+        r"the same command resumes from there",
+        last,
+    )
+    assert kept and int(kept.group(1)) >= 64, last
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"resumed at image {kept.group(1)}" in again.stderr

@@ -12,6 +12,7 @@ the images; each (model, weights, layer, side, reference content) is cached in i
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from .spectrum import spectral_slopes
 
 _LOADED: dict = {}  # the last 8 cache files read in this process: (path, mtime, size) -> payload
 FEATURES = "penultimate"  # pseudo-layer: the input of the last linear layer, plus the spectral slope
+last_unfinished: str | None = None  # what the last pass stopped in this process kept (the command line says it)
+PARTIAL_SECONDS = 60.0  # seconds of work between two saves of an unfinished pass (at least 10x a save's own time)
 
 
 @dataclass
@@ -95,6 +98,7 @@ def reference_pass(
                 print(f"fvopt: note: {err}; rebuilding it", file=sys.stderr)
         missing.append(layer)
     if missing:
+        partial = Partial.of([keys[layer] for layer in missing], folder) if use_cache else None
         payloads = _stream(
             model,
             reference,
@@ -103,12 +107,45 @@ def reference_pass(
             batch,
             progress,
             _auto_workers(len(reference)) if workers == "auto" else int(workers),
+            partial,
         )
         for layer in missing:
             if use_cache:
                 cache_mod.save(cache_mod.cache_path(keys[layer], folder), keys[layer], payloads[layer])
             out[layer] = _from_payload(layer, payloads[layer], reference, "computed")
+        if partial is not None:
+            partial.remove()
     return out
+
+
+@dataclass
+class Partial:
+    """An unfinished pass, saved every PARTIAL_SECONDS and when it is interrupted or fails: the next pass
+    over the same images for the same layers resumes from it, since a first pass over an ImageNet validation
+    folder (50,000 images) takes the better part of an hour on a CPU."""
+
+    path: Path
+    key: dict
+
+    @classmethod
+    def of(cls, layer_keys: list[dict], folder: Path | None) -> "Partial":
+        key = {"unfinished pass of": layer_keys}
+        return cls(cache_mod.cache_path(key, folder), key)
+
+    def load(self) -> dict | None:
+        """The saved state, or None (none saved, or one that cannot be used: the pass starts over)."""
+        if not self.path.exists():
+            return None
+        try:
+            return cache_mod.load(self.path, self.key)
+        except cache_mod.CacheError:
+            return None
+
+    def save(self, state: dict) -> None:
+        cache_mod.save(self.path, self.key, state)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def _key(model: FeatureModel, reference: ReferenceSet, layer: str, side: int) -> dict:
@@ -133,22 +170,39 @@ def _from_payload(layer: str, p: dict, reference: ReferenceSet, how: str) -> Lay
 
 
 def _stream(
-    model: FeatureModel, reference: ReferenceSet, layers: list[str], side: int, batch: int, progress: bool, workers: int
+    model: FeatureModel,
+    reference: ReferenceSet,
+    layers: list[str],
+    side: int,
+    batch: int,
+    progress: bool,
+    workers: int,
+    partial: Partial | None = None,
 ) -> dict[str, dict]:
     n = len(reference)
     hooked = {layer for layer in layers if layer != FEATURES}
     acc: dict[str, dict[str, list]] = {layer: {"mean": [], "max": [], "argmax": [], "slopes": []} for layer in layers}
     grids: dict[str, tuple[int, int] | None] = {}
     valid = torch.zeros(n, dtype=torch.bool)
+    state = partial.load() if partial is not None else None
+    done = saved = int(state["done"]) if state else 0
+    if state:  # resume: the images before `done` were summarized by an earlier, unfinished pass
+        for layer, parts in state["acc"].items():
+            acc[layer].update({k: [t] for k, t in parts.items()})
+        grids.update({layer: tuple(g) if g is not None else None for layer, g in state["grids"].items()})
+        valid[:done] = state["valid"]
+        reference.skipped.update({int(i): why for i, why in state["skipped"].items()})
     feats: list[torch.Tensor] = []
     handle = None
     if FEATURES in layers:
         handle = last_linear(model).register_forward_pre_hook(
             lambda mod, inputs: feats.append(inputs[0].detach().flatten(1))
         )
+    last, wait = time.perf_counter(), PARTIAL_SECONDS
     bar = tqdm(
         total=n,
-        desc=f"reference pass {model.name} ({', '.join(layers)})",
+        initial=done,
+        desc=f"reference pass {model.name} ({', '.join(layers)})" + (f", resumed at image {done}" if done else ""),
         unit="img",
         disable=not progress,
         leave=False,
@@ -160,7 +214,7 @@ def _stream(
                 model, hooked | ({LOGITS} if FEATURES in layers else set()), stop_early=FEATURES not in layers
             ) as cap,
         ):
-            for b in reference.batches(side, batch, workers):
+            for b in reference.batches(side, batch, workers, start=done):
                 valid[b.indices] = b.ok
                 x = b.images.to(model.device, torch.float32)
                 feats.clear()
@@ -170,7 +224,22 @@ def _stream(
                 if FEATURES in layers:
                     acc[FEATURES]["mean"].append(feats[-1].float().cpu().half())
                     acc[FEATURES]["slopes"].append(spectral_slopes(b.images))
+                done = int(b.indices[-1]) + 1
                 bar.update(len(b.indices))
+                if partial is not None and done < n and time.perf_counter() - last >= wait:
+                    began = time.perf_counter()
+                    partial.save(_state(acc, grids, valid, done, reference))
+                    saved, last = done, time.perf_counter()
+                    wait = max(PARTIAL_SECONDS, 10 * (last - began))  # saving stays a tenth of the work at most
+    except BaseException:  # Ctrl-C, SIGTERM, a failure: the images summarized so far are kept for the next pass
+        if partial is not None and done > saved:
+            partial.save(_state(acc, grids, valid, done, reference))
+        if partial is not None and done:
+            global last_unfinished
+            last_unfinished = (
+                f"the reference pass ({model.name} {', '.join(layers)}) kept its first {done} of {n} images"
+            )
+        raise
     finally:
         bar.close()
         if handle is not None:
@@ -200,6 +269,18 @@ def _stream(
             p["slopes"] = _masked(torch.cat(a["slopes"]), valid)
         out[layer] = p
     return out
+
+
+def _state(acc: dict, grids: dict, valid: torch.Tensor, done: int, reference: ReferenceSet) -> dict:
+    """What the first `done` images gave, cut to exactly them (a pass stopped between two layers of one
+    batch has summarized that batch for some layers only)."""
+    return {
+        "done": done,
+        "acc": {layer: {k: torch.cat(v)[:done] for k, v in parts.items() if v} for layer, parts in acc.items()},
+        "grids": {layer: list(g) if g is not None else None for layer, g in grids.items()},
+        "valid": valid[:done].clone(),
+        "skipped": {int(i): why for i, why in reference.skipped.items() if i < done},
+    }
 
 
 def _masked(t: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -133,10 +133,10 @@ class ReferenceSet:
             else torch.zeros(0, 3, side, side)
         )
 
-    def batches(self, side: int, batch: int = 32, workers: int = 0) -> Iterator[Batch]:
-        """The whole set in order, `batch` items at a time, decoded by `workers` processes (0: here)."""
+    def batches(self, side: int, batch: int = 32, workers: int = 0, start: int = 0) -> Iterator[Batch]:
+        """The set in order from item `start`, `batch` items at a time, decoded by `workers` processes (0: here)."""
         loader = torch.utils.data.DataLoader(
-            _Items(self, side), batch_size=batch, num_workers=workers, collate_fn=_collate
+            _Items(self, side, start), batch_size=batch, num_workers=workers, collate_fn=_collate
         )
         for images, indices, ok, errors in loader:
             for i, why in errors.items():
@@ -145,13 +145,14 @@ class ReferenceSet:
 
 
 class _Items(torch.utils.data.Dataset):
-    def __init__(self, ref: ReferenceSet, side: int) -> None:
-        self.ref, self.side = ref, side
+    def __init__(self, ref: ReferenceSet, side: int, start: int = 0) -> None:
+        self.ref, self.side, self.start = ref, side, start
 
     def __len__(self) -> int:
-        return len(self.ref)
+        return len(self.ref) - self.start
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, k: int):
+        i = self.start + k
         x = self.ref.read(i, self.side)  # in a worker process `skipped` is the worker's: pass the reason back
         return (x, i, self.ref.skipped.get(i))
 
