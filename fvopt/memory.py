@@ -94,6 +94,14 @@ def check_fits(model, side: int, images: int = 1, backward: bool = True, what: s
         )
 
 
+def largest_pass(forwards: int, max_batch: "int | str | None", slots: int) -> int:
+    """The images of a step's largest forward pass, which is what must fit: a step's `forwards` go through
+    in chunks of `max_batch` ('auto' or None: the smallest, 1, since auto picks what fits), and one
+    candidate's `slots` images are never split."""
+    chunk = max_batch if isinstance(max_batch, int) else 1
+    return min(forwards, max(chunk, slots))
+
+
 def _gb(n: int) -> str:
     return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
 

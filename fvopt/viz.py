@@ -15,7 +15,7 @@ from .atomic import write_text
 from .errors import FvoptError
 from .evaluate import score_images
 from .images import save_images
-from .memory import check_fits
+from .memory import check_fits, largest_pass
 from .canvas import describe as describe_size, hw, parse_size
 from .models import FeatureModel, load_model, resolve_device, wrap
 from .params.color import color_basis
@@ -254,9 +254,11 @@ def visualize(
         parameterization, z0, seeded = _seed(photo, net, strategy, requested, parameterization, size, slots)
     cost = strategy.check(parameterization, slots, budget).times(views_of(chain))
     budget.refuse_if_below(cost, strategy.name)
-    chunk = max_batch if isinstance(max_batch, int) else 1
     check_fits(
-        net, tile or max(hw(size)), images=min(cost.forwards, max(chunk, slots)), backward=strategy.uses_gradients
+        net,
+        tile or max(hw(size)),
+        images=largest_pass(cost.forwards, max_batch, slots),
+        backward=strategy.uses_gradients,
     )
     speed.apply_globally()
     problem = Problem(

@@ -130,9 +130,8 @@ def atlas(
 
 def _check_diversity_fits(net, optimizer: str, param: str, size: int, steps: int, k: int, max_batch: int) -> None:
     """A diversity set's K images are one run: refused before any unit runs when its largest pass cannot fit
-    in memory (the images `visualize` and the bench's spec check count: one step's forwards, by chunks of
-    max_batch but never fewer than the set)."""
-    from ..memory import check_fits
+    in memory (memory.largest_pass, as `visualize` and the bench's spec check count it)."""
+    from ..memory import check_fits, largest_pass
     from ..params import make_param
     from ..problem import Budget
     from ..strategies import make_strategy
@@ -143,7 +142,7 @@ def _check_diversity_fits(net, optimizer: str, param: str, size: int, steps: int
         search_space(strategy, make_param(param, size, channels=net.channels)), k, Budget(steps=steps)
     )
     try:
-        check_fits(net, size, images=min(cost.forwards, max(max_batch, k)), backward=strategy.uses_gradients)
+        check_fits(net, size, images=largest_pass(cost.forwards, max_batch, k), backward=strategy.uses_gradients)
     except FvoptError as err:
         raise FvoptError(f"diversity {k}: {err}; give a smaller --diversity") from None
 

@@ -239,7 +239,7 @@ def check_models(spec: Spec) -> None:
     here), the image size suits it, each target's layers and units exist in it (and a diversity
     term has images to compare), the class of a class target exists in the transfer model, and one
     step's images fit in memory. Errors name the spec's key path."""
-    from ..memory import check_fits
+    from ..memory import check_fits, largest_pass
     from ..models.info import num_classes
     from ..objectives import parse_target
     from ..params import make_param
@@ -318,10 +318,12 @@ def check_models(spec: Spec) -> None:
             cost = strategy.check(
                 make_param(cell.param_used, cell.size, channels=model.channels), slots, Budget(**cell.budget)
             )
-            chunk = cell.max_batch if isinstance(cell.max_batch, int) else 1
             try:
                 check_fits(
-                    model, cell.size, images=min(cost.forwards, max(chunk, slots)), backward=strategy.uses_gradients
+                    model,
+                    cell.size,
+                    images=largest_pass(cost.forwards, cell.max_batch, slots),
+                    backward=strategy.uses_gradients,
                 )
             except FvoptError as err:
                 raise FvoptError(f"spec bench.size: {err}") from None
