@@ -325,3 +325,12 @@ def test_cmaes_evaluates_its_population_on_the_device_with_one_copy_each_way(mon
     assert guard.copies_out == [(6, 2)] * 3 and guard.reads == []
     assert evaluated and all(z.device.type == "meta" for z in evaluated)
     assert strategy.best.device.type == "meta"
+
+
+def test_the_largest_pass_is_a_chunk_of_max_batch_never_splits_a_candidate_and_never_exceeds_a_step():
+    from fvopt.memory import largest_pass
+
+    assert largest_pass(forwards=100, max_batch=8, slots=3) == 8  # a population of 100 in chunks of 8
+    assert largest_pass(forwards=100, max_batch=2, slots=5) == 5  # one candidate's 5 images go together
+    assert largest_pass(forwards=4, max_batch=64, slots=1) == 4  # a step has only 4 images to pass
+    assert largest_pass(forwards=100, max_batch="auto", slots=3) == 3  # auto picks what fits, from 1 up
