@@ -38,3 +38,6 @@ def test_atlas_overhead_prints_both_ratios():
     assert re.search(
         r"^2\. the atlas at 64 px, 2 steps, .* ratio [\d.]+x \(target <= 0\.75x on 2 cores\)$", out, re.M
     ), out
+    assert re.search(
+        r"^   one batch of 2 units: .* the optimization alone can take at best [\d.]+x on 2 processes$", out, re.M
+    ), out
