@@ -7,6 +7,7 @@ part runs end to end and prints its ratio line with the target beside it.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,4 +41,16 @@ def test_atlas_overhead_prints_both_ratios():
     ), out
     assert re.search(
         r"^   one batch of 2 units: .* the optimization alone can take at best [\d.]+x on 2 processes$", out, re.M
+    ), out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")),
+    reason="no Chromium here: .ci/run installs Debian's chromium so that CI runs this",
+)
+def test_atlas_page_load_opens_a_big_layer_page_with_every_thumbnail_decoded():
+    out = run_script("benchmarks/atlas_page_load.py", "--units", "30")
+    assert re.search(
+        r"^layer page of 30 units x 2 optimizers \(60 thumbnails, .*\): 60 of 60 images decoded in", out, re.M
     ), out
