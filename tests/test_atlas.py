@@ -65,6 +65,24 @@ def test_cli_refuses_a_bad_shard_in_one_line_before_work(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "shard 3/2" in err and not out.exists()
 
 
+@pytest.mark.parametrize(
+    "device, said",
+    [
+        ("gpu", "unknown device 'gpu': use auto, cpu, cuda or cuda:N"),
+        pytest.param(
+            "cuda",
+            "device 'cuda' was asked for but no CUDA GPU is available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
+    ],
+)
+def test_cli_refuses_a_bad_device_in_one_line_before_work(tmp_path, capsys, device, said):
+    out = tmp_path / "site"
+    assert main(["atlas", "lite0", "--layers", "blocks.0", "--device", device, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and said in err and not out.exists()
+
+
 def test_a_folder_that_is_not_an_atlas_is_refused_and_left_unchanged(tmp_path, capsys):
     out = tmp_path / "mine"
     out.mkdir()
@@ -137,6 +155,12 @@ class Cells(HTMLParser):
 
 @pytest.mark.slow
 def test_a_unit_page_shows_the_numbers_the_database_holds(site):
+    db = sqlite3.connect(site / DATABASE)
+    try:  # the device each batch really ran on ('auto' resolved where it ran)
+        devices = {d.split(" ")[0] for (d,) in db.execute("SELECT device FROM cells")}
+    finally:
+        db.close()
+    assert devices == {"cuda" if torch.cuda.is_available() else "cpu"}
     frame = table(site)
     row = frame[(frame.unit == 2) & (frame.optimizer == "cmaes")].iloc[0]
     page = Cells()

@@ -48,6 +48,7 @@ def atlas(
     transforms: str = "default",
     measures: str = "default",
     top: int = 6,
+    device: str = "auto",
     progress: bool = True,
     log=None,
 ):
@@ -65,9 +66,11 @@ def atlas(
     done, a grown request (more layers, optimizers) runs only what is new. `shard` 'k/N' runs the k-th of N
     slices of the units (join sites with atlas_merge). `units` 'A-B' limits each layer to channels A..B.
     `reference` is a folder, 'builtin' (the scikit-image stand-in) or None: dataset examples and the
-    measures that need reference images are then absent. Everything is checked before any optimization."""
+    measures that need reference images are then absent. `device` 'auto' (a GPU where the batch runs has one),
+    'cpu', 'cuda' or 'cuda:N' (refused here when this machine has no such GPU); the device does not enter a cell's
+    key, so a site can be grown on another machine. Everything is checked before any optimization."""
     from ..bench.runner import check_executor
-    from ..models import load_model
+    from ..models import load_model, resolve_device
     from ..strategies import make_strategy
     from ..transforms import make_transforms
 
@@ -93,6 +96,10 @@ def atlas(
         make_strategy(name)  # unknown optimizer: one line with the known ones
     make_transforms(transforms)
     check_executor(executor, workers)
+    if not isinstance(device, str):
+        raise FvoptError(f"device must be auto, cpu, cuda or cuda:N, not {device!r}")
+    if executor is None:
+        resolve_device(device)  # an unknown device, or cuda without a GPU: one line now
     ref = "none" if reference in (None, "none") else str(reference)
     if ref != "none":
         from ..quality.reference import reference_set
@@ -120,7 +127,7 @@ def atlas(
 
     from .run import run_plan
 
-    summary = run_plan(plan, out, workers=workers, executor=executor, progress=progress, log=log)
+    summary = run_plan(plan, out, workers=workers, executor=executor, progress=progress, log=log, device=device)
     build_site(out, top=top, progress=progress, net=net)
     (log or print)(summary.line())
     frame = table(out)

@@ -8,7 +8,7 @@ USAGE = (
     "fvopt atlas MODEL --layers L1,L2|all --optimizers adam,cmaes --param fft --size 128 --steps N "
     "[--seeds 0,1,2] [--diversity K] [--reference DIR|builtin|none] --out SITE "
     "[--workers K | --executor dask://HOST:PORT] [--shard k/N] "
-    "[--max-batch B] [--units A-B]   |   fvopt atlas merge SITE1 SITE2 ... --out SITE"
+    "[--max-batch B] [--units A-B] [--device auto|cpu|cuda]   |   fvopt atlas merge SITE1 SITE2 ... --out SITE"
 )
 
 
@@ -51,6 +51,7 @@ def add_atlas_parser(sub) -> None:
     at.add_argument("--max-batch", type=int, default=16, help="units per run (default 16)")
     at.add_argument("--units", default=None, help="A-B: only channels A..B of each layer")
     at.add_argument("--top", type=int, default=6, help="top and bottom dataset examples per unit (default 6)")
+    at.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N")
     at.add_argument("--quiet", action="store_true")
 
 
@@ -89,6 +90,7 @@ def run_atlas_command(args) -> int:
         transforms=args.transforms,
         measures=args.measures,
         top=args.top,
+        device=args.device,
         progress=not args.quiet,
     )
     summary = frame.attrs["summary"]  # its line was printed by atlas()

@@ -57,6 +57,9 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
 
     if threads:
         torch.set_num_threads(threads)
+    from ..models import resolve_device
+
+    job = replace(job, device=str(resolve_device(job.device)))  # 'auto': this worker's GPU if it has one
     s, b = job.settings, job.batch
     model = cached_model(s.model, job.device)
     vis = visualize(
@@ -326,9 +329,16 @@ class AtlasSummary:
 
 
 def run_plan(
-    plan: Plan, site: Path, workers: int = 1, executor: str | None = None, progress: bool = True, log=None
+    plan: Plan,
+    site: Path,
+    workers: int = 1,
+    executor: str | None = None,
+    progress: bool = True,
+    log=None,
+    device: str = "cpu",
 ) -> AtlasSummary:
-    """Run the plan's cells the site's store does not hold, saving each unit as it finishes."""
+    """Run the plan's cells the site's store does not hold, saving each unit as it finishes. `device` ('auto',
+    'cpu', 'cuda', ...) is resolved where each batch runs (a Dask worker has its own)."""
     from ..bench.runner import _executor, _no_interrupts, _shutdown, check_executor, threads_per_worker
     from ..bench.store import Store
     from concurrent.futures.process import BrokenProcessPool
@@ -336,7 +346,12 @@ def run_plan(
     check_executor(executor, workers)
     meta = check_site(site, plan.settings)
     Store.check(site / DATABASE)
-    pool, gather = _executor(executor, workers, preload=lambda: preload(plan.settings))
+    from ..models import resolve_device
+
+    # local workers forked from this process start with the networks loaded, on a CPU only: CUDA cannot be used in
+    # a process forked after it started, so on a GPU they are spawned and load their own
+    on_cpu = executor is None and resolve_device(device).type == "cpu"
+    pool, gather = _executor(executor, workers, preload=(lambda: preload(plan.settings)) if on_cpu else None)
     started = time.time()
     try:
         write_meta(site, plan, meta)
@@ -352,7 +367,7 @@ def run_plan(
     threads = threads_per_worker(workers) if not executor and workers > 1 else None
     failed, stopped, ran, interrupted, broken = [], [], 0, False, False
     bar = tqdm(total=len(cells) - skipped, desc="atlas", unit="unit", disable=not progress)
-    jobs = [Job(replace(plan.settings, seed=b.seed), b, plan.max_batch) for b in batches]
+    jobs = [Job(replace(plan.settings, seed=b.seed), b, plan.max_batch, device) for b in batches]
     try:
         for job, future in _finished(pool, gather, jobs, threads):
             b = job.batch
