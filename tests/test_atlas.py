@@ -510,6 +510,38 @@ def test_a_bad_diversity_is_refused_in_one_line_before_work(tmp_path, capsys, ba
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["--diversity", "2", "--diversity-weight", "abc"], "diversity weight 'abc' is not a number"),
+        (
+            ["--diversity", "2", "--diversity-weight", "-1"],
+            "diversity_weight=-1.0 is not allowed: must be a number > 0",
+        ),
+        (["--diversity", "2", "--diversity-weight", "inf"], "diversity_weight=inf is not allowed"),
+        (["--diversity-weight", "3"], "diversity weight 3 applies to diversity sets, and none was asked for"),
+    ],
+)
+def test_a_bad_diversity_weight_is_refused_in_one_line_before_work(tmp_path, capsys, args, said):
+    out = tmp_path / "site"
+    cmd = ["atlas", FIXTURE, "--layers", "conv", *args, "--size", "32", "--reference", "none", "--out", str(out)]
+    assert main(cmd) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and said in err and not out.exists(), err
+
+
+@pytest.mark.slow
+def test_a_diversity_weight_is_the_sets_target_and_a_setting_of_the_site(tmp_path):
+    out = tmp_path / "site"
+    atlas(FIXTURE, "conv", "adam", diversity=2, diversity_weight=3, units="1", out=out, **SMALL)
+    row = next(r for r in stored(out) if (r["extra"] or {}).get("diversity"))
+    assert row["target"] == "channel:conv:1 - 3*diversity:conv" and row["extra"]["diversity_weight"] == 3
+    assert "weight 3 on the diversity term" in (out / "units" / "conv" / "1.html").read_text()
+    assert json.loads((out / "atlas.json").read_text())["settings"]["diversity_weight"] == 3
+    with pytest.raises(FvoptError, match="other settings.*diversity_weight 3.0 vs 1.0"):
+        atlas(FIXTURE, "conv", "adam", diversity=2, units="1", out=out, **SMALL)
+
+
 @pytest.mark.slow
 def test_a_diversity_set_of_three_stores_three_different_images(tmp_path):
     import io

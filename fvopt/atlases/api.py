@@ -11,11 +11,13 @@ from ..options import IMAGE_SIDE, POSITIVE_INT, SEED, check
 from .plan import (
     DATABASE,
     DEFAULT_MAX_BATCH,
+    DIVERSITY_WEIGHT,
     META,
     Plan,
     Settings,
     check_site,
     parse_diversity,
+    parse_diversity_weight,
     parse_list,
     parse_seeds,
     parse_shard,
@@ -38,6 +40,7 @@ def atlas(
     seed: int = 0,
     seeds=None,
     diversity: "int | str" = 0,
+    diversity_weight: "float | str" = DIVERSITY_WEIGHT,
     reference: str | None = "builtin",
     out: "str | Path" = "atlas",
     workers: int = 1,
@@ -58,7 +61,7 @@ def atlas(
 
     `seeds` ('0,1,2' or a list) replaces the one `seed`: each unit, optimizer and seed is a cell. `diversity` K
     (0: none, else 2 or more) adds each unit's diversity set: K images optimized together under the first
-    optimizer and seed for `channel:LAYER:u - w*diversity:LAYER` (w = plan.DIVERSITY_WEIGHT), one cell.
+    optimizer and seed for `channel:LAYER:u - w*diversity:LAYER` (w = `diversity_weight`, default 1), one cell.
 
     Gradient optimizers run `max_batch` units per run (one image per unit, updated together); zero-order ones
     (cmaes, ...) also take `max_batch` units per run, each unit with its own search and population, scored
@@ -86,6 +89,7 @@ def atlas(
         if seed not in (0, seed_list[0]):
             raise FvoptError(f"seed {seed} and seeds {seeds!r} both given: give the seeds as one list (--seeds)")
     diversity = parse_diversity(diversity)
+    diversity_weight = parse_diversity_weight(diversity_weight, diversity)
     max_batch = check("max_batch", max_batch, POSITIVE_INT)
     check("top", top, POSITIVE_INT)
     shard = parse_shard(shard)
@@ -105,7 +109,7 @@ def atlas(
         from ..quality.reference import reference_set
 
         reference_set(ref)  # a folder without images is refused now
-    settings = Settings(model, param, size, steps, seed_list[0], ref, transforms, measures)
+    settings = Settings(model, param, size, steps, seed_list[0], ref, transforms, measures, diversity_weight)
     out = Path(out)
     check_site(out, settings)  # before the model loads: nothing is written to a folder that is not an atlas
     from ..params import make_param

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 USAGE = (
     "fvopt atlas MODEL --layers L1,L2|all --optimizers adam,cmaes --param fft --size 128 --steps N "
-    "[--seeds 0,1,2] [--diversity K] [--reference DIR|builtin|none] --out SITE "
+    "[--seeds 0,1,2] [--diversity K [--diversity-weight W]] [--reference DIR|builtin|none] --out SITE "
     "[--workers K | --executor dask://HOST:PORT] [--shard k/N] "
     "[--max-batch B] [--units A-B] [--device auto|cpu|cuda]   |   fvopt atlas merge SITE1 SITE2 ... --out SITE"
 )
@@ -35,6 +35,12 @@ def add_atlas_parser(sub) -> None:
         metavar="K",
         help="each unit's diversity set: K >= 2 images optimized "
         "together with the diversity term subtracted (default 0: none)",
+    )
+    at.add_argument(
+        "--diversity-weight",
+        default="1",
+        metavar="W",
+        help="the weight w > 0 of each diversity set's '- w*diversity:LAYER' (default 1; with --diversity)",
     )
     at.add_argument(
         "--reference",
@@ -80,6 +86,7 @@ def run_atlas_command(args) -> int:
         seed=args.seed,
         seeds=args.seeds,
         diversity=args.diversity,
+        diversity_weight=args.diversity_weight,
         reference=args.reference,
         out=args.out,
         workers=args.workers,

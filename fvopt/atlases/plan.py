@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import FvoptError
 
-SETTINGS_KEYS = ("model", "param", "size", "steps", "seed", "reference", "transforms", "measures")
+SETTINGS_KEYS = ("model", "param", "size", "steps", "seed", "reference", "transforms", "measures", "diversity_weight")
 # a site's seed is the first seed it was asked for; more seeds are more cells, as more optimizers are
 COMPARED_KEYS = tuple(k for k in SETTINGS_KEYS if k != "seed")
 # the weight w of a diversity set's target `channel:LAYER:u - w*diversity:LAYER` (the Gram similarity of an image
@@ -45,16 +45,22 @@ class Settings:
     reference: str = "builtin"  # 'builtin', a folder, or 'none'
     transforms: str = "default"
     measures: str = "default"
+    diversity_weight: float = DIVERSITY_WEIGHT  # w of each diversity set's `- w*diversity:LAYER`
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The settings as recorded and hashed; the default diversity weight is left out, so that the sites
+        and cell keys made before it could be chosen keep theirs."""
+        d = asdict(self)
+        if d["diversity_weight"] == DIVERSITY_WEIGHT:
+            del d["diversity_weight"]
+        return d
 
     @property
     def hash(self) -> str:
         return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
     def differences(self, other: "Settings") -> list[str]:
-        a, b = self.as_dict(), other.as_dict()
+        a, b = asdict(self), asdict(other)
         return [f"{k} {a[k]!r} vs {b[k]!r}" for k in COMPARED_KEYS if a[k] != b[k]]
 
 
@@ -88,11 +94,12 @@ class Batch:
     units: list[int]
     seed: int = 0
     diversity: int = 0
+    weight: float = DIVERSITY_WEIGHT  # of the diversity term, in a diversity set's target
 
     @property
     def target(self) -> str:
         if self.diversity:
-            return diversity_target(self.layer, self.units[0])
+            return diversity_target(self.layer, self.units[0], self.weight)
         return f"channel:{self.layer}:{','.join(str(u) for u in self.units)}"
 
     def cell(self, index: int) -> Cell:
@@ -152,7 +159,7 @@ class Plan:
                     for start in range(0, len(todo), self.max_batch):
                         out.append(Batch(layer, opt, todo[start : start + self.max_batch], seed))
         out += [
-            Batch(c.unit.layer, c.optimizer, [c.unit.index], c.seed, c.diversity)
+            Batch(c.unit.layer, c.optimizer, [c.unit.index], c.seed, c.diversity, self.settings.diversity_weight)
             for c in self.diversity_cells()
             if self.key(c) not in done
         ]
@@ -167,7 +174,7 @@ def cell_key(settings: Settings, unit: Unit, optimizer: str, seed: int | None = 
     if seed is not None:
         fields["seed"] = seed
     if diversity:
-        fields.update(diversity=diversity, diversity_weight=DIVERSITY_WEIGHT)
+        fields.update(diversity=diversity, diversity_weight=settings.diversity_weight)
     text = json.dumps(fields, sort_keys=True)
     return "atlas-" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
@@ -236,6 +243,26 @@ def parse_seeds(value: "str | int | list[int] | tuple[int, ...]") -> list[int]:
     if not out:
         raise FvoptError("seeds is empty: give one or more comma-separated seeds (e.g. --seeds 0,1,2)")
     return list(dict.fromkeys(out))
+
+
+def parse_diversity_weight(value: "str | float | int", diversity: int) -> float:
+    """The weight w > 0 of each diversity set's `- w*diversity:LAYER`; refused where no diversity set is asked."""
+    from ..options import POSITIVE_FLOAT, check
+
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise FvoptError(
+                f"diversity weight {value!r} is not a number: give a weight > 0 (e.g. --diversity-weight 2)"
+            ) from None
+    weight = float(check("diversity_weight", value, POSITIVE_FLOAT))  # also refuses nan and inf
+    if weight != DIVERSITY_WEIGHT and not diversity:
+        raise FvoptError(
+            f"diversity weight {weight:g} applies to diversity sets, and none was asked for: give --diversity K "
+            "(K >= 2) too, or leave the weight out"
+        )
+    return weight
 
 
 def parse_diversity(value: "str | int | None") -> int:
@@ -317,7 +344,8 @@ def seeds_of(meta: dict) -> list[int]:
 
 
 def settings_of(meta: dict) -> Settings:
-    return Settings(**{k: meta["settings"][k] for k in SETTINGS_KEYS})
+    recorded = meta["settings"]  # sites made before the diversity weight could be chosen do not record it
+    return Settings(**{k: recorded[k] for k in SETTINGS_KEYS if k in recorded or k != "diversity_weight"})
 
 
 def check_site(site: "str | Path", settings: Settings | None = None) -> dict | None:

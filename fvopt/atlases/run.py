@@ -175,7 +175,6 @@ def _diversity_row(job: Job, vis, model) -> dict:
     fvopt.quality's `diversity` measure of the set (judged without reference images; absent where it cannot be)."""
     from ..images import grid
     from ..quality import judge
-    from .plan import DIVERSITY_WEIGHT
 
     s, b, result = job.settings, job.batch, vis.result
     per = vis.trace["final"].get("per_image", {})
@@ -206,7 +205,7 @@ def _diversity_row(job: Job, vis, model) -> dict:
             "unit": b.units[0],
             "seed": b.seed,
             "diversity": b.diversity,
-            "diversity_weight": DIVERSITY_WEIGHT,
+            "diversity_weight": b.weight,
             "images": int(result.images.shape[0]),
             "stop_reason": result.stop_reason,
         },
