@@ -36,7 +36,7 @@ def score_images(
     slots = torch.arange(n, device=model.device) % objective.slots
     generator = torch.Generator().manual_seed(EVALUATOR_SEED)
     fixed = [transforms.sample(generator) for _ in range(draws)]
-    repeats = _repeats(images)  # judging's controls show one gray, noise or reference picture for many units
+    repeats = repeated_pictures(images)  # judging's controls show one gray, noise or reference picture for many units
     with torch.no_grad(), capture(model, objective.layers) as cap:
 
         def value(x: torch.Tensor) -> torch.Tensor:
@@ -52,8 +52,9 @@ def score_images(
     return {"value": plain.cpu(), "robust_value": robust.cpu()}
 
 
-def _repeats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(the first row of each distinct picture, the distinct picture of each row) when some rows repeat a picture."""
+def repeated_pictures(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(the first row of each distinct picture, the distinct picture of each row) when some rows of a batch repeat
+    a picture, else None: what a pass needs to run each picture once (judging's controls repeat theirs)."""
     if images.shape[0] < 2:
         return None
     _, inverse = torch.unique(images.flatten(1), dim=0, return_inverse=True)

@@ -260,3 +260,16 @@ def test_visualize_hands_judge_its_robust_values_only_when_the_target_is_the_bar
     for other in ("2*channel:blocks.3:5,6", "channel:blocks.3:5,6-0.1*tv", "channel:blocks.3:5+channel:blocks.3:6"):
         assert _bare_unit_robust(parse_target(other), final) is None, other  # not the unit's activation alone
     assert _bare_unit_robust(parse_target("channel:blocks.3:5"), {"value": 1.0}) is None  # interrupted: none
+
+
+def test_judge_features_of_a_repeated_picture_are_computed_once_and_equal_each_copys():
+    from fvopt.models import load_model
+    from fvopt.quality.features import penultimate
+
+    net = load_model("lite0")  # its own copy: the hook stays off the shared fixture
+    seen = _rows_seen(net)
+    a, b = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    shared = penultimate(net, torch.stack([a, b, a, a]), side=64)
+    assert seen == [2]
+    alone = penultimate(net, torch.stack([a, b]), side=64)
+    torch.testing.assert_close(shared, alone[[0, 1, 0, 0]])

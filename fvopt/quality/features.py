@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import FvoptError
+from ..evaluate import repeated_pictures
 from ..models import FeatureModel, load_model
 
 
@@ -52,6 +53,10 @@ def last_linear(model: FeatureModel) -> nn.Linear:
 def penultimate(model: FeatureModel, images: torch.Tensor, batch: int = 64, side: int | None = None) -> torch.Tensor:
     """(n, D) penultimate features of images resized to `side` (default: the judge's input size), on the
     CPU: the side its reference images were shown at, so that both are seen alike."""
+    repeats = repeated_pictures(images)
+    if repeats is not None:  # a control's picture repeated for every unit: each distinct one once
+        firsts, inverse = repeats
+        return penultimate(model, images[firsts], batch, side)[inverse]
     side = int(side or model.input_size)
     layer = last_linear(model)
     store: list[torch.Tensor] = []
