@@ -722,9 +722,8 @@ def main(argv: list[str] | None = None) -> int:
         if _debug_wanted(args):
             _print_traceback(err)
         return 2
-    except KeyboardInterrupt:
-        passes = sys.modules.get("fvopt.quality.activations")
-        kept = getattr(passes, "last_unfinished", None)
+    except KeyboardInterrupt as stop:
+        kept = getattr(stop, "fvopt_kept", None)  # quality.activations.KEPT_WORK (not imported: it loads torch)
         if kept:  # a stopped reference pass is resumed by the next one over the same images and layers
             print(f"fvopt: {_stopped()}: {kept}; the same command resumes from there", file=sys.stderr)
         else:

@@ -10,7 +10,7 @@ from PIL import Image
 from fvopt.errors import FvoptError
 from fvopt.quality import BuiltinReference, CacheError, reference_pass, reference_set, spectral_slopes
 from fvopt.quality import cache as cache_mod
-from fvopt.quality.activations import FEATURES, _key
+from fvopt.quality.activations import FEATURES, KEPT_WORK, _key
 
 SIDE = 64
 
@@ -162,13 +162,15 @@ def test_an_unfinished_reference_pass_is_kept_and_the_next_one_resumes_to_the_sa
 
     hook = lite0.net.register_forward_pre_hook(stopping)
     try:
-        with pytest.raises(type(stop)):
+        with pytest.raises(type(stop)) as stopped:
             reference_pass(
                 lite0, reference_set(folder), layers, side=SIDE, batch=4, progress=False,
                 cache_folder=tmp_path / "two", workers=0,
             )  # fmt: skip
     finally:
         hook.remove()
+    kept = f"the reference pass (lite0 blocks.2, {FEATURES}) kept its first 12 of {len(reference_set(folder))} images"
+    assert getattr(stopped.value, KEPT_WORK) == kept  # what the command line's one line says
     assert len(list((tmp_path / "two").glob("ref-*.pt"))) == 1  # the unfinished pass, no layer cache
 
     again = reference_set(folder)

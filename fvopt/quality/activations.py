@@ -29,7 +29,7 @@ from .spectrum import spectral_slopes
 
 _LOADED: dict = {}  # the last 8 cache files read in this process: (path, mtime, size) -> payload
 FEATURES = "penultimate"  # pseudo-layer: the input of the last linear layer, plus the spectral slope
-last_unfinished: str | None = None  # what the last pass stopped in this process kept (the command line says it)
+KEPT_WORK = "fvopt_kept"  # the attribute an interrupt or failure carries out of a pass: what the pass kept
 PARTIAL_SECONDS = 60.0  # seconds of work between two saves of an unfinished pass (at least 10x a save's own time)
 
 
@@ -231,13 +231,14 @@ def _stream(
                     partial.save(_state(acc, grids, valid, done, reference))
                     saved, last = done, time.perf_counter()
                     wait = max(PARTIAL_SECONDS, 10 * (last - began))  # saving stays a tenth of the work at most
-    except BaseException:  # Ctrl-C, SIGTERM, a failure: the images summarized so far are kept for the next pass
+    except BaseException as stop:  # Ctrl-C, SIGTERM, a failure: the images summarized so far are kept for the next pass
         if partial is not None and done > saved:
             partial.save(_state(acc, grids, valid, done, reference))
-        if partial is not None and done:
-            global last_unfinished
-            last_unfinished = (
-                f"the reference pass ({model.name} {', '.join(layers)}) kept its first {done} of {n} images"
+        if partial is not None and done:  # read by the command line's one line (KEPT_WORK)
+            setattr(
+                stop,
+                KEPT_WORK,
+                f"the reference pass ({model.name} {', '.join(layers)}) kept its first {done} of {n} images",
             )
         raise
     finally:
