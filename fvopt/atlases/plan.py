@@ -344,8 +344,9 @@ def seeds_of(meta: dict) -> list[int]:
 
 
 def settings_of(meta: dict) -> Settings:
-    recorded = meta["settings"]  # sites made before the diversity weight could be chosen do not record it
-    return Settings(**{k: recorded[k] for k in SETTINGS_KEYS if k in recorded or k != "diversity_weight"})
+    recorded = meta["settings"]  # the default diversity weight is not recorded (Settings.as_dict)
+    weight = recorded.get("diversity_weight", DIVERSITY_WEIGHT)
+    return Settings(**{k: recorded[k] for k in SETTINGS_KEYS if k != "diversity_weight"}, diversity_weight=weight)
 
 
 def check_site(site: "str | Path", settings: Settings | None = None) -> dict | None:

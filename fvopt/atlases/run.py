@@ -221,14 +221,14 @@ def _mean(xs: list) -> float | None:
 _REFERENCES: dict = {}
 
 
-def preload(settings: Settings, device: str = "cpu") -> None:
-    """What every batch reads (the network, the judge network, the reference set), loaded once in this process:
-    local workers are forked from it with them (bench.runner._executor)."""
+def preload(settings: Settings) -> None:
+    """What every batch reads (the network, the judge network, the reference set), loaded once in this process on
+    the CPU: local workers are forked from it with them (bench.runner._executor; on a GPU they are spawned)."""
     from ..bench.cell import cached_model
 
-    cached_model(settings.model, device)
+    cached_model(settings.model, "cpu")
     if settings.reference != "none":
-        _judge_net(settings, device)
+        _judge_net(settings, "cpu")
         _reference(settings.reference)
 
 
