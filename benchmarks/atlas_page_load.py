@@ -58,6 +58,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--units", type=int, default=1000)
     args = p.parse_args()
+    if args.units < 1:
+        p.error(f"--units must be at least 1, not {args.units}")
     browser = next(
         (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
     )
