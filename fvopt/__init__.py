@@ -29,6 +29,16 @@ def atlas(*args, **kwargs):
     return _atlas(*args, **kwargs)
 
 
+def __getattr__(name: str):
+    """`fvopt.atlases` (its `table`, `merge`, ...) after a plain `import fvopt`, imported on first use (pandas and
+    the bench store load only then)."""
+    if name == "atlases":
+        import importlib
+
+        return importlib.import_module(".atlases", __name__)
+    raise AttributeError(f"module 'fvopt' has no attribute {name!r}")
+
+
 __all__ = [
     "Budget",
     "FvoptError",

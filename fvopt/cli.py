@@ -32,6 +32,21 @@ _above_one = _typed(Option(float, low=1, low_open=True, high=100))
 _nonnegative_int = _typed(Option(int, low=0))
 
 
+def add_budget_options(parser, title: str) -> None:
+    """--steps, --seconds, --forwards, --passes as one argument group, typed by fvopt.problem.BUDGET_OPTIONS: the
+    one definition `viz` and `atlas` share."""
+    from .problem import BUDGET_OPTIONS
+
+    group = parser.add_argument_group(title)
+    for name in ("steps", "seconds", "forwards", "passes"):
+        group.add_argument(
+            f"--{name}",
+            type=_typed(BUDGET_OPTIONS[name]),
+            default=None,
+            help="model passes: a backward counts as two" if name == "passes" else None,
+        )
+
+
 def _size(text: str):
     """--size N or HEIGHTxWIDTH, checked by the same function as the Python API (fvopt.canvas)."""
     from .canvas import parse_size
@@ -274,11 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the size the network is shown (the image is resized to it after the transforms); "
         "lucent: the model's input size when the image is smaller, as Lucent does",
     )
-    budget = viz.add_argument_group("budget (whichever ends first; default 256 steps)")
-    budget.add_argument("--steps", type=_positive_int, default=None)
-    budget.add_argument("--seconds", type=_positive_float, default=None)
-    budget.add_argument("--forwards", type=_positive_int, default=None)
-    budget.add_argument("--passes", type=_positive_int, default=None, help="model passes: a backward counts as two")
+    add_budget_options(viz, "budget (whichever ends first; default 256 steps)")
     viz.add_argument(
         "--size",
         type=_size,
@@ -335,6 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="multi-octave DeepDream on a photo, at any size",
     )
     dr.add_argument("image", nargs="?", default=None, help="a photo (default: scikit-image's chelsea)")
+    dr.add_argument(
+        "--size",
+        type=_side,
+        default=None,
+        metavar="N",
+        help="the output's longer side in px: the photo is resized to it with antialiasing (default: its own size)",
+    )
     _add_input_options(dr)
     dr.add_argument(
         "--layers", default="blocks.3,blocks.4", help="comma-separated layers (mean of squared activations)"
@@ -646,9 +664,9 @@ def _add_quality_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--reference",
         default=None,
-        metavar="DIR|builtin",
+        metavar="DIR|builtin|none",
         help="reference images: a folder (any depth) or builtin (scikit-image crops); enables "
-        "natural_ratio, plausibility, mis",
+        "natural_ratio, plausibility, mis; none (the default): no reference (a folder named none: ./none)",
     )
     group.add_argument(
         "--judge",
@@ -789,6 +807,9 @@ def _layers(args) -> int:
     for info in layers:
         if info.layout is not None:
             print(f"{info.name:{wide}s} {info.kind:{kind}s} {info.layout.units:6d}  {info.layout.describe()}")
+        elif info.spellings and info.call is None:  # a module run several times: name one call, LAYER#K
+            calls = f"runs {info.calls} times per forward: {', '.join(info.spellings)}"
+            print(f"{info.name:{wide}s} {info.kind:{kind}s} {'-':>6s}  {calls} (#K reads the K-th call)")
         elif args.all:
             print(f"{info.name:{wide}s} {info.kind:{kind}s} {'-':>6s}  not readable: {info.problem}")
         else:
@@ -866,12 +887,12 @@ def _viz(args) -> int:
     if args.trace:
         vis.save_trace(args.trace)
     t = vis.trace
-    robust = t["final"]["robust_value"]
+    robust, value = t["final"]["robust_value"], t["final"]["value"]
     line = (
-        f"wrote {out}: {t['target']} value {t['final']['value']:.4g}"
+        f"wrote {out}: {t['target']} {'not scored' if value is None else f'value {value:.4g}'}"
         f"{f' (robust {robust:.4g})' if robust is not None else ''}; {t['optimizer']} on {t['param']} "
         f"({t['param_dim']} dims), {vis.result.steps} steps, {t['forwards']} forwards, {t['backwards']} backwards, "
-        f"{t['seconds']:.1f} s"
+        f"{t['seconds']:.1f} s; normalization: {t['normalization']}"
     )
     if t["param"] != t["param_requested"]:
         line += f" [searched {t['param']}, the low-dimensional form of {t['param_requested']}]"
@@ -885,6 +906,8 @@ def _viz(args) -> int:
         named = "" if is_user_model(args.model) else f" {class_name(int(c[0, 0]))}"  # ImageNet names: not yours
         line += f"; top-1 {int(c[0, 0])}{named} (p={float(p[0, 0]):.2f})"
     print(line)
+    if t.get("normalization_note"):
+        print(f"note: {t['normalization_note']}", file=sys.stderr)
     for part in [
         t,
         *(t.get("parts") or []),
@@ -900,11 +923,34 @@ def _viz(args) -> int:
         from .quality.score import summary_line
 
         print(summary_line(quality))
+    elif quality and quality.get("stopped_while_judging"):  # the run finished; its judging was stopped
+        from .signals import exit_code
+
+        kept = quality.get("kept")
+        print(
+            f"fvopt: {_stopped()} while judging for quality: kept the image in {out}"
+            f"{f' and its trace in {args.trace}' if args.trace else ''} (not judged); "
+            + (
+                f"{kept}, and the same command resumes the reference pass from there"
+                if kept
+                else "a rerun judges it again (finished reference passes are cached)"
+            ),
+            file=sys.stderr,
+        )
+        return exit_code()
     elif quality and not vis.interrupted:
         print(f"quality: {quality.get('error') or quality.get('note')}", file=sys.stderr)
     if vis.interrupted:  # one line: what was kept, and that it was not judged
         from .signals import exit_code
 
+        if vis.scoring_stopped:  # the optimization had finished: only its scoring was cut short
+            print(
+                f"fvopt: {_stopped()} while scoring the finished run ({vis.result.steps} steps): kept its image "
+                f"in {out}{f' and its trace in {args.trace}' if args.trace else ''}; scoring was stopped, so "
+                "the image has no final scores",
+                file=sys.stderr,
+            )
+            return exit_code()
         print(
             f"fvopt: {_stopped()} after {vis.result.steps} steps: kept the best image so far in {out}"
             f"{f' and its trace in {args.trace}' if args.trace else ''}"
@@ -924,11 +970,10 @@ def _dream(args) -> int:
         DEFAULT_SCHEME,
         check_dream_fits,
         dream,
+        longer_side_size,
         resolve_scheme,
-        save_animation,
         scheme_for_model,
         scheme_octave_sizes,
-        zoom_frames,
     )
     from .images import (
         check_distinct,
@@ -963,7 +1008,10 @@ def _dream(args) -> int:
     model = load_model(args.model, weights=args.weights, device=resolve_device(args.device), **_preprocessing(args))
     scheme = scheme_for_model(scheme, model)
     if size:
-        check_dream_fits(model, *scheme_octave_sizes(size[1], size[0], scheme, model.min_size)[-1], scheme.tile)
+        height, width = size[1], size[0]
+        if args.size:  # the dream runs at the resized photo's size: that is what must fit
+            height, width = longer_side_size(height, width, args.size)
+        check_dream_fits(model, *scheme_octave_sizes(height, width, scheme, model.min_size)[-1], scheme.tile)
     image = load_image(args.image, model.channels) if args.image else None
     settings = dict(
         model=model,
@@ -978,38 +1026,9 @@ def _dream(args) -> int:
     if args.octave_images:
         folder = Path(args.octave_images)
         on_octave = lambda i, img: save_images(img.cpu(), folder / f"octave_{i + 1}.png")  # noqa: E731
-    result = dream(image, on_octave=on_octave, scheme=scheme, **settings)
+    result = dream(image, on_octave=on_octave, scheme=scheme, size=args.size, **settings)
     if args.zoom_frames and not result.interrupted:
-        interrupted = False
-
-        def dream_frame(frame):
-            nonlocal interrupted
-            if interrupted:
-                return frame
-            frame_result = dream(frame, scheme=resolve_scheme(scheme, octaves=args.zoom_octaves), **settings)
-            if frame_result.interrupted:
-                interrupted = True
-                raise KeyboardInterrupt
-            return frame_result.image
-
-        frames = [result.image]
-        try:
-            frames = zoom_frames(
-                result.image, args.zoom_frames, args.zoom, dream_frame, progress=not args.quiet, into=frames
-            )
-        except KeyboardInterrupt:
-            interrupted = True
-        written = save_animation(frames, args.out)
-        print(f"wrote {', '.join(map(str, written))}: {len(frames)} frames, zoom {args.zoom} per frame")
-        if interrupted:
-            from .signals import exit_code
-
-            print(
-                f"fvopt: {_stopped()}: kept the {len(frames)} finished frames in {', '.join(map(str, written))}",
-                file=sys.stderr,
-            )
-            return exit_code()
-        return 0
+        return _dream_zoom(args, result, scheme, settings)
     out = save_images(result.image, args.out)
     h, w = result.image.shape[-2:]
     print(
@@ -1032,6 +1051,64 @@ def _dream(args) -> int:
     if result.stop_reason not in BUDGET_STOPS:  # a NaN stopped the run loop: the best image before it was kept
         print(f"note: {result.stop_reason}", file=sys.stderr)
     return 0
+
+
+def _dream_zoom(args, result, scheme, settings: dict) -> int:
+    """The endless zoom after the first dream: frames kept as they finish; a stop (even one that lands
+    while the GIF is written) keeps every finished frame, writes the trace, and exits 128 + signal."""
+    from .dream import dream, resolve_scheme, zoom_frames
+    from .signals import exit_code
+
+    frame_scheme = resolve_scheme(scheme, octaves=args.zoom_octaves)
+    counts = {"forwards": 0, "backwards": 0}
+
+    def dream_frame(frame):
+        frame_result = dream(frame, scheme=frame_scheme, **settings)
+        counts["forwards"] += frame_result.forwards
+        counts["backwards"] += frame_result.backwards
+        if frame_result.interrupted:
+            raise KeyboardInterrupt  # this frame is not finished: the frames before it are kept
+        return frame_result.image
+
+    frames = [result.image]
+    interrupted = False
+    try:
+        zoom_frames(result.image, args.zoom_frames, args.zoom, dream_frame, progress=not args.quiet, into=frames)
+    except KeyboardInterrupt:
+        interrupted = True
+    written, stopped_while_writing = _save_animation_kept(frames, args.out)
+    interrupted = interrupted or stopped_while_writing
+    result.settings["zoom"] = {
+        "frames_asked": args.zoom_frames,
+        "frames_written": len(frames),
+        "zoom": args.zoom,
+        "octaves_per_frame": args.zoom_octaves,
+        "frame_forwards": counts["forwards"],
+        "frame_backwards": counts["backwards"],
+        "stopped": _stopped() if interrupted else None,
+    }
+    print(f"wrote {', '.join(map(str, written))}: {len(frames)} frames, zoom {args.zoom} per frame")
+    if args.trace:
+        _write_dream_trace(args.trace, result, written[0])
+    if interrupted:
+        print(
+            f"fvopt: {_stopped()}: kept the {len(frames)} finished frames of {args.zoom_frames} in "
+            f"{', '.join(map(str, written))}{f' and the trace in {args.trace}' if args.trace else ''}",
+            file=sys.stderr,
+        )
+        return exit_code()
+    return 0
+
+
+def _save_animation_kept(frames: list, out: str) -> tuple[list[Path], bool]:
+    """save_animation, written again if a stop lands mid-write (the atomic write dropped the half file):
+    the signal handler raises only on the first stop signal, so the second write finishes."""
+    from .dream import save_animation
+
+    try:
+        return save_animation(frames, out), False
+    except KeyboardInterrupt:
+        return save_animation(frames, out), True
 
 
 def _stopped() -> str:
@@ -1091,9 +1168,17 @@ def _examples(args) -> int:
         weights=args.weights,
     )
     written = write_examples(examples, stats, ref, args.model, args.target, args.out)
+    short = [ex for ex in examples if min(len(ex.top), len(ex.bottom)) < args.top]  # unreadable or tied images
+    fewer = (
+        f" ({len(short)} unit{'s' if len(short) != 1 else ''} fewer: unit {short[0].unit} has {len(short[0].top)} top "
+        f"and {len(short[0].bottom)} bottom, the distinct readable images there are)"
+        if short
+        else ""
+    )
     print(
         f"wrote {len(examples)} unit grids, overview.png and index.json to {args.out} ({args.target}, top/bottom "
-        f"{args.top}; reference: {ref.describe()}; activations from the {'cache' if stats.how == 'cache' else 'pass'})"
+        f"{args.top}{fewer}; reference: {ref.describe()}; activations from the "
+        f"{'cache' if stats.how == 'cache' else 'pass'})"
     )
     return 0 if written else 1
 

@@ -237,6 +237,23 @@ def sample_photo_for(channels: int, name: str = DEFAULT_PHOTO) -> torch.Tensor:
     )
 
 
+def longer_side_size(height: int, width: int, side: int) -> tuple[int, int]:
+    """(height, width) of a photo scaled so its longer side is `side` px, keeping its aspect ratio."""
+    side = check("size", side, IMAGE_SIDE)
+    scale = side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize_photo(image: torch.Tensor, side: int | None) -> torch.Tensor:
+    """The photo with its longer side at `side` px (antialiased, so shrinking does not alias); None: as it is."""
+    if side is None:
+        return image
+    size = longer_side_size(*image.shape[-2:], side)
+    if tuple(image.shape[-2:]) == size:
+        return image
+    return F.interpolate(image.float(), size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+
+
 def octave_sizes(
     height: int, width: int, octaves: int, scale: float, min_size: int, above: int = 0
 ) -> list[tuple[int, int]]:
@@ -249,6 +266,11 @@ def octave_sizes(
     for side in (height, width):
         IMAGE_SIDE.coerce("image side", side)
     sizes = [(round(height / scale**i), round(width / scale**i)) for i in range(-above, octaves - above)][::-1]
+    if min(height, width) < min_size:
+        raise FvoptError(
+            f"the photo's {min(height, width)} px side is below the model's minimum of {min_size} px: "
+            "give a larger photo (or a larger --size)"
+        )
     if min(sizes[0]) < min_size:
         raise FvoptError(
             f"{octaves} octaves at scale {scale} shrink the {min(height, width)} px side to "
@@ -308,8 +330,10 @@ def dream(
     scheme: str | DreamScheme = DEFAULT_SCHEME,
     octaves_above: int | None = None,
     lapnorm_levels: int | None = None,
+    size: int | None = None,
 ) -> DreamResult:
-    """DeepDream `image` (1, 3, H, W) in [0,1] (default: scikit-image's chelsea) at its own size.
+    """DeepDream `image` (1, 3, H, W) in [0,1] (default: scikit-image's chelsea) at its own size,
+    or with its longer side at `size` px (the photo resized with antialiasing first).
 
     `scheme` names a published recipe (SCHEMES: 2015, tf2, matlab); octaves, octave_scale, steps,
     lr, tile, octaves_above and lapnorm_levels override its constants when given. Each step: tiled
@@ -329,6 +353,7 @@ def dream(
         lapnorm_levels=lapnorm_levels,
     )
     seed = check("seed", seed, SEED)
+    size = check("size", size, IMAGE_SIDE)
     if image is not None and (not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[0] != 1):
         raise FvoptError(f"dream needs one image tensor (1, C, H, W), not {getattr(image, 'shape', image)!r}")
     objective = parse_target(target) if isinstance(target, str) else target or layers_objective(layers, s.objective)
@@ -343,6 +368,7 @@ def dream(
     s = scheme_for_model(s, net)
     if image is None:
         image = sample_photo_for(net.channels)
+    image = resize_photo(image, size)
     if image.shape[1] != net.channels:
         raise FvoptError(
             f"the image has {image.shape[1]} channels and {net.name} takes {net.channels}: give a "
@@ -361,6 +387,7 @@ def dream(
             "objective_name": str(objective),
             "grad": grad,
             "seed": seed,
+            "size": size,
             "octave_sizes": [list(size) for size in sizes],
         },
     )

@@ -141,8 +141,23 @@ def invert(layer: str, photo: str | Photo) -> Objective:
     )
 
 
+MAX_COSSIM_POW = 10
+
+
 def caricature(layer: str, photo: str | Photo, cossim_pow: float = 0.0) -> Objective:
-    """Lucid's caricature (`dot_compare`): dot(a(photo), a(x)) * max(0.1, dot / |a(x)|)^cossim_pow."""
+    """Lucid's caricature (`dot_compare`): dot(a(photo), a(x)) * max(0.1, dot / |a(x)|)^cossim_pow.
+
+    The power is at most MAX_COSSIM_POW: the factor is floored at 0.1 and dot / |a(x)| is tens to
+    hundreds, so a larger power underflows or overflows float32 (1e6 made every value 0)."""
+    if (
+        isinstance(cossim_pow, bool)
+        or not isinstance(cossim_pow, (int, float))
+        or not 0 <= cossim_pow <= MAX_COSSIM_POW
+    ):
+        raise FvoptError(
+            f"caricature cosine power {cossim_pow!r} is not allowed: must be a number in [0, {MAX_COSSIM_POW}] "
+            f"(0.1^POW and (dot/|a|)^POW leave float32's range beyond it, and the value becomes 0 or inf)"
+        )
     ref = PhotoReference(photo if isinstance(photo, Photo) else Photo(photo))
     ref.layers.add(layer)
 

@@ -95,7 +95,7 @@ class Photo:
                         f"image '{self.path}' has mode {mode} (with transparency): save it without "
                         "an alpha channel (RGB or grayscale) first"
                     )
-        except (OSError, UnidentifiedImageError) as err:
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:  # a bomb: refused as dream does
             raise FvoptError(f"cannot read image '{self.path}': {err}") from err
         return torch.from_numpy(np.clip(arr, 0, 1).copy())
 

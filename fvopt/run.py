@@ -14,6 +14,7 @@ from .problem import SYNC_EVERY, Budget, BudgetExhausted, Problem
 from .signals import Terminated
 from .stops import BUDGET_STOPS, StopReason  # noqa: F401  (BUDGET_STOPS: also read from here)
 from .strategies.base import Strategy
+from .warmup import warm_up
 
 
 @dataclass
@@ -27,6 +28,7 @@ class RunResult:
     seconds: float
     steps: int
     extra: dict = field(default_factory=dict)
+    warmup_seconds: float = 0.0  # the untimed warm-up before the clock started; 0.0 when already warm
 
     @property
     def passes(self) -> int:
@@ -55,6 +57,10 @@ def run(
     step costs; a budget that cannot pay for one step is refused (FvoptError). The problem is reset,
     so a reused problem carries nothing over from an earlier run.
 
+    Before the clock starts, the first run of a process at a shape warms it up once, untimed and
+    uncounted (fvopt/warmup.py; `warmup_seconds`): a budget in seconds buys the same search in the
+    first run of a process as in the later ones.
+
     A NaN or infinite objective stops the run; so does Ctrl-C (`stop_reason` "interrupted"), and
     SIGTERM or SIGHUP where the command line installed its handler ("terminated"). Either
     way the result holds the best point seen, and `stop_reason` says why. Snapshots (PNG) of the
@@ -70,9 +76,10 @@ def run(
         raise FvoptError(f"budget must be a fvopt.Budget, not {type(budget).__name__}")
     cost = strategy.check(problem.param, problem.batch, budget).times(problem.views)
     budget.refuse_if_below(cost, strategy.name or type(strategy).__name__)
-    problem.reset(budget)
-    m = problem.meter
     z0 = problem.init() if z0 is None else z0.to(problem.device)
+    warmup_seconds = warm_up(problem, strategy, z0, cost, budget)  # untimed, uncounted (fvopt/warmup.py)
+    problem.reset(budget)  # the clock starts here
+    m = problem.meter
     trace: list[dict] = []
     stop = None
     z = z0
@@ -135,6 +142,7 @@ def run(
         m.elapsed,
         m.steps,
         strategy.status(),
+        warmup_seconds,
     )
 
 

@@ -9,8 +9,9 @@ the run loop names it (`stop_reason` "terminated").
 Only the command line installs the handlers (`install()`); the Python API leaves the process's
 signal handling as it found it. Only the first stop signal raises: after it the process is already
 keeping its work and leaving, so a second SIGTERM (`timeout` and impatient users send several)
-does not cut the scoring or the writing short; the scheduler's SIGKILL still ends the process,
-and the atomic writes (fvopt/atomic.py) then leave each file whole or absent.
+does not cut the scoring or the writing short, nor the interpreter's exit (it is ignored from then
+on: see `_ignore_later_stops`); the scheduler's SIGKILL still ends the process, and the atomic
+writes (fvopt/atomic.py) then leave each file whole or absent.
 """
 
 from __future__ import annotations
@@ -34,7 +35,22 @@ def _handler(signum: int, frame) -> None:
     global received
     if received is None:
         received = signum
+        _ignore_later_stops()
         raise Terminated(signum)
+
+
+def _ignore_later_stops() -> None:
+    """After the first stop signal, later ones are ignored by the operating system itself.
+
+    Why not by this handler alone: when the interpreter finalizes, after `main` returned 143, it
+    puts SIG_DFL back for every signal with a Python handler, and a second SIGTERM arriving then
+    (`timeout` and impatient users send several) killed the process by the signal: return code
+    -15 instead of exit 143, after the work was kept. An ignored signal stays ignored through
+    finalization. SIGKILL still ends the process.
+    """
+    for name in STOP_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def install() -> None:

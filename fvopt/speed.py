@@ -161,14 +161,18 @@ class CompiledPass:
 
     def __init__(self, model, layers: frozenset[str], mode: str) -> None:
         from .models.hooks import LOGITS, layer_layout, resolve_layer
+        from .models.info import call_index, split_call
 
         self.model, self.mode = model, mode
         self.logits = LOGITS in layers
         self.names = sorted(set(layers) - {LOGITS})
         self.layouts = {name: layer_layout(model, name) for name in self.names}
-        self.modules = [resolve_layer(model, name) for name in self.names]
-        self.hooks = [self._hook(name) for name in self.names]
-        self.store: dict[str, torch.Tensor] = {}
+        # one hook per module, storing every call's output; `LAYER#K` reads the K-th (a plain name the first)
+        self.reads = {name: (split_call(name)[0], (call_index(name) or 1) - 1) for name in self.names}
+        hooked = sorted({module for module, _ in self.reads.values()})
+        self.modules = [resolve_layer(model, module) for module in hooked]
+        self.hooks = [self._hook(module) for module in hooked]
+        self.store: dict[str, list[torch.Tensor]] = {}
         # CUDA graphs replay into static memory: each call starts a new step and outputs are copied out
         self.cudagraphs = model.device.type == "cuda" and mode in ("reduce-overhead", "max-autotune")
         self.compiled = torch.compile(
@@ -179,14 +183,14 @@ class CompiledPass:
         from .models.layouts import output_tensor
 
         def hook(module, inputs, output) -> None:
-            self.store[name] = output_tensor(output, name)
+            self.store.setdefault(name, []).append(output_tensor(output, name))
 
         return hook
 
     def _forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         self.store = {}
         logits = self.model(images)
-        acts = {name: self.store[name] for name in self.names}
+        acts = {name: self.store[module][call] for name, (module, call) in self.reads.items()}
         if self.logits:
             acts["logits"] = logits
         self.store = {}

@@ -18,12 +18,13 @@ from .images import save_images
 from .memory import check_fits, largest_pass
 from .canvas import describe as describe_size, hw, parse_size
 from .models import FeatureModel, load_model, resolve_device, wrap
-from .params.color import color_basis
+from .models.user import describe_normalization
+from .params.color import check_basis_applies, color_basis
 from .objectives import Objective, parse_target, slot_labels
 from .options import IMAGE_SIDE, POSITIVE_INT, SEED, Option, check, check_type, merge_options
 from .params import Parameterization, make_param
 from .problem import Budget, Problem
-from .run import STOPPED_BY_USER, RunResult, run
+from .run import INTERRUPTED, STOPPED_BY_USER, TERMINATED, RunResult, run
 from .scoped import keeps_process_state, seed_all
 from .speed import EAGER, Speed
 from .strategies import make_strategy
@@ -42,10 +43,12 @@ class Visualization:
     result: RunResult
     model: FeatureModel
     transparency: torch.Tensor | None = None  # (batch, 1, H, W) in [0,1]: MaCo's maps, when asked for
+    scoring_stopped: str | None = None  # "interrupted"/"terminated": the run finished, its final scoring was cut
 
     @property
     def interrupted(self) -> bool:
-        return self.result.stop_reason in STOPPED_BY_USER  # Ctrl-C, SIGTERM or SIGHUP
+        """Ctrl-C, SIGTERM or SIGHUP during the run or during its final scoring."""
+        return self.result.stop_reason in STOPPED_BY_USER or self.scoring_stopped is not None
 
     def save(self, path: str | Path) -> Path:
         return save_images(self.images, path, self.labels if self.images.shape[0] > 1 else None)
@@ -215,6 +218,10 @@ def visualize(
     from .quality.score import plan as quality_plan, viz_settings
 
     quality_ref, quality_measures = viz_settings(reference, judge, measures, model)  # folders read before any pass
+    if quality_ref is not None and quality_measures is not None:  # its cache folder, too ($FVOPT_CACHE)
+        from .quality.cache import cache_dir
+
+        cache_dir()
     photo = None
     if init is not None:  # the path is checked now, before the model loads
         from .init_image import Photo
@@ -245,10 +252,18 @@ def visualize(
     render = render_size(render, size, net)
     basis = color_basis(decorrelate, net.channels)  # reference images read now, before any model pass
     requested = make_param(DEFAULT_PARAM if param is None else param, size, channels=net.channels, color=basis)
+    check_basis_applies(requested, basis)  # pixel without decorrelate=true would ignore it
     parameterization = search_space(strategy, requested)
     slots = batch or objective.slots
+    judge_net = None
     if quality_measures is not None:  # a measure asked for by name that cannot apply: refused before the run
-        quality_plan(objective, slots, quality_ref is not None, quality_measures, channels=net.channels)
+        from .quality.features import resolve_judge
+        from .quality.score import refuse_reference_for_channels
+
+        refuse_reference_for_channels(reference, net.channels, net.name)
+        named = hw(size) if measures is not None else None  # the default set names none: it says why after
+        quality_plan(objective, slots, quality_ref is not None, quality_measures, channels=net.channels, size=named)
+        judge_net = resolve_judge(judge, net, device=dev) if judge is not None else None  # loads now, not after
     z0 = seeded = None
     if photo is not None:
         parameterization, z0, seeded = _seed(photo, net, strategy, requested, parameterization, size, slots)
@@ -285,27 +300,18 @@ def visualize(
         z0=z0,
     )
     labels = slot_labels(objective, problem.batch)
-    if result.stop_reason in STOPPED_BY_USER:  # be quick: the user wants out; the robust score costs 16 passes
-        final = {
-            "value": float(score_images(net, objective, result.images, draws=0, render=render)["value"].mean()),
-            "robust_value": None,
-            "note": f"{result.stop_reason}: scored untransformed only",
-        }
-    else:
-        scores = score_images(net, objective, result.images, render=render)
-        final = {
-            "value": float(scores["value"].mean()),
-            "robust_value": float(scores["robust_value"].mean()),
-            "per_image": {
-                "value": scores["value"].tolist(),
-                "robust_value": scores["robust_value"].tolist(),
-                "labels": labels,
-            },
-        }
-    if result.stop_reason not in STOPPED_BY_USER:  # the picture as saved (8-bit PNG) is what people look at and share
-        from .evaluate import score_as_saved
+    scoring_stopped = None
+    try:
+        final = _final_scores(net, objective, result, render, labels)
+    except KeyboardInterrupt as stop:  # the run had finished: its images are kept, unscored
+        from .signals import Terminated
 
-        final.update(score_as_saved(net, objective, result.images, render=render))
+        scoring_stopped = TERMINATED if isinstance(stop, Terminated) else INTERRUPTED
+        final = {
+            "value": None,
+            "robust_value": None,
+            "note": f"{scoring_stopped} while scoring the finished run: the images were not scored",
+        }
     trace = {
         "model": net.name,
         "target": str(objective),
@@ -316,6 +322,8 @@ def visualize(
         "seed": seed,
         "size": list(size) if isinstance(size, tuple) else size,
         "input": net.describe_input(),
+        "normalization": describe_normalization(net),
+        "normalization_note": _normalization_note(model, net, mean, std),
         "decorrelation": parameterization.color_source,
         "transforms_fit": problem.transform_fit,
         "batch": problem.batch,
@@ -332,6 +340,7 @@ def visualize(
         "forwards": result.forwards,
         "backwards": result.backwards,
         "seconds": result.seconds,
+        "warmup_seconds": result.warmup_seconds,  # untimed, not in seconds or passes (fvopt/warmup.py)
         **result.extra,
         "tile": tile,
         "init": seeded,
@@ -340,7 +349,9 @@ def visualize(
         "steps": result.trace,
         "final": final,
     }
-    if quality_measures is not None and result.stop_reason not in STOPPED_BY_USER:
+    if scoring_stopped:
+        trace["scoring_stopped"] = scoring_stopped
+    if quality_measures is not None and result.stop_reason not in STOPPED_BY_USER and not scoring_stopped:
         from .quality import judge as judge_images
 
         try:  # the run's images are kept whatever happens while judging them
@@ -348,7 +359,7 @@ def visualize(
                 result.images,
                 objective,
                 net,
-                judge=judge,
+                judge=judge_net,
                 reference=quality_ref,
                 measures=quality_measures,
                 render=render,
@@ -358,12 +369,55 @@ def visualize(
             )
         except FvoptError as err:
             trace["quality"] = {"error": str(err)}
-        except KeyboardInterrupt:
-            trace["quality"] = {"note": "interrupted while judging: the images were not judged"}
+        except KeyboardInterrupt as stop:  # the images are kept; the command line exits 128 + signal
+            from .quality.activations import KEPT_WORK
+
+            trace["quality"] = {
+                "note": "interrupted while judging: the images were not judged",
+                "stopped_while_judging": True,
+                "kept": getattr(stop, KEPT_WORK, None),  # what an unfinished reference pass kept, to resume from
+            }
     elif quality_measures is not None:
         trace["quality"] = {"note": "interrupted: the images were not judged"}
     maps = accumulator.maps() if accumulator is not None and accumulator.total is not None else None
-    return Visualization(result.images, labels, trace, result, net, maps)
+    return Visualization(result.images, labels, trace, result, net, maps, scoring_stopped)
+
+
+def _final_scores(net: FeatureModel, objective: Objective, result: RunResult, render, labels: list[str]) -> dict:
+    """The common evaluator's scores of the run's images (16 held-out transforms and the 8-bit image);
+    after a stopped run, the untransformed value only: the user wants out."""
+    if result.stop_reason in STOPPED_BY_USER:
+        return {
+            "value": float(score_images(net, objective, result.images, draws=0, render=render)["value"].mean()),
+            "robust_value": None,
+            "note": f"{result.stop_reason}: scored untransformed only",
+        }
+    from .evaluate import score_as_saved
+    from .quality.units import image_labels
+
+    scores = score_images(net, objective, result.images, render=render)
+    final = {
+        "value": float(scores["value"].mean()),
+        "robust_value": float(scores["robust_value"].mean()),
+        "per_image": {
+            "value": scores["value"].tolist(),
+            "robust_value": scores["robust_value"].tolist(),
+            "unit": image_labels(objective, len(labels)),  # the label quality's per_image uses too
+        },
+    }
+    final.update(score_as_saved(net, objective, result.images, render=render))  # the picture as saved (8-bit PNG)
+    return final
+
+
+def _normalization_note(model, net: FeatureModel, mean, std) -> str | None:
+    """A user's own network (a file or a plain module) fed without normalization because none was
+    given: fvopt cannot know how it was trained, so the run says how to set it."""
+    from .models.user import NORMALIZATION_HINT, is_user_model
+
+    own = is_user_model(model) if isinstance(model, str) else not isinstance(model, FeatureModel)
+    if own and mean is None and std is None and describe_normalization(net).startswith("none"):
+        return NORMALIZATION_HINT
+    return None
 
 
 def _seed(

@@ -307,7 +307,10 @@ def test_the_cli_decorrelates_4_channels_from_reference_arrays_and_saves_a_grid_
         a = g.random((40, 40))
         np.save(
             refs / f"r{i}.npy",
-            np.stack([a, 0.7 * a + 0.3 * g.random((40, 40)), g.random((40, 40)), a * 0.5]).astype(np.float32),
+            # channel 3 co-varies with channel 0 (exactly proportional would be a degenerate covariance, refused)
+            np.stack(
+                [a, 0.7 * a + 0.3 * g.random((40, 40)), g.random((40, 40)), a * 0.5 + 0.1 * g.random((40, 40))]
+            ).astype(np.float32),
         )
     out, trace = tmp_path / "o.png", tmp_path / "t.json"
     assert (

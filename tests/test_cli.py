@@ -55,7 +55,7 @@ def test_many_channels_in_one_batched_run_make_a_labelled_grid(tmp_path):
     assert code == 0
     t = json.loads(trace.read_text())
     assert t["batch"] == 4 and t["forwards"] == 12
-    assert t["final"]["per_image"]["labels"] == ["blocks.3:0", "blocks.3:1", "blocks.3:2", "blocks.3:3"]
+    assert t["final"]["per_image"]["unit"] == [f"channel:blocks.3:{i}" for i in range(4)]  # as quality labels them
     width, height = Image.open(out).size
     assert width > 2 * 64 and height > 2 * 64
     assert len(list((tmp_path / "snaps").glob("*.png"))) == 3

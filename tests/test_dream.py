@@ -121,6 +121,7 @@ def test_each_scheme_runs_and_records_every_constant_it_ran_with(lite0, name):
         "objective_name": result.settings["objective_name"],
         "grad": None,
         "seed": 0,
+        "size": None,  # the photo's own size (no --size)
         "octave_sizes": [list(s) for s in scheme_octave_sizes(90, 120, ran, 32)],
     }
     assert result.image.shape == photo.shape and (result.image - photo).abs().mean() > 0.005
@@ -183,3 +184,107 @@ def test_a_tiled_viz_raises_the_activation_and_counts_every_tile(lite0):
         visualize(lite0, "class:8", steps=1, size=96, tile=128)
     with pytest.raises(FvoptError, match="splits gradient passes"):
         visualize(lite0, "class:8", optimizer="cmaes", steps=1, size=96, tile=64)
+
+
+# Issue 26: `--size`, and a zoom that keeps its frames and its trace whatever stops it.
+
+
+def _skimage_photo(tmp_path, name: str = "chelsea"):
+    import skimage.data
+
+    path = tmp_path / f"{name}.png"
+    Image.fromarray(getattr(skimage.data, name)()).save(path)  # chelsea: 451x300
+    return path
+
+
+def test_dream_size_256_writes_a_longer_side_of_256_resized_with_antialiasing(tmp_path, capsys):
+    src, out, trace = _skimage_photo(tmp_path), tmp_path / "d.png", tmp_path / "d.json"
+    args = ["dream", str(src), "--size", "256", "--octaves", "1", "--steps", "1", "--out", str(out), "--quiet"]
+    assert main(args + ["--trace", str(trace)]) == 0
+    assert Image.open(out).size == (256, 170)  # 451x300 -> longer side 256, aspect kept
+    assert "256x170 px" in capsys.readouterr().out
+    import json
+
+    t = json.loads(trace.read_text())
+    assert t["settings"]["size"] == 256 and t["settings"]["octave_sizes"] == [[170, 256]]
+
+
+def test_dream_size_resizes_the_photo_before_dreaming_with_antialiasing(lite0):
+    from fvopt.dream import resize_photo
+
+    stripes = torch.zeros(1, 3, 64, 128)
+    stripes[..., ::2] = 1.0  # one-pixel stripes: a plain subsample would keep only one of the two values
+    small = resize_photo(stripes, 40)  # x3.2: bilinear point samples would land between 0.1 and 0.9
+    assert small.shape[-2:] == (20, 40) and (small[..., 1:-1] - 0.5).abs().max() < 0.05
+    result = dream(torch.rand(1, 3, 40, 60), lite0, octaves=1, steps=1, size=96, progress=False)
+    assert result.image.shape[-2:] == (64, 96) and result.settings["octave_sizes"] == [[64, 96]]
+
+
+@pytest.mark.parametrize("size, message", [("0", "must be an integer in [1, 16384]"), ("x", "is not allowed")])
+def test_a_bad_dream_size_is_refused_in_one_line(tmp_path, capsys, size, message):
+    with pytest.raises(SystemExit) as stop:
+        main(["dream", "--size", size, "--out", str(tmp_path / "d.png"), "--quiet"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d.png").exists()
+
+
+def test_a_dream_size_below_the_network_minimum_names_the_size(tmp_path, capsys):
+    src = _skimage_photo(tmp_path)
+    assert main(["dream", str(src), "--size", "40", "--octaves", "1", "--out", str(tmp_path / "d.png")]) == 2
+    assert "below the model's minimum of 32 px" in capsys.readouterr().err
+
+
+def test_a_zoom_writes_its_trace(tmp_path):
+    src = tmp_path / "in.png"
+    Image.fromarray((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)).save(src)
+    out, trace = tmp_path / "z.gif", tmp_path / "z.json"
+    args = ["dream", str(src), "--octaves", "1", "--steps", "1", "--zoom-frames", "3", "--out", str(out)]
+    assert main(args + ["--trace", str(trace), "--quiet"]) == 0
+    import json
+
+    t = json.loads(trace.read_text())
+    assert t["image"] == str(out) and t["settings"]["zoom"]["frames_written"] == 3 == Image.open(out).n_frames
+    assert t["settings"]["zoom"]["frame_forwards"] == 2 and t["settings"]["zoom"]["stopped"] is None
+
+
+# A real SIGTERM, sent from inside Pillow's GIF writer (the moment the issue names), through fvopt's handler.
+_SIGTERM_WHILE_WRITING_THE_GIF = """
+import os, signal, sys
+from PIL import Image
+original = Image.Image.save
+def save(self, fp, *args, **kwargs):
+    if kwargs.get("save_all") and not getattr(save, "sent", False):
+        save.sent = True
+        os.kill(os.getpid(), signal.SIGTERM)
+    return original(self, fp, *args, **kwargs)
+Image.Image.save = save
+from fvopt.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_while_the_gif_is_written_keeps_every_finished_frame_and_the_trace(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script, src = tmp_path / "run.py", tmp_path / "in.png"
+    script.write_text(_SIGTERM_WHILE_WRITING_THE_GIF)
+    Image.fromarray((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)).save(src)
+    out, trace = tmp_path / "z.gif", tmp_path / "z.json"
+    args = [str(src), "--octaves", "1", "--steps", "1", "--zoom-frames", "5", "--out", str(out), "--trace", str(trace)]
+    done = subprocess.run(
+        [sys.executable, str(script), "dream", *args, "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 143, done.stderr
+    assert "kept the 5 finished frames of 5" in done.stderr and f"the trace in {trace}" in done.stderr
+    assert Image.open(out).n_frames == 5
+    assert json.loads(trace.read_text())["settings"]["zoom"]["stopped"] == "terminated (SIGTERM)"
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name], "no temporary file is left behind"

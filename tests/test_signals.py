@@ -20,16 +20,22 @@ from fvopt import atomic, signals
 from test_bench import ONE_THREAD, bench_command, finished, read_only, write_spec
 
 
-def _terminate_when(cmd: list[str], ready, times: int = 1, timeout: float = 180) -> subprocess.CompletedProcess:
-    """Run `cmd`, send it SIGTERM (`times` times, 20 ms apart) as soon as `ready()` is true."""
+def _terminate_when(
+    cmd: list[str], ready, times: int | str = 1, timeout: float = 180
+) -> subprocess.CompletedProcess:
+    """Run `cmd`, send it SIGTERM (`times` times, 20 ms apart) as soon as `ready()` is true;
+    `times="until exit"` keeps sending one every millisecond until the process has ended."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
     deadline = time.monotonic() + timeout
     while not ready() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the command ended before the work started: " + proc.stderr.read()
-    for _ in range(times):
+    for _ in range(times if isinstance(times, int) else 0):
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.02)
+    while times == "until exit" and proc.poll() is None and time.monotonic() < deadline:
+        proc.send_signal(signal.SIGTERM)  # Popen sends nothing once it has seen the process end
+        time.sleep(0.001)
     out, err = proc.communicate(timeout=120)
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
@@ -96,7 +102,7 @@ def test_the_python_api_installs_no_handler():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("times", [1, 2])
+@pytest.mark.parametrize("times", [1, 2, "until exit"])
 def test_sigterm_during_viz_writes_the_best_image_and_its_trace_and_exits_143(tmp_path, times):
     out, trace, snaps = tmp_path / "i.png", tmp_path / "i.json", tmp_path / "snaps"
     done = _terminate_when(

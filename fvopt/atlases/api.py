@@ -10,6 +10,7 @@ from ..errors import FvoptError
 from ..options import IMAGE_SIDE, POSITIVE_INT, SEED, check
 from .plan import (
     DATABASE,
+    DEFAULT_PASSES,
     DEFAULT_MAX_BATCH,
     DIVERSITY_WEIGHT,
     META,
@@ -36,7 +37,10 @@ def atlas(
     *,
     param: str = "fft",
     size: int = 128,
-    steps: int = 64,
+    steps: int | None = None,
+    passes: int | None = None,
+    forwards: int | None = None,
+    seconds: float | None = None,
     seed: int = 0,
     seeds=None,
     diversity: "int | str" = 0,
@@ -57,7 +61,13 @@ def atlas(
 ):
     """Visualize every channel of `layers` of `model` under each of `optimizers` and `seeds`; returns a pandas
     DataFrame (one row per cell: unit, optimizer, seed, set_size, value, robust_value, each quality measure,
-    status, stop_reason).
+    forwards, backwards, passes, seconds, status, stop_reason).
+
+    Budget, per cell, whichever ends first (as `visualize`'s): `steps`, `passes` (a backward counts as two
+    forwards), `forwards`, `seconds`. Given none, every optimizer gets 192 passes: what a first-order optimizer
+    spends in 64 steps (64 forwards and 64 backwards), so optimizers compare at equal compute (a step of a
+    zero-order optimizer is a whole generation: 24 forwards for cmaes on fft:k=8). A run of n units gets n times
+    a cell's passes, forwards and seconds. A budget too small for one step of an optimizer is refused.
 
     `seeds` ('0,1,2' or a list) replaces the one `seed`: each unit, optimizer and seed is a cell. `diversity` K
     (0: none, else 2 or more) adds each unit's diversity set: K images optimized together under the first
@@ -68,8 +78,10 @@ def atlas(
     in shared forwards. Every unit is a cell of the SQLite store `out/atlas.sqlite`: a rerun skips what is
     done, a grown request (more layers, optimizers) runs only what is new. `shard` 'k/N' runs the k-th of N
     slices of the units (join sites with atlas_merge). `units` 'A-B' limits each layer to channels A..B.
-    `reference` is a folder, 'builtin' (the scikit-image stand-in) or None: dataset examples and the
-    measures that need reference images are then absent. `device` 'auto' (a GPU where the batch runs has one),
+    `reference` is a folder, 'builtin' (the scikit-image stand-in) or None / 'none' (no reference, as everywhere in
+    fvopt; a folder named none is './none'): dataset examples and the measures that need reference images are
+    then absent; `measures` ('default', 'none' or names) are refused before work when unknown or inapplicable.
+    `device` 'auto' (a GPU where the batch runs has one),
     'cpu', 'cuda' or 'cuda:N' (refused here when this machine has no such GPU); the device does not enter a cell's
     key, so a site can be grown on another machine. Everything is checked before any optimization."""
     from ..bench.runner import check_executor
@@ -80,7 +92,7 @@ def atlas(
     if not isinstance(model, str) or not model.strip():
         raise FvoptError(f"model must be a model name (fvopt models lists them), not {model!r}")
     size = check("size", size, IMAGE_SIDE)
-    steps = check("steps", steps, POSITIVE_INT)
+    budget = _budget(steps, passes, forwards, seconds)
     seed = check("seed", seed, SEED)
     if seeds is None:
         seed_list = [seed]
@@ -104,12 +116,27 @@ def atlas(
         raise FvoptError(f"device must be auto, cpu, cuda or cuda:N, not {device!r}")
     if executor is None:
         resolve_device(device)  # an unknown device, or cuda without a GPU: one line now
-    ref = "none" if reference in (None, "none") else str(reference)
+    ref = _reference_name(reference)
     if ref != "none":
+        from ..quality.examples import check_list_sizes
         from ..quality.reference import reference_set
 
-        reference_set(ref)  # a folder without images is refused now
-    settings = Settings(model, param, size, steps, seed_list[0], ref, transforms, measures, diversity_weight)
+        check_list_sizes(reference_set(ref), top, 2)  # a folder without images, or too few for --top: refused now
+    measures = _check_measures(measures, ref != "none")
+    settings = Settings(
+        model,
+        param,
+        size,
+        budget.get("steps"),
+        seed_list[0],
+        ref,
+        transforms,
+        measures,
+        diversity_weight,
+        budget.get("passes"),
+        budget.get("forwards"),
+        budget.get("seconds"),
+    )
     out = Path(out)
     check_site(out, settings)  # before the model loads: nothing is written to a folder that is not an atlas
     from ..params import make_param
@@ -126,8 +153,15 @@ def atlas(
     plan = Plan(settings, list(channels), channels, optimizer_names, shard, unit_range, max_batch, seed_list, diversity)
     if not plan.units:
         raise FvoptError(f"shard {shard[0]}/{shard[1]} holds no unit: there are fewer units than shards")
+    _refuse_budgets_below_one_step(net, settings, optimizer_names, diversity)
     if diversity:
-        _check_diversity_fits(net, optimizer_names[0], param, size, steps, diversity, max_batch)
+        _check_diversity_fits(net, optimizer_names[0], settings, diversity, max_batch)
+    if len(optimizer_names) > 1 and set(budget) == {"steps"}:
+        (log or print)(
+            f"note: --steps {budget['steps']} gives each optimizer {budget['steps']} steps, and their steps differ in "
+            "compute (a zero-order step is a whole generation); each cell's passes are stored and shown. "
+            "--passes N compares them at equal compute (the default)"
+        )
 
     from .run import run_plan
 
@@ -139,31 +173,105 @@ def atlas(
     return frame
 
 
-def _check_diversity_fits(net, optimizer: str, param: str, size: int, steps: int, k: int, max_batch: int) -> None:
-    """A diversity set's K images are one run: refused before any unit runs when its largest pass cannot fit
-    in memory (memory.largest_pass, as `visualize` and the bench's spec check count it)."""
-    from ..memory import check_fits, largest_pass
+def _budget(steps, passes, forwards, seconds) -> dict:
+    """Each cell's budget, checked as `visualize` checks it (fvopt.problem.Budget): {name: value} of those given;
+    none given: DEFAULT_PASSES passes (equal compute for every optimizer)."""
+    from ..problem import Budget
+
+    given = {"steps": steps, "passes": passes, "forwards": forwards, "seconds": seconds}
+    given = {k: v for k, v in given.items() if v is not None} or {"passes": DEFAULT_PASSES}
+    checked = Budget(**given)  # a bad value: one line naming it
+    return {k: getattr(checked, k) for k in given}
+
+
+def _step_cost(net, settings: Settings, optimizer: str, images: int):
+    """(strategy, what one step of `optimizer` costs on a run of `images` images): as `visualize` counts it."""
     from ..params import make_param
     from ..problem import Budget
     from ..strategies import make_strategy
     from ..strategies.base import search_space
+    from ..transforms import make_transforms, views_of
 
     strategy = make_strategy(optimizer)
-    cost = strategy.check(
-        search_space(strategy, make_param(param, size, channels=net.channels)), k, Budget(steps=steps)
-    )
+    space = search_space(strategy, make_param(settings.param, settings.size, channels=net.channels))
+    cost = strategy.check(space, images, Budget(**settings.budget(images)))
+    return strategy, cost.times(views_of(make_transforms(settings.transforms)))
+
+
+def _refuse_budgets_below_one_step(net, settings: Settings, optimizers: list[str], diversity: int) -> None:
+    """A budget that cannot pay for one step of an optimizer is refused before any unit runs (it would idle)."""
+    from ..problem import Budget
+
+    per_cell = Budget(**settings.per_cell())
+    for name in optimizers:
+        _, cost = _step_cost(net, settings, name, 1)
+        per_cell.refuse_if_below(cost, f"{name} (per cell)")
+    if diversity:
+        _, cost = _step_cost(net, settings, optimizers[0], diversity)
+        Budget(**settings.budget(diversity)).refuse_if_below(cost, f"{optimizers[0]} on a diversity set of {diversity}")
+
+
+def _reference_name(reference) -> str:
+    """'none' (None or the word 'none': no reference, as everywhere in fvopt), 'builtin', or a folder (a path
+    object named none is the folder './none')."""
+    import os
+
+    if reference is None or reference == "none":
+        return "none"
+    if isinstance(reference, os.PathLike):
+        text = os.fspath(reference)
+        return f"./{text}" if text in ("none", "builtin") else str(text)
+    if not isinstance(reference, str):
+        raise FvoptError(
+            f"reference must be a folder, 'builtin' or 'none', not {type(reference).__name__} {reference!r}"
+        )
+    return reference
+
+
+def _check_measures(measures, has_reference: bool) -> str:
+    """The measures as the site records them ('default', 'none' or 'a,b'), refused before any work when a name is
+    unknown or cannot apply to an atlas cell (one image of one channel; those that need reference images without
+    one), as `visualize` refuses them."""
+    from ..quality.score import plan
+
+    if isinstance(measures, (list, tuple)) and all(isinstance(m, str) for m in measures):
+        measures = ",".join(measures)
+    if not isinstance(measures, str):
+        raise FvoptError(f"measures must be 'default', 'none' or comma-separated names, not {measures!r}")
+    measures = measures.strip()
+    if measures in ("default", "none"):
+        return measures
     try:
-        check_fits(net, size, images=largest_pass(cost.forwards, max_batch, k), backward=strategy.uses_gradients)
+        plan("channel:LAYER:0", 1, has_reference, measures)  # unknown or inapplicable: one line
+    except FvoptError as err:
+        raise FvoptError(f"atlas: {err}; nothing was run") from None
+    return measures
+
+
+def _check_diversity_fits(net, optimizer: str, settings: Settings, k: int, max_batch: int) -> None:
+    """A diversity set's K images are one run: refused before any unit runs when its largest pass cannot fit
+    in memory (memory.largest_pass, as `visualize` and the bench's spec check count it)."""
+    from ..memory import check_fits, largest_pass
+
+    strategy, cost = _step_cost(net, settings, optimizer, k)
+    try:
+        check_fits(
+            net, settings.size, images=largest_pass(cost.forwards, max_batch, k), backward=strategy.uses_gradients
+        )
     except FvoptError as err:
         raise FvoptError(f"diversity {k}: {err}; give a smaller --diversity") from None
 
 
 def table(site: "str | Path"):
     """The cells and measures a site's store holds, as a pandas DataFrame: one row per unit, optimizer and seed
-    (`seed`), and one per diversity set (`set_size` K; 1 for the others; value: the mean of its K images')."""
+    (`seed`), and one per diversity set (`set_size` K; 1 for the others; value: the mean of its K images').
+
+    `param_used` is the parameterization the optimizer searched (cmaes searches fft:k=8 for fft); `forwards`,
+    `backwards`, `passes` (forwards + 2 x backwards) and `seconds` are what the cell spent (a unit's share of its
+    batch; a diversity set's are its K images' together)."""
     import pandas as pd
     from ..bench.store import Store
-    from .site import measure_names, unit_numbers
+    from .site import measure_names, spent, unit_numbers
 
     store = Store(Path(site) / DATABASE, readonly=True)
     try:
@@ -180,13 +288,14 @@ def table(site: "str | Path"):
                 "layer": extra.get("layer"),
                 "unit": extra.get("unit"),
                 "optimizer": r["strategy"],
+                "param_used": r.get("param_used"),
                 "seed": r.get("seed"),
                 "set_size": extra.get("diversity") or 1,
                 "status": r["status"],
                 "stop_reason": r.get("stop_reason"),
                 "nan_stopped": bool((r.get("final") or {}).get("nan_stopped")),
                 **nums,
-                "seconds": r.get("seconds"),
+                **spent(r),
                 "error": r.get("error"),
                 "key": r["key"],
             }

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 
 USAGE = (
-    "fvopt atlas MODEL --layers L1,L2|all --optimizers adam,cmaes --param fft --size 128 --steps N "
+    "fvopt atlas MODEL --layers L1,L2|all --optimizers adam,cmaes --param fft --size 128 "
+    "[--passes N | --forwards N | --seconds S | --steps N] "
     "[--seeds 0,1,2] [--diversity K [--diversity-weight W]] [--reference DIR|builtin|none] --out SITE "
     "[--workers K | --executor dask://HOST:PORT] [--shard k/N] "
     "[--max-batch B] [--units A-B] [--device auto|cpu|cuda]   |   fvopt atlas merge SITE1 SITE2 ... --out SITE"
@@ -13,6 +14,8 @@ USAGE = (
 
 
 def add_atlas_parser(sub) -> None:
+    from ..cli import add_budget_options
+
     at = sub.add_parser(
         "atlas", help="every channel of some layers under several optimizers, as an offline site", description=USAGE
     )
@@ -22,7 +25,11 @@ def add_atlas_parser(sub) -> None:
     at.add_argument("--optimizers", default="adam,cmaes", help="comma-separated optimizers (default adam,cmaes)")
     at.add_argument("--param", default="fft", help="parameterization (default fft; zero-order searches fft:k=8)")
     at.add_argument("--size", type=int, default=128, help="image side in px (default 128)")
-    at.add_argument("--steps", type=int, default=64, help="steps (generations for zero-order) per run (default 64)")
+    add_budget_options(
+        at,
+        "budget of each cell, whichever ends first (default 192 passes: what a first-order optimizer spends in 64 "
+        "steps, so that optimizers compare at equal compute; a zero-order step is a whole generation)",
+    )
     at.add_argument("--seed", type=int, default=0, help="one seed (default 0); --seeds gives several")
     at.add_argument(
         "--seeds",
@@ -46,9 +53,14 @@ def add_atlas_parser(sub) -> None:
         "--reference",
         default="builtin",
         metavar="DIR|builtin|none",
-        help="reference images for dataset examples and measures (default: the built-in stand-in)",
+        help="reference images for dataset examples and measures (default: the built-in stand-in); none: no "
+        "reference (a folder named none: ./none)",
     )
-    at.add_argument("--measures", default="default", help="quality measures (default: the per-unit ones that apply)")
+    at.add_argument(
+        "--measures",
+        default="default",
+        help="quality measures, checked before work (default: the per-unit ones that apply; none: no measure)",
+    )
     at.add_argument("--transforms", default="default")
     at.add_argument("--out", required=True, help="the site folder (new, empty, or an atlas of the same settings)")
     at.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
@@ -83,6 +95,9 @@ def run_atlas_command(args) -> int:
         param=args.param,
         size=args.size,
         steps=args.steps,
+        passes=args.passes,
+        forwards=args.forwards,
+        seconds=args.seconds,
         seed=args.seed,
         seeds=args.seeds,
         diversity=args.diversity,

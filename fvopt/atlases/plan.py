@@ -1,7 +1,7 @@
 """What an atlas is asked to do, checked before any work: its settings, its units, batches, shards and cell keys.
 
 An atlas is every unit (channel) of some layers, visualized by several optimizers and seeds under one set
-of settings (model, parameterization, size, steps, reference). The settings define a cell besides its unit,
+of settings (model, parameterization, size, budget, reference). The settings define a cell besides its unit,
 optimizer and seed, so a site holds one set of settings; layers, optimizers and seeds may grow (a grown
 request runs only the new cells). `--diversity K` adds one cell per unit: K images optimized together
 for the unit with fvopt's `diversity:LAYER` term subtracted (a diversity set). `--shard k/N` takes the
@@ -19,7 +19,27 @@ from pathlib import Path
 
 from ..errors import FvoptError
 
-SETTINGS_KEYS = ("model", "param", "size", "steps", "seed", "reference", "transforms", "measures", "diversity_weight")
+SETTINGS_KEYS = (
+    "model",
+    "param",
+    "size",
+    "steps",
+    "seed",
+    "reference",
+    "transforms",
+    "measures",
+    "diversity_weight",
+    "passes",
+    "forwards",
+    "seconds",
+)
+# each cell's budget (fvopt.problem.Budget, whichever ends first); passes, forwards and seconds are per cell: a run
+# of n units (or a diversity set of n images) gets n times them, steps are steps of the run
+BUDGET_KEYS = ("steps", "passes", "forwards", "seconds")
+# with no budget given, every optimizer gets the passes (a backward counts as two forwards) that a first-order
+# optimizer spends in DEFAULT_STEPS steps of one image: 64 forwards + 64 backwards = 192 passes per cell
+DEFAULT_STEPS = 64
+DEFAULT_PASSES = 3 * DEFAULT_STEPS
 # a site's seed is the first seed it was asked for; more seeds are more cells, as more optimizers are
 COMPARED_KEYS = tuple(k for k in SETTINGS_KEYS if k != "seed")
 # the weight w of a diversity set's target `channel:LAYER:u - w*diversity:LAYER` (the Gram similarity of an image
@@ -46,14 +66,32 @@ class Settings:
     transforms: str = "default"
     measures: str = "default"
     diversity_weight: float = DIVERSITY_WEIGHT  # w of each diversity set's `- w*diversity:LAYER`
+    passes: int | None = None  # per cell; a backward counts as two forwards
+    forwards: int | None = None  # per cell
+    seconds: float | None = None  # per cell (a run of n units gets n times it)
 
     def as_dict(self) -> dict:
-        """The settings as recorded and hashed; the default diversity weight is left out, so that the sites
-        and cell keys made before it could be chosen keep theirs."""
+        """The settings as recorded and hashed; the default diversity weight and the budgets not given are left
+        out, so that the sites and cell keys made before they could be chosen keep theirs."""
         d = asdict(self)
         if d["diversity_weight"] == DIVERSITY_WEIGHT:
             del d["diversity_weight"]
+        for key in ("passes", "forwards", "seconds"):
+            if d[key] is None:
+                del d[key]
         return d
+
+    def budget(self, images: int = 1) -> dict:
+        """The budget of a run of `images` cells' images (visualize's steps/passes/forwards/seconds)."""
+        return {k: v if k == "steps" or v is None else v * images for k, v in self.per_cell().items()}
+
+    def per_cell(self) -> dict:
+        """Each cell's budget as asked for: {name: value} of those given."""
+        return {k: getattr(self, k) for k in BUDGET_KEYS if getattr(self, k) is not None}
+
+    def describe_budget(self) -> str:
+        """'192 passes' or '16 steps, 120 passes': the budget each cell had, as the pages say it."""
+        return ", ".join(f"{v:g} {k}" for k, v in self.per_cell().items())
 
     @property
     def hash(self) -> str:
@@ -285,6 +323,12 @@ def parse_diversity(value: "str | int | None") -> int:
 
 
 def parse_list(name: str, value: "str | list[str] | tuple[str, ...]") -> list[str]:
+    """'a,b' or a list of names -> the distinct names in order; anything else refused in one line."""
+    if not isinstance(value, (str, list, tuple)):
+        raise FvoptError(
+            f"{name} must be comma-separated names or a list of names (e.g. --{name} a,b), not "
+            f"{type(value).__name__} {value!r}"
+        )
     items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
     if not items or not all(isinstance(v, str) and v.strip() for v in items):
         raise FvoptError(f"{name} must name at least one, comma-separated (e.g. --{name} a,b), not {value!r}")
@@ -293,11 +337,12 @@ def parse_list(name: str, value: "str | list[str] | tuple[str, ...]") -> list[st
 
 def resolve_layers(net, requested: list[str], size: int) -> dict[str, int]:
     """{layer: channels} for the layers asked for ('all': every readable layer at depth 1 or 2, e.g. conv_stem,
-    blocks.3), each refused in one line when unknown or without channels (its output is not a feature map)."""
-    from ..models import list_layers
-    from ..models.info import resolve_layer
+    blocks.3; a module run several times per forward as one entry per call, NAME#K), each refused in one line
+    when unknown or without channels (its output is not a feature map), or when it names a module that runs
+    several times per forward without the call to read (NAME#K)."""
+    from ..models.info import cached_layers, layer_info
 
-    infos = {info.name: info for info in list_layers(net, size)}
+    infos = dict(cached_layers(net, size))
     if requested == ["all"]:
         requested = [
             name
@@ -311,12 +356,10 @@ def resolve_layers(net, requested: list[str], size: int) -> dict[str, int]:
             )
     out = {}
     for name in requested:
-        if name not in infos:
-            resolve_layer(net, name)  # unknown: one line with the closest names
-            raise FvoptError(
-                f"layer '{name}' of {net.name} produced no output at {size} px, so it has no channels to visualize"
-            )
-        info = infos[name]
+        # not listed: NAME#1 of a module run once, or refused in one line (unknown, unused, #K out of range)
+        info = infos[name] if name in infos else layer_info(net, name, size)
+        if info.spellings and info.call is None:  # a module run several times: the call to read must be named
+            raise FvoptError(info.problem)
         if info.layout is None:
             raise FvoptError(f"layer '{name}' of {net.name} has no channels to visualize: {info.problem}")
         if info.channels < 1:
@@ -344,9 +387,12 @@ def seeds_of(meta: dict) -> list[int]:
 
 
 def settings_of(meta: dict) -> Settings:
-    recorded = meta["settings"]  # the default diversity weight is not recorded (Settings.as_dict)
+    recorded = meta["settings"]  # the default diversity weight and budgets not given are not recorded (as_dict)
     weight = recorded.get("diversity_weight", DIVERSITY_WEIGHT)
-    return Settings(**{k: recorded[k] for k in SETTINGS_KEYS if k != "diversity_weight"}, diversity_weight=weight)
+    return Settings(
+        **{k: recorded.get(k) for k in SETTINGS_KEYS if k != "diversity_weight"},
+        diversity_weight=weight,
+    )
 
 
 def check_site(site: "str | Path", settings: Settings | None = None) -> dict | None:
@@ -370,10 +416,16 @@ def check_site(site: "str | Path", settings: Settings | None = None) -> dict | N
             "unchanged: give --out a new or empty folder, or an atlas folder"
         )
     if settings is not None:
-        diff = settings_of(meta).differences(settings)
+        old = settings_of(meta)
+        diff = old.differences(settings)
         if diff:
+            grow = (
+                f", or grow it with its budget ({' '.join(f'--{k} {v:g}' for k, v in old.per_cell().items())})"
+                if old.per_cell() != settings.per_cell()
+                else ""
+            )
             raise FvoptError(
                 f"atlas '{site}' was made with other settings ({'; '.join(diff)}): a site holds one "
-                "set of settings; give --out another folder"
+                f"set of settings; give --out another folder{grow}"
             )
     return meta

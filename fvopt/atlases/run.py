@@ -1,7 +1,9 @@
 """Running an atlas: batches of units on the bench's executors, each finished unit a cell in the bench store.
 
 One batch is one run of `visualize` on `channel:LAYER:i,j,...` (one image per unit, a forward holds up to
---max-batch images). A gradient optimizer updates all units of a batch together; a zero-order one (cmaes,
+--max-batch images), under n times each cell's passes, forwards and seconds for n units (every unit of a batch
+spends the same: all step together), so each cell stores its share: the batch's counts over n.
+A gradient optimizer updates all units of a batch together; a zero-order one (cmaes,
 sep-cmaes, ng:...) keeps one search per unit, a population per unit, all scored in the same batched
 forwards. Each unit of a finished batch is saved as its own cell (one transaction each): killing the
 atlas at any moment keeps every saved unit, and the next start skips them by their content key. A batch runs
@@ -37,7 +39,9 @@ def measures_for(settings: Settings) -> list[str]:
     """The quality measures of each unit: per-unit measures only (diversity compares the images of a batch,
     which here are different units; transfer is a class measure)."""
     if settings.measures not in ("default", None):
-        return [m for m in settings.measures.split(",") if m]
+        from ..quality import parse_measures
+
+        return parse_measures(settings.measures)[0]  # 'none': []
     return list(ATLAS_MEASURES_WITH_REFERENCE if settings.reference != "none" else ATLAS_MEASURES_WITHOUT)
 
 
@@ -67,7 +71,7 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
         b.target,
         s.param,
         b.optimizer,
-        steps=s.steps,
+        **s.budget(b.diversity or len(b.units)),
         size=s.size,
         seed=s.seed,
         device=job.device,
@@ -85,7 +89,9 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
     per = final.get("per_image", {})
     quality: dict = {}
     nan_stopped = StopReason.of(result.stop_reason) is StopReason.NONFINITE
-    if not nan_stopped:
+    if not nan_stopped and not measures_for(s):
+        quality = {"measures": []}  # --measures none: nothing to judge
+    elif not nan_stopped:
         reference = None if s.reference == "none" else s.reference
         try:
             quality = judge(
@@ -117,6 +123,8 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
             _row(job, vis)
             | {
                 "target": f"channel:{b.layer}:{index}",
+                "forwards": result.forwards // n,  # every unit of the batch spent the same (they step together)
+                "backwards": result.backwards // n,
                 "seconds": result.seconds / n,
                 "final": {"value": value, "robust_value": robust, "nan_stopped": stopped},
                 "extra": {
@@ -155,7 +163,7 @@ def _row(job: Job, vis) -> dict:
         "param_dim": vis.trace["param_dim"],
         "seed": s.seed,
         "size": s.size,
-        "budget": {"steps": s.steps},
+        "budget": s.per_cell(),  # each cell's; a diversity set of K images had K times its passes and forwards
         "transforms": s.transforms,
         "status": "done",
         "stop_reason": result.stop_reason,

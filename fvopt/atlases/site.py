@@ -1,11 +1,14 @@
 """The atlas as a static folder that opens from file:// with no server and no external resource.
 
-index.html (layers, counts, progress) -> layers/LAYER.html (a grid of every unit under the site's first seed,
+index.html (layers, counts, progress, each optimizer's budget and search space) -> layers/LAYER.html (a grid
+of every unit under the site's first seed,
 one tab per optimizer, sortable by each measure with a few lines of inline JavaScript) -> units/LAYER/UNIT.html
 (each optimizer's image for every seed, a row per optimizer and a column per seed, the unit's diversity set when
 one was asked for, the measures, the top and bottom dataset examples, its activation curve, links to neighbours).
 Images are small separate files (thumbs/ for the grids), so a layer of 1,000 units loads fast. Every page
-is regenerated from the database, so the pages always say what the store holds.
+is regenerated from the database, so the pages always say what the store holds. Folder and file names made from
+layer and optimizer names go through fvopt.filenames.safe_name: a layer named '/tmp/x/EVIL' or '..' stays inside
+the site.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from .. import atomic
+from ..filenames import inside, safe_name
 
 
 def write_text(path: Path, text: str) -> None:
@@ -94,6 +98,54 @@ def unit_numbers(row: dict, measures: list[str]) -> dict:
     return out
 
 
+def spent(row: dict) -> dict:
+    """What a cell spent, as stored: forwards, backwards, passes (a backward counts as two) and seconds."""
+    f, b = row.get("forwards"), row.get("backwards")
+    passes = f + 2 * b if isinstance(f, int) and isinstance(b, int) else None
+    return {"forwards": f, "backwards": b, "passes": passes, "seconds": row.get("seconds")}
+
+
+def searched(rows: list[dict]) -> dict[str, str]:
+    """{optimizer: the parameterizations it searched}, from the stored rows (what really ran)."""
+    found: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("param_used"):
+            names = found.setdefault(r["strategy"], [])
+            if r["param_used"] not in names:
+                names.append(r["param_used"])
+    return {opt: ", ".join(names) for opt, names in found.items()}
+
+
+def _median(values: list) -> "float | None":
+    xs = sorted(v for v in values if isinstance(v, (int, float)) and math.isfinite(v))
+    return None if not xs else (xs[(len(xs) - 1) // 2] + xs[len(xs) // 2]) / 2
+
+
+def spending(rows: list[dict], searched_as: dict[str, str]) -> str:
+    """One line per optimizer: what it searched and the median a cell spent (the pages' budget line)."""
+    parts = []
+    for opt in dict.fromkeys(r["strategy"] for r in rows):
+        mine = [spent(r) for r in rows if r["strategy"] == opt and r["status"] == "done"]
+        if not mine:
+            continue
+        med = {k: _median([m[k] for m in mine]) for k in ("passes", "forwards", "backwards", "seconds")}
+        parts.append(
+            f'<li data-optimizer="{html.escape(opt)}" data-passes="{json.dumps(med["passes"])}">'
+            f"<b>{html.escape(opt)}</b> searched {html.escape(searched_as.get(opt, '?'))}: per cell (median of "
+            f"{len(mine)}) {fmt(med['passes'])} passes = {fmt(med['forwards'])} forwards + 2 &times; "
+            f"{fmt(med['backwards'])} backwards, {fmt(med['seconds'])} s</li>"
+        )
+    return f"<ul class=spent>{''.join(parts)}</ul>" if parts else ""
+
+
+def budget_text(settings: dict) -> str:
+    """The budget each cell had, from the site's settings: '192 passes per cell'."""
+    given = [(k, settings.get(k)) for k in ("steps", "passes", "forwards", "seconds") if settings.get(k) is not None]
+    return (
+        ", ".join(f"{v:g} {k}" for k, v in given) + " per cell" + (" (whichever ended first)" if len(given) > 1 else "")
+    )
+
+
 def cell_of(row: dict) -> tuple[str, int | None, int]:
     """(optimizer, seed, diversity set size or 0) of a stored row: how a unit's page tells its cells apart."""
     extra = row.get("extra") or {}
@@ -102,9 +154,14 @@ def cell_of(row: dict) -> tuple[str, int | None, int]:
 
 def image_path(layer: str, opt: str, unit: int, seed, diversity: int, first) -> str:
     """A cell's image, relative to the site: the first seed's where sites before seed lists kept them."""
+    layer, opt = safe_name(layer), safe_name(opt)
     if diversity:
         return f"img/{layer}/diversity-{diversity}/{unit}.png"
     return f"img/{layer}/{opt}/{unit}.png" if seed == first else f"img/{layer}/{opt}/seed-{seed}/{unit}.png"
+
+
+def thumb_path(layer: str, opt: str, unit: int) -> str:
+    return f"thumbs/{safe_name(layer)}/{safe_name(opt)}/{unit}.png"
 
 
 def write_site(site: Path, meta: dict, rows: list[dict], examples: dict | None = None) -> Path:
@@ -144,7 +201,7 @@ def write_site(site: Path, meta: dict, rows: list[dict], examples: dict | None =
                         site,
                         image_path(layer, opt, u, seed, div, first),
                         r["image"],
-                        thumb=None if seed != first or div else f"thumbs/{layer}/{opt}/{u}.png",
+                        thumb=None if seed != first or div else thumb_path(layer, opt, u),
                     )
                     if thumb is not None:
                         thumbs.setdefault(opt, []).append((u, thumb))
@@ -155,27 +212,29 @@ def write_site(site: Path, meta: dict, rows: list[dict], examples: dict | None =
             prev = units[i - 1] if i > 0 else None
             nxt = units[i + 1] if i + 1 < len(units) else None
             write_text(
-                site / "units" / layer / f"{u}.html",
+                inside(site, "units", safe_name(layer), f"{u}.html"),
                 _unit_page(
                     layer, u, cells[(layer, u)], optimizers, seeds, measures, ex.get(u), prev, nxt, settings, reference
                 ),
             )
+        layer_rows = [r for c in cells.values() for r in c.values() if (r.get("extra") or {}).get("layer") == layer]
         write_text(
-            site / "layers" / f"{layer}.html", _layer_page(layer, units, by, optimizers, measures, meta, sprites)
+            inside(site, "layers", f"{safe_name(layer)}.html"),
+            _layer_page(layer, units, by, optimizers, measures, meta, sprites, layer_rows),
         )
-    write_text(site / "index.html", _index_page(meta, by, reference))
+    write_text(site / "index.html", _index_page(meta, by, reference, rows))
     return site / "index.html"
 
 
 def _save_images(site: Path, path: str, png: bytes, thumb: str | None) -> "Image.Image | None":
     """The cell's image and (for the grids) its thumbnail, each written whole or not at all; the thumbnail is
     returned for the layer's sprite map."""
-    full = site / path
+    full = inside(site, path)
     full.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(full, png)
     if thumb is None:
         return None
-    small = site / thumb
+    small = inside(site, thumb)
     small.parent.mkdir(parents=True, exist_ok=True)
     image = Image.open(io.BytesIO(png)).convert("RGB")
     image.thumbnail((THUMB, THUMB))
@@ -203,11 +262,11 @@ def write_sprites(site: Path, layer: str, thumbs: dict[str, list[tuple[int, "Ima
         for k, (_, tile) in enumerate(tiles):
             row, column = divmod(k, columns)
             sprite.paste(tile, (column * THUMB + (THUMB - tile.width) // 2, row * THUMB + (THUMB - tile.height) // 2))
-        path = f"sprites/{layer}/{opt}.png"
-        (site / path).parent.mkdir(parents=True, exist_ok=True)
-        _save(sprite, site / path, optimize=True)
+        path = f"sprites/{safe_name(layer)}/{safe_name(opt)}.png"
+        inside(site, path).parent.mkdir(parents=True, exist_ok=True)
+        _save(sprite, inside(site, path), optimize=True)
         index = {"layer": layer, "optimizer": opt, "tile": THUMB, "columns": columns, "units": [u for u, _ in tiles]}
-        atomic.write_text(site / f"sprites/{layer}/{opt}.json", json.dumps(index))
+        atomic.write_text(inside(site, f"{path[:-4]}.json"), json.dumps(index))
         written[opt] = path
     return written
 
@@ -215,7 +274,7 @@ def write_sprites(site: Path, layer: str, thumbs: dict[str, list[tuple[int, "Ima
 def _write_examples(site: Path, layer: str, unit: int, ex: dict | None, cells: dict) -> None:
     if not ex:
         return
-    folder = site / "examples" / layer
+    folder = inside(site, "examples", safe_name(layer))
     folder.mkdir(parents=True, exist_ok=True)
     for which in ("top", "bottom"):
         tiles = [
@@ -301,7 +360,8 @@ def _unit_page(layer, u, cells, optimizers, seeds, measures, ex, prev, nxt, sett
     """`cells`: {(optimizer, seed, diversity): row}. A row per optimizer and a column per seed of images, each with
     its value; the diversity sets; a table of every measure of every optimizer and seed (numbers as stored)."""
     nav = (
-        f'<p><a href="../../index.html">atlas</a> / <a href="../../layers/{layer}.html">{html.escape(layer)}</a>'
+        f'<p><a href="../../index.html">atlas</a> / <a href="../../layers/{safe_name(layer)}.html">'
+        f"{html.escape(layer)}</a>"
         f" / unit {u} &nbsp; "
         + (f'<a href="{prev}.html">&larr; unit {prev}</a> ' if prev is not None else "")
         + (f'<a href="{nxt}.html">unit {nxt} &rarr;</a>' if nxt is not None else "")
@@ -324,10 +384,11 @@ def _unit_page(layer, u, cells, optimizers, seeds, measures, ex, prev, nxt, sett
                 else "<span class=miss>no image</span>"
             )
             value = (r.get("final") or {}).get("value") if r["status"] == "done" else None
+            passes = spent(r)["passes"]
             tds.append(
                 f'<td><figure data-optimizer="{html.escape(opt)}" data-seed="{seed}" '
-                f'data-value="{json.dumps(value)}">{img}<figcaption>value {fmt(value)} {_status(r)}'
-                f"</figcaption></figure></td>"
+                f'data-value="{json.dumps(value)}" data-passes="{json.dumps(passes)}">{img}<figcaption>value '
+                f"{fmt(value)}, {fmt(passes)} passes {_status(r)}</figcaption></figure></td>"
             )
         searched = next(
             (r.get("param_used") for (o, _, d), r in cells.items() if o == opt and not d and r.get("param_used")), None
@@ -359,21 +420,30 @@ def _unit_page(layer, u, cells, optimizers, seeds, measures, ex, prev, nxt, sett
                 f'data-exact="{json.dumps(v)}">{fmt(v)}{interval}</td>'
             )
         trs.append(f"<tr><td>{html.escape(name)}</td>{''.join(tds)}</tr>")
+    for name in ("passes", "forwards", "backwards", "seconds"):  # what each cell spent (its share of its batch)
+        tds = [
+            f'<td data-spent="{name}" data-optimizer="{html.escape(o)}" data-seed="{seed}" '
+            f'data-exact="{json.dumps(spent(cells[(o, seed, 0)])[name])}">{fmt(spent(cells[(o, seed, 0)])[name])}</td>'
+            for o, seed in columns
+        ]
+        trs.append(f"<tr><td>{name} spent</td>{''.join(tds)}</tr>")
     table = f"<table class=measures><thead><tr><th>measure</th>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
     exhtml = "<p class=muted>no dataset examples (no reference set)</p>"
+    folder = safe_name(layer)
     if ex:
         tops = ", ".join(f"{a:.3g}" for _, a in ex["top"])
         bots = ", ".join(f"{a:.3g}" for _, a in ex["bottom"])
         exhtml = (
-            f'<h3>top</h3><img alt="top examples" src="../../examples/{layer}/{u}-top.jpg"><div class=muted>'
-            f'activations {tops}</div><h3>bottom</h3><img alt="bottom examples" src="../../examples/{layer}/{u}'
+            f'<h3>top</h3><img alt="top examples" src="../../examples/{folder}/{u}-top.jpg"><div class=muted>'
+            f'activations {tops}</div><h3>bottom</h3><img alt="bottom examples" src="../../examples/{folder}/{u}'
             f'-bottom.jpg"><div class=muted>activations {bots}</div><h2>Activation curve</h2><img alt="activation'
-            f' curve" src="../../examples/{layer}/{u}-curve.svg">'
+            f' curve" src="../../examples/{folder}/{u}-curve.svg">'
         )
     seed_text = f"seed {first}" if not many else f"seeds {', '.join(map(str, seen))}"
     body = (
         f"<h1>{html.escape(settings['model'])} {html.escape(layer)} unit {u}</h1>{nav}"
-        f"<p class=muted>param {html.escape(settings['param'])}, {settings['size']} px, {settings['steps']} steps, "
+        f"<p class=muted>param {html.escape(settings['param'])} (each optimizer's search space is named beside it), "
+        f"{settings['size']} px, budget {budget_text(settings)}, "
         f"{seed_text}; measures judged against {html.escape(str(reference))}</p>"
         f"<h2>Visualizations</h2>{grid}<h2>Measures</h2>{table}"
         f"<h2>Dataset examples <span class=muted>({html.escape(str(reference))})</span></h2>{exhtml}"
@@ -414,13 +484,16 @@ def _diversity_row(layer, u, opt, seed, k, r, span, first) -> str:
     )
 
 
-def _layer_page(layer, units, by, optimizers, measures, meta, sprites: dict[str, str]) -> str:
+def _layer_page(layer, units, by, optimizers, measures, meta, sprites: dict[str, str], rows: list[dict]) -> str:
+    """The layer's grid per optimizer (a tab each, named with the search space it ran), and what its cells spent."""
     from .plan import seeds_of
 
     keys = ["unit", "value", "robust_value"] + measures
+    searched_as = searched(rows)
     buttons = "".join(
         f'<button data-opt="{html.escape(o)}" onclick="show(this.dataset.opt)"'
-        f"{' class=on' if k == 0 else ''}>{html.escape(o)}</button>"
+        f"{' class=on' if k == 0 else ''}>{html.escape(o)}"
+        f"{f' ({html.escape(searched_as[o])})' if o in searched_as else ''}</button>"
         for k, o in enumerate(optimizers)
     )
     select = (
@@ -439,14 +512,15 @@ def _layer_page(layer, units, by, optimizers, measures, meta, sprites: dict[str,
             data = f'data-unit="{u}" ' + " ".join(
                 f'data-{m.replace("_", "")}="{nums.get(m) if nums.get(m) is not None else "nan"}"' for m in keys[1:]
             )
+            data += f' data-passes="{json.dumps(spent(r)["passes"])}"'
             thumb = (
-                f'<img alt="{u}" src="../thumbs/{layer}/{opt}/{u}.png">'
+                f'<img alt="{u}" src="../{thumb_path(layer, opt, u)}">'
                 if r.get("image")
                 else "<span class=miss>failed</span>"
             )
             flag = " <span class=bad>NaN</span>" if (r.get("final") or {}).get("nan_stopped") else ""
             figs.append(
-                f'<figure {data}><a href="../units/{layer}/{u}.html">{thumb}</a><figcaption>{u}{flag}'
+                f'<figure {data}><a href="../units/{safe_name(layer)}/{u}.html">{thumb}</a><figcaption>{u}{flag}'
                 f"</figcaption></figure>"
             )
         grids.append(
@@ -462,7 +536,9 @@ def _layer_page(layer, units, by, optimizers, measures, meta, sprites: dict[str,
             if len(seeds_of(meta)) > 1
             else ""
         )
-        + f"</p><p class=tabs>{buttons} &nbsp; sort by {select}</p>"
+        + f"</p><p class=muted>budget {budget_text(meta['settings'])}; what the cells of this layer spent:</p>"
+        + spending(rows, searched_as)
+        + f"<p class=tabs>{buttons} &nbsp; sort by {select}</p>"
         + "".join(grids)
         + (
             "<p class=muted>The whole layer as one image (a sprite map in unit order, 64 px tiles, with its index): "
@@ -478,11 +554,18 @@ def _layer_page(layer, units, by, optimizers, measures, meta, sprites: dict[str,
     return page(layer, body, SORT)
 
 
-def _index_page(meta, by, reference) -> str:
+def _index_page(meta, by, reference, rows: list[dict]) -> str:
+    """The layers and how far each optimizer got, each optimizer named with the search space it ran, and the
+    budget and what the cells spent."""
     from .plan import seeds_of
 
     opts = meta["optimizers"]
-    head = "".join(f"<th>{html.escape(o)} done</th>" for o in opts)
+    searched_as = searched(rows)
+    head = "".join(
+        f"<th>{html.escape(o)} done"
+        f"{f'<br><span class=muted>searched {html.escape(searched_as[o])}</span>' if o in searched_as else ''}</th>"
+        for o in opts
+    )
     trs = []
     for layer in meta["layers"]:
         total = meta["channels"].get(layer, 0)
@@ -497,14 +580,17 @@ def _index_page(meta, by, reference) -> str:
             )
             tds.append(f"<td>{done}/{total} ({100 * done / max(total, 1):.0f}%){note}</td>")
         trs.append(
-            f'<tr><td><a href="layers/{layer}.html">{html.escape(layer)}</a></td><td>{total}</td>{"".join(tds)}</tr>'
+            f'<tr><td><a href="layers/{safe_name(layer)}.html">{html.escape(layer)}</a></td><td>{total}</td>'
+            f"{''.join(tds)}</tr>"
         )
     s = meta["settings"]
     body = (
-        f"<h1>fvopt atlas: {html.escape(s['model'])}</h1><p class=muted>param {html.escape(s['param'])}, "
-        f"{s['size']} px, {s['steps']} steps, seeds {', '.join(map(str, seeds_of(meta)))} (counts: seed "
+        f"<h1>fvopt atlas: {html.escape(s['model'])}</h1><p class=muted>param {html.escape(s['param'])} as asked "
+        f"(each optimizer's search space is named below), "
+        f"{s['size']} px, budget {budget_text(s)}, seeds {', '.join(map(str, seeds_of(meta)))} (counts: seed "
         f"{seeds_of(meta)[0]}), transforms {html.escape(s['transforms'])}; "
         f"dataset examples and measures from {html.escape(str(reference))}</p>"
-        f"<table><thead><tr><th>layer</th><th>units</th>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
+        + spending([r for r in rows if not cell_of(r)[2]], searched_as)
+        + f"<table><thead><tr><th>layer</th><th>units</th>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
     )
     return page(f"atlas {s['model']}", body)

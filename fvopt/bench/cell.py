@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import platform
+import statistics
 import torch
 
 from ..version import __version__
@@ -90,6 +91,8 @@ def run_cell(cell: Cell, threads: int | None = None) -> dict:
         "seconds": result.seconds,
         "steps": result.steps,
         "max_step_seconds": max(gaps) if gaps else 0.0,
+        "median_step_seconds": float(statistics.median(gaps)) if gaps else 0.0,
+        "warmup_seconds": result.warmup_seconds,  # untimed, before the clock: not in seconds (fvopt/warmup.py)
         "final": final,
         "trace": result.trace,
         "extra": {**result.extra, **({"render": vis.trace["render"]} if cell.render is not None else {})},

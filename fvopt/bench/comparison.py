@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import anytime, stats
+from . import anytime, metrics, stats
+from .rows import cell_name
 from .plots import plot_critical_difference, plot_ecdf, plot_fixed_budget, plot_win_rates
 from .tables import markdown_table, write_csv
 
@@ -31,6 +32,7 @@ class Comparison:
     ranks: pd.Series
     wins: dict[str, pd.DataFrame] | None
     figures: dict[str, Path] = field(default_factory=dict)
+    slow_steps: list[str] = field(default_factory=list)  # cells whose slowest step was far above their median
 
     def conclusions(self) -> list[str]:
         """Plain sentences: the Friedman verdict, then each pair that differs after Holm's correction."""
@@ -63,18 +65,26 @@ class Comparison:
                 "correction (alpha 0.05)"
                 + (listed if 0 < len(same) <= 12 else "; see the pairwise table" if len(same) else ".")
             )
-            floor, needed = 2 / 2 ** len(table), stats.ALPHA / len(self.pairs)
+            floor, needed, fewest = stats.holm_power(len(table), len(self.pairs))
             if floor > needed:  # exact Wilcoxon: all n differences one way gives p = 2 / 2**n, the smallest
                 lines.append(
                     f"With {len(table)} blocks no pair can be significant: the smallest exact two-sided Wilcoxon "
                     f"p-value is 2/2^{len(table)} = {floor:.2g}, above the {needed:.2g} that Holm's first step "
-                    f"needs for {len(self.pairs)} pairs; more seeds or targets give the tests power."
+                    f"needs for {len(self.pairs)} pairs; {fewest} blocks would be needed (more seeds or targets)."
                 )
         early = {k: v for k, v in self.paired.stopped_early.items() if v}
         if early:
             lines.append(
                 "Runs that stopped early (scored with the best point they kept): "
                 + ", ".join(f"{k} {v}" for k, v in sorted(early.items()))
+                + "."
+            )
+        if self.slow_steps:
+            lines.append(
+                f"Cells whose slowest step took over {metrics.SLOW_STEP_RATIO:g}x their median step and over "
+                f"{metrics.SLOW_STEP_SECONDS:g} s (a stall that took time from that cell only; step_flag and "
+                f"max_step_seconds in the cells table): {len(self.slow_steps)}"
+                + (": " + "; ".join(self.slow_steps) if len(self.slow_steps) <= 10 else "")
                 + "."
             )
         if self.runs.failed:
@@ -117,7 +127,18 @@ def compare(
         pairs,
         stats.mean_ranks(paired.table) if len(paired.table) else pd.Series(dtype=float),
         stats.win_rates(paired.table) if enough else None,
+        slow_steps=slow_step_cells(rows),
     )
+
+
+def slow_step_cells(rows: list[dict]) -> list[str]:
+    """The cells whose slowest step was far above their median step (metrics.slow_step), named with both."""
+    out = []
+    for r in rows:
+        median, most = metrics.step_seconds(r)
+        if metrics.slow_step(median, most):
+            out.append(f"{cell_name(r)} (slowest step {most:.2g} s, median {median:.2g} s)")
+    return out
 
 
 FIXED_TARGET_COLUMNS = [

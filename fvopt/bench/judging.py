@@ -49,6 +49,10 @@ def quality_settings(reference=None, judge=None, measures=None, where: str = "")
     def fail(key: str, err: str) -> FvoptError:
         return FvoptError(f"{where}{key}: {err}" if where else err)
 
+    from ..quality.reference import no_reference
+
+    if no_reference(reference):
+        reference = None  # 'none': no reference images, as everywhere in fvopt (a folder named none: ./none)
     if reference is not None:
         if not isinstance(reference, str):
             raise fail("reference", f"must be a folder of images or 'builtin', not {reference!r}")

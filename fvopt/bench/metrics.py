@@ -2,7 +2,8 @@
 
 Each cell is measured against its problem's reference value (`rows.reference_values`: the best
 any cell of the same model and target reached): how long it took to reach 90% of it, and the
-area under its best-versus-time curve.
+area under its best-versus-time curve. Its step times are kept (median, slowest, and the untimed
+warm-up before its clock) and a slowest step far above the median is flagged (`slow_step`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ CELL_COLUMNS = [
     "backwards",
     "passes",
     "budget_flag",
+    "median_step_seconds",
+    "max_step_seconds",
+    "warmup_seconds",
+    "step_flag",
     "stop_reason",
 ]
 MEDIAN_KEYS = (  # summarized as the median over seeds
@@ -48,7 +53,43 @@ MEDIAN_KEYS = (  # summarized as the median over seeds
     "seconds",
     "passes",
 )
-SUMMARY_COLUMNS = ["model", "target", "strategy", "param", "param_used", "seeds", *MEDIAN_KEYS, "overran"]
+SUMMARY_COLUMNS = [
+    "model",
+    "target",
+    "strategy",
+    "param",
+    "param_used",
+    "seeds",
+    *MEDIAN_KEYS,
+    "overran",
+    "max_step_seconds",
+    "slow_steps",
+]
+
+# A cell's slowest step is flagged "SLOW STEP" when it took more than SLOW_STEP_RATIO times the cell's
+# median step and more than SLOW_STEP_SECONDS: a stall (another process, swapping, a first call paid
+# inside the clock) that took budget from that cell only. Both, because a 10 ms run's 0.2 s step and a
+# 2x slower step are not what bias an equal-time comparison.
+SLOW_STEP_RATIO = 10.0
+SLOW_STEP_SECONDS = 0.5
+
+
+def step_seconds(row: dict) -> tuple[float | None, float | None]:
+    """(median, max) seconds of a cell's steps: the stored columns, or (older databases, atlas cells)
+    the gaps between its trace's times; None where neither says."""
+    median, most = row.get("median_step_seconds"), row.get("max_step_seconds")
+    times = [t["time_s"] for t in row.get("trace") or [] if isinstance(t, dict) and t.get("time_s") is not None]
+    gaps = [b - a for a, b in zip([0.0] + times, times)]
+    if median is None and gaps:
+        median = float(np.median(gaps))
+    if most is None and gaps:
+        most = max(gaps)
+    return median, most
+
+
+def slow_step(median: float | None, most: float | None) -> bool:
+    """Whether the slowest step is far above the median: > SLOW_STEP_RATIO x median and > SLOW_STEP_SECONDS."""
+    return median is not None and most is not None and most > SLOW_STEP_SECONDS and most > SLOW_STEP_RATIO * median
 
 
 def time_area(trace: list[dict], reference: float, horizon: float) -> float | None:
@@ -75,6 +116,7 @@ def cell_metrics(rows: list[dict]) -> list[dict]:
         overran = bool(
             r["budget"].get("seconds") and r["seconds"] > r["budget"]["seconds"] + (r["max_step_seconds"] or 0)
         )
+        median, most = step_seconds(r)
         f = r["final"]
         out.append(
             {
@@ -97,6 +139,10 @@ def cell_metrics(rows: list[dict]) -> list[dict]:
                 "backwards": r["backwards"],
                 "passes": passes_of(r),
                 "budget_flag": "OVERRAN" if overran else "",
+                "median_step_seconds": median,
+                "max_step_seconds": most,
+                "warmup_seconds": r.get("warmup_seconds"),
+                "step_flag": "SLOW STEP" if slow_step(median, most) else "",
                 "stop_reason": r["stop_reason"],
             }
         )
@@ -118,6 +164,10 @@ def summarize(cells: list[dict]) -> list[dict]:
             "param_used": used,
             "seeds": len(members),
             "overran": sum(1 for m in members if m["budget_flag"]),
+            "max_step_seconds": max(
+                (m["max_step_seconds"] for m in members if m.get("max_step_seconds") is not None), default=None
+            ),
+            "slow_steps": sum(1 for m in members if m.get("step_flag")),
         }
         for key in MEDIAN_KEYS:
             values = [m[key] for m in members if m[key] is not None]

@@ -117,7 +117,9 @@ def plot_image_grid(rows: list[dict], target: str, path: Path, model: str | None
             r = first.get((s, c))
             if r is not None:
                 ax.imshow(Image.open(io.BytesIO(r["image"])))
-                ax.set_xlabel(f"{r['final']['robust_value']:.3g} robust", fontsize=7)
+                searched = r.get("param_used")  # what really ran: cmaes on fft searches fft:k=8
+                note = f"\nsearched {searched}" if searched and searched != r["param"] else ""
+                ax.set_xlabel(f"{r['final']['robust_value']:.3g} robust{note}", fontsize=7)
             if i == 0:
                 ax.set_title(title(c), fontsize=9)
             if j == 0:

@@ -49,8 +49,10 @@ def quality_records(rows: list[dict]) -> list[dict]:
     cell has no quality column."""
     labels = algorithm_labels(rows)
     out = []
+    from ..quality.score import upgrade_quality
+
     for i, r in enumerate(rows):
-        q = r.get("quality") if isinstance(r.get("quality"), dict) else {}
+        q = upgrade_quality(r.get("quality")) if isinstance(r.get("quality"), dict) else {}  # older names read too
         f = r.get("final") or {}
         rec = {
             "model": r.get("model"),
@@ -67,6 +69,8 @@ def quality_records(rows: list[dict]) -> list[dict]:
             "judge": q.get("judge"),
             "image_source": q.get("image_source"),
             "error": q.get("error"),
+            "natural_ratio_max": q.get("natural_ratio_max"),
+            "robust_activation": q.get("robust_activation"),
         }
         for m in SHOWN:
             for suffix in ("", "_lo", "_hi", "_informative", *(f"_{c}" for c in CONTROLS)):
@@ -181,11 +185,12 @@ class QualityComparison:
                     else ""
                 )
             )
-            floor, needed = 2 / 2 ** len(self.table), stats.ALPHA / len(self.pairs)
+            floor, needed, fewest = stats.holm_power(len(self.table), len(self.pairs))
             if floor > needed:
                 lines.append(
                     f"with {len(self.table)} blocks no pair can be significant (smallest exact Wilcoxon p "
-                    f"{floor:.2g} > {needed:.2g}, Holm's first step for {len(self.pairs)} pairs)"
+                    f"{floor:.2g} > {needed:.2g}, Holm's first step for {len(self.pairs)} pairs); "
+                    f"{fewest} would be needed"
                 )
         a = self.agreement
         if a:

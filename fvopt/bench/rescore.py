@@ -75,6 +75,7 @@ def rescore(
         rows = reader.rows("done")
     finally:
         reader.close()
+    Store.check(db)  # a rescore writes: a database that cannot be written is refused before any cell is judged
     if not rows:
         raise FvoptError(f"results database '{db}' holds no finished cells to rescore")
     if seeds is not None:

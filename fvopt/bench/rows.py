@@ -18,20 +18,15 @@ comparison, report) reads rows through these definitions:
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from typing import Iterable
 
 import numpy as np
 
+from ..filenames import slug  # noqa: F401  (the one file-name sanitizer; read from here by the report)
 from ..stops import used_budget
 
 AXES = {"passes": "model passes (forward 1, backward 2)", "seconds": "wall time (s)"}
-
-
-def slug(text: str) -> str:
-    """`text` as a file-name part: runs of anything but letters, digits, '.', '_', '-' become '_'."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
 
 def finite(value) -> float | None:
@@ -73,9 +68,15 @@ def stopped_early(row: dict) -> bool:
 
 def algorithm_labels(rows: list[dict]) -> dict[int, str]:
     """The name each row is compared under: the strategy, with the parameterization when the
-    comparison has more than one (keyed by position in `rows`)."""
+    comparison has more than one, and what it searched where that differs (cmaes [fft as fft:k=8]);
+    keyed by position in `rows`."""
     several = len({r["param"] for r in rows}) > 1
-    return {i: f"{r['strategy']} [{r['param']}]" if several else r["strategy"] for i, r in enumerate(rows)}
+
+    def param(r: dict) -> str:
+        used = r.get("param_used")
+        return r["param"] if not used or used == r["param"] else f"{r['param']} as {used}"
+
+    return {i: f"{r['strategy']} [{param(r)}]" if several else r["strategy"] for i, r in enumerate(rows)}
 
 
 def running_best(values: Iterable) -> list[float | None]:

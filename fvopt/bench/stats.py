@@ -150,6 +150,20 @@ def pairwise(table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     return out
 
 
+def holm_power(blocks: int, pairs: int, alpha: float = ALPHA) -> tuple[float, float, int]:
+    """(smallest exact two-sided Wilcoxon p with `blocks` pairs, what Holm's first step needs for
+    `pairs` pairs, the fewest blocks whose smallest p passes that step).
+
+    Why: with n blocks all differences one way give the smallest p, 2 / 2**n; Holm's first step
+    rejects a p of at most alpha / pairs. Below the blocks it names, no pair can be significant,
+    whatever the results: the report says so, and how many blocks would suffice."""
+    needed = alpha / pairs
+    fewest = 1
+    while 2 / 2**fewest > needed:
+        fewest += 1
+    return 2 / 2**blocks, needed, fewest
+
+
 def mean_ranks(table: pd.DataFrame) -> pd.Series:
     """Average rank of each strategy over blocks: 1 = the highest score of the block (ties share)."""
     ranks = table.apply(lambda row: pd.Series(stats.rankdata(-row.to_numpy()), index=table.columns), axis=1)

@@ -10,13 +10,17 @@ a later version is refused naming both versions: this fvopt cannot know what its
 
 Versions: 0 (no version recorded): the cells table as first written; 1: `traceback` of a failed cell;
 2: `image_exact` (the final images as lossless float32, a compressed .npz beside the 8-bit PNG in
-`image`) and `quality` (fvopt.quality's measures of the cell, JSON; rewritten by `fvopt bench rescore`).
+`image`) and `quality` (fvopt.quality's measures of the cell, JSON; rewritten by `fvopt bench rescore`);
+3: `median_step_seconds` (beside `max_step_seconds`: the step-time distribution, read by the report's
+slow-step flag) and `warmup_seconds` (the run's untimed warm-up, fvopt/warmup.py); a cell of an
+earlier version reads None in both (the report derives the median from the cell's trace).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -26,7 +30,7 @@ from ..errors import FvoptError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
     key TEXT PRIMARY KEY,
@@ -37,7 +41,8 @@ CREATE TABLE IF NOT EXISTS cells (
     forwards INTEGER, backwards INTEGER, seconds REAL, steps INTEGER, max_step_seconds REAL,
     final TEXT, trace TEXT, extra TEXT, image BLOB,
     fvopt_version TEXT, torch_version TEXT, device TEXT, finished_at REAL, traceback TEXT,
-    image_exact BLOB, quality TEXT
+    image_exact BLOB, quality TEXT,
+    median_step_seconds REAL, warmup_seconds REAL
 );
 """
 V0_COLUMNS = (
@@ -74,7 +79,11 @@ V0_COLUMNS = (
     "finished_at",
 )
 # what each version adds to the one before it: (column, SQL type); a migration adds them in order
-ADDED = {1: (("traceback", "TEXT"),), 2: (("image_exact", "BLOB"), ("quality", "TEXT"))}
+ADDED = {
+    1: (("traceback", "TEXT"),),
+    2: (("image_exact", "BLOB"), ("quality", "TEXT")),
+    3: (("median_step_seconds", "REAL"), ("warmup_seconds", "REAL")),
+}
 COLUMNS = V0_COLUMNS + tuple(name for version in sorted(ADDED) for name, _ in ADDED[version])
 JSON_COLUMNS = ("options", "budget", "final", "trace", "extra", "quality")
 
@@ -117,10 +126,14 @@ class Store:
                 self._migrate()
             else:
                 self.db.executescript(SCHEMA)
-                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # a committed write now, not at the first finished cell: a database that cannot be written
+            # (read-only file or disk, locked by another writer) is refused before any cell runs
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.version = SCHEMA_VERSION
         except (sqlite3.Error, OSError) as err:
-            raise FvoptError(f"cannot open results database '{self.path}': {_reason(err)}") from None
+            raise FvoptError(
+                f"cannot open results database '{self.path}' to write: {_reason(err)}; nothing was run"
+            ) from None
 
     def _migrate(self) -> None:
         """Bring a database of an earlier version to this one: a backup copy first (SQLite's online
@@ -170,7 +183,25 @@ class Store:
             parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
             if parent is not None and not parent.is_dir():
                 raise FvoptError(f"results database '{path}' cannot be created: '{parent}' is a file, not a folder")
+        if not readonly:
+            Store._check_writable(path, exists)
         return exists
+
+    @staticmethod
+    def _check_writable(path: Path, exists: bool) -> None:
+        """Refuse, before any cell runs, a database this process cannot write: the file (read-only,
+        immutable, on a read-only disk) or the folder SQLite writes its journal into (`-wal`, `-shm`)."""
+        folder = next((p for p in [path.parent, *path.parent.parents] if p.exists()), Path("."))
+        if exists and not os.access(path, os.W_OK):
+            raise FvoptError(
+                f"results database '{path}' cannot be written (a read-only file, or on a read-only disk): "
+                "nothing was run; make it writable, or work on a copy in a writable folder"
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise FvoptError(
+                f"results database '{path}' cannot be written: its folder '{folder}' is read-only (SQLite "
+                "writes its journal beside the database); nothing was run; use a file in a writable folder"
+            )
 
     @staticmethod
     def _check_is_ours(path: Path, readonly: bool = False) -> None:

@@ -8,7 +8,7 @@ from typing import Iterator
 import torch
 
 from ..errors import FvoptError
-from .info import layer_info, resolve_layer  # noqa: F401  (resolve_layer: also read from here)
+from .info import call_index, layer_info, resolve_layer  # noqa: F401  (resolve_layer: also read from here)
 from .layouts import output_tensor
 from .wrapper import FeatureModel
 
@@ -40,14 +40,21 @@ class Capture:
         self.layers = layers
         self.stop_early = stop_early and LOGITS not in layers
         self.acts: dict[str, torch.Tensor] = {}
+        self.calls: dict[str, int] = {}  # calls seen in this pass, per hooked name
         self.handles = []
         self.layouts = {name: layer_layout(model, name) for name in layers - {LOGITS}}
         for name in sorted(layers - {LOGITS}):
             module = resolve_layer(model, name)
-            self.handles.append(module.register_forward_hook(self._hook(name)))
+            self.handles.append(module.register_forward_hook(self._hook(name, call_index(name) or 1)))
 
-    def _hook(self, name: str):
+    def _hook(self, name: str, wanted: int):
+        """Keep the output of the module's `wanted`-th call in this pass (`LAYER#K`; 1 for a plain
+        name): the pass stops early only once every hooked layer has its call."""
+
         def hook(module, inputs, output):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            if self.calls[name] != wanted:
+                return
             self.acts[name] = output_tensor(output, name)
             if self.stop_early and len(self.acts) == len(self.layers):
                 raise _StopForward
@@ -56,7 +63,7 @@ class Capture:
 
     def run(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Activations of the hooked layers (and 'logits' when asked for) for `images`."""
-        self.acts = {}
+        self.acts, self.calls = {}, {}
         try:
             logits = self.model(images)
             if LOGITS in self.layers:

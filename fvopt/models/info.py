@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import torch
@@ -13,34 +13,81 @@ from .layouts import Layout, detect, output_tensor
 from .wrapper import FeatureModel
 
 
+# `LAYER#K` names the K-th call (1-based) of a module that runs more than once per forward
+# (torchvision's BasicBlock calls its one `relu` twice; a block applied in a loop; shared layers).
+CALL_MARK = "#"
+
+
 @dataclass(frozen=True)
 class LayerInfo:
+    """One readable output of a network: a module's output, or one call of a module that runs
+    several times per forward (`name` is then `MODULE#K` and `call` is K)."""
+
     name: str
     kind: str  # the module's class name
     shape: tuple[int, ...]  # output shape for one image at the probed size (after the tuple rule)
     layout: Layout | None = None  # None: the output cannot be read (see `problem`)
     problem: str = ""  # why it cannot be read
+    calls: int = 1  # how many times the module runs in one forward pass
+    call: int | None = None  # which call this entry reads (1-based); None: the module itself
 
     @property
     def channels(self) -> int:
         """Units a target can index: channels, or features per token."""
         return self.layout.units if self.layout else self.shape[0]
 
+    @property
+    def module(self) -> str:
+        """The module's name (without `#K`)."""
+        return self.name.partition(CALL_MARK)[0]
 
-def _probe(model: FeatureModel, size) -> dict[str, tuple[str, object]]:
-    """(module type, output tensor shape or the FvoptError it raises) of every named module at `size`
-    px (a side or (height, width))."""
-    found: dict[str, tuple[str, object]] = {}
+    @property
+    def spellings(self) -> tuple[str, ...]:
+        """The names that read each call of a module that runs more than once (empty when it runs once)."""
+        return call_names(self.module, self.calls) if self.calls > 1 else ()
+
+    def describe(self) -> str:
+        """One line: name, type, output shape and layout, or why it cannot be read."""
+        if self.call is None and self.calls > 1:
+            return f"{self.name}  {self.kind}  runs {self.calls} times per forward: {', '.join(self.spellings)}"
+        what = self.layout.describe() if self.layout else f"not readable: {self.problem}"
+        shape = "x".join(map(str, self.shape)) or "-"
+        return f"{self.name}  {self.kind}  {shape}  {what}"
+
+
+def call_names(module: str, calls: int) -> tuple[str, ...]:
+    return tuple(f"{module}{CALL_MARK}{k}" for k in range(1, calls + 1))
+
+
+def split_call(name: str) -> tuple[str, str | None]:
+    """'layer1.0.relu#2' -> ('layer1.0.relu', '2'); a name without '#' -> (name, None)."""
+    module, mark, call = name.partition(CALL_MARK)
+    return module, (call if mark else None)
+
+
+def call_index(name: str) -> int | None:
+    """K of `MODULE#K` as a number (None without '#'; 0 when K is not a whole number from 1:
+    `resolve_layer` and `layer_info` refuse those)."""
+    call = split_call(name)[1]
+    if call is None:
+        return None
+    return int(call) if call.isdigit() and call.isascii() and int(call) >= 1 else 0
+
+
+def _probe(model: FeatureModel, size) -> dict[str, tuple[str, list[object]]]:
+    """(module type, [output tensor shape or the FvoptError it raises, one per call]) of every named
+    module at `size` px (a side or (height, width)), in the order of their first calls."""
+    found: dict[str, tuple[str, list[object]]] = {}
     handles = []
 
     def hook_for(name: str):
         def hook(module, inputs, output):
-            if name in found:  # a module called twice (shared): its first call
-                return
+            calls = found.setdefault(name, (type(module).__name__, []))[1]
+            label = f"{name}{CALL_MARK}{len(calls) + 1}" if calls else name
             try:
-                found[name] = (type(module).__name__, _per_image_shape(output_tensor(output, name), name))
+                calls.append(_per_image_shape(output_tensor(output, label), label))
             except FvoptError as err:
-                found[name] = (type(module).__name__, err)
+                calls.append(err)
 
         return hook
 
@@ -88,18 +135,36 @@ def list_layers(model: FeatureModel, size: int | None = None) -> list[LayerInfo]
     second = None if model.fixed_size else _probe(model, tuple(s + 32 for s in hw(size)))
     prefix = prefix_tokens(model)
     out = []
-    for name, (kind, shape) in first.items():
-        if isinstance(shape, FvoptError):
-            out.append(LayerInfo(name, kind, (), None, str(shape)))
+    for name, (kind, shapes) in first.items():
+        others = second.get(name, (None, []))[1] if second is not None else []
+        if len(shapes) == 1:
+            out.append(_read(name, kind, shapes[0], others[0] if others else None, prefix))
             continue
-        other = second.get(name, (None, None))[1] if second is not None else None
-        other = other if isinstance(other, tuple) else None
-        try:
-            layout = _detect_with_prefix(shape, other, prefix, name)
-            out.append(LayerInfo(name, kind, shape, layout))
-        except FvoptError as err:
-            out.append(LayerInfo(name, kind, shape, None, str(err)))
+        # A module run several times: its own entry says so, one entry per call reads that call
+        out.append(LayerInfo(name, kind, (), None, _reused_problem(model, name, len(shapes)), len(shapes)))
+        for k, (call_name, shape) in enumerate(zip(call_names(name, len(shapes)), shapes), start=1):
+            other = others[k - 1] if len(others) == len(shapes) else None
+            out.append(replace(_read(call_name, kind, shape, other, prefix), calls=len(shapes), call=k))
     return out
+
+
+def _read(name: str, kind: str, shape, other, prefix: int) -> LayerInfo:
+    """The LayerInfo of one output, from its shapes at two sizes (or the error its probe raised)."""
+    if isinstance(shape, FvoptError):
+        return LayerInfo(name, kind, (), None, str(shape))
+    other = other if isinstance(other, tuple) else None
+    try:
+        return LayerInfo(name, kind, shape, _detect_with_prefix(shape, other, prefix, name))
+    except FvoptError as err:
+        return LayerInfo(name, kind, shape, None, str(err))
+
+
+def _reused_problem(model: FeatureModel, name: str, calls: int) -> str:
+    """The one-line refusal of a module named without the call to read."""
+    return (
+        f"layer {name} of {model.name} runs {calls} times per forward (one module, called {calls} times): "
+        f"name the call to read, {' or '.join(call_names(name, calls))} (#K reads the K-th call)"
+    )
 
 
 def _detect_with_prefix(shape, other, prefix: int, name: str) -> Layout:
@@ -123,35 +188,66 @@ def prefix_tokens(model: FeatureModel) -> int:
 
 
 def resolve_layer(model: FeatureModel, name: str) -> torch.nn.Module:
-    """The module called `name`, or an error suggesting the closest layer names (or saying why
-    the model's layers cannot be hooked: TorchScript, an exported program's inlined layer)."""
+    """The module called `name` (for `MODULE#K`: MODULE, K checked to be a whole number from 1), or
+    an error suggesting the closest layer names (or saying why the model's layers cannot be hooked:
+    TorchScript, an exported program's inlined layer)."""
     if model.hookable is not None:
         raise FvoptError(f"layer '{name}' cannot be hooked: {model.hookable}")
+    module_name, call = split_call(name)
     unhookable = getattr(model.net, "fvopt_unhookable", None) or {}
-    if name in unhookable:
-        raise FvoptError(unhookable[name])
+    if module_name in unhookable:
+        raise FvoptError(unhookable[module_name])
     try:
-        return model.net.get_submodule(name)
+        module = model.net.get_submodule(module_name) if module_name else None
     except AttributeError:
+        module = None
+    if module is None:
         raise FvoptError(
-            f"unknown layer '{name}' in model {model.name}.{suggest(name, model.layer_names())}"
+            f"unknown layer '{name}' in model {model.name}.{suggest(module_name, model.layer_names())}"
             f" List the layers with: fvopt layers {model.name}"
         ) from None
+    if call is not None and call_index(name) == 0:
+        calls = _calls(model, module_name, model.input_size)
+        raise FvoptError(
+            f"layer '{name}' of {model.name}: the call after '#' must be a whole number from 1; "
+            f"{_choice(module_name, calls)}"
+        )
+    return module
+
+
+def _choice(module_name: str, calls: int) -> str:
+    """What a user may write for a module that runs `calls` times per forward."""
+    if calls == 0:
+        return f"{module_name} produced no output in a forward pass (it is not used)"
+    if calls == 1:
+        return f"{module_name} runs once per forward: use {module_name} (or {module_name}#1)"
+    return f"{module_name} runs {calls} times per forward: use {' or '.join(call_names(module_name, calls))}"
+
+
+def _calls(model: FeatureModel, module_name: str, size) -> int:
+    """How many times a module runs per forward at `size` (0: never), from the cached probe."""
+    info = cached_layers(model, size).get(module_name)
+    return info.calls if info is not None else 0
 
 
 def layer_info(model: FeatureModel, name: str, size: int | None = None) -> LayerInfo:
-    """The layer's layout (refusing a layer whose output cannot be read)."""
+    """The layer's layout (refusing a layer whose output cannot be read, and a module that runs
+    more than once per forward unless `MODULE#K` names the call to read)."""
     resolve_layer(model, name)
-    layers = _cached_layers(model, size or model.input_size)
-    if name not in layers:
+    layers = cached_layers(model, size or model.input_size)
+    module_name = split_call(name)[0]
+    if module_name not in layers:
         raise FvoptError(f"layer {name} of {model.name} produced no output in a forward pass (it is not used)")
-    info = layers[name]
+    calls, k = layers[module_name].calls, call_index(name)
+    if k is not None and k > calls:
+        raise FvoptError(f"layer '{name}' of {model.name}: #{k} is out of range; {_choice(module_name, calls)}")
+    info = replace(layers[module_name], name=name, call=1) if k == 1 and calls == 1 else layers[name]
     if info.layout is None:
         raise FvoptError(info.problem)
     return info
 
 
-def _cached_layers(model: FeatureModel, size: int) -> dict[str, LayerInfo]:
+def cached_layers(model: FeatureModel, size: int) -> dict[str, LayerInfo]:
     """Layer layouts per input size, kept on the model so one probe serves every lookup."""
     cache = model.__dict__.setdefault("_layer_cache", {})
     if size not in cache:

@@ -10,11 +10,13 @@ at its input size. Each loader is a plain function (`load_factory`, `load_progra
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import sys
 import zipfile
 from pathlib import Path
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -257,6 +259,31 @@ def is_user_model(name: str) -> bool:
     return path.endswith(".py") or name.endswith(".pt2") or name.lower().endswith(TORCHSCRIPT_SUFFIXES)
 
 
+def describe_normalization(model: FeatureModel) -> str:
+    """The normalization the network is fed with, for run lines and traces: "none" (mean 0, std 1),
+    "imagenet", or "mean A,B,C std D,E,F"; a value range other than [0, 1] is named after it."""
+    mean = [round(v, 6) for v in model.mean.flatten().tolist()]
+    std = [round(v, 6) for v in model.std.flatten().tolist()]
+    if all(m == 0 for m in mean) and all(s == 1 for s in std):
+        text = "none"
+    elif len(mean) == 3 and _close(mean, IMAGENET_MEAN) and _close(std, IMAGENET_STD):
+        text = "imagenet"
+    else:
+        text = f"mean {','.join(f'{v:g}' for v in mean)} std {','.join(f'{v:g}' for v in std)}"
+    lo, hi = model.value_range
+    return text if (lo, hi) == (0, 1) else f"{text} after mapping [0,1] to [{lo:g},{hi:g}]"
+
+
+def _close(values: Sequence[float], reference: Sequence[float]) -> bool:
+    return all(abs(a - b) < 1e-6 for a, b in zip(values, reference))
+
+
+NORMALIZATION_HINT = (
+    "your network is fed [0,1] images with no normalization (mean 0, std 1): if it was trained on "
+    "normalized images, give --mean imagenet --std imagenet or its own values (Python: mean='imagenet', std='imagenet')"
+)
+
+
 def load_user_model(name: str, weights=None, **preprocessing) -> FeatureModel:
     """Dispatch on the form of `name`: `file.py:factory`, `program.pt2`, a TorchScript file."""
     if ".py:" in name or name.endswith(".py"):
@@ -317,6 +344,18 @@ def _given(preprocessing: dict) -> dict:
     return {k: v for k, v in preprocessing.items() if v is not None}
 
 
+@contextmanager
+def _logger_silenced(name: str) -> Iterator[None]:
+    """A library logger off for one call and back as it was: the one-line error says what went wrong."""
+    logger = logging.getLogger(name)
+    was = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = was
+
+
 def load_program(path_text: str, weights=None, **preprocessing) -> FeatureModel:
     """A `torch.export` program (`torch.export.save`), its layers reached through
     `torch.export.unflatten`, where forward hooks work. Its input spec gives the channels and,
@@ -327,7 +366,8 @@ def load_program(path_text: str, weights=None, **preprocessing) -> FeatureModel:
     if weights is not None:
         raise FvoptError(f"--weights does not apply to '{path}': an exported program carries its own weights")
     try:
-        program = torch.export.load(str(path))
+        with _logger_silenced("torch.export"):  # it logs a 14-line traceback before falling back, then fails
+            program = torch.export.load(str(path))
     except Exception as err:
         raise FvoptError(
             f"'{path}' is not a readable torch.export program ({type(err).__name__}: "

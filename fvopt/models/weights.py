@@ -44,6 +44,11 @@ def load_weights(net: torch.nn.Module, weights, name: str) -> None:
 def read_state_dict(weights, name: str) -> dict[str, torch.Tensor]:
     """A state dict from a user's file, loaded with weights_only=True, or one line saying why not."""
     path = Path(weights)
+    if path.is_dir():
+        raise FvoptError(
+            f"weights '{path}' for {name} is a directory, not a weight file: give the file itself "
+            "(saved with torch.save(model.state_dict(), path)), or 'random' for random weights"
+        )
     if not path.is_file():
         raise FvoptError(f"weight file '{path}' for {name} does not exist (or pass weights='random')")
     if path.stat().st_size == 0:

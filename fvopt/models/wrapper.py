@@ -6,7 +6,7 @@ with its own preprocessing (channels, mean/std, value range, input size), checke
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,9 @@ from torch import nn
 
 from ..canvas import Size, hw
 from ..errors import FvoptError
+
+if TYPE_CHECKING:
+    from .info import LayerInfo
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -138,7 +141,25 @@ class FeatureModel(nn.Module):
         return self.mean.device
 
     def layer_names(self) -> list[str]:
+        """Every named module of the network (hookable or not, used or not)."""
         return [name for name, _ in self.net.named_modules() if name]
+
+    def layers(self, size: Size | None = None) -> list["LayerInfo"]:
+        """Every layer that produced an output, in forward order, as `models.LayerInfo`: `name` (what
+        a target names), `kind` (module type), `shape` (output for one image at `size` px, default the
+        input size; a fixed-size network is always probed at its input size), `layout`, and `describe()`.
+        A module that runs more than once per forward is listed with its call count (`calls`,
+        `spellings`) and then once per call as `NAME#K`, each with its own shape; only those `#K` names
+        can be targeted. Probed once per size, then cached."""
+        from ..canvas import describe, parse_size
+        from .info import cached_layers
+
+        size = parse_size(size)
+        if size is not None and min(hw(size)) < self.min_size:
+            raise FvoptError(
+                f"size {describe(size)} px is too small for {self.name}: at least {self.min_size} px a side"
+            )
+        return list(cached_layers(self, self.input_size if self.fixed_size or size is None else size).values())
 
     def describe_input(self) -> dict:
         """What the network is fed, for traces: channels, size, value range, normalization."""

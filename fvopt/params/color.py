@@ -52,7 +52,12 @@ def basis_for(channels: int, color: "ColorBasis | torch.Tensor | None") -> Color
     return color
 
 
-def sqrt_covariance(pixels: np.ndarray) -> torch.Tensor:
+# A color direction whose spread (square root of its covariance eigenvalue) is below this fraction of
+# the largest is taken as absent; natural photos sit near 0.06-0.09 (skimage's chelsea, astronaut, coffee, rocket).
+DEGENERATE_SPREAD = 1e-3
+
+
+def sqrt_covariance(pixels: np.ndarray, what: str = "the reference images") -> torch.Tensor:
     """Lucid's construction for any C: the symmetric square root of the channel covariance of
     `pixels` (N, C), divided by its largest column norm (so decorrelated unit noise has unit scale)."""
     cov = np.cov(pixels.astype(np.float64), rowvar=False).reshape(pixels.shape[1], pixels.shape[1])
@@ -60,7 +65,16 @@ def sqrt_covariance(pixels: np.ndarray) -> torch.Tensor:
     root = vectors @ np.diag(np.sqrt(np.clip(values, 0, None))) @ vectors.T
     norm = np.linalg.norm(root, axis=0).max()
     if not np.isfinite(norm) or norm <= 1e-12:
-        raise FvoptError("the reference images have no channel variation: a decorrelation cannot be estimated")
+        raise FvoptError(f"{what} have no channel variation: a decorrelation cannot be estimated")
+    spread = np.sqrt(np.clip(values, 0, None))
+    rank = int((spread >= DEGENERATE_SPREAD * spread.max()).sum())
+    if rank < len(values):  # every image drawn through it would lie in `rank` color directions (all gray, ...)
+        raise FvoptError(
+            f"{what}: their {len(values)} channels vary along only {rank} color "
+            f"direction{'s' if rank != 1 else ''} (a degenerate channel covariance, e.g. a grayscale photo read "
+            f"as RGB, or too few pixels): every image would keep to {'that' if rank == 1 else 'those'}, gray for "
+            "a grayscale photo. Give photos whose channels vary independently, or drop --decorrelate"
+        )
     return torch.tensor(root / norm, dtype=torch.float32)
 
 
@@ -92,8 +106,26 @@ def estimate_basis(source: str | Path, channels: int, max_pixels: int = 200_000)
     if pixels.shape[0] < 2:
         raise FvoptError(f"decorrelate source '{path}' has fewer than 2 pixels")
     return ColorBasis(
-        sqrt_covariance(pixels), f"estimated from {path} ({len(files)} file{'s' if len(files) != 1 else ''})"
+        sqrt_covariance(pixels, f"the images of decorrelate source '{path}'"),
+        f"estimated from {path} ({len(files)} file{'s' if len(files) != 1 else ''})",
     )
+
+
+def check_basis_applies(param, basis: ColorBasis | None) -> None:
+    """Refuse a decorrelation the parameterization would not use (pixel without decorrelate=true, raw,
+    a generator): the run would be the same as without it while the trace named the estimate."""
+    if basis is None:
+        return
+    used = getattr(param, "color_source", None)
+    if used != basis.source:
+        name = getattr(param, "name", type(param).__name__)
+        on = f"{name}{',' if ':' in name else ':'}decorrelate=true"
+        hint = f"use --param {on}" if getattr(param, "decorrelate", None) is False else "drop it"
+        raise FvoptError(
+            f"--decorrelate ({basis.source}) does not apply to param {name}, which "
+            f"{'does not decorrelate its colors' if used == 'none' else f'draws its colors itself ({used})'}: "
+            f"{hint}, or choose a parameterization that decorrelates (fft, pyramid, maco)"
+        )
 
 
 def color_basis(decorrelate: "str | Path | torch.Tensor | ColorBasis | None", channels: int) -> ColorBasis | None:

@@ -39,8 +39,8 @@ class PixelParam(Parameterization):
         self.grid_hw = hw(self.grid)
         self.channels = channels
         self.basis = basis_for(channels, color)
-        self.color_source = self.basis.source
         self.decorrelate = decorrelate
+        self.color_source = self.basis.source if decorrelate else "none"  # the trace names what ran
         self.sd = sd
         if init not in ("gray", "uniform"):
             raise ValueError(f"pixel init must be 'gray' or 'uniform', not '{init}'")

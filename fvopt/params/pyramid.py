@@ -47,8 +47,8 @@ class PyramidParam(Parameterization):
         self.sides = [(math.ceil(h / 2**l), math.ceil(w / 2**l)) for l in range(self.levels)]
         self.channels = channels
         self.basis = basis_for(channels, color)
-        self.color_source = self.basis.source
         self.decorrelate = decorrelate
+        self.color_source = self.basis.source if decorrelate else "none"  # the trace names what ran
         self.sd = sd
         self.dim = sum(channels * a * b for a, b in self.sides)
         self.register_buffer("color", self.basis.matrix.clone())

@@ -40,9 +40,16 @@ class CacheError(FvoptError):
 def cache_dir() -> Path:
     """Where reference caches live: $FVOPT_CACHE, else $XDG_CACHE_HOME/fvopt, else ~/.cache/fvopt."""
     if os.environ.get("FVOPT_CACHE"):
-        return Path(os.environ["FVOPT_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "fvopt"
+        folder = Path(os.environ["FVOPT_CACHE"]).expanduser()
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = Path(base) / "fvopt"
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:  # a file where the folder should be: one line, not NotADirectoryError mid-run
+        source = "FVOPT_CACHE" if os.environ.get("FVOPT_CACHE") else "the cache folder"
+        where = "is a file" if blocking == folder else f"lies inside '{blocking}', which is a file"
+        raise FvoptError(f"{source} '{folder}' {where}, not a folder: point FVOPT_CACHE at a folder")
+    return folder
 
 
 def weights_fingerprint(model) -> str:
@@ -66,8 +73,10 @@ def cache_path(key: dict, folder: Path | None = None) -> Path:
     return (folder or cache_dir()) / f"ref-{digest}.pt"
 
 
-def load(path: Path, key: dict) -> dict:
-    """The payload of a cache file made for exactly `key`; CacheError (one line) otherwise."""
+def load(path: Path, key: dict, check: "Callable[[dict, dict], str] | None" = None) -> dict:
+    """The payload of a cache file made for exactly `key`; CacheError (one line) otherwise. `check(payload,
+    key)` returns what is wrong with a payload ('' when nothing): a file with the right key whose payload
+    is missing, cut or not finite is refused (and rebuilt by the caller) like a foreign one."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -85,7 +94,54 @@ def load(path: Path, key: dict) -> dict:
             raise CacheError(f"cache file '{path}' was made for {field} {stored.get(field)!r}, not {key.get(field)!r}")
     if not isinstance(data.get("payload"), dict):
         raise CacheError(f"cache file '{path}' has no payload")
+    wrong = check(data["payload"], key) if check is not None else ""
+    if wrong:
+        raise CacheError(f"cache file '{path}' is corrupt ({wrong})")
     return data["payload"]
+
+
+def summary_problem(payload: dict, key: dict) -> str:
+    """What is wrong with a layer summary (fvopt.quality.activations) made for `key`, or '' when nothing.
+
+    Checked: every field a reader uses is there, of the right kind and size for the key's `items`, the
+    side is the key's, at least one image was read, and every value of a read image is finite."""
+    items = key.get("items")
+
+    def tensor(name: str, dims: int, rows: bool = True) -> "torch.Tensor | None":
+        t = payload.get(name)
+        if not isinstance(t, torch.Tensor) or t.dim() != dims or (rows and t.shape[0] != items):
+            raise _Wrong(f"{name} missing or of the wrong shape")
+        return t
+
+    try:
+        mean, valid = tensor("mean", 2), tensor("valid", 1)
+        if valid.dtype != torch.bool or not bool(valid.any()):
+            raise _Wrong("no image marked as read")
+        if payload.get("side") != key.get("side"):
+            raise _Wrong(f"side {payload.get('side')!r}")
+        if not bool(torch.isfinite(mean[valid].float()).all()):
+            raise _Wrong("values that are not finite")
+        for name in ("max", "argmax"):
+            if payload.get(name) is not None and tensor(name, 2).shape != mean.shape:
+                raise _Wrong(f"{name} of another shape than mean")
+        if payload.get("max") is not None:
+            grid = payload.get("grid")
+            if not isinstance(grid, torch.Tensor) or grid.numel() != 2 or bool((grid < 1).any()):
+                raise _Wrong("grid missing")
+            if payload.get("argmax") is None or not bool(torch.isfinite(payload["max"][valid].float()).all()):
+                raise _Wrong("max or argmax missing or not finite")
+        if payload.get("slopes") is not None:
+            tensor("slopes", 1)
+        index, why = tensor("skipped_index", 1, rows=False), payload.get("skipped_why")
+        if not isinstance(why, list) or len(why) != len(index):
+            raise _Wrong("skipped_why missing")
+    except _Wrong as err:
+        return str(err)
+    return ""
+
+
+class _Wrong(Exception):
+    pass
 
 
 def save(path: Path, key: dict, payload: dict) -> Path:

@@ -23,7 +23,7 @@ from ..images import grid
 from ..models import FeatureModel, load_model
 from ..objectives import Objective, validate
 from .activations import LayerStats, reference_pass
-from .reference import ReferenceSet, reference_set
+from .reference import ReferenceSet, check_side, reference_set
 from .stats import spread_select
 from .units import Unit, as_objective, unit_of
 
@@ -69,7 +69,9 @@ def dataset_examples(
     objective = as_objective(target)
     unit = examples_unit(objective)
     ref = reference_set(reference)
+    check_list_sizes(ref, top, per_source)
     net = model if isinstance(model, FeatureModel) else load_model(model, weights=weights, device=device)
+    check_side(side, net)
     validate(objective, net, side or net.input_size)
     stats = reference_pass(
         net,
@@ -85,7 +87,7 @@ def dataset_examples(
     for index in dict.fromkeys(unit.indices):
         acts = stats.unit(index).numpy()
         tops = spread_select(acts, ref.sources, top, per_source, largest=True, same=ref.near_copies)
-        bottoms = spread_select(acts, ref.sources, top, per_source, largest=False, same=ref.near_copies)
+        bottoms = spread_select(acts, ref.sources, top, per_source, largest=False, same=ref.near_copies, exclude=tops)
         boxes = None
         if stats.argmax is not None:
             boxes = [_box(int(stats.argmax[i, index]), stats.grid, stats.side) for i in tops]
@@ -93,6 +95,29 @@ def dataset_examples(
             UnitExamples(index, tops, [float(acts[i]) for i in tops], bottoms, [float(acts[i]) for i in bottoms], boxes)
         )
     return out, stats, ref
+
+
+def check_list_sizes(ref: ReferenceSet, top: int, per_source: int) -> None:
+    """Refuse, before the pass, a `top` that the reference cannot fill: more than one list can hold (at
+    most `per_source` per source photo, one of a crop and its mirror), or more than half its distinct
+    images (a unit's top and bottom lists never share an image)."""
+    capacity, distinct = ref.list_capacity(per_source)
+    if distinct < 2:
+        raise FvoptError(
+            f"reference {ref.describe()} has {distinct} distinct image: a unit's top and bottom lists need 2 or more"
+        )
+    limit = min(capacity, distinct // 2)
+    if top > limit:
+        why = []
+        if top > capacity:
+            why.append(f"a list holds at most {capacity} ({per_source} per source photo, {len(set(ref.sources))} sources)")
+        if 2 * top > distinct:
+            why.append(f"a top and a bottom list of {top} need {2 * top} distinct images and it has {distinct}")
+        more = ", or a larger --per-source" if capacity < distinct // 2 else ""
+        raise FvoptError(
+            f"top {top} cannot be filled from reference {ref.describe()}: {'; '.join(why)}; give --top {limit} "
+            f"or less{more}"
+        )
 
 
 def _box(flat: int, grid_hw: tuple[int, int], side: int) -> tuple[int, int, int, int]:

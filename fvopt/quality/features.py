@@ -8,6 +8,9 @@ linear classifier reads), as in MaCo's plausibility.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,6 +25,50 @@ def default_judge(model_name: str) -> str:
     return "lite1" if model_name == "lite0" else "lite0"
 
 
+def _file_and_factory(name: str) -> tuple[str, str]:
+    path, colon, factory = name.rpartition(":") if ".py:" in name else (name, "", "")
+    return path, factory
+
+
+def same_network(a: str, b: str) -> bool:
+    """Whether two model names name the same network: equal names, or a user's network given by two
+    paths to one file (`net.py:make` and `./dir/../net.py:make`, or a link to it), same factory."""
+    if a == b:
+        return True
+    from ..models.user import is_user_model
+
+    if not (is_user_model(a) and is_user_model(b)):
+        return False
+    (path_a, factory_a), (path_b, factory_b) = _file_and_factory(a), _file_and_factory(b)
+    if factory_a != factory_b:
+        return False
+    try:
+        return os.path.samefile(Path(path_a).expanduser(), Path(path_b).expanduser())
+    except OSError:  # one of them does not exist: compare where they would point
+        return Path(path_a).expanduser().resolve() == Path(path_b).expanduser().resolve()
+
+
+def check_judge_name(judge: str, model_name: "str | None") -> None:
+    """Refuse, before any model loads, a judge that names no model fvopt can load (an unknown name, a
+    missing file) or names the optimized network (by name or by another path to its file)."""
+    from ..models import known_models
+    from ..models.sources import MODEL_SOURCES, find_source
+    from ..models.user import is_user_model
+
+    if model_name is not None and same_network(judge, model_name):
+        raise FvoptError(
+            f"judge {judge} is the optimized model{'' if judge == model_name else f' ({model_name})'}: a measure "
+            f"judged by the network that was fooled means little; pick another network (e.g. --judge "
+            f"{default_judge(model_name)})"
+        )
+    if is_user_model(judge):
+        path = Path(_file_and_factory(judge)[0]).expanduser()
+        if not path.is_file():
+            raise FvoptError(f"judge {judge}: there is no file '{path}'")
+    elif find_source(judge) is None:
+        raise FvoptError(f"judge: {MODEL_SOURCES.unknown(judge, known=', '.join(known_models()))}")
+
+
 def resolve_judge(judge: "str | FeatureModel | None", model: "str | FeatureModel", device="cpu") -> FeatureModel:
     """The judge network, refused in one line when it is the optimized network itself."""
     model_name = model if isinstance(model, str) else model.name
@@ -29,7 +76,7 @@ def resolve_judge(judge: "str | FeatureModel | None", model: "str | FeatureModel
         judge = default_judge(model_name)
     if not isinstance(judge, (str, FeatureModel)):
         raise FvoptError(f"judge must be a model name such as 'lite1', not {type(judge).__name__} {judge!r}")
-    same = judge is model if isinstance(judge, FeatureModel) else judge == model_name
+    same = judge is model if isinstance(judge, FeatureModel) else same_network(judge, model_name)
     if same or (isinstance(judge, FeatureModel) and isinstance(model, FeatureModel) and judge.net is model.net):
         name = judge if isinstance(judge, str) else judge.name
         raise FvoptError(

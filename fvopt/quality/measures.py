@@ -4,11 +4,17 @@ Each measure returns, per image, its value and bootstrap replicates (for the int
 function scores the three controls (uniform gray, uniform noise, a random reference image) for the
 same unit, so a measure that a trivial image matches is seen to mean nothing for that unit.
 
-- natural_ratio (Ponce et al., Cell 2019; XDream, Xiao & Kreiman 2020): the image's robust
-  activation of the unit (mean over the common evaluator's fixed transform draws) divided by the
-  unit's maximum activation over the reference images (`natural_ratio`) and by its 99th
-  percentile (`natural_ratio_p99`). 1 means "as strong as the best natural image seen". Interval:
-  bootstrap over reference images.
+- natural_ratio (after Ponce et al., Cell 2019; XDream, Xiao & Kreiman 2020): the image's robust
+  activation of the unit (mean over the common evaluator's fixed transform draws; `robust_activation`)
+  divided by the unit's 99th percentile over the reference images. 1 means "as strong as the top 1%
+  of natural images seen". Interval: bootstrap over reference images. `natural_ratio_max` divides
+  by the maximum instead (Ponce's normalization), a point value without interval: the bootstrap
+  cannot bound a maximum (a resample's maximum is never above the sample's, so every replicate's
+  ratio is at or above the estimate, and its percentile interval starts at the estimate and leans
+  the wrong way: a larger set could only raise the maximum and lower the ratio). A percentile is a
+  smooth statistic of the set, which the bootstrap does bound, with the estimate inside. Records
+  written before this change (their `natural_ratio` was the ratio to the maximum, without a
+  `natural_ratio_of` key) are read by `upgrade_quality` (score.py).
 - plausibility (MaCo, Fel et al., NeurIPS 2023): cosine similarity, in the judge network's
   penultimate features, between the image and the unit's top-k reference images (for a class
   target with a labelled folder, that class's images), averaged. Differs from MaCo: features are
@@ -66,7 +72,8 @@ class Scored:
     controls: dict[str, list[float]] = field(default_factory=dict)  # control -> per image
     higher_is_better: bool = True
     baselines: tuple[str, ...] = CONTROLS  # the controls a value must beat to be informative
-    extra: dict = field(default_factory=dict)  # other flat fields (e.g. natural_ratio_p99)
+    extra: dict = field(default_factory=dict)  # other flat fields (e.g. natural_ratio_max)
+    per_image_extra: dict = field(default_factory=dict)  # other per-image lists (e.g. natural_ratio_max)
 
     def flat(self, seed: int = 0) -> dict:
         v = np.asarray(self.per_image, dtype=float)
@@ -138,17 +145,28 @@ def centered_cosine(a: torch.Tensor, b: torch.Tensor, center: torch.Tensor) -> t
     return a @ b.T
 
 
-def natural_ratio(robust: np.ndarray, ref_acts: np.ndarray, seed: int) -> tuple[float, float, np.ndarray]:
-    """(ratio to the max, ratio to the 99th percentile, bootstrap replicates of the first) for one image."""
-    acts = ref_acts[np.isfinite(ref_acts)]
-    top, p99 = float(acts.max()), float(np.quantile(acts, 0.99))
-    if top <= 0:
+PERCENTILE = 0.99  # natural_ratio's denominator: the unit's 99th percentile over the reference images
+
+
+def natural_ratio(robust: float, ref_acts: np.ndarray, seed: int) -> tuple[float, float, np.ndarray]:
+    """(ratio to the 99th percentile, ratio to the max, bootstrap replicates of the first) for one image,
+    in float64 (a float32 replicate of the estimate itself could land on either side of it)."""
+    acts = np.asarray(ref_acts, dtype=np.float64)
+    acts = acts[np.isfinite(acts)]
+    robust = float(robust)
+    top, high = float(acts.max()), float(np.quantile(acts, PERCENTILE))
+    if high <= 0:
         raise FvoptError(
-            "natural_ratio needs a unit whose largest activation over the reference images is positive "
-            f"(it is {top:.4g})"
+            "natural_ratio needs a unit whose 99th percentile of activation over the reference images is "
+            f"positive (it is {high:.4g}; the largest is {top:.4g})"
         )
-    reps = bootstrap(lambda idx: robust / acts[idx].max(1), [acts.size], seed=seed)
-    return robust / top, (robust / p99 if p99 > 0 else float("nan")), reps
+
+    def ratio(idx: np.ndarray) -> np.ndarray:
+        denominator = np.quantile(acts[idx], PERCENTILE, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a resample whose percentile is not positive: NaN
+            return np.where(denominator > 0, robust / denominator, np.nan)
+
+    return robust / high, robust / top, bootstrap(ratio, [acts.size], seed=seed)
 
 
 def similarity_to_set(sims: np.ndarray, seed: int) -> tuple[float, np.ndarray]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -29,6 +30,14 @@ from ..errors import FvoptError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 BUILTIN = "builtin"
+# the word for "no reference images", one spelling everywhere (viz, bench specs, the atlas); a folder named none
+# is given as ./none
+NONE = "none"
+
+
+def no_reference(reference) -> bool:
+    """Whether `reference` asks for no reference images: None or the word 'none' (not a path object)."""
+    return reference is None or (isinstance(reference, str) and reference.strip() == NONE)
 # Every color photograph among scikit-image's bundled files (synthetic charts and gray images left out).
 SKIMAGE_PHOTOS = (
     "astronaut",
@@ -112,6 +121,15 @@ class ReferenceSet:
         """A key per item shared by near-copies (None: every item is distinct)."""
         return None
 
+    def list_capacity(self, per_source: int) -> tuple[int, int]:
+        """(the most items one unit's top or bottom list can hold with at most `per_source` per source and
+        one of each near-copy group, how many distinct items there are): known before any pass."""
+        keys = self.near_copies or list(range(len(self)))
+        groups: dict[str, set] = {}
+        for source, key in zip(self.sources, keys):
+            groups.setdefault(source, set()).add(key)
+        return sum(min(per_source, len(g)) for g in groups.values()), sum(len(g) for g in groups.values())
+
     def _read(self, i: int, side: int) -> torch.Tensor:
         raise NotImplementedError
 
@@ -182,20 +200,12 @@ class FolderReference(ReferenceSet):
             raise FvoptError(f"reference '{root}' is a file, not a folder of images (or '{BUILTIN}')")
         self.root = root.resolve()
         files, others, stats = [], 0, []
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
-            dirnames.sort()
-            for name in sorted(filenames):
-                path = Path(dirpath) / name
-                if name.startswith(".") or path.suffix.lower() not in EXTENSIONS:
-                    others += 1
-                    continue
-                try:
-                    st = path.stat()
-                except OSError:
-                    others += 1
-                    continue
-                files.append(path)
-                stats.append((str(path.relative_to(self.root)), st.st_size, st.st_mtime_ns))
+        for path, st in _image_files(self.root):
+            if st is None:
+                others += 1
+                continue
+            files.append(path)
+            stats.append((str(path.relative_to(self.root)), st.st_size, st.st_mtime_ns))
         if not files:
             what = f"only {others} other files" if others else "nothing"
             raise FvoptError(
@@ -207,6 +217,7 @@ class FolderReference(ReferenceSet):
         self.sources = [s[0] for s in stats]
         self._fingerprint = hashlib.sha256(repr(stats).encode()).hexdigest()[:24]
         self.labels = _folder_labels(self.root, self.sources)
+        _refuse_if_none_opens(root, files)
 
     def fingerprint(self) -> str:
         return self._fingerprint
@@ -223,6 +234,64 @@ class FolderReference(ReferenceSet):
             img.load()
             rgb = to_rgb8(img)
         return eval_transform(side)(rgb)
+
+
+def _image_files(root: Path) -> Iterator[tuple[Path, "os.stat_result | None"]]:
+    """(path, stat) of every image file under `root` in sorted order, each real file and folder once;
+    (path, None) for a name that is not one (other suffixes, hidden, unreadable, not a regular file).
+
+    Why: a symlinked folder is followed (a collection often links its class folders in), but a link
+    back up the tree would walk forever (os.walk stops only at the recursion limit), and two links to
+    one file would count it twice in every statistic; a FIFO, socket or device named `x.png` would
+    block the first read forever.
+    """
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        here = os.stat(dirpath)
+        if (here.st_dev, here.st_ino) in seen_dirs:  # reached again through a link: its files are counted
+            dirnames[:] = []
+            continue
+        seen_dirs.add((here.st_dev, here.st_ino))
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if name.startswith(".") or path.suffix.lower() not in EXTENSIONS:
+                yield path, None
+                continue
+            try:
+                st = path.stat()
+            except OSError:
+                yield path, None
+                continue
+            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in seen_files:
+                yield path, None
+                continue
+            seen_files.add((st.st_dev, st.st_ino))
+            yield path, st
+
+
+def _refuse_if_none_opens(root: Path, files: list[Path]) -> None:
+    """Refuse, before any pass, a folder none of whose images can be opened (header only, in order, up to
+    the first that opens: one file for a good folder). Why: a pass over such a folder reads every file and
+    the run ends without any measure; PIL refuses an image above its pixel limit (Image.MAX_IMAGE_PIXELS,
+    a guard against decompression bombs), which a folder of huge scans can consist of."""
+    from PIL import Image
+
+    first = ""
+    for path in files:
+        try:
+            with Image.open(path):
+                return
+        except Exception as err:  # Pillow raises many kinds: DecompressionBombError, UnidentifiedImageError, ...
+            if not first:
+                text = str(err).strip().splitlines()
+                first = f"{path.name}: {text[0][:160] if text else type(err).__name__}"
+    raise FvoptError(
+        f"reference folder '{root}': none of its {len(files)} image file{'s' if len(files) != 1 else ''} can be "
+        f"opened (first: {first}); give a folder of readable photos (PIL refuses images above "
+        f"{Image.MAX_IMAGE_PIXELS * 2:,} pixels), or '{BUILTIN}'"
+    )
 
 
 def _folder_labels(root: Path, relative: list[str]) -> list[int] | None:
@@ -341,6 +410,17 @@ class BuiltinReference(ReferenceSet):
         return x[0].clamp(0, 1)
 
 
+def check_side(side, net) -> None:
+    """Refuse a side to show reference images at below what the network accepts (its minimum input)."""
+    if side is None:
+        return
+    if isinstance(side, bool) or not isinstance(side, int) or side < net.min_size:
+        raise FvoptError(
+            f"side {side!r} is below {net.name}'s minimum input of {net.min_size} px: give a side of "
+            f"{net.min_size} px or more (default: its input size, {net.input_size})"
+        )
+
+
 def reference_set(reference: "str | os.PathLike | ReferenceSet | None" = None) -> ReferenceSet:
     """A ReferenceSet from what a user gave: None or 'builtin' -> the stand-in; a path -> its folder.
 
@@ -356,4 +436,9 @@ def reference_set(reference: "str | os.PathLike | ReferenceSet | None" = None) -
         )
     if isinstance(reference, str) and not reference.strip():
         raise FvoptError(f"reference is empty: give a folder of images or '{BUILTIN}'")
+    if no_reference(reference):
+        raise FvoptError(
+            f"reference '{NONE}' means no reference images, and this needs some: give a folder of images "
+            f"(a folder named {NONE}: ./{NONE}) or '{BUILTIN}'"
+        )
     return FolderReference(reference)

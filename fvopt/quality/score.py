@@ -20,12 +20,13 @@ from . import measures as M
 from .activations import FEATURES, reference_pass
 from .cache import weights_fingerprint
 from .features import penultimate, resolve_judge
-from .reference import ReferenceSet, reference_set
-from .spectrum import spectral_slopes
+from .reference import ReferenceSet, check_side, reference_set
+from .spectrum import spectral_slopes, too_small_for_a_slope
 from .stats import bootstrap, spread_select
-from .units import Unit, as_objective, unit_of
+from .units import Unit, as_objective, image_labels, unit_of
 
 CONTROL_SEED = 7_700_211
+NATURAL_RATIO_OF = "99th percentile"  # natural_ratio's denominator (before issue 26: the maximum; see upgrade_quality)
 DEFAULT_TRANSFER = ("lite0", "lite1")
 _CONTROL_MEMO: dict = {}  # control scores by (network, unit, control, image shape, seed, reference): same every cell
 
@@ -64,13 +65,15 @@ def plan(
     has_reference: bool,
     measures: "str | list[str] | None" = "default",
     channels: int = 3,
+    size: "tuple[int, int] | None" = None,
 ) -> tuple[list[str], dict[str, str], Unit | None]:
     """(measures to compute, {measure: why absent}, unit): checked before any model pass.
 
     A measure asked for by name (or by 'all') that cannot be computed is refused in one line; in the
     default set it is simply absent, with the reason recorded. Images of other than 3 channels (a
     grayscale or multispectral network) get the spectral slope only: every other measure compares
-    with RGB reference photos or ImageNet judges, which such images cannot be shown to.
+    with RGB reference photos or ImageNet judges, which such images cannot be shown to. Images below
+    10 px a side (`size`, (height, width)) have no spectral slope.
     """
     names, explicit = parse_measures(measures)
     unit, why_not = unit_of(target)
@@ -90,6 +93,8 @@ def plan(
             reason = f"{m} needs reference images: give reference=DIR (--reference DIR) or 'builtin'"
         elif m == "diversity" and n_images < 2:
             reason = "diversity needs a batch of 2 or more images"
+        elif m == "spectral_slope" and size is not None:
+            reason = too_small_for_a_slope(*size)
         if reason:
             if explicit:
                 raise FvoptError(f"measure {m} cannot be computed here: {reason}")
@@ -146,13 +151,16 @@ def judge(
       ('cache'/'computed'/None); for each computed measure M: M, M_lo, M_hi (95% bootstrap
       interval), M_gray, M_noise, M_refimage (the controls, None when not computed), M_informative
       (bool, or None when nothing to compare; spectral_slope has none: it is not better or worse);
-      extras natural_ratio_p99, natural_ratio_robust (the robust activation used),
-      natural_ratio_note (why it is NaN for a unit never positive on the reference),
+      extras natural_ratio_of (its denominator: "99th percentile"), natural_ratio_max (the ratio to the
+      maximum, no interval: see measures.py), robust_activation (the bare unit's robust activation, the
+      numerator), natural_ratio_note (why it is NaN for a unit whose 99th percentile is not positive),
       spectral_distance (+ _lo, _hi, controls, informative; lower is better), reference_slope,
       transfer_prob_NET, transfer_rank_NET, transfer_networks, mis_pairs (pairs per unit),
       plausibility_against; for each absent measure M: M_absent (the reason); and
-      per_image: {unit: [label per image], M, M_lo, M_hi, M_informative, M_gray, M_noise,
-      M_refimage: [one per image]} (diversity, a batch measure, has one entry).
+      per_image: {unit: [label per image, as the trace's final.per_image.unit], M, M_lo, M_hi,
+      M_informative, M_gray, M_noise, M_refimage, natural_ratio_max, robust_activation: [one per
+      image]} (diversity, a batch measure, has one entry). Top-level M values are batch means of
+      per_image's, their interval resamples the images.
     Every input is checked before any network pass (FvoptError, one line).
     """
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
@@ -166,9 +174,11 @@ def judge(
     objective = as_objective(target)
     n = images.shape[0]
     channels = images.shape[1]
-    ref = reference_set(reference) if reference is not None and channels == 3 else None
-    wanted, absent, unit = plan(objective, n, ref is not None, measures, channels=channels)
+    refuse_reference_for_channels(reference, channels, model if isinstance(model, str) else model.name)
+    ref = reference_set(reference) if reference is not None else None
+    wanted, absent, unit = plan(objective, n, ref is not None, measures, channels=channels, size=images.shape[-2:])
     net = model if isinstance(model, FeatureModel) else load_model(model, device=device)
+    check_side(side, net)
     needs_judge = any(m in wanted for m in ("plausibility", "mis", "diversity")) or (
         "spectral_slope" in wanted and ref is not None
     )
@@ -185,8 +195,6 @@ def judge(
         "measures": wanted,
         "reference_cache": None,
     }
-    if reference is not None and ref is None:
-        out["reference"] = f"none (the reference set is RGB and these images have {channels} channels)"
     stats_model = stats_judge = None
     hows = []
     if ref is not None and any(m in wanted for m in M.NEEDS_REFERENCE):
@@ -222,7 +230,7 @@ def judge(
     if len(_CONTROL_MEMO) > 4096:
         _CONTROL_MEMO.clear()
     scored: list[M.Scored] = []
-    labels = [unit.label(i) for i in range(n)] if unit is not None else [str(objective)] * n
+    labels = image_labels(objective, n)
     if "natural_ratio" in wanted:
         scored.append(_natural_ratio(net, unit, images, controls, stats_model, render, seed, control_key, robust))
     feats = None
@@ -265,10 +273,53 @@ def judge(
         for c in M.CONTROLS:
             if c in s.controls and len(s.controls[c]) == len(s.per_image):
                 per_image[f"{s.name}_{c}"] = [float(v) for v in s.controls[c]]
+        per_image.update(s.per_image_extra)
     for m, reason in absent.items():
         out[f"{m}_absent"] = reason
     out["per_image"] = per_image
     return out
+
+
+def refuse_reference_for_channels(reference, channels: int, model_name: str) -> None:
+    """Refuse a reference set for images of other than 3 channels, before any pass: the reference photos
+    are RGB and the judges ImageNet networks, so no reference measure can be computed for such images,
+    and dropping the reference the user gave without a word would be a silent wrong answer."""
+    if reference is not None and channels != 3:
+        raise FvoptError(
+            f"reference {reference}: the reference photos are RGB and {model_name} takes {channels} "
+            f"channel{'s' if channels != 1 else ''}, so no reference measure applies; drop the reference "
+            "(the spectral slope, which needs none, is still computed)"
+        )
+
+
+def upgrade_quality(quality: "dict | None") -> "dict | None":
+    """A stored quality record (a trace's `quality`, a database's `quality` column) in today's names.
+
+    Records made before issue 26 have `natural_ratio_robust` (the robust activation: now
+    `robust_activation`) and a `natural_ratio` that divided by the maximum, with an interval that
+    started at the estimate (see measures.py): their `natural_ratio` becomes `natural_ratio_max` (a
+    point value, its interval, controls and flag dropped), and their `natural_ratio_p99` becomes
+    `natural_ratio` (a point value: no interval or controls were stored for it). Today's records pass
+    unchanged."""
+    if not isinstance(quality, dict):
+        return quality
+    q = dict(quality)
+    if "natural_ratio_robust" in q:
+        q["robust_activation"] = q.pop("natural_ratio_robust")
+    if "natural_ratio" not in q or "natural_ratio_of" in q:
+        return q
+    old = [k for k in q if k == "natural_ratio" or (k.startswith("natural_ratio_") and k != "natural_ratio_note")]
+    values = {k: q.pop(k) for k in old}
+    q["natural_ratio_max"] = values.get("natural_ratio")
+    q["natural_ratio"] = values.get("natural_ratio_p99")
+    q["natural_ratio_of"] = f"{NATURAL_RATIO_OF} (a record from before issue 26: no interval or controls)"
+    if isinstance(q.get("per_image"), dict):
+        per = dict(q["per_image"])
+        gone = {k: per.pop(k) for k in list(per) if k == "natural_ratio" or k.startswith("natural_ratio_")}
+        if "natural_ratio" in gone:
+            per["natural_ratio_max"] = gone["natural_ratio"]
+        q["per_image"] = per
+    return q
 
 
 def _transfer_nets(transfer, net: FeatureModel) -> list[FeatureModel]:
@@ -352,7 +403,7 @@ def _natural_ratio(net, unit: Unit, images, controls, stats, render, seed, contr
             _CONTROL_MEMO[key] = score_images(net, obj, controls[c], render=render)["robust_value"].numpy()
         parts.append(_CONTROL_MEMO[key])
     robust = np.concatenate(parts)
-    values, p99s, reps = [], [], []
+    values, maxes, reps = [], [], []
     ctrl = {c: [] for c in controls}
     notes = []
     for i in range(n):
@@ -361,28 +412,28 @@ def _natural_ratio(net, unit: Unit, images, controls, stats, render, seed, contr
             v, p, r = M.natural_ratio(float(robust[i]), acts, seed + i)
         except FvoptError as err:  # known only after the pass: no number that means nothing, a reason instead
             notes.append(f"{unit.label(i)}: {err}")
-            values.append(float("nan")), p99s.append(float("nan")), reps.append(np.array([]))
+            values.append(float("nan")), maxes.append(float("nan")), reps.append(np.array([]))
             for c in ctrl:
                 ctrl[c].append(float("nan"))
             continue
-        values.append(v), p99s.append(p), reps.append(r)
+        values.append(v), maxes.append(p), reps.append(r)
         for k, c in enumerate(controls):
             ctrl[c].append(M.natural_ratio(float(robust[n * (k + 1) + i]), acts, seed)[0])
     extra = {
-        "natural_ratio_p99": float(np.nanmean(p99s)) if np.isfinite(p99s).any() else float("nan"),
-        "natural_ratio_robust": float(robust[:n].mean()),
+        "natural_ratio_of": NATURAL_RATIO_OF,
+        "natural_ratio_max": float(np.nanmean(maxes)) if np.isfinite(maxes).any() else float("nan"),
+        "robust_activation": float(robust[:n].mean()),
     }
     if notes:
         extra["natural_ratio_note"] = "; ".join(notes)
-    return M.Scored("natural_ratio", values, reps, ctrl, extra=extra)
+    per_image = {"natural_ratio_max": [float(v) for v in maxes], "robust_activation": robust[:n].tolist()}
+    return M.Scored("natural_ratio", values, reps, ctrl, extra=extra, per_image_extra=per_image)
 
 
 def _unit_lists(unit: Unit, i: int, stats, ref: ReferenceSet, k: int, per_source: int) -> tuple[list[int], list[int]]:
     acts = stats.unit(unit.index_of(i)).numpy()
-    return (
-        spread_select(acts, ref.sources, k, per_source, largest=True, same=ref.near_copies),
-        spread_select(acts, ref.sources, k, per_source, largest=False, same=ref.near_copies),
-    )
+    tops = spread_select(acts, ref.sources, k, per_source, largest=True, same=ref.near_copies)
+    return tops, spread_select(acts, ref.sources, k, per_source, largest=False, same=ref.near_copies, exclude=tops)
 
 
 def _plausibility(unit, feats, stats, stats_judge, ref, center, top, per_source, seed, out) -> M.Scored:
@@ -502,23 +553,24 @@ def viz_settings(reference, judge, measures, model) -> tuple["ReferenceSet | Non
     """What `visualize(reference=, judge=, measures=)` will judge, checked before the model loads:
     (the reference set or None, the measures or None for none). Without a reference, the default is
     `spectral_slope` alone (no network pass, no reference images); with one, every measure that applies."""
-    ref = reference_set(reference) if reference is not None else None
+    from .reference import no_reference
+
+    ref = None if no_reference(reference) else reference_set(reference)  # 'none': no reference, as everywhere
     if measures is not None:
         names, _ = parse_measures(measures)
         if not names:
             return ref, None
     if judge is not None:
+        from .features import check_judge_name
+
         model_name = model if isinstance(model, str) else getattr(model, "name", None)
         judge_name = judge if isinstance(judge, str) else getattr(judge, "name", judge)
-        if not isinstance(judge_name, str):
+        if not isinstance(judge_name, str) or not judge_name.strip():
             raise FvoptError(f"judge must be a model name such as 'lite1', not {type(judge).__name__} {judge!r}")
-        if judge_name == model_name:
-            from .features import default_judge
-
-            raise FvoptError(
-                f"judge {judge_name} is the optimized model: a measure judged by the network that was "
-                f"fooled means little; pick another network (e.g. --judge {default_judge(judge_name)})"
-            )
+        if isinstance(judge, str):  # an unknown name or a missing file: refused now, not after the run
+            check_judge_name(judge, model_name)
+        elif judge_name == model_name:
+            check_judge_name(judge_name, model_name)
     if measures is None:
         measures = "default" if ref is not None else ["spectral_slope"]
     return ref, measures
@@ -539,4 +591,10 @@ def summary_line(row: dict) -> str:
         flag = " (uninformative)" if row.get(f"{m}_informative") is False else ""
         parts.append(f"{m} {row[m]:.3g}{ci}{flag}")
     judge_name = f"; judge {row['judge']}" if row.get("judge") else ""
-    return f"quality (reference: {row.get('reference', 'none')}{judge_name}): " + (", ".join(parts) or "no measure")
+    notes = [f"spectral_slope absent: {row['spectral_slope_absent']}"] if row.get("spectral_slope_absent") else []
+    notes += [f"natural_ratio NaN: {row['natural_ratio_note']}"] if row.get("natural_ratio_note") else []
+    return (
+        f"quality (reference: {row.get('reference', 'none')}{judge_name}): "
+        + (", ".join(parts) or "no measure")
+        + "".join(f"; {note}" for note in notes)
+    )

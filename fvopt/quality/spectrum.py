@@ -15,6 +15,27 @@ import numpy as np
 import torch
 
 LUMA = (0.299, 0.587, 0.114)
+LOWEST_BIN = 2  # cycles per image: the first radial frequency fitted
+HIGHEST = 0.4  # cycles per pixel: the last radial frequency fitted
+FEWEST_BINS = 3  # a line through fewer points is no fit
+
+
+def fitted_bins(height: int, width: int) -> int:
+    """How many radial frequencies the slope of an image of this size is fitted over (NaN below 3)."""
+    return max(0, int(HIGHEST / (1.0 / max(height, width))) - LOWEST_BIN + 1)  # as spectral_slopes bins them
+
+
+def too_small_for_a_slope(height: int, width: int) -> str:
+    """Why an image of this size has no spectral slope ('' when it has one): below 10 px on its longer
+    side, fewer than 3 frequencies lie between 2 cycles per image and 0.4 cycles per pixel."""
+    if fitted_bins(height, width) >= FEWEST_BINS:
+        return ""
+    need = next(side for side in range(1, 100) if fitted_bins(side, side) >= FEWEST_BINS)
+    return (
+        f"images of {height}x{width} px are too small for a spectral slope (it is fitted over the frequencies "
+        f"from {LOWEST_BIN} cycles per image to {HIGHEST} cycles per pixel: {FEWEST_BINS} or more need {need} px "
+        "on the longer side)"
+    )
 
 
 def spectral_slopes(images: torch.Tensor) -> torch.Tensor:
@@ -32,7 +53,7 @@ def spectral_slopes(images: torch.Tensor) -> torch.Tensor:
     radius = np.sqrt(fy**2 + fx**2)  # cycles per pixel
     step = 1.0 / max(h, w)
     bins = np.round(radius / step).astype(int)
-    lo, hi = 2, int(0.4 / step)
+    lo, hi = LOWEST_BIN, int(HIGHEST / step)
     keep = (bins >= lo) & (bins <= hi)
     counts = np.bincount(bins[keep], minlength=hi + 1)[lo : hi + 1]
     freqs = np.arange(lo, hi + 1) * step
@@ -41,7 +62,7 @@ def spectral_slopes(images: torch.Tensor) -> torch.Tensor:
         sums = np.bincount(bins[keep], weights=p[keep], minlength=hi + 1)[lo : hi + 1]
         mean = sums / np.maximum(counts, 1)
         ok = (counts > 0) & (mean > 1e-20)
-        if ok.sum() < 3:
+        if ok.sum() < FEWEST_BINS:
             out.append(float("nan"))
             continue
         slope = np.polyfit(np.log(freqs[ok]), np.log(mean[ok]), 1)[0]

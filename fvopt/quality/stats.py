@@ -47,9 +47,11 @@ def spread_select(
     per_source: int,
     largest: bool = True,
     same: Sequence | None = None,
+    exclude: Sequence[int] = (),
 ) -> list[int]:
     """Indices of the k largest (or smallest) finite values, at most `per_source` from any one source,
-    and at most one of the items that share a `same` key (near-copies, like a crop and its mirror).
+    at most one of the items that share a `same` key (near-copies, like a crop and its mirror), and
+    none of `exclude` or its near-copies (a unit's bottom list never repeats its top list).
 
     Why: a narrow reference set puts a unit's whole top list in one or two photos, and a measure
     built on it then tells which photo a picture resembles, not what the unit responds to.
@@ -57,10 +59,11 @@ def spread_select(
     v = np.asarray(values, dtype=float)
     order = np.argsort(-v if largest else v, kind="stable")
     taken: dict[str, int] = {}
-    seen: set = set()
+    seen: set = set() if same is None else {same[int(i)] for i in exclude}
+    banned = set(int(i) for i in exclude)
     out: list[int] = []
     for i in order:
-        if not np.isfinite(v[i]):
+        if not np.isfinite(v[i]) or int(i) in banned:
             continue
         s = sources[i]
         if taken.get(s, 0) >= per_source or (same is not None and same[i] in seen):

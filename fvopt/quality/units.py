@@ -57,3 +57,13 @@ def unit_of(target: "str | Objective") -> tuple[Unit | None, str]:
     if c.what == "channel":
         return Unit("channel", c.layer, c.indices), ""
     return None, (f"the reference measures judge channel: and class: targets; {objective} is a {c.what} target")
+
+
+def image_labels(target: "str | Objective", n_images: int) -> list[str]:
+    """What each image of a batch drives, as one label used everywhere a trace names it (the final
+    scores' and the quality measures' `per_image.unit`): the unit as a target string (`channel:blocks.3:0`,
+    `class:8`), or the whole target where it drives no single unit per image."""
+    unit, _ = unit_of(target)
+    if unit is None:
+        return [str(as_objective(target))] * n_images
+    return [unit.label(i) for i in range(n_images)]

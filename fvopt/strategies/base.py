@@ -105,6 +105,10 @@ class BaseStrategy:
         """What really ran (resolved defaults, inner optimizers, switch points), for the trace."""
         return {}
 
+    def first_ask(self, problem: "Problem") -> None:
+        """After `start`, pay what only a first ask costs (a library's first search), spending no
+        budget: the run's untimed warm-up (fvopt/warmup.py) calls it on a throwaway copy."""
+
 
 Entry = RegistryEntry  # a registered strategy: .factory (its obj), .summary (its help), .options
 

@@ -91,6 +91,9 @@ class AskTellStrategy(BaseStrategy):
         asked, Z = self.ask_population(problem.device)
         self.tell_population(asked, problem.evaluate(Z))
 
+    def first_ask(self, problem: Problem) -> None:
+        self.ask_population(problem.device)  # on the warm-up's throwaway copy: never told
+
     def ask_population(self, device: torch.device) -> tuple[list, torch.Tensor]:
         """One generation of every slot's search as one (P, B, dim) tensor on `device`.
 

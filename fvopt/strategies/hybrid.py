@@ -73,6 +73,9 @@ class Hybrid(BaseStrategy):
             z0_low = self.low.init()
         self.first.start(self.low, z0_low)
 
+    def first_ask(self, problem: Problem) -> None:
+        self.first.first_ask(self.low)
+
     def _lift(self, z: torch.Tensor) -> torch.Tensor:
         return z if self.low is self.top else self.low.param.lift(z)
 
