@@ -414,12 +414,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR|builtin",
         help="a folder of JPEG/PNG/WebP images (any depth), or builtin (scikit-image crops; the default)",
     )
-    ex.add_argument("--top", type=_positive_int, default=9, help="top and bottom images per unit (default 9)")
+    ex.add_argument(
+        "--top",
+        type=_positive_int,
+        default=9,
+        help="top and bottom images per unit (default 9); the two lists never share an image, and a --top the "
+        "reference cannot fill is refused",
+    )
     ex.add_argument(
         "--per-source", type=_positive_int, default=2, help="at most this many examples from one source photo"
     )
     ex.add_argument(
-        "--side", type=_side, default=None, help="side the images are shown at (default: the model's input)"
+        "--side",
+        type=_side,
+        default=None,
+        help="side the images are shown at (default: the model's input; at least its minimum input)",
     )
     ex.add_argument("--batch", type=_positive_int, default=32, help="images per forward pass")
     ex.add_argument("--out", default="examples", help="output folder (unit-N.png, overview.png, index.json)")
@@ -1168,10 +1177,10 @@ def _examples(args) -> int:
         weights=args.weights,
     )
     written = write_examples(examples, stats, ref, args.model, args.target, args.out)
-    short = [ex for ex in examples if min(len(ex.top), len(ex.bottom)) < args.top]  # unreadable or tied images
+    short = [ex for ex in examples if min(len(ex.top), len(ex.bottom)) < args.top]  # unreadable images
     fewer = (
-        f" ({len(short)} unit{'s' if len(short) != 1 else ''} fewer: unit {short[0].unit} has {len(short[0].top)} top "
-        f"and {len(short[0].bottom)} bottom, the distinct readable images there are)"
+        f", fewer for {len(short)} unit{'s' if len(short) != 1 else ''} (unit {short[0].unit}: {len(short[0].top)} "
+        f"top, {len(short[0].bottom)} bottom: every readable image the lists could take)"
         if short
         else ""
     )

@@ -77,7 +77,12 @@ def run(
     cost = strategy.check(problem.param, problem.batch, budget).times(problem.views)
     budget.refuse_if_below(cost, strategy.name or type(strategy).__name__)
     z0 = problem.init() if z0 is None else z0.to(problem.device)
-    warmup_seconds = warm_up(problem, strategy, z0, cost, budget)  # untimed, uncounted (fvopt/warmup.py)
+    try:
+        warmup_seconds = warm_up(problem, strategy, z0, cost, budget)  # untimed, uncounted (fvopt/warmup.py)
+    except KeyboardInterrupt as err:  # stopped before the first step: the start point, as a stop in a first step
+        problem.reset(budget)
+        stop = TERMINATED if isinstance(err, Terminated) else INTERRUPTED
+        return RunResult(z0.detach(), problem.images(z0).cpu(), [], stop, 0, 0, 0.0, 0)
     problem.reset(budget)  # the clock starts here
     m = problem.meter
     trace: list[dict] = []

@@ -99,15 +99,17 @@ def warm_up(problem: Problem, strategy: Strategy, z0: torch.Tensor, cost: StepCo
 
 def _passes(problem: Problem, strategy: Strategy, z0: torch.Tensor, cost: StepCost) -> None:
     """The strategy's start and first ask on a throwaway copy (imports, library set-up), a forward at
-    the shape one step evaluates, and a forward and backward when the strategy uses gradients."""
+    the population's shape when a step evaluates without gradients, and a forward and backward
+    (tile by tile for a tiled problem) when the strategy uses gradients."""
     if isinstance(strategy, BaseStrategy):
         spare = copy.copy(strategy)  # start() gives the copy its own search state; the run starts the original
         spare.start(problem, z0)
         spare.first_ask(problem)
     problem.meter.budget = None  # the passes below are the warm-up's own, never refused by the run's budget
-    population = max(1, cost.forwards // (problem.batch * problem.views))
-    problem.evaluate(z0.to(problem.device).reshape(1, problem.batch, problem.dim).expand(population, -1, -1))
-    if strategy.uses_gradients:
+    if cost.backwards == 0:  # a step of forwards only (zero-order, or a hybrid's zero-order first part)
+        population = max(1, cost.forwards // (problem.batch * problem.views))
+        problem.evaluate(z0.to(problem.device).reshape(1, problem.batch, problem.dim).expand(population, -1, -1))
+    if strategy.uses_gradients:  # tiled where the problem tiles: never a whole huge image at once
         problem.value_and_grad(z0)
 
 

@@ -180,3 +180,20 @@ def test_summary_never_takes_medians_across_models():
     summary = {r["model"]: r for r in summarize(cell_metrics(rows))}
     assert summary["m1"]["robust_value"] == 2.0 and summary["m2"]["robust_value"] == 200.0
     assert summary["m1"]["seeds"] == summary["m2"]["seeds"] == 2
+
+
+def test_the_cells_table_keeps_the_step_time_distribution_and_flags_a_slow_step():
+    """Stored median and slowest step (and the untimed warm-up) reach the cells table; the flag needs
+    both > 10x the median and > 0.5 s; older rows without a median get it from their trace."""
+    slow = cell("cmaes", 0, [(3.0, 24, 0, 1.0), (3.2, 48, 0, 2.0), (3.4, 72, 0, 3.0)], robust=1.0)
+    slow.update(max_step_seconds=3.0, median_step_seconds=0.2, warmup_seconds=0.0)
+    warm = dict(slow, strategy="adam", max_step_seconds=0.21, median_step_seconds=0.2, warmup_seconds=1.5)
+    old = cell("ga", 0, [(3.0, 24, 0, 1.0), (3.2, 48, 0, 2.0), (3.4, 72, 0, 3.0)], robust=1.0)
+    old["max_step_seconds"] = None
+    metrics = {m["strategy"]: m for m in cell_metrics([slow, warm, old])}
+    assert metrics["cmaes"]["step_flag"] == "SLOW STEP" and metrics["adam"]["step_flag"] == ""
+    assert metrics["adam"]["warmup_seconds"] == 1.5 and metrics["cmaes"]["max_step_seconds"] == 3.0
+    assert metrics["ga"]["median_step_seconds"] == pytest.approx(0.2) and metrics["ga"]["max_step_seconds"] == 3.0
+    assert metrics["ga"]["step_flag"] == "SLOW STEP"
+    (summary,) = summarize([metrics["cmaes"]])
+    assert summary["slow_steps"] == 1 and summary["max_step_seconds"] == 3.0

@@ -149,6 +149,33 @@ def test_a_comparison_too_small_for_any_significance_says_so():
     assert "no pair can be significant" not in " ".join(compare(many).conclusions())
 
 
+def test_a_comparison_too_small_for_any_significance_says_how_many_blocks_would_suffice():
+    """6 blocks and 3 pairs: 2/2^6 = 0.031 > 0.05/3; with 7 blocks 2/2^7 = 0.0156 passes Holm's first step,
+    and 7 blocks all one way do make the pairs significant."""
+    rows = [cell(s, seed, [(100, 1.0, v + seed)]) for seed in range(6) for s, v in (("a", 3.0), ("b", 2.0), ("c", 1.0))]
+    text = " ".join(compare(rows).conclusions())
+    assert "With 6 blocks no pair can be significant" in text and "7 blocks would be needed" in text
+    seven = [
+        cell(s, seed, [(100, 1.0, v + seed)]) for seed in range(7) for s, v in (("a", 3.0), ("b", 2.0), ("c", 1.0))
+    ]
+    assert compare(seven).pairs["significant"].all()
+    assert stats.holm_power(6, 3)[2] == 7 and stats.holm_power(6, 1)[2] == 6 and stats.holm_power(5, 10)[2] == 9
+
+
+def test_a_cell_whose_slowest_step_is_far_above_its_median_is_flagged_and_named():
+    """The rule: slowest step > 10x the median step and > 0.5 s. A first step of 2 s among 0.15 s
+    ones (a first call paid inside the clock) is flagged; 0.4 s among 0.01 s ones, or 1 s among 0.5 s
+    ones, is not."""
+    steady = [(i + 1, 0.15 * (i + 1), 1.0) for i in range(10)]
+    stalled = [(1, 2.0, 1.0)] + [(i + 1, 2.0 + 0.15 * i, 1.0) for i in range(1, 10)]
+    short = [(1, 0.4, 1.0)] + [(i + 1, 0.4 + 0.01 * i, 1.0) for i in range(1, 10)]
+    rows = [cell("a", 0, steady), cell("b", 0, stalled), cell("c", 0, short), cell("d", 0, [(1, 1.0, 1), (2, 1.5, 1)])]
+    for r in rows:
+        r.pop("max_step_seconds")  # as an atlas cell or a hand-made row: derived from the trace
+    lines = [line for line in compare(rows).conclusions() if "slowest step" in line]
+    assert len(lines) == 1 and ": 1: m channel:x:1 b fft seed 0 (slowest step 2 s, median 0.15 s)" in lines[0]
+
+
 def test_legends_name_the_point_each_strategy_returned_when_the_cells_record_it():
     recorded = [cell("cmaes", 0, [(10, 1.0, 5)]), cell("ng:NGOpt", 0, [(10, 1.0, 4)], stop="nan")]
     recorded[0]["extra"] = {"result": "last"}

@@ -73,6 +73,23 @@ def test_the_batch_interval_of_natural_ratio_contains_the_batch_estimate():
         assert row["natural_ratio_lo"] <= row["natural_ratio"] <= row["natural_ratio_hi"]
 
 
+def test_a_batch_with_a_unit_without_a_ratio_still_resamples_the_reference_images_of_the_others():
+    value, _, reps = M.natural_ratio(3.0, np.random.default_rng(0).gamma(2.0, 1.0, 6), 0)
+    row = M.Scored("natural_ratio", [value, float("nan")], [reps, np.array([])]).flat(0)
+    assert row["natural_ratio_lo"] < row["natural_ratio"] == value < row["natural_ratio_hi"]  # not [v, v]
+
+
+def test_mis_lists_of_a_small_set_take_half_each_and_never_share_an_image(tmp_path):
+    from fvopt.quality.activations import LayerStats
+    from fvopt.quality.score import _unit_lists
+    from fvopt.quality.units import Unit
+
+    ref = reference_set(_photos(tmp_path / "ref"))
+    stats = LayerStats("l", torch.tensor([[5.0], [4.0], [3.0], [2.0], [1.0], [0.0]]), valid=torch.ones(6, dtype=bool))
+    tops, bottoms = _unit_lists(Unit("channel", "l", (0,)), 0, stats, ref, 16, 2, split=True)
+    assert tops == [0, 1, 2] and bottoms == [5, 4, 3]
+
+
 def test_an_old_record_is_read_in_todays_names_and_a_new_one_passes_unchanged():
     old = {
         "natural_ratio": 24.71,
@@ -191,8 +208,11 @@ def test_a_judge_naming_the_optimized_file_by_another_path_is_refused(tmp_path, 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--top", "100000"], r"top 100000 cannot be filled .*: a list holds at most 18 \(2 per source photo, 9 sources\).*"
-         r"; give --top 18 or less, or a larger --per-source"),
+        (
+            ["--top", "100000"],
+            r"top 100000 cannot be filled .*: a list holds at most 18 \(2 per source photo, 9 sources\).*"
+            r"; give --top 18 or less, or a larger --per-source",
+        ),
         (["--side", "16"], r"side 16 is below lite0's minimum input of 32 px"),
         (["--side", "1"], r"side 1 is below lite0's minimum input of 32 px"),
     ],
@@ -207,10 +227,22 @@ def test_examples_from_two_images_are_refused_beyond_one_each_and_never_repeat_t
     ref = str(_photos(tmp_path / "two", 2))
     base = ["examples", "lite0", "--target", "channel:blocks.3:0", "--reference", ref, "--side", "64", "--quiet"]
     assert main([*base, "--out", str(tmp_path / "a")]) == 2
-    assert "a top and a bottom list of 9 need 18 distinct images and it has 2; give --top 1 or less" in capsys.readouterr().err
+    assert (
+        "a top and a bottom list of 9 need 18 distinct images and it has 2; give --top 1 or less"
+        in capsys.readouterr().err
+    )
     assert main([*base, "--top", "1", "--out", str(tmp_path / "b")]) == 0
     unit = json.loads((tmp_path / "b" / "index.json").read_text())["units"][0]
     assert len(unit["top"]) == len(unit["bottom"]) == 1 and unit["top"] != unit["bottom"]
+
+
+def test_examples_say_when_unreadable_images_leave_a_list_short(tmp_path, cache, capsys):
+    ref = _photos(tmp_path / "ref", 4)
+    for name in ("x.jpg", "y.jpg"):  # counted before the pass, found unreadable during it
+        (ref / name).write_bytes(b"\xff\xd8\xff not a jpeg")
+    args = ["examples", "lite0", "--target", "channel:blocks.3:0", "--reference", str(ref), "--top", "3"]
+    assert main([*args, "--side", "64", "--out", str(tmp_path / "ex"), "--quiet"]) == 0
+    assert "top/bottom 3, fewer for 1 unit (unit 0: 3 top, 1 bottom: every readable image" in capsys.readouterr().out
 
 
 def test_a_bottom_list_excludes_the_top_list_and_its_near_copies():

@@ -20,7 +20,7 @@ from fvopt import warmup
 from fvopt.problem import Budget
 from fvopt.run import run
 from fvopt.strategies import make_strategy
-from fvopt.testing import problem_for, tiny_model
+from fvopt.testing import _ctrl_c, objective_changed_after, problem_for, tiny_model
 from fvopt.viz import visualize
 
 from test_bench import ONE_THREAD
@@ -71,6 +71,16 @@ def test_warm_up_draws_nothing_from_the_random_generators_and_leaves_no_count_or
     assert torch.equal(after[0], expected[0]) and np.array_equal(after[1], expected[1]) and after[2] == expected[2]
     assert torch.equal(after[3], expected[3]), "the problem's transform draws are the run's"
     assert problem.meter.forwards == problem.meter.backwards == 0 and not torch.isfinite(problem.best_values).any()
+
+
+def test_ctrl_c_during_the_warm_up_ends_the_run_as_a_stop_before_the_first_step(tiny, cold):
+    """As for an interrupt inside the first step: the start point, stop_reason interrupted, nothing counted."""
+    strategy = make_strategy("adam")
+    objective = objective_changed_after(0, _ctrl_c)  # the first call, which is the warm-up's, raises Ctrl-C
+    problem = problem_for(tiny, strategy, objective=objective)
+    result = run(problem, strategy, Budget(steps=5))
+    assert result.stop_reason == "interrupted" and result.steps == 0 and result.forwards == result.backwards == 0
+    assert torch.equal(result.z, problem.init()) and result.trace == [] and not warmup._WARM
 
 
 def test_the_trace_says_how_long_the_warm_up_took_and_a_second_run_in_the_process_reports_none(tiny, cold):

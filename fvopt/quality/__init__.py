@@ -15,7 +15,7 @@ from .cache import CacheError, cache_dir
 from .features import default_judge, penultimate, resolve_judge
 from .measures import CONTROLS, MEASURES
 from .reference import BUILTIN, BuiltinReference, FolderReference, ReferenceSet, reference_set
-from .score import judge, parse_measures, plan
+from .score import judge, parse_measures, plan, upgrade_quality
 from .spectrum import spectral_slopes
 
 __all__ = [
@@ -38,4 +38,5 @@ __all__ = [
     "reference_set",
     "resolve_judge",
     "spectral_slopes",
+    "upgrade_quality",
 ]

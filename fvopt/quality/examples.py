@@ -110,7 +110,9 @@ def check_list_sizes(ref: ReferenceSet, top: int, per_source: int) -> None:
     if top > limit:
         why = []
         if top > capacity:
-            why.append(f"a list holds at most {capacity} ({per_source} per source photo, {len(set(ref.sources))} sources)")
+            why.append(
+                f"a list holds at most {capacity} ({per_source} per source photo, {len(set(ref.sources))} sources)"
+            )
         if 2 * top > distinct:
             why.append(f"a top and a bottom list of {top} need {2 * top} distinct images and it has {distinct}")
         more = ", or a larger --per-source" if capacity < distinct // 2 else ""

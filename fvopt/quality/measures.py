@@ -94,7 +94,7 @@ class Scored:
             return percentile_ci(reps[0]) if reps else (float("nan"), float("nan"))
         # several images (units or seeds): resample the images, and each image's own replicates
         rng = np.random.default_rng(seed)
-        table = np.stack(reps) if len(reps) == n else np.asarray(self.per_image, dtype=float)[:, None]
+        table = self._replicate_table(n)
         if not np.isfinite(table).any():  # no image has this measure (e.g. a unit that never fired)
             return float("nan"), float("nan")
         cols = table.shape[1]
@@ -102,6 +102,20 @@ class Scored:
             warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
             draws = [np.nanmean(table[rng.integers(0, n, n), rng.integers(0, cols)]) for _ in range(1000)]
         return percentile_ci(np.asarray(draws))
+
+    def _replicate_table(self, n: int) -> np.ndarray:
+        """(n, replicates): each image's replicates, a row of NaN for an image without any (a unit whose
+        measure is NaN), so that the batch interval still resamples the reference images of the others;
+        (n, 1) of the values when no image has replicates (the images are the only thing resampled)."""
+        rows = [np.asarray(r, dtype=float) if r is not None and np.size(r) else None for r in self.replicates]
+        sizes = {r.size for r in rows if r is not None}
+        if len(rows) != n or len(sizes) != 1:
+            return np.asarray(self.per_image, dtype=float)[:, None]
+        table = np.full((n, sizes.pop()), np.nan)
+        for i, r in enumerate(rows):
+            if r is not None:
+                table[i] = r
+        return table
 
     def _informative(self, value: float, lo: float, hi: float, out: dict) -> bool | None:
         base = [out[f"{self.name}_{c}"] for c in self.baselines if out.get(f"{self.name}_{c}") is not None]
@@ -148,9 +162,12 @@ def centered_cosine(a: torch.Tensor, b: torch.Tensor, center: torch.Tensor) -> t
 PERCENTILE = 0.99  # natural_ratio's denominator: the unit's 99th percentile over the reference images
 
 
-def natural_ratio(robust: float, ref_acts: np.ndarray, seed: int) -> tuple[float, float, np.ndarray]:
-    """(ratio to the 99th percentile, ratio to the max, bootstrap replicates of the first) for one image,
-    in float64 (a float32 replicate of the estimate itself could land on either side of it)."""
+def natural_ratio(
+    robust: float, ref_acts: np.ndarray, seed: int, replicates: bool = True
+) -> tuple[float, float, np.ndarray]:
+    """(ratio to the 99th percentile, ratio to the max, bootstrap replicates of the first; none without
+    `replicates`, for a control's point value) for one image, in float64 (a float32 replicate of the
+    estimate itself could land on either side of it)."""
     acts = np.asarray(ref_acts, dtype=np.float64)
     acts = acts[np.isfinite(acts)]
     robust = float(robust)
@@ -166,7 +183,7 @@ def natural_ratio(robust: float, ref_acts: np.ndarray, seed: int) -> tuple[float
         with np.errstate(divide="ignore", invalid="ignore"):  # a resample whose percentile is not positive: NaN
             return np.where(denominator > 0, robust / denominator, np.nan)
 
-    return robust / high, robust / top, bootstrap(ratio, [acts.size], seed=seed)
+    return robust / high, robust / top, bootstrap(ratio, [acts.size], seed=seed) if replicates else np.array([])
 
 
 def similarity_to_set(sims: np.ndarray, seed: int) -> tuple[float, np.ndarray]:

@@ -418,7 +418,7 @@ def _natural_ratio(net, unit: Unit, images, controls, stats, render, seed, contr
             continue
         values.append(v), maxes.append(p), reps.append(r)
         for k, c in enumerate(controls):
-            ctrl[c].append(M.natural_ratio(float(robust[n * (k + 1) + i]), acts, seed)[0])
+            ctrl[c].append(M.natural_ratio(float(robust[n * (k + 1) + i]), acts, seed, replicates=False)[0])
     extra = {
         "natural_ratio_of": NATURAL_RATIO_OF,
         "natural_ratio_max": float(np.nanmean(maxes)) if np.isfinite(maxes).any() else float("nan"),
@@ -430,8 +430,16 @@ def _natural_ratio(net, unit: Unit, images, controls, stats, render, seed, contr
     return M.Scored("natural_ratio", values, reps, ctrl, extra=extra, per_image_extra=per_image)
 
 
-def _unit_lists(unit: Unit, i: int, stats, ref: ReferenceSet, k: int, per_source: int) -> tuple[list[int], list[int]]:
+def _unit_lists(
+    unit: Unit, i: int, stats, ref: ReferenceSet, k: int, per_source: int, split: bool = False
+) -> tuple[list[int], list[int]]:
+    """The unit's top-k and bottom-k reference images; the bottom list never repeats the top one, and
+    with `split` (mis: pairs of a top and a bottom image) a small set gives each list half its images."""
     acts = stats.unit(unit.index_of(i)).numpy()
+    if split:
+        k = min(k, int(np.isfinite(acts).sum()) // 2)
+        if k < 1:
+            return [], []
     tops = spread_select(acts, ref.sources, k, per_source, largest=True, same=ref.near_copies)
     return tops, spread_select(acts, ref.sources, k, per_source, largest=False, same=ref.near_copies, exclude=tops)
 
@@ -467,7 +475,7 @@ def _mis(unit, feats, stats, stats_judge, ref, center, pairs, per_source, seed, 
     values, reps, ctrl = [], [], {c: [] for c in feats if c != "vis"}
     sizes = []
     for i in range(n):
-        tops, bottoms = _unit_lists(unit, i, stats, ref, pairs, per_source)
+        tops, bottoms = _unit_lists(unit, i, stats, ref, pairs, per_source, split=True)
         if not tops or not bottoms:
             raise FvoptError("mis needs top and bottom reference images for the unit; the reference set has too few")
         sizes.append(len(tops) * len(bottoms))
