@@ -449,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
     from .atlases.cli import add_atlas_parser
 
-    add_atlas_parser(sub)  # fvopt atlas MODEL ... | fvopt atlas merge SITE1 SITE2 --out SITE (fvopt/atlases/cli.py)
+    # fvopt atlas MODEL ... | fvopt atlas merge SITE1 SITE2 --out SITE (fvopt/atlases/cli.py)
+    add_atlas_parser(sub, add_budget_options)
     _debug_on_every_command(sub)
     return p
 

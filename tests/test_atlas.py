@@ -242,7 +242,8 @@ def _assert_same_adam_units(frame, site: Path, rel: float) -> None:
     one = one[one.optimizer == "adam"].set_index("unit")
     for _, row in frame.set_index("unit").iterrows():
         for m in ("value", "robust_value", "natural_ratio", "plausibility", "mis", "spectral_slope"):
-            assert row[m] == pytest.approx(one.loc[row.name, m], rel=rel, abs=1e-6), (row.name, m)
+            # nan_ok: a unit whose 99th percentile over the reference is not positive has no natural_ratio
+            assert row[m] == pytest.approx(one.loc[row.name, m], rel=rel, abs=1e-6, nan_ok=True), (row.name, m)
 
 
 @pytest.mark.slow

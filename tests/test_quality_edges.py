@@ -191,6 +191,13 @@ def test_an_unknown_judge_is_refused_before_the_model_loads(tmp_path, capsys):
         fvopt.visualize("lite0", "channel:blocks.3:0", steps=1, judge=str(tmp_path / "none.py:make"), progress=False)
 
 
+def test_a_bench_spec_with_an_unknown_judge_is_refused_before_any_cell():
+    from fvopt.bench.judging import check_against, quality_settings
+
+    with pytest.raises(FvoptError, match=r"^spec bench\.judge: unknown model 'nosuchnet'"):
+        check_against(quality_settings(judge="nosuchnet"), ["lite0"], ["channel:blocks.3:0"], {}, where="spec bench.")
+
+
 def test_a_judge_naming_the_optimized_file_by_another_path_is_refused(tmp_path, monkeypatch):
     (tmp_path / "sub").mkdir()
     (tmp_path / "net.py").write_text((HERE / "test_own_models.py").read_text())

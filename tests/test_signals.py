@@ -20,9 +20,7 @@ from fvopt import atomic, signals
 from test_bench import ONE_THREAD, bench_command, finished, read_only, write_spec
 
 
-def _terminate_when(
-    cmd: list[str], ready, times: int | str = 1, timeout: float = 180
-) -> subprocess.CompletedProcess:
+def _terminate_when(cmd: list[str], ready, times: int | str = 1, timeout: float = 180) -> subprocess.CompletedProcess:
     """Run `cmd`, send it SIGTERM (`times` times, 20 ms apart) as soon as `ready()` is true;
     `times="until exit"` keeps sending one every millisecond until the process has ended."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ONE_THREAD)

@@ -13,9 +13,9 @@ USAGE = (
 )
 
 
-def add_atlas_parser(sub) -> None:
-    from ..cli import add_budget_options
-
+def add_atlas_parser(sub, add_budget_options) -> None:
+    """`add_budget_options`: fvopt.cli's (--steps, --seconds, --forwards, --passes as `viz` has them), handed in so
+    that this module does not import the command line's."""
     at = sub.add_parser(
         "atlas", help="every channel of some layers under several optimizers, as an offline site", description=USAGE
     )

@@ -99,8 +99,13 @@ def unit_numbers(row: dict, measures: list[str]) -> dict:
 
 
 def spent(row: dict) -> dict:
-    """What a cell spent, as stored: forwards, backwards, passes (a backward counts as two) and seconds."""
+    """What a cell spent: forwards, backwards, passes (a backward counts as two) and seconds; a unit of a batch its
+    share of the batch's counts (rows stored before issue 26 hold the batch's own counts under forwards)."""
     f, b = row.get("forwards"), row.get("backwards")
+    extra = row.get("extra") or {}
+    n = len(extra.get("batch") or []) or 1
+    if isinstance(extra.get("batch_forwards"), int) and isinstance(extra.get("batch_backwards"), int):
+        f, b = extra["batch_forwards"] // n, extra["batch_backwards"] // n
     passes = f + 2 * b if isinstance(f, int) and isinstance(b, int) else None
     return {"forwards": f, "backwards": b, "passes": passes, "seconds": row.get("seconds")}
 

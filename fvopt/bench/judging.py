@@ -82,8 +82,8 @@ def check_against(
     for model in models:
         try:
             viz_settings(None, settings.judge, None, model)
-        except FvoptError as err:
-            raise FvoptError(f"{where}judge: {err}" if where else str(err)) from None
+        except FvoptError as err:  # "judge: unknown model ..." is said once, after the spec's key
+            raise FvoptError(f"{where}judge: {str(err).removeprefix('judge: ')}" if where else str(err)) from None
     ref_given = settings.reference is not None
     measures = _measures_for(settings)
     if measures is None:

@@ -6,11 +6,15 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import torch
+from torch import nn
 
 from ..errors import FvoptError, suggest
 from ..canvas import describe, hw
 from .layouts import Layout, detect, output_tensor
-from .wrapper import FeatureModel
+
+# The wrapper (models.wrapper.FeatureModel) is not imported here: it lists its own layers through this
+# module (FeatureModel.layers), and an import back would make the two a cycle.
+FeatureModel = nn.Module
 
 
 # `LAYER#K` names the K-th call (1-based) of a module that runs more than once per forward
