@@ -181,6 +181,31 @@ def test_a_one_channel_network_with_a_reference_is_refused_before_the_run():
     assert vis.trace["quality"]["measures"] == ["spectral_slope"]
 
 
+def test_a_bench_of_a_one_channel_network_with_a_reference_is_refused_before_any_cell(tmp_path, capsys):
+    net = HERE.parent / "docs" / "examples" / "my_net.py"
+    spec = tmp_path / "gray.toml"
+    spec.write_text(
+        f"""[bench]
+models = ["{net}:stripes_net"]
+targets = ["class:1"]
+params = ["pixel"]
+size = 28
+seeds = [0]
+budget = {{ steps = 2 }}
+reference = "builtin"
+input = {{ channels = 1, mean = [0.5], std = [0.25], input_size = 28 }}
+
+[[strategies]]
+name = "adam"
+"""
+    )
+    db = tmp_path / "gray.sqlite"
+    assert main(["bench", "run", str(spec), "--db", str(db), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "spec bench.reference: reference builtin: the reference photos are RGB" in err
+    assert not db.exists()  # refused before the results database was made, so before any cell
+
+
 def test_an_unknown_judge_is_refused_before_the_model_loads(tmp_path, capsys):
     with pytest.raises(FvoptError, match=r"judge: unknown model 'nosuchnet'"):
         fvopt.visualize("lite0", "channel:blocks.3:0", steps=1, judge="nosuchnet", progress=False)

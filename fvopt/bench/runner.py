@@ -246,6 +246,7 @@ def check_models(spec: Spec) -> None:
     from ..problem import Budget, Problem
     from ..strategies import make_strategy
     from ..transforms import make_transforms
+    from ..quality.score import refuse_reference_for_channels
     from .cell import cached_model
 
     bench = spec.raw.get("bench", {}) if isinstance(spec.raw, dict) else {}
@@ -271,6 +272,10 @@ def check_models(spec: Spec) -> None:
         transfer = load(cell.transfer_model, cell.device, "transfer_model") if cell.transfer_model else None
         if cell.judge:  # the judging network loads (spec.py refused it already if it is the optimized one)
             load(cell.judge, cell.device, "judge")
+        try:  # RGB reference photos cannot judge another number of channels: refused, not dropped after the run
+            refuse_reference_for_channels(cell.reference, model.channels, model.name)
+        except FvoptError as err:
+            raise FvoptError(f"spec bench.reference: {err}") from None
         if cell.size < model.min_size:
             raise FvoptError(
                 f"spec bench.size: {cell.size} px is too small for {model.name}: at least {model.min_size} px"

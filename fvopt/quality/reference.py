@@ -38,6 +38,8 @@ NONE = "none"
 def no_reference(reference) -> bool:
     """Whether `reference` asks for no reference images: None or the word 'none' (not a path object)."""
     return reference is None or (isinstance(reference, str) and reference.strip() == NONE)
+
+
 # Every color photograph among scikit-image's bundled files (synthetic charts and gray images left out).
 SKIMAGE_PHOTOS = (
     "astronaut",
