@@ -440,8 +440,9 @@ def dream(
             result.forwards += octave.forwards
             result.backwards += octave.backwards
             result.stop_reason = octave.stop_reason
-            # The dream so far is the last completed step (also after Ctrl-C); after a NaN, the best point seen.
-            z = ascent.z if octave.stop_reason in STOPPED_BY_USER else octave.z
+            # The dream so far is the last completed step (also after Ctrl-C); after a NaN, the best point seen;
+            # stopped before the first step (during the run's warm-up, which precedes the ascent's start): z0.
+            z = ascent.z if octave.stop_reason in STOPPED_BY_USER and octave.steps else octave.z
             detail = problem.param(z).detach() - octave_base
             if octave.stop_reason not in BUDGET_STOPS:
                 result.interrupted = octave.stop_reason in STOPPED_BY_USER
