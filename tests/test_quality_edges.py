@@ -4,11 +4,7 @@ one name per quantity, folders walked safely, and every bad input refused before
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +23,7 @@ from fvopt.quality.activations import _key
 from fvopt.quality.features import same_network
 from fvopt.quality.score import judge, plan, summary_line, upgrade_quality
 from fvopt.quality.stats import percentile_ci, spread_select
+from test_signals import terminate_when_stderr_shows
 
 HERE = Path(__file__).parent
 
@@ -334,19 +331,8 @@ def test_sigterm_during_the_reference_pass_of_viz_keeps_the_image_exits_143_and_
     out, trace = tmp_path / "v.png", tmp_path / "t.json"
     cmd = [sys.executable, "-m", "fvopt.cli", "viz", "--target", "channel:blocks.3:0", "--steps", "1", "--size", "64"]
     cmd += ["--reference", "builtin", "--measures", "natural_ratio", "--out", str(out), "--trace", str(trace)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    err: list[str] = []
-    reader = threading.Thread(target=lambda: err.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
-    reader.start()
-    deadline = time.time() + 180
-    while time.time() < deadline and not re.search(r"reference pass.*\| (6[4-9]|[7-9]\d|\d{3})/688", "".join(err)):
-        assert proc.poll() is None, "".join(err)
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(60)
-    reader.join(10)
-    last = "".join(err).replace("\r", "\n").strip().splitlines()[-1]
-    assert proc.returncode == 143, last
+    returncode, last = terminate_when_stderr_shows(cmd, env, r"reference pass.*\| (6[4-9]|[7-9]\d|\d{3})/688")
+    assert returncode == 143, last
     kept = re.fullmatch(
         rf"fvopt: terminated \(SIGTERM\) while judging for quality: kept the image in {re.escape(str(out))} and its "
         rf"trace in {re.escape(str(trace))} \(not judged\); the reference pass \(lite0 blocks\.3\) kept its first "

@@ -38,6 +38,26 @@ def _terminate_when(cmd: list[str], ready, times: int | str = 1, timeout: float 
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+def terminate_when_stderr_shows(cmd: list[str], env: dict, pattern: str, timeout: float = 180) -> tuple[int, str]:
+    """Run `cmd`, send one SIGTERM once its stderr (progress bars included) matches `pattern`; return its
+    exit code and the last line it printed."""
+    import re
+    import threading
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
+    reader.start()
+    deadline = time.time() + timeout
+    while time.time() < deadline and not re.search(pattern, "".join(err)):
+        assert proc.poll() is None, "".join(err)
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+    reader.join(10)
+    return proc.returncode, "".join(err).replace("\r", "\n").strip().splitlines()[-1]
+
+
 @pytest.fixture
 def handlers():
     """The command line's handlers in this process for one test, then the previous ones back."""
@@ -187,24 +207,12 @@ def test_sigterm_during_bench_keeps_finished_cells_and_resumes(tmp_path, workers
 @pytest.mark.slow
 def test_sigterm_during_a_reference_pass_keeps_its_images_says_so_and_the_same_command_resumes(tmp_path):
     import re
-    import threading
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "FVOPT_CACHE": str(tmp_path / "cache")}
     cmd = [sys.executable, "-m", "fvopt.cli", "examples", "lite0", "--target", "channel:blocks.6:0"]
     cmd += ["--side", "160", "--out", str(tmp_path / "examples")]  # 688 images at 160 px: about 20 s
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    err: list[str] = []
-    reader = threading.Thread(target=lambda: err.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
-    reader.start()
-    deadline = time.time() + 120
-    while time.time() < deadline and not re.search(r"\| (6[4-9]|[7-9]\d|\d{3})/688", "".join(err)):
-        assert proc.poll() is None, "".join(err)
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(60)
-    reader.join(10)
-    last = "".join(err).replace("\r", "\n").strip().splitlines()[-1]
-    assert proc.returncode == 143, last
+    returncode, last = terminate_when_stderr_shows(cmd, env, r"\| (6[4-9]|[7-9]\d|\d{3})/688", timeout=120)
+    assert returncode == 143, last
     kept = re.fullmatch(
         r"fvopt: terminated \(SIGTERM\): the reference pass \(lite0 blocks\.6\) kept its first (\d+) of 688 images; "
         r"the same command resumes from there",
