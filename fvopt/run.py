@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -33,6 +34,13 @@ class RunResult:
     @property
     def passes(self) -> int:
         return self.forwards + 2 * self.backwards
+
+    def step_seconds(self) -> tuple[float, float]:
+        """(median, max) seconds of one step, from the trace's clock: a slowest step far above the median is
+        a one-time cost inside the budget that the report flags (0.0, 0.0 for a run without steps)."""
+        times = [row["time_s"] for row in self.trace]
+        gaps = [b - a for a, b in zip([0.0] + times, times)]
+        return (float(statistics.median(gaps)), max(gaps)) if gaps else (0.0, 0.0)
 
 
 INTERRUPTED = StopReason.INTERRUPTED  # a member is its string: traces and databases read the same

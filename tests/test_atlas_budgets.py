@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -186,6 +187,12 @@ def test_an_atlas_of_adam_and_cmaes_at_120_passes_stores_both_cells_within_the_b
             )
             assert shown and int(shown.group(1)) == getattr(row, name), (row.optimizer, name)
     assert table(out)[["optimizer", "passes"]].equals(frame[["optimizer", "passes"]])
+    with sqlite3.connect(out / DATABASE) as con:  # each cell keeps its run's step times and warm-up, as bench cells do
+        stored = con.execute("SELECT strategy, median_step_seconds, max_step_seconds, warmup_seconds FROM cells")
+        timings = {strategy: rest for strategy, *rest in stored.fetchall()}
+    assert set(timings) == {"adam", "cmaes"}
+    for median_step, max_step, warmup in timings.values():
+        assert 0 < median_step <= max_step and warmup >= 0
 
 
 @pytest.mark.parametrize(

@@ -152,6 +152,7 @@ def _row(job: Job, vis) -> dict:
     from ..version import __version__
 
     s, b, result = job.settings, job.batch, vis.result
+    median_step, max_step = result.step_seconds()
     return {
         "key": None,
         "model": s.model,
@@ -170,7 +171,10 @@ def _row(job: Job, vis) -> dict:
         "forwards": result.forwards,
         "backwards": result.backwards,
         "steps": result.steps,
-        "max_step_seconds": None,
+        # the batch's run: its units stepped together, so each cell's step times and warm-up are the run's
+        "median_step_seconds": median_step,
+        "max_step_seconds": max_step,
+        "warmup_seconds": result.warmup_seconds,  # untimed, before the clock (fvopt/warmup.py)
         "trace": [{"step": r.get("step"), "best": r.get("best")} for r in result.trace],
         "fvopt_version": __version__,
         "torch_version": torch.__version__,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import platform
-import statistics
 import torch
 
 from ..version import __version__
@@ -66,8 +65,7 @@ def run_cell(cell: Cell, threads: int | None = None) -> dict:
     final.update({k: vis.trace["final"][k] for k in ("value_8bit", "robust_8bit") if k in vis.trace["final"]})
     settings = QualitySettings(cell.reference, cell.judge, cell.measures)
     quality = judge_images(result.images, cell.target, model, settings, seed=cell.seed, render=vis.trace["render"])
-    times = [row["time_s"] for row in result.trace]
-    gaps = [b - a for a, b in zip([0.0] + times, times)]
+    median_step, max_step = result.step_seconds()
     buffer = io.BytesIO()
     grid(result.images).save(buffer, format="PNG")
     return {
@@ -90,8 +88,8 @@ def run_cell(cell: Cell, threads: int | None = None) -> dict:
         "backwards": result.backwards,
         "seconds": result.seconds,
         "steps": result.steps,
-        "max_step_seconds": max(gaps) if gaps else 0.0,
-        "median_step_seconds": float(statistics.median(gaps)) if gaps else 0.0,
+        "max_step_seconds": max_step,
+        "median_step_seconds": median_step,
         "warmup_seconds": result.warmup_seconds,  # untimed, before the clock: not in seconds (fvopt/warmup.py)
         "final": final,
         "trace": result.trace,
