@@ -67,10 +67,11 @@ class Comparison:
             )
             floor, needed, fewest = stats.holm_power(len(table), len(self.pairs))
             if floor > needed:  # exact Wilcoxon: all n differences one way gives p = 2 / 2**n, the smallest
+                pairs = f"{len(self.pairs)} pair{'s' * (len(self.pairs) != 1)}"
                 lines.append(
                     f"With {len(table)} blocks no pair can be significant: the smallest exact two-sided Wilcoxon "
                     f"p-value is 2/2^{len(table)} = {floor:.2g}, above the {needed:.2g} that Holm's first step "
-                    f"needs for {len(self.pairs)} pairs; {fewest} blocks would be needed (more seeds or targets)."
+                    f"needs for {pairs}; {fewest} blocks would be needed (more seeds or targets)."
                 )
         early = {k: v for k, v in self.paired.stopped_early.items() if v}
         if early:

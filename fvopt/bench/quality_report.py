@@ -187,10 +187,10 @@ class QualityComparison:
             )
             floor, needed, fewest = stats.holm_power(len(self.table), len(self.pairs))
             if floor > needed:
+                pairs = f"{len(self.pairs)} pair{'s' * (len(self.pairs) != 1)}"
                 lines.append(
                     f"with {len(self.table)} blocks no pair can be significant (smallest exact Wilcoxon p "
-                    f"{floor:.2g} > {needed:.2g}, Holm's first step for {len(self.pairs)} pairs); "
-                    f"{fewest} would be needed"
+                    f"{floor:.2g} > {needed:.2g}, Holm's first step for {pairs}); {fewest} would be needed"
                 )
         a = self.agreement
         if a:
