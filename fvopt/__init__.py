@@ -15,28 +15,28 @@ from .run import run  # noqa: E402
 from .strategies import make_strategy  # noqa: E402
 
 
-def visualize(*args, **kwargs):
-    """See fvopt.viz.visualize."""
-    from .viz import visualize as _visualize
-
-    return _visualize(*args, **kwargs)
-
-
-def atlas(*args, **kwargs):
-    """See fvopt.atlases.atlas: every channel of some layers under several optimizers, as a site and a DataFrame."""
-    from .atlases import atlas as _atlas
-
-    return _atlas(*args, **kwargs)
+# Imported on first use, not with `import fvopt`: `visualize` loads the quality and image modules, `atlas` pandas
+# and the bench store. Each name is the function itself once looked up, so `help(fvopt.visualize)`,
+# `inspect.signature` and notebooks' tooltips show its parameters and docstring (a wrapper taking *args, **kwargs
+# hid them).
+_LAZY = {"visualize": (".viz", "visualize"), "atlas": (".atlases", "atlas"), "atlases": (".atlases", None)}
 
 
 def __getattr__(name: str):
-    """`fvopt.atlases` (its `table`, `merge`, ...) after a plain `import fvopt`, imported on first use (pandas and
-    the bench store load only then)."""
-    if name == "atlases":
-        import importlib
+    """`fvopt.visualize`, `fvopt.atlas` and `fvopt.atlases` (its `table`, `merge`, ...), imported on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'fvopt' has no attribute {name!r}")
+    import importlib
 
-        return importlib.import_module(".atlases", __name__)
-    raise AttributeError(f"module 'fvopt' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name, __name__)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

@@ -256,6 +256,26 @@ def test_fvopt_atlases_table_works_after_a_plain_import_fvopt(tmp_path):
         fvopt.nosuch  # noqa: B018
 
 
+def test_help_shows_the_parameters_of_visualize_and_atlas_which_still_load_only_on_first_use():
+    """`fvopt.visualize` and `fvopt.atlas` are the functions themselves (a *args/**kwargs wrapper hid their
+    parameters from help() and notebooks), and `import fvopt` still loads neither them nor pandas."""
+    code = (
+        "import inspect, sys, fvopt\n"
+        "print('fvopt.viz' in sys.modules, 'pandas' in sys.modules)\n"
+        "for f in (fvopt.visualize, fvopt.atlas):\n"
+        "    print(f.__module__, ' '.join(inspect.signature(f).parameters))\n"
+        "from fvopt import visualize\n"
+        "print(visualize is fvopt.viz.visualize, 'visualize' in dir(fvopt))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lazy, viz, atlas_line, same = done.stdout.strip().splitlines()
+    assert lazy == "False False"
+    assert viz.startswith("fvopt.viz model target param optimizer ") and " passes " in viz and "args" not in viz
+    assert atlas_line.startswith("fvopt.atlases.api model layers optimizers ") and " passes " in atlas_line
+    assert same == "True True"
+
+
 # ---- one spelling of --reference none ----------------------------------------------------------------------------
 
 
