@@ -176,6 +176,8 @@ def test_a_one_channel_network_with_a_reference_is_refused_before_the_run():
         judge(torch.rand(1, 1, 28, 28), "channel:conv:1", model, reference="builtin")
     vis = fvopt.visualize(model, "channel:conv:1", steps=2, device="cpu", progress=False)  # no reference: runs
     assert vis.trace["quality"]["measures"] == ["spectral_slope"]
+    vis = fvopt.visualize(model, "channel:conv:1", steps=2, device="cpu", reference="none", progress=False)
+    assert vis.trace["quality"]["measures"] == ["spectral_slope"]  # 'none' is no reference, not one refused
 
 
 def test_a_bench_of_a_one_channel_network_with_a_reference_is_refused_before_any_cell(tmp_path, capsys):

@@ -20,7 +20,7 @@ from . import measures as M
 from .activations import FEATURES, reference_pass
 from .cache import weights_fingerprint
 from .features import penultimate, resolve_judge
-from .reference import ReferenceSet, check_side, reference_set
+from .reference import ReferenceSet, check_side, no_reference, reference_set
 from .spectrum import spectral_slopes, too_small_for_a_slope
 from .stats import bootstrap, spread_select
 from .units import Unit, as_objective, image_labels, unit_of
@@ -283,8 +283,9 @@ def judge(
 def refuse_reference_for_channels(reference, channels: int, model_name: str) -> None:
     """Refuse a reference set for images of other than 3 channels, before any pass: the reference photos
     are RGB and the judges ImageNet networks, so no reference measure can be computed for such images,
-    and dropping the reference the user gave without a word would be a silent wrong answer."""
-    if reference is not None and channels != 3:
+    and dropping the reference the user gave without a word would be a silent wrong answer. `none`
+    asks for no reference, so it passes."""
+    if not no_reference(reference) and channels != 3:
         raise FvoptError(
             f"reference {reference}: the reference photos are RGB and {model_name} takes {channels} "
             f"channel{'s' if channels != 1 else ''}, so no reference measure applies; drop the reference "
@@ -561,8 +562,6 @@ def viz_settings(reference, judge, measures, model) -> tuple["ReferenceSet | Non
     """What `visualize(reference=, judge=, measures=)` will judge, checked before the model loads:
     (the reference set or None, the measures or None for none). Without a reference, the default is
     `spectral_slope` alone (no network pass, no reference images); with one, every measure that applies."""
-    from .reference import no_reference
-
     ref = None if no_reference(reference) else reference_set(reference)  # 'none': no reference, as everywhere
     if measures is not None:
         names, _ = parse_measures(measures)
