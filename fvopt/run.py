@@ -36,11 +36,16 @@ class RunResult:
         return self.forwards + 2 * self.backwards
 
     def step_seconds(self) -> tuple[float, float]:
-        """(median, max) seconds of one step, from the trace's clock: a slowest step far above the median is
-        a one-time cost inside the budget that the report flags (0.0, 0.0 for a run without steps)."""
-        times = [row["time_s"] for row in self.trace]
-        gaps = [b - a for a, b in zip([0.0] + times, times)]
-        return (float(statistics.median(gaps)), max(gaps)) if gaps else (0.0, 0.0)
+        """(median, max) seconds of one step (0.0, 0.0 for a run without steps); see `step_seconds`."""
+        return step_seconds([row["time_s"] for row in self.trace]) or (0.0, 0.0)
+
+
+def step_seconds(times: list[float]) -> tuple[float, float] | None:
+    """(median, max) seconds of one step, from the clock times at which the steps ended (a trace's
+    `time_s`); None without steps. A slowest step far above the median is a one-time cost inside the
+    budget, which the bench's report flags."""
+    gaps = [b - a for a, b in zip([0.0] + times, times)]
+    return (float(statistics.median(gaps)), max(gaps)) if gaps else None
 
 
 INTERRUPTED = StopReason.INTERRUPTED  # a member is its string: traces and databases read the same

@@ -13,6 +13,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..run import step_seconds as run_step_seconds
 from .rows import area_under, best_so_far, passes_of, problem_of, reference_values, trace_axis
 
 CELL_COLUMNS = [
@@ -75,15 +76,14 @@ SLOW_STEP_SECONDS = 0.5
 
 
 def step_seconds(row: dict) -> tuple[float | None, float | None]:
-    """(median, max) seconds of a cell's steps: the stored columns, or (older databases, atlas cells)
-    the gaps between its trace's times; None where neither says."""
+    """(median, max) seconds of a cell's steps: the stored columns, or (databases and atlas sites written
+    before they were stored) the gaps between its trace's times; None where neither says."""
     median, most = row.get("median_step_seconds"), row.get("max_step_seconds")
-    times = [t["time_s"] for t in row.get("trace") or [] if isinstance(t, dict) and t.get("time_s") is not None]
-    gaps = [b - a for a, b in zip([0.0] + times, times)]
-    if median is None and gaps:
-        median = float(np.median(gaps))
-    if most is None and gaps:
-        most = max(gaps)
+    if median is None or most is None:  # older databases: from the gaps between the trace's times
+        times = [t["time_s"] for t in row.get("trace") or [] if isinstance(t, dict) and t.get("time_s") is not None]
+        from_trace = run_step_seconds(times) or (None, None)
+        median = from_trace[0] if median is None else median
+        most = from_trace[1] if most is None else most
     return median, most
 
 
