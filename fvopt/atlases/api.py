@@ -216,7 +216,9 @@ def _reference_name(reference) -> str:
     object named none is the folder './none')."""
     import os
 
-    if reference is None or reference == "none":
+    from ..quality.reference import no_reference
+
+    if no_reference(reference):
         return "none"
     if isinstance(reference, os.PathLike):
         text = os.fspath(reference)

@@ -89,7 +89,8 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
     per = final.get("per_image", {})
     quality: dict = {}
     nan_stopped = StopReason.of(result.stop_reason) is StopReason.NONFINITE
-    if not nan_stopped and not measures_for(s):
+    measures = measures_for(s)
+    if not nan_stopped and not measures:
         quality = {"measures": []}  # --measures none: nothing to judge
     elif not nan_stopped:
         reference = None if s.reference == "none" else s.reference
@@ -100,7 +101,7 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
                 model,
                 judge=_judge_net(s, job.device) if s.reference != "none" else None,
                 reference=_reference(reference),
-                measures=measures_for(s),
+                measures=measures,
                 side=s.size,
                 seed=s.seed,
                 robust=per.get("robust_value"),  # the evaluator's: the target is the bare unit, as judge's would be
