@@ -89,10 +89,6 @@ class Settings:
         """Each cell's budget as asked for: {name: value} of those given."""
         return {k: getattr(self, k) for k in BUDGET_KEYS if getattr(self, k) is not None}
 
-    def describe_budget(self) -> str:
-        """'192 passes' or '16 steps, 120 passes': the budget each cell had, as the pages say it."""
-        return ", ".join(f"{v:g} {k}" for k, v in self.per_cell().items())
-
     @property
     def hash(self) -> str:
         return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]

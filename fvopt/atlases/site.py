@@ -17,6 +17,7 @@ import html
 import io
 import json
 import math
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -122,8 +123,9 @@ def searched(rows: list[dict]) -> dict[str, str]:
 
 
 def _median(values: list) -> "float | None":
-    xs = sorted(v for v in values if isinstance(v, (int, float)) and math.isfinite(v))
-    return None if not xs else (xs[(len(xs) - 1) // 2] + xs[len(xs) // 2]) / 2
+    """The median of the finite numbers among `values` (None when there are none)."""
+    xs = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return statistics.median(xs) if xs else None
 
 
 def spending(rows: list[dict], searched_as: dict[str, str]) -> str:
@@ -145,7 +147,9 @@ def spending(rows: list[dict], searched_as: dict[str, str]) -> str:
 
 def budget_text(settings: dict) -> str:
     """The budget each cell had, from the site's settings: '192 passes per cell'."""
-    given = [(k, settings.get(k)) for k in ("steps", "passes", "forwards", "seconds") if settings.get(k) is not None]
+    from .plan import BUDGET_KEYS
+
+    given = [(k, settings.get(k)) for k in BUDGET_KEYS if settings.get(k) is not None]
     return (
         ", ".join(f"{v:g} {k}" for k, v in given) + " per cell" + (" (whichever ended first)" if len(given) > 1 else "")
     )
@@ -425,10 +429,11 @@ def _unit_page(layer, u, cells, optimizers, seeds, measures, ex, prev, nxt, sett
                 f'data-exact="{json.dumps(v)}">{fmt(v)}{interval}</td>'
             )
         trs.append(f"<tr><td>{html.escape(name)}</td>{''.join(tds)}</tr>")
-    for name in ("passes", "forwards", "backwards", "seconds"):  # what each cell spent (its share of its batch)
+    spent_by_cell = {(o, seed): spent(cells[(o, seed, 0)]) for o, seed in columns}  # each cell's share of its batch
+    for name in ("passes", "forwards", "backwards", "seconds"):
         tds = [
             f'<td data-spent="{name}" data-optimizer="{html.escape(o)}" data-seed="{seed}" '
-            f'data-exact="{json.dumps(spent(cells[(o, seed, 0)])[name])}">{fmt(spent(cells[(o, seed, 0)])[name])}</td>'
+            f'data-exact="{json.dumps(spent_by_cell[(o, seed)][name])}">{fmt(spent_by_cell[(o, seed)][name])}</td>'
             for o, seed in columns
         ]
         trs.append(f"<tr><td>{name} spent</td>{''.join(tds)}</tr>")
