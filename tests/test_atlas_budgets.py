@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from fvopt.atlases import atlas, table
 from fvopt.atlases.plan import DATABASE, DEFAULT_PASSES, META, Settings
@@ -290,6 +291,10 @@ def test_reference_none_means_no_reference_everywhere_and_a_folder_named_none_is
     assert quality_settings("none").reference is None  # a bench spec's reference = "none"
     assert _reference_name("none") == _reference_name(None) == "none"  # the atlas
     assert _reference_name(Path("none")) == "./none"  # a path object is a folder
+    from fvopt.quality import judge
+
+    judged = judge(torch.full((1, 3, 64, 64), 0.5), "channel:blocks.3:0", "lite0", reference="none")
+    assert judged["measures"] == ["spectral_slope"]  # fvopt.quality.judge: no reference, not a folder named none
     with pytest.raises(FvoptError, match=r"reference 'none' means no reference images.*\./none"):
         reference_set("none")  # where images are needed (examples, rescore): said so, not 'folder none missing'
     (tmp_path / "none").mkdir()

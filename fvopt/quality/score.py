@@ -175,7 +175,7 @@ def judge(
     n = images.shape[0]
     channels = images.shape[1]
     refuse_reference_for_channels(reference, channels, model if isinstance(model, str) else model.name)
-    ref = reference_set(reference) if reference is not None else None
+    ref = None if no_reference(reference) else reference_set(reference)  # 'none': no reference, as everywhere
     wanted, absent, unit = plan(objective, n, ref is not None, measures, channels=channels, size=images.shape[-2:])
     net = model if isinstance(model, FeatureModel) else load_model(model, device=device)
     check_side(side, net)
