@@ -29,14 +29,14 @@ from typing import Callable
 import torch
 
 from _timing import interleaved, sync
-from fvopt.device import to_device
+from fvopt.runtime.device import to_device
 from fvopt.dream import layers_objective
 from fvopt.models import load_model
 from fvopt.objectives import parse_target
 from fvopt.params import ImageParam, make_param
 from fvopt.problem import Budget, Problem
 from fvopt.run import run
-from fvopt.speed import Speed
+from fvopt.runtime.speed import Speed
 from fvopt.strategies import make_strategy
 from fvopt.transforms import make_transforms
 

@@ -23,15 +23,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .errors import FvoptError, suggest
-from .memory import check_fits
-from .options import IMAGE_SIDE, POSITIVE_FLOAT, POSITIVE_INT, SEED, Option, check
+from .gradients import normalize_std
+from .runtime.memory import check_fits
+from .config.options import IMAGE_SIDE, POSITIVE_FLOAT, POSITIVE_INT, SEED, Option, check
 from .models import FeatureModel, load_model, resolve_device
 from .models.layouts import positions
 from .objectives import Check, Objective, parse_target
 from .params import ImageParam
 from .problem import Budget, Problem
 from .run import BUDGET_STOPS, INTERRUPTED, STOPPED_BY_USER, TERMINATED, run
-from .signals import Terminated
+from .runtime.signals import Terminated
 from .strategies.base import BaseStrategy, StepCost
 from .transforms import make_transforms
 
@@ -492,8 +493,8 @@ class DreamAscent(BaseStrategy):
         _, g = problem.value_and_grad(self.z)
         if self.step_norm == "mean_abs":
             self.z = (self.z + self.lr * g / g.abs().mean().clamp_min(1e-12)).clamp_(0, 1)
-        else:  # the TF2 tutorial's g / (std(g) + 1e-8), population std as tf.math.reduce_std
-            self.z = (self.z + self.lr * g / (g.std(unbiased=False) + 1e-8)).clamp_(0, 1)
+        else:  # the TF2 tutorial's g / (std(g) + 1e-8)
+            self.z = (self.z + self.lr * normalize_std(g)).clamp_(0, 1)
 
     @property
     def best(self) -> torch.Tensor:
@@ -555,8 +556,8 @@ def save_animation(frames: list[torch.Tensor], path: str | Path, fps: int = 12) 
     """A GIF (always) and, when an encoder is installed (imageio-ffmpeg), an MP4 beside it."""
     from PIL import Image
 
-    from .atomic import atomic_path
-    from .images import to_uint8
+    from .io.atomic import atomic_path
+    from .io.images import to_uint8
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import torch
 from .models.hooks import capture
 from .models.wrapper import FeatureModel
 from .objectives import Activations, Objective
-from .transform_fit import fit_transforms
+from .transforms.fit import fit_transforms
 from .transforms import Compose, show_at, standard_transforms
 
 EVALUATOR_SEED = 20_231_123
@@ -30,7 +30,7 @@ def score_images(
     """Per-image `value` (untransformed) and `robust_value` (mean over the fixed draws); with
     `render`, every image is shown to the network resized to that size, as the run showed it."""
     images = images.to(model.device, torch.float32)
-    # the fixed draws are made for the images' size and channels, as the run's were (fvopt.transform_fit)
+    # the fixed draws are made for the images' size and channels, as the run's were (fvopt.transforms.fit)
     transforms = fit_transforms(transforms or standard_transforms(), tuple(images.shape[-2:]), images.shape[1])
     n = images.shape[0]
     slots = torch.arange(n, device=model.device) % objective.slots
@@ -80,7 +80,7 @@ def _activations(cap, shown: torch.Tensor, repeats) -> dict[str, torch.Tensor]:
 
 
 def quantize_8bit(images: torch.Tensor) -> torch.Tensor:
-    """The images as an 8-bit PNG stores them (fvopt.images.to_uint8), back in [0,1]."""
+    """The images as an 8-bit PNG stores them (fvopt.io.images.to_uint8), back in [0,1]."""
     return images.detach().float().clamp(0, 1).mul(255).round().div(255)
 
 
@@ -137,10 +137,22 @@ def quality_measures(images: torch.Tensor, objective: Objective, transfer: Featu
     }
     classes = next((c.indices for c in objective.checks if c.what == "class"), None)
     if transfer is not None and classes:
-        probs, _ = class_probabilities(transfer, images)
-        idx = torch.tensor([classes[i % len(classes)] for i in range(images.shape[0])])
-        out["transfer_prob"] = float(probs[torch.arange(images.shape[0]), idx].mean())
+        out["transfer_prob"] = float(target_class_probability(transfer, images, classes)[0].mean())
     return out
+
+
+def target_class_probability(
+    model: FeatureModel, images: torch.Tensor, classes: "list[int] | tuple[int, ...]"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image: the probability of its target class under `model` and that class's rank (1 = top).
+
+    Image i drives classes[i % len(classes)]. This is "transfer" (MaCo's transferability): the one
+    definition, read by `quality_measures` (one network) and by fvopt.quality's transfer measure
+    (several networks, with controls)."""
+    probs, _ = class_probabilities(model, images)
+    n = images.shape[0]
+    p = probs[torch.arange(n), torch.tensor([classes[i % len(classes)] for i in range(n)])]
+    return p, (probs > p[:, None]).sum(1) + 1
 
 
 def class_probabilities(model: FeatureModel, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,13 +13,15 @@ from .registry import GROUPS, BUILTIN, Plugin, Registry, load_plugins
 
 
 def registries() -> dict[str, Registry[Any]]:
-    """The six registries by entry-point group (imports the modules that fill them with built-ins)."""
+    """The registries by entry-point group (imports the modules that fill them with built-ins)."""
+    from .bench.sections import SECTIONS
     from .gradients import GRADIENT_METHODS
     from .models.sources import MODEL_SOURCES
     from .objectives import TARGETS
     from .params.registry import PARAMS
+    from .quality.registry import MEASURES
     from .strategies.base import REGISTRY
-    from .transform_grammar import TRANSFORM_PARTS
+    from .transforms.grammar import TRANSFORM_PARTS
 
     import fvopt.models.loading  # noqa: F401  (registers the built-in model sources)
     import fvopt.params  # noqa: F401
@@ -32,6 +34,8 @@ def registries() -> dict[str, Registry[Any]]:
         "fvopt.transforms": TRANSFORM_PARTS,
         "fvopt.models": MODEL_SOURCES,
         "fvopt.gradients": GRADIENT_METHODS,
+        "fvopt.measures": MEASURES,
+        "fvopt.report_sections": SECTIONS,
     }
 
 
@@ -47,7 +51,7 @@ def plugin_rows() -> tuple[list[Plugin], dict[str, list[str]]]:
                 added.setdefault(entry.source, []).append(f"{registry.kind} {name}")
         for prefix, family in registry.families.items():
             if family.source != BUILTIN:
-                added.setdefault(family.source, []).append(f"{registry.kind} family {family.pattern}")
+                added.setdefault(family.source, []).append(f"{registry.kind} family {family.extra['pattern']}")
     return plugins, added
 
 

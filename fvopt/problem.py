@@ -14,11 +14,11 @@ from typing import Callable, Iterator
 
 import torch
 
-from .canvas import describe
-from .transform_fit import describe_fit, fit_transforms
+from .io.canvas import describe
+from .transforms.fit import describe_fit, fit_transforms
 from .errors import FvoptError, NonFiniteError
-from .speed import EAGER, Speed, compiled_pass
-from .options import IMAGE_SIDE, POSITIVE_FLOAT, POSITIVE_INT, SEED, check, check_type
+from .runtime.speed import EAGER, Speed, compiled_pass
+from .config.options import IMAGE_SIDE, POSITIVE_FLOAT, POSITIVE_INT, SEED, check, check_type
 from .models.hooks import capture
 from .models.wrapper import FeatureModel
 from .objectives import Activations, Objective, validate
@@ -155,8 +155,8 @@ def _check_chain_sizes(
     that grows it past memory: the network is shown the chain's largest output, not the image.
     `asked` is the chain as the user wrote it: the message names it, and what it became when its
     pixel amounts were scaled for a small image."""
-    from .memory import check_fits
-    from .transform_sizes import check_transform_sizes
+    from .runtime.memory import check_fits
+    from .transforms.sizes import check_transform_sizes
 
     fitted = describe_transforms(chain)
     described = f"'{asked}'" if fitted == asked else f"'{asked}' (scaled to '{fitted}' for this image size)"
@@ -197,7 +197,7 @@ class Problem:
         check_type("model", model, FeatureModel, "a FeatureModel (fvopt.load_model)")
         check_type("objective", objective, Objective, "an Objective (fvopt.parse_target)")
         check_type("param", param, Parameterization, "a Parameterization (fvopt.make_param)")
-        check_type("speed", speed, Speed, "a fvopt.speed.Speed")
+        check_type("speed", speed, Speed, "a fvopt.runtime.speed.Speed")
         speed.check_compile(model.device)  # before any model pass: a compile that cannot work is refused now
         batch = check("batch", batch, POSITIVE_INT)
         self.model = model
@@ -241,7 +241,7 @@ class Problem:
                 f"image size {describe(param.size)} px is too small for {model.name}: at least "
                 f"{model.min_size} px a side"
             )
-        if tile is None:  # what the chain makes of the image, checked before any work (fvopt/transform_sizes.py)
+        if tile is None:  # what the chain makes of the image, checked before any work (fvopt/transforms/sizes.py)
             self.transform_sizes = _check_chain_sizes(
                 chain, param, model, self.render, batch or objective.slots, max_batch, asked
             )
@@ -250,7 +250,7 @@ class Problem:
             validate(objective, model, probe if tile is None else max(min(side, tile), model.min_size))
         self.seed = check("seed", seed, SEED)
         if max_batch == "auto":  # as many images per chunk as half the free memory holds
-            from .memory import images_that_fit
+            from .runtime.memory import images_that_fit
 
             max_batch = images_that_fit(model, max(max(param.image_hw), model.min_size), backward=False)
         self.max_batch = check("max_batch", max_batch, POSITIVE_INT)
@@ -271,7 +271,7 @@ class Problem:
                 (self.render or param.size) if tile is None else max(min(side, tile), model.min_size),
             )
         )
-        from .image_targets import bind_photos  # image targets: the photo's activations, once per model and size
+        from .objectives.image_targets import bind_photos  # the photo's activations, once per model and size
 
         self.photos = bind_photos(objective, model, getattr(param, "image_hw", param.size), self.render)
         self.meter = meter or Meter()

@@ -1,8 +1,8 @@
 """One registry type for every extension point, and plugins through Python entry points.
 
-fvopt is extended in six places: optimizers (strategies), parameterizations, target kinds,
-transform parts, image-gradient methods and model sources. Each is a `Registry` of entries with a
-name, a one-line help, typed options (`fvopt.options.Option`) and examples, plus families of names
+fvopt is extended in eight places: optimizers (strategies), parameterizations, target kinds,
+transform parts, image-gradient methods, model sources, quality measures and report sections. Each is a `Registry` of entries with a
+name, a one-line help, typed options (`fvopt.config.options.Option`) and examples, plus families of names
 resolved by a prefix (`ng:`, `torch:`, `hybrid:`, `torchvision:`, `timm:`). The command line, spec
 validation, error messages (with the closest names) and the conformance checks (`fvopt.testing`)
 read the registries, so a new entry is one registration in one file.
@@ -29,13 +29,22 @@ from importlib import metadata
 from typing import Any, Generic, TypeVar
 
 from .errors import FvoptError, suggest
-from .options import Option
+from .config.options import Option
 
 T = TypeVar("T")
 
 BUILTIN = "fvopt"
-# The entry-point group each registry reads: the five of issue 19, and gradient methods beside them.
-GROUPS = ("fvopt.strategies", "fvopt.params", "fvopt.targets", "fvopt.transforms", "fvopt.models", "fvopt.gradients")
+# The entry-point group each registry reads.
+GROUPS = (
+    "fvopt.strategies",
+    "fvopt.params",
+    "fvopt.targets",
+    "fvopt.transforms",
+    "fvopt.models",
+    "fvopt.gradients",
+    "fvopt.measures",
+    "fvopt.report_sections",
+)
 
 _ALIASES = {"factory": "obj", "build": "obj", "load": "obj", "summary": "help"}
 
@@ -73,8 +82,8 @@ _SOURCE: contextvars.ContextVar[str] = contextvars.ContextVar("fvopt_plugin_sour
 class Registry(MutableMapping[str, Entry[T]], Generic[T]):
     """Names of one kind (`kind`, e.g. "optimizer") -> entries, plus prefix families.
 
-    It is a mapping (`name in REGISTRY`, `REGISTRY[name]`, iteration), so code that treated the
-    former dicts as dicts keeps working. Iteration and a missing name load the plugins of `group`
+    It is a mapping (`name in REGISTRY`, `REGISTRY[name]`, iteration): a table of names reads as
+    one. Iteration and a missing name load the plugins of `group`
     first (once per process); `home` is the fvopt module whose import registers the built-ins, so
     they come first and a plugin may import it.
     """
@@ -111,7 +120,7 @@ class Registry(MutableMapping[str, Entry[T]], Generic[T]):
             )
         bad = [key for key, option in (options or {}).items() if not isinstance(option, Option)]
         if bad:
-            raise FvoptError(f"option '{bad[0]}' of {self.kind} '{name}' must be an fvopt.options.Option")
+            raise FvoptError(f"option '{bad[0]}' of {self.kind} '{name}' must be an fvopt.config.options.Option")
         entry = Entry(name, obj, help, dict(options or {}), tuple(examples) or (name,), source, dict(extra))
         self._entries[name] = entry
         return entry
@@ -172,7 +181,7 @@ class Registry(MutableMapping[str, Entry[T]], Generic[T]):
             known = ", ".join(self._entries)
             if self.families:
                 known += "; families: " + "; ".join(
-                    f"{f.pattern} (e.g. {f.examples[0]})" for f in self.families.values()
+                    f"{f.extra['pattern']} (e.g. {f.examples[0]})" for f in self.families.values()
                 )
         broken = [e for e in plugin_errors() if e.group == self.group]
         tail = "".join(f" (plugin package '{e.package}' failed to load: {e.message})" for e in broken)
@@ -184,7 +193,7 @@ class Registry(MutableMapping[str, Entry[T]], Generic[T]):
             self._load()
         return list(self._entries)
 
-    # -- the mapping protocol (the former registries were dicts) -----------------------------
+    # -- the mapping protocol ---------------------------------------------------------------
     def __getitem__(self, name: str) -> Entry[T]:
         if name not in self._entries:
             self._load()

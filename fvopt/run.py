@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .errors import FvoptError, NonFiniteError
 from .problem import SYNC_EVERY, Budget, BudgetExhausted, Problem
-from .signals import Terminated
+from .runtime.signals import Terminated
 from .stops import BUDGET_STOPS, StopReason  # noqa: F401  (BUDGET_STOPS: also read from here)
 from .strategies.base import Strategy
 from .warmup import warm_up
@@ -49,7 +49,7 @@ def step_seconds(times: list[float]) -> tuple[float, float] | None:
 
 
 INTERRUPTED = StopReason.INTERRUPTED  # a member is its string: traces and databases read the same
-TERMINATED = StopReason.TERMINATED  # SIGTERM or SIGHUP, once the command line installed its handler (fvopt/signals.py)
+TERMINATED = StopReason.TERMINATED  # SIGTERM or SIGHUP, once the command line handles them (runtime/signals.py)
 STOPPED_BY_USER = (INTERRUPTED, TERMINATED)  # the run was cut short on purpose: be quick, keep the work
 
 
@@ -132,7 +132,7 @@ def run(
             )
             m.recent = None
             if snapshot_every and snapshot_dir and m.steps % snapshot_every == 0:
-                from .images import save_images
+                from .io.images import save_images
 
                 save_images(problem.images(strategy.best).cpu(), Path(snapshot_dir) / f"step_{m.steps:05d}.png")
         problem.raise_if_nonfinite()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import platform
@@ -11,28 +12,26 @@ from pathlib import Path
 import torch
 
 from .version import __version__
-from .atomic import write_text
+from .io.atomic import write_text
 from .errors import FvoptError
 from .evaluate import score_images
-from .images import save_images
-from .memory import check_fits, largest_pass
-from .canvas import describe as describe_size, hw, parse_size
+from .io.images import save_images
+from .runtime.memory import check_fits, largest_pass
+from .io.canvas import describe as describe_size, hw
 from .models import FeatureModel, load_model, resolve_device, wrap
 from .models.user import describe_normalization
 from .params.color import check_basis_applies, color_basis
 from .objectives import Objective, parse_target, slot_labels
-from .options import IMAGE_SIDE, POSITIVE_INT, SEED, Option, check, check_type, merge_options
+from .config.options import IMAGE_SIDE, check, merge_options
+from .config.run import DEFAULT_PARAM, DEFAULT_STEPS, RUN_SETTINGS, RunConfig
 from .params import Parameterization, make_param
 from .problem import Budget, Problem
 from .run import INTERRUPTED, STOPPED_BY_USER, TERMINATED, RunResult, run
-from .scoped import keeps_process_state, seed_all
-from .speed import EAGER, Speed
+from .runtime.scoped import keeps_process_state, seed_all
+from .runtime.speed import EAGER, Speed
 from .strategies import make_strategy
 from .strategies.base import search_space
 from .transforms import describe_transforms, make_transforms, views_of
-
-DEFAULT_STEPS = 256
-DEFAULT_PARAM = "fft"  # zero-order strategies search its reduced form, fft:k=8 (the search-space policy)
 
 
 @dataclass
@@ -57,7 +56,7 @@ class Visualization:
         """The images with their transparency maps as alpha (and the maps alone, `NAME-map.png`)."""
         if self.transparency is None:
             raise FvoptError("this visualization has no transparency maps: run it with transparency=True")
-        from .transparency import save_transparency
+        from .gradients.transparency import save_transparency
 
         return save_transparency(self.images, self.transparency, path)
 
@@ -110,7 +109,7 @@ def json_safe(value):
     return value
 
 
-@keeps_process_state  # seeds, backend switches and threads are restored on return (fvopt.scoped)
+@keeps_process_state  # seeds, backend switches and threads are restored on return (fvopt.runtime.scoped)
 def visualize(
     model: str | FeatureModel = "lite0",
     target: str | Objective = "class:8",
@@ -122,7 +121,7 @@ def visualize(
     seconds: float | None = None,
     forwards: int | None = None,
     passes: int | None = None,
-    size: int | None = None,
+    size: int | tuple[int, int] | None = None,
     batch: int | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -131,25 +130,31 @@ def visualize(
     options: dict | None = None,
     weights: str | None = None,
     progress: bool = False,
-    snapshot_every: int = 0,
+    snapshot_every: int = 25,
     snapshot_dir: str | Path | None = None,
     max_batch: int | str = 32,
     tile: int | None = None,
-    speed: Speed = EAGER,
+    speed: Speed | None = None,
     render: int | str | None = None,
     transparency: bool = False,
     init: str | Path | None = None,
-    reference=None,
-    judge=None,
-    measures=None,
+    reference: str | Path | None = None,
+    judge: str | None = None,
+    measures: str | list[str] | None = None,
     mean=None,
     std=None,
-    input_size=None,
+    input_size: int | tuple[int, int] | None = None,
     channels: int | None = None,
-    value_range=None,
-    decorrelate=None,
+    value_range: tuple[float, float] | str | None = None,
+    decorrelate: str | None = None,
+    config: RunConfig | None = None,
 ) -> Visualization:
     """Optimize images until `target` fires, and score them with the common evaluator.
+
+    Every parameter is a declared setting (`fvopt options` lists them with their types, defaults and checks);
+    `config` (a fvopt.config.RunConfig, e.g. `RunConfig.from_flat(trace["config"])`) gives them all at once, and
+    the arguments given with other than their default override it. Everything is checked once, before any
+    model pass; the trace records the whole configuration in `trace["config"]`.
 
     `tile` (px) computes each gradient tile by tile under a random roll (as DeepDream does), so
     memory is bounded by the tile, not the image; each tile counts as one forward and one backward.
@@ -173,26 +178,27 @@ def visualize(
     `size` is a side or (height, width); `decorrelate` a file or folder of reference images whose
     channel covariance replaces the default decorrelation (Lucid's for RGB, else the identity).
     """
-    preprocessing = {
-        k: v
-        for k, v in dict(mean=mean, std=std, input_size=input_size, channels=channels, value_range=value_range).items()
-        if v is not None
-    }
-    for name, value, kinds, what in [
-        ("model", model, (str, torch.nn.Module), "a model name or a torch.nn.Module"),
-        ("target", target, (str, Objective), "a target string or an Objective"),
-        ("options", options or {}, dict, "a dict of optimizer options"),
-        ("progress", progress, bool, "True or False"),
-    ]:
-        check_type(name, value, kinds, what)
-    seed = check("seed", seed, SEED)
-    size = parse_size(size, "size")
-    batch = check("batch", batch, POSITIVE_INT)
-    if max_batch != "auto":
-        max_batch = check("max_batch", max_batch, POSITIVE_INT)
-    check_type("speed", speed, Speed, "a fvopt.speed.Speed")
-    tile = check("tile", tile, IMAGE_SIDE)
-    snapshot_every = check("snapshot_every", snapshot_every, Option(int, low=0))
+    arguments = {k: v for k, v in locals().items() if k in RUN_SETTINGS}
+    cfg = RunConfig.of_call(_DEFAULTS, arguments, config)  # every value checked here, once
+    return _visualize(cfg)
+
+
+_DEFAULTS = {name: p.default for name, p in inspect.signature(visualize).parameters.items()}
+
+
+def _visualize(cfg: RunConfig) -> Visualization:
+    """The run of a checked configuration: resolve what needs the model, run, score, judge, trace."""
+    c = cfg.flat()
+    model, weights, decorrelate, target = c["model"], c["weights"], c["decorrelate"], c["target"]
+    param, optimizer, lr, options, grad = c["param"], c["optimizer"], c["lr"], c["options"], c["grad"]
+    seed, batch, init = c["seed"], c["batch"], c["init"]
+    steps, seconds, forwards, passes = c["steps"], c["seconds"], c["forwards"], c["passes"]
+    size, transforms, render, tile = c["size"], c["transforms"], c["render"], c["tile"]
+    reference, judge, measures = c["reference"], c["judge"], c["measures"]
+    device, max_batch, progress, transparency = c["device"], c["max_batch"], c["progress"], c["transparency"]
+    speed = c["speed"] or EAGER
+    snapshot_every, snapshot_dir = (c["snapshot_every"] if c["snapshot_dir"] else 0), c["snapshot_dir"]
+    preprocessing = {k: c[k] for k in ("mean", "std", "input_size", "channels", "value_range") if c[k] is not None}
     if all(v is None for v in (steps, seconds, forwards, passes)):
         steps = DEFAULT_STEPS
     budget = Budget(steps, seconds, forwards, passes)
@@ -214,7 +220,6 @@ def visualize(
             f"tile {tile} splits gradient passes, and {strategy.name} searches without them: "
             "drop --tile, or use a gradient method (adam, sgd, lbfgs)"
         )
-    check_type("transparency", transparency, bool, "True or False")
     from .quality.score import plan as quality_plan, viz_settings
 
     quality_ref, quality_measures = viz_settings(reference, judge, measures, model)  # folders read before any pass
@@ -224,7 +229,7 @@ def visualize(
         cache_dir()
     photo = None
     if init is not None:  # the path is checked now, before the model loads
-        from .init_image import Photo
+        from .io.init_image import Photo
 
         photo = Photo(init)
     accumulator = None
@@ -234,7 +239,7 @@ def visualize(
                 f"transparency maps accumulate the image's gradient, and {strategy.name} searches "
                 "without one: use a gradient method (adam, sgd, torch:NAdam, ...)"
             )
-        from .transparency import TransparencyAccumulator
+        from .gradients.transparency import TransparencyAccumulator
 
         image_grad = accumulator = TransparencyAccumulator(image_grad)
     dev = resolve_device(device)
@@ -304,7 +309,7 @@ def visualize(
     try:
         final = _final_scores(net, objective, result, render, labels)
     except KeyboardInterrupt as stop:  # the run had finished: its images are kept, unscored
-        from .signals import Terminated
+        from .runtime.signals import Terminated
 
         scoring_stopped = TERMINATED if isinstance(stop, Terminated) else INTERRUPTED
         final = {
@@ -313,6 +318,7 @@ def visualize(
             "note": f"{scoring_stopped} while scoring the finished run: the images were not scored",
         }
     trace = {
+        "config": cfg.record(),  # what was asked, whole: `fvopt viz --config TRACE` runs it again
         "model": net.name,
         "target": str(objective),
         "optimizer": strategy.name,
@@ -323,7 +329,7 @@ def visualize(
         "size": list(size) if isinstance(size, tuple) else size,
         "input": net.describe_input(),
         "normalization": describe_normalization(net),
-        "normalization_note": _normalization_note(model, net, mean, std),
+        "normalization_note": _normalization_note(model, net, c["mean"], c["std"]),
         "decorrelation": parameterization.color_source,
         "transforms_fit": problem.transform_fit,
         "batch": problem.batch,
@@ -424,7 +430,7 @@ def _seed(
     photo, net: FeatureModel, strategy, requested: Parameterization, searched: Parameterization, size: int, batch: int
 ) -> tuple[Parameterization, torch.Tensor, dict]:
     """The searched parameterization rebased on the photo, its start, and what the trace says of it."""
-    from .init_image import seed_error, seed_from_image
+    from .io.init_image import seed_error, seed_from_image
     from .strategies.hybrid import Hybrid
 
     photo.check_channels(getattr(net, "channels", 3), f"{net.name}'s input")

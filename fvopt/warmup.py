@@ -26,7 +26,7 @@ import torch
 
 from .errors import NonFiniteError
 from .problem import Budget, Problem
-from .scoped import _Saved
+from .runtime.scoped import _Saved
 from .strategies.base import BaseStrategy, StepCost, Strategy
 
 _WARM: set[tuple] = set()  # the (network, run shape) pairs warmed in this process

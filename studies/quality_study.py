@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from fvopt.bench.quality_report import (
-    MEANS_COLUMNS,
-    RANKED,
     compare_quality,
     main_reference,
     means_by,
+    means_columns,
     quality_markdown,
     quality_records,
+    ranked,
 )
 from fvopt.bench.rescore import rescore, summary_line
 from fvopt.bench.rows import slug
@@ -52,7 +52,7 @@ def first_by_measure(rows: list[dict]) -> list[dict]:
     """Per measure: the optimizer first by mean rank (optimizers compared on the same parameterization,
     informative targets only), the pairs that survive Holm, and the agreement with activation."""
     out = []
-    for m in RANKED:
+    for m in ranked():
         c = compare_quality(rows, m, factor="strategy")
         if not c.targets:
             continue
@@ -173,7 +173,7 @@ def write(study: str) -> Path:
         ),
         "",
     ]
-    for m in RANKED:
+    for m in ranked():
         pairs = surviving_pairs(rows, m)
         if pairs:
             parts += [
@@ -186,7 +186,7 @@ def write(study: str) -> Path:
     parts += [
         "## Means per optimizer",
         "",
-        markdown_table(means_by(records), MEANS_COLUMNS, number=".3g"),
+        markdown_table(means_by(records), means_columns(), number=".3g"),
         "",
     ]
     params = sorted({r["param"] for r in rows})

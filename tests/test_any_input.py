@@ -16,7 +16,7 @@ from fvopt.cli import main
 from fvopt.dream import dream
 from fvopt.errors import FvoptError
 from fvopt.evaluate import score_images
-from fvopt.images import load_array, save_images
+from fvopt.io.images import load_array, save_images
 from fvopt.objectives import parse_target
 from fvopt.params import PARAMS, make_param
 from fvopt.params.color import color_basis, estimate_basis
@@ -24,7 +24,7 @@ from fvopt.problem import Budget, Problem
 from fvopt.run import run
 from fvopt.strategies import make_strategy
 from fvopt.strategies.base import search_space
-from fvopt.transform_fit import fit_transforms
+from fvopt.transforms.fit import fit_transforms
 from fvopt.transforms import ColorJitter, Compose, make_transforms
 
 HERE = Path(__file__).resolve().parent

@@ -575,9 +575,9 @@ def test_a_diversity_set_of_three_stores_three_different_images(tmp_path):
 
 
 def test_a_diversity_set_that_cannot_fit_in_memory_is_refused_before_any_unit_runs(tmp_path, monkeypatch):
-    import fvopt.memory
+    import fvopt.runtime.memory
 
-    monkeypatch.setattr(fvopt.memory, "available_bytes", lambda device: 2**24)  # 16 MiB free
+    monkeypatch.setattr(fvopt.runtime.memory, "available_bytes", lambda device: 2**24)  # 16 MiB free
     out = tmp_path / "site"
     with pytest.raises(
         FvoptError, match=r"^diversity 100000: 100000 image\(s\) of 32x32 px need about .* --diversity$"

@@ -18,7 +18,7 @@ from fvopt.atlases import atlas, table
 from fvopt.atlases.plan import DATABASE, DEFAULT_PASSES, META, Settings
 from fvopt.cli import main
 from fvopt.errors import FvoptError
-from fvopt.filenames import inside, safe_name
+from fvopt.io.filenames import inside, safe_name
 
 # ---- file names -----------------------------------------------------------------------------------------------
 

@@ -428,7 +428,7 @@ def one_cell_spec(tmp_path: Path, target: str = "channel:blocks.3:5", extra: str
 def test_what_only_the_model_can_tell_is_refused_before_the_database_is_created(
     tmp_path, capsys, monkeypatch, target, extra, size, message
 ):
-    monkeypatch.setattr("fvopt.memory.available_bytes", lambda device: 2**30)  # a machine with 1 GB free
+    monkeypatch.setattr("fvopt.runtime.memory.available_bytes", lambda device: 2**30)  # a machine with 1 GB free
     db = tmp_path / "r.sqlite"
     spec = one_cell_spec(tmp_path, target, extra, size)
     assert main(["bench", "run", str(spec), "--db", str(db), "--quiet"]) == 2
@@ -566,10 +566,10 @@ def test_a_worker_killed_by_the_system_is_not_taken_for_ctrl_c(tmp_path):
 
 
 def test_a_class_the_transfer_model_lacks_is_refused_before_the_database_is_created(tmp_path, capsys, monkeypatch):
-    from fvopt.bench import cell
+    from fvopt.models import cache
     from tiny import tiny_model
 
-    monkeypatch.setitem(cell._MODELS, ("tiny", "cpu", repr([])), tiny_model())  # a network of 10 classes, as if loaded
+    monkeypatch.setitem(cache._LOADED, ("tiny", "cpu", repr([])), tiny_model())  # a network of 10 classes, as if loaded
     db = tmp_path / "r.sqlite"
     spec = one_cell_spec(tmp_path, "class:12", 'transfer_model = "tiny"')
     assert main(["bench", "run", str(spec), "--db", str(db), "--quiet"]) == 2

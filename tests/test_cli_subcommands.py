@@ -9,7 +9,8 @@ import sys
 import pytest
 
 import fvopt
-from fvopt.cli import BENCH_COMMANDS, build_parser, main
+from fvopt.cli import build_parser, main
+from fvopt.cli.bench import BENCH_COMMANDS
 
 SPEC = """
 [bench]

@@ -48,7 +48,7 @@ def test_debug_prints_the_traceback_and_the_cause_behind_the_line(junk, capsys, 
 
 
 def test_debug_shows_a_cause_hidden_with_from_none(capsys):
-    from fvopt.cli import _print_traceback
+    from fvopt.cli.common import _print_traceback
 
     try:
         try:

@@ -17,7 +17,7 @@ from fvopt.objectives import parse_target
 from fvopt.params import make_param
 from fvopt.problem import Budget, Problem
 from fvopt.run import run
-from fvopt.speed import Speed
+from fvopt.runtime.speed import Speed
 from fvopt.strategies import make_strategy
 from fvopt.transforms import make_transforms
 from tiny import tiny_model
@@ -140,7 +140,7 @@ def test_speed_settings_keep_the_objective_close_and_are_recorded():
 
 
 def test_auto_population_chunks_follow_free_memory_and_change_no_value(monkeypatch):
-    import fvopt.memory as memory
+    import fvopt.runtime.memory as memory
 
     model = tiny_model()
     Z = make_param("fft:k=4", 32).init(12, torch.Generator().manual_seed(0)).view(12, 1, -1)
@@ -194,11 +194,11 @@ class Forwards:
 
 
 def test_compile_without_a_cpp_compiler_is_refused_before_any_model_pass(monkeypatch, tmp_path, capsys):
-    import fvopt.speed
+    import fvopt.runtime.speed
     from fvopt.cli import main
     from fvopt.errors import FvoptError
 
-    monkeypatch.setattr(fvopt.speed, "_cpp_compiler", lambda: None)
+    monkeypatch.setattr(fvopt.runtime.speed, "_cpp_compiler", lambda: None)
     model = tiny_model()
     forwards = Forwards(model.net)
     with pytest.raises(FvoptError, match="needs a C\\+\\+ compiler") as err:
@@ -328,7 +328,7 @@ def test_cmaes_evaluates_its_population_on_the_device_with_one_copy_each_way(mon
 
 
 def test_the_largest_pass_is_a_chunk_of_max_batch_never_splits_a_candidate_and_never_exceeds_a_step():
-    from fvopt.memory import largest_pass
+    from fvopt.runtime.memory import largest_pass
 
     assert largest_pass(forwards=100, max_batch=8, slots=3) == 8  # a population of 100 in chunks of 8
     assert largest_pass(forwards=100, max_batch=2, slots=5) == 5  # one candidate's 5 images go together

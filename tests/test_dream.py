@@ -67,7 +67,7 @@ from dataclasses import replace  # noqa: E402
 
 from fvopt.dream import SCHEMES, resolve_scheme, scheme_for_model, scheme_octave_sizes  # noqa: E402
 from fvopt.gradients import tile_bounds  # noqa: E402
-from fvopt.images import to_uint8  # noqa: E402
+from fvopt.io.images import to_uint8  # noqa: E402
 
 
 def _flat_photo(height: int = 90, width: int = 130) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """A plugin package really installed (pip, into a temporary folder) adds an optimizer, a
-parameterization and a target kind that then work like fvopt's own: in `fvopt optimizers`,
-`fvopt plugins`, `fvopt viz`, a bench spec and Python, and they pass fvopt.testing. A second,
+parameterization, a target kind, a quality measure and a report section that then work like
+fvopt's own: in `fvopt optimizers`, `fvopt plugins`, `fvopt viz`, a bench spec and report, and
+Python, and they pass fvopt.testing. A second,
 broken plugin is reported in one line naming its package and breaks nothing else.
 
 The package is tests/plugin_pkg, and README's "Adding an optimizer" section prints its files: a
@@ -8,6 +9,7 @@ test below checks that they are the same text, so the documentation cannot rot.
 """
 
 import importlib
+import json
 import os
 import re
 import shutil
@@ -21,10 +23,23 @@ import torch
 from fvopt import registry, visualize
 from fvopt.cli import main
 from fvopt.errors import FvoptError
+from fvopt.bench.sections import SECTIONS
 from fvopt.objectives import TARGETS
+from fvopt.quality import MEASURES
 from fvopt.params import PARAMS, make_param
 from fvopt.strategies import REGISTRY, make_strategy
-from fvopt.testing import check_param, check_strategy, tiny_model
+from fvopt.bench.report import write_report
+from fvopt.quality import judge
+from fvopt.testing import (
+    MEASURE_CHECKS,
+    REPORT_SECTION_CHECKS,
+    check_measure,
+    check_param,
+    check_report_section,
+    check_strategy,
+    small_report_store,
+    tiny_model,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -84,7 +99,7 @@ def installed(site):
     registry.forget_plugins()
     yield site
     sys.path.remove(str(site))
-    for table in (REGISTRY, PARAMS, TARGETS):
+    for table in (REGISTRY, PARAMS, TARGETS, MEASURES, SECTIONS):
         for name in [n for n in table.names(plugins=False) if table[n].source in (PACKAGE, BROKEN_PACKAGE)]:
             del table[name]
     for module in [m for m in sys.modules if m.startswith(("fvopt_example", "fvopt_broken_example"))]:
@@ -206,9 +221,53 @@ def test_a_fresh_process_lists_the_plugin_and_reports_the_broken_one_in_one_line
     plugins = fvopt(site, "plugins")
     assert plugins.returncode == 0
     assert (
-        f"{PACKAGE} 0.1.0: optimizer one-plus-lambda; parameterization gray; target kind saturation"
-        in plugins.stdout.splitlines()
+        f"{PACKAGE} 0.1.0: optimizer one-plus-lambda; parameterization gray; target kind saturation; "
+        "measure colorfulness; report section budget-spent" in plugins.stdout.splitlines()
     )
     assert f"{BROKEN_PACKAGE} 0.0.1: adds nothing" in plugins.stdout
     models = fvopt(site, "models")  # an unrelated command: no plugin of its group is broken, nothing said
     assert models.returncode == 0 and models.stderr == "" and "lite0" in models.stdout
+
+
+@pytest.mark.slow
+def test_the_plugin_measure_and_section_pass_fvopt_testing(installed, tmp_path):
+    assert MEASURES["colorfulness"].source == PACKAGE and SECTIONS["budget-spent"].source == PACKAGE
+    assert check_measure("colorfulness", tiny_model(), tmp_path) == [c.__name__ for c in MEASURE_CHECKS]
+    assert check_report_section("budget-spent", work=tmp_path / "report") == [c.__name__ for c in REPORT_SECTION_CHECKS]
+
+
+@pytest.mark.slow
+def test_judge_computes_the_plugin_measure_by_default_and_by_name(installed):
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    row = judge(images, "channel:act2:1,2", tiny_model())  # default: every measure that applies
+    assert "colorfulness" in row["measures"] and row["colorfulness"] > row["colorfulness_gray"] == 0
+    assert row["colorfulness_informative"] is True and len(row["per_image"]["colorfulness"]) == 2
+    gray = judge(torch.full((1, 3, 32, 32), 0.5), "channel:act2:1", tiny_model(), measures=["colorfulness"])
+    assert gray["colorfulness"] == 0 and gray["colorfulness_informative"] is False
+    with pytest.raises(FvoptError, match="measure colorfulness cannot be computed here: colorfulness compares"):
+        judge(images[:, :1], "channel:act2:1,2", tiny_model(), measures=["colorfulness"])
+
+
+@pytest.mark.slow
+def test_fvopt_viz_measures_names_the_plugin_measure(installed, tmp_path, capsys):
+    out, trace = tmp_path / "v.png", tmp_path / "v.json"
+    args = ["viz", "--model", "lite0", "--target", "channel:blocks.2:3", "--steps", "2", "--size", "32"]
+    flags = ["--transforms", "none", "--quiet", "--measures", "colorfulness", "--out", str(out), "--trace", str(trace)]
+    assert main([*args, *flags]) == 0
+    assert "quality (reference: none): colorfulness " in capsys.readouterr().out
+    quality = json.loads(trace.read_text())["quality"]
+    assert quality["measures"] == ["colorfulness"] and quality["colorfulness"] > 0
+    with pytest.raises(SystemExit):
+        main([*args, "--measures", "colorfulnes", "--out", str(out)])
+    assert "Did you mean: colorfulness?" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_bench_report_shows_the_plugin_measure_and_section(installed, tmp_path):
+    db = small_report_store(tmp_path / "small.sqlite")
+    write_report(db, tmp_path / "report", exports=False, examples=False)
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert '<section id="budget-spent"><h2>Budget spent</h2>' in page and '<a href="#budget-spent">' in page
+    assert "| adam | 2 |" in (tmp_path / "report" / "budget_spent.md").read_text()
+    assert "\n## colorfulness\n" in (tmp_path / "report" / "quality.md").read_text()  # ranked as the built-ins are
+    assert "colorfulness_informative" in (tmp_path / "report" / "quality_cells.csv").read_text().splitlines()[0]

@@ -14,8 +14,8 @@ import torch
 
 import fvopt
 from fvopt.cli import main
-from fvopt.scoped import process_state_kept, seed_all
-from fvopt.speed import Speed
+from fvopt.runtime.scoped import process_state_kept, seed_all
+from fvopt.runtime.speed import Speed
 
 SPEC = """
 [bench]

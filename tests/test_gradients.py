@@ -3,7 +3,16 @@ import torch
 from torch import nn
 
 from fvopt.errors import FvoptError
-from fvopt.gradients import lap_merge, lap_normalize, lap_pyramid, make_image_grad, tile_bounds, tiled_value_and_grad
+from fvopt.gradients import (
+    STD_EPS,
+    lap_merge,
+    lap_normalize,
+    lap_pyramid,
+    make_image_grad,
+    normalize_std,
+    tile_bounds,
+    tiled_value_and_grad,
+)
 from fvopt.models import FeatureModel, capture
 from fvopt.objectives import Activations, parse_target
 
@@ -37,9 +46,32 @@ def test_lapnorm_moves_energy_out_of_the_highest_band():
 def test_gradient_transform_names():
     g = torch.randn(1, 3, 32, 32)
     assert torch.allclose(make_image_grad("lapnorm:levels=3")(g), lap_normalize(g, 3))
-    assert torch.allclose(make_image_grad("normalize")(g).std(), torch.tensor(1.0), atol=1e-4)
+    assert torch.allclose(make_image_grad("normalize")(g).std(unbiased=False), torch.tensor(1.0), atol=1e-4)
     with pytest.raises(FvoptError, match="Did you mean: lapnorm"):
         make_image_grad("lapnrm")
+
+
+def test_normalized_optimizer_grad_normalize_and_deepdream_divide_by_the_same_std():
+    """One rule, the TF2 tutorial's: g / (population std + STD_EPS), per image, whatever the gradient's scale."""
+    from fvopt.dream import DreamAscent
+    from fvopt.strategies.first_order import GradientAscent
+
+    g = torch.randn(2, 3, 16, 16) * torch.tensor([1e-3, 5.0]).view(2, 1, 1, 1)
+    tf2 = torch.stack([gi / (gi.std(unbiased=False) + STD_EPS) for gi in g])
+    assert torch.allclose(normalize_std(g), tf2, rtol=1e-6, atol=0)
+    assert torch.equal(make_image_grad("normalize")(g), normalize_std(g))
+    assert torch.equal(GradientAscent("normalized").process(g), normalize_std(g))
+    assert torch.equal(GradientAscent("adam").process(g), g)  # only the normalized kind rescales
+
+    class OneGradient:  # a problem whose gradient is the fixed g of one image
+        def value_and_grad(self, z):
+            return torch.zeros(1), g[:1]
+
+    ascent = DreamAscent(lr=0.01, step_norm="std")
+    ascent.z = torch.full((1, 3, 16, 16), 0.5)
+    ascent.step(OneGradient())
+    assert torch.equal(ascent.z, (0.5 + 0.01 * normalize_std(g[:1])).clamp(0, 1))
+    assert torch.allclose(ascent.z, (0.5 + 0.01 * tf2[:1]).clamp(0, 1), rtol=0, atol=1e-6)
 
 
 def test_tiles_are_even_and_cover_everything():

@@ -15,7 +15,7 @@ from PIL import Image
 
 from fvopt.cli import main
 from fvopt.errors import FvoptError
-from fvopt.init_image import Photo, seed_error, seed_from_image
+from fvopt.io.init_image import Photo, seed_error, seed_from_image
 from fvopt.models.hooks import capture
 from fvopt.objectives import parse_target
 from fvopt.params import make_param

@@ -75,7 +75,7 @@ def test_the_graph_sees_relative_function_level_and_package_imports():
     graph = import_graph()
     assert graph.has_edge("fvopt.bench.report", "fvopt.bench.store")  # from .store import Store
     assert graph.has_edge("fvopt.bench.comparison", "fvopt.bench.anytime")  # from . import anytime, stats
-    assert graph.has_edge("fvopt.bench.runner", "fvopt.memory")  # from ..memory import ... inside a function
+    assert graph.has_edge("fvopt.bench.runner", "fvopt.runtime.memory")  # from ..memory import ... inside a function
     assert graph.has_edge("fvopt.bench.anytime", "fvopt.stops")
 
 
@@ -99,6 +99,7 @@ LAYERS = [
     ["metrics", "anytime", "stats", "analysis"],
     ["comparison", "quality_report"],
     ["html_report"],
+    ["sections"],
     ["report"],
 ]
 

@@ -9,7 +9,7 @@ import fvopt
 from fvopt.params import make_param
 from fvopt.params.base import COLOR_CORRELATION
 from fvopt.params.fourier import natural_magnitude
-from fvopt.transparency import TransparencyAccumulator
+from fvopt.gradients.transparency import TransparencyAccumulator
 
 
 def decorrelated_spectrum(images: torch.Tensor) -> torch.Tensor:

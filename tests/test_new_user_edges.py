@@ -5,12 +5,12 @@ import torch
 
 from fvopt.cli import main
 from fvopt.errors import FvoptError
-from fvopt.images import check_image_path, check_writable
+from fvopt.io.images import check_image_path, check_writable
 from fvopt.objectives import parse_target
 from fvopt.params import make_param
 from fvopt.problem import Problem
 from fvopt.strategies import make_strategy
-from fvopt.transform_sizes import output_range
+from fvopt.transforms.sizes import output_range
 from fvopt.transforms import make_transforms
 
 from tiny import tiny_model
@@ -54,9 +54,9 @@ def test_a_refused_chain_scaled_for_a_small_image_is_named_as_written_and_as_sca
 
 
 def test_a_chain_that_grows_past_memory_is_refused_by_the_estimate(monkeypatch):
-    import fvopt.memory
+    import fvopt.runtime.memory
 
-    monkeypatch.setattr(fvopt.memory, "available_bytes", lambda device: 2**28)
+    monkeypatch.setattr(fvopt.runtime.memory, "available_bytes", lambda device: 2**28)
     with pytest.raises(FvoptError, match="the transforms grow each image to 8320x8320 px"):
         Problem(tiny_model(), parse_target("channel:conv2:0"), make_param("fft", 128), make_transforms("pad:4096"))
     Problem(tiny_model(), parse_target("channel:conv2:0"), make_param("fft", 128), make_transforms("pad:16"))

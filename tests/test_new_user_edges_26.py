@@ -251,7 +251,7 @@ def test_a_caricature_power_that_leaves_float32s_range_is_refused(tmp_path):
 @pytest.mark.parametrize("power", [2, 10])
 def test_caricature_values_stay_finite_and_nonzero_up_to_the_largest_power(lite0, tmp_path, power):
     from fvopt.evaluate import score_images
-    from fvopt.image_targets import bind_photos
+    from fvopt.objectives.image_targets import bind_photos
 
     objective = parse_target(f"caricature:blocks.1:{power}@{_photo(tmp_path)}")
     bind_photos(objective, lite0, 64)

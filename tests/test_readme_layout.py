@@ -31,3 +31,10 @@ def test_every_package_folder_is_named_in_the_layout_section():
     layout = layout_section()
     folders = sorted({p.parent.name for p in (ROOT / "fvopt").rglob("__init__.py")} - {"fvopt"})
     assert all(f"fvopt/{name}/" in layout for name in folders), folders
+
+
+def test_readme_carries_no_suite_counts_or_timings():
+    """Test counts and the suite's time change with every commit: they belong to generated pages, not README."""
+    text = (ROOT / "README.md").read_text()
+    stale = re.findall(r"\b\d[\d,]* tests\b|\b\d+ passed\b|at the last count|suite[^.\n]*\b\d+(?::\d\d)? minutes", text)
+    assert not stale, stale

@@ -13,18 +13,18 @@ from fvopt.errors import FvoptError
 from fvopt.gradients import GRADIENT_METHODS, make_image_grad
 from fvopt.models.sources import MODEL_SOURCES
 from fvopt.objectives import TARGETS
-from fvopt.options import Option
+from fvopt.config.options import Option
 from fvopt.params import PARAMS
 from fvopt.registry import Registry
 from fvopt.strategies import REGISTRY
 from fvopt.transforms import TRANSFORM_PARTS
 
 
-def test_entries_keep_name_help_options_examples_and_the_old_attribute_names():
-    assert REGISTRY["adam"].factory is REGISTRY["adam"].obj and REGISTRY["adam"].summary.startswith("Adam")
-    assert PARAMS["fft"].build is PARAMS["fft"].obj and "k" in PARAMS["fft"].options and PARAMS["fft"].examples
-    assert TARGETS["neuron"].usage == "neuron:LAYER:INDEX[:Y:X]" and TARGETS["neuron"].fields == (2, 4)
-    assert TRANSFORM_PARTS["pad"].usage == "pad:P" and TRANSFORM_PARTS["pad"].examples == ("pad:12",)
+def test_entries_keep_name_help_options_examples_and_the_facts_of_their_kind():
+    assert REGISTRY["adam"].help.startswith("Adam") and callable(REGISTRY["adam"].obj)
+    assert "k" in PARAMS["fft"].options and PARAMS["fft"].examples
+    assert TARGETS["neuron"].extra == {"usage": "neuron:LAYER:INDEX[:Y:X]", "fields": (2, 4)}
+    assert TRANSFORM_PARTS["pad"].extra["usage"] == "pad:P" and TRANSFORM_PARTS["pad"].examples == ("pad:12",)
     assert set(GRADIENT_METHODS.names()) >= {"lapnorm", "normalize"}
     assert {"lite0", "lite1"} <= set(MODEL_SOURCES) and set(MODEL_SOURCES.families) >= {"torchvision:", "timm:"}
     assert all(entry.source == "fvopt" for table in (REGISTRY, PARAMS, TARGETS) for entry in table.values())
@@ -34,7 +34,7 @@ def test_entries_keep_name_help_options_examples_and_the_old_attribute_names():
 def test_a_registry_refuses_what_would_be_a_silent_wrong_answer():
     table = Registry("widget")
     table.add("round", object, "a round widget", {"r": Option(float, low=0)})
-    with pytest.raises(FvoptError, match="must be an fvopt.options.Option"):
+    with pytest.raises(FvoptError, match="must be an fvopt.config.options.Option"):
         table.add("square", object, "bad options", {"side": float})
     with pytest.raises(FvoptError, match="non-empty word"):
         table.add("two words", object, "bad name")

@@ -14,7 +14,7 @@ from fvopt.run import run
 from fvopt.strategies import make_strategy
 from fvopt.strategies.base import strategy_options
 
-from fvopt.testing import problem_for, tiny_model
+from fvopt.testing import problem_for, timed_on_a_busy_machine, tiny_model
 
 from test_conformance_strategies import ALL
 
@@ -134,16 +134,23 @@ def test_nevergrad_under_a_seconds_budget_is_told_the_evaluations_the_second_gen
     was planned; the plan is close to what then ran."""
     strategy = make_strategy("ng:TwoPointsDE")
     problem = problem_for(tiny, strategy, transforms="none", seed=3)
-    out = run(problem, strategy, Budget(seconds=1.0))
+    with timed_on_a_busy_machine():  # no full collection of the suite's objects inside one generation
+        out = run(problem, strategy, Budget(seconds=1.0))
     status = strategy.status()
     assert status["planned_from"].startswith("the second generation's cost")
     assert status["planned_evaluations"] != 100 * strategy.popsize  # not the guess it was built with
     assert status["planned_evaluations"] % status["generation"] == 0
     assert strategy.searches[0].budget == status["planned_evaluations"]
     assert out.steps >= 2 and out.forwards == out.steps * status["generation"]
-    # within 4x: the plan is read off one generation's time, and under `-n 2` the other worker's load can halve
-    # the later generations' speed (0.49 seen once); the guess it replaces was off by 100 generations' worth
-    assert 0.25 <= out.forwards / status["planned_evaluations"] <= 4.0, (out.forwards, status)
+    # the plan is read off the second generation's time; other jobs on the machine may then speed up or slow
+    # down the later generations (a plan off by 2x seen under `-n 2`), so the plan is held to what ran at the
+    # speed the later generations had: within 3x (0.56-1.13 measured with 4 busy loops on 2 cores; the
+    # second row also pays the re-plan); the guess it replaces is 3x too many on an idle machine
+    ends = [row["time_s"] for row in out.trace]
+    second = ends[1] - ends[0]
+    later = (ends[-1] - ends[1]) / (len(ends) - 2) if len(ends) > 2 else second
+    at_the_speed_that_ran = out.forwards / status["planned_evaluations"] * later / second
+    assert 1 / 3 <= at_the_speed_that_ran <= 3.0, (out.forwards, second, later, status)
     # with evaluations in the budget, nevergrad is told them directly and nothing is re-planned
     strategy = make_strategy("ng:TwoPointsDE")
     run(problem_for(tiny, strategy, transforms="none", seed=3), strategy, Budget(steps=3))

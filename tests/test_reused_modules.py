@@ -22,7 +22,7 @@ from fvopt.errors import FvoptError
 from fvopt.models import capture
 from fvopt.params.registry import make_param
 from fvopt.problem import Problem
-from fvopt.transform_grammar import make_transforms
+from fvopt.transforms.grammar import make_transforms
 
 
 class Looped(nn.Module):
@@ -276,7 +276,7 @@ def test_the_cli_refuses_a_reused_module_without_a_call_with_exit_2_and_one_line
 
 @pytest.mark.slow
 def test_the_compiled_pass_reads_the_same_call_as_the_eager_one(looped):
-    from fvopt.speed import Speed
+    from fvopt.runtime.speed import Speed
 
     target = fvopt.parse_target("channel:step#2:1+channel:step#3:2")
     Z = torch.randn(2, 1, 3 * 32 * 32, generator=torch.Generator().manual_seed(5))

@@ -1,8 +1,8 @@
 """A scheduler's stop (SIGTERM, SIGHUP) keeps the work as Ctrl-C does; files are whole or absent.
 
 SLURM, `timeout`, `docker stop` and systemd send SIGTERM, then SIGKILL after a grace period. The
-command line (only it) turns SIGTERM into the same path as Ctrl-C (fvopt/signals.py) and exits
-128 + 15 = 143; every file fvopt writes goes through a temporary name and a rename (fvopt/atomic.py).
+command line (only it) turns SIGTERM into the same path as Ctrl-C (fvopt/runtime/signals.py) and exits
+128 + 15 = 143; every file fvopt writes goes through a temporary name and a rename (fvopt/io/atomic.py).
 """
 
 import json
@@ -15,7 +15,8 @@ import time
 import pytest
 from PIL import Image
 
-from fvopt import atomic, signals
+from fvopt.io import atomic
+from fvopt.runtime import signals
 
 from test_bench import ONE_THREAD, bench_command, finished, read_only, write_spec
 
@@ -87,7 +88,7 @@ def test_an_interrupted_atomic_write_leaves_the_old_file_or_none(tmp_path):
 def test_the_images_format_follows_the_real_name_not_the_temporary_one(tmp_path):
     import torch
 
-    from fvopt.images import save_images
+    from fvopt.io.images import save_images
 
     save_images(torch.rand(1, 3, 8, 8), tmp_path / "x.jpg")
     assert Image.open(tmp_path / "x.jpg").format == "JPEG"

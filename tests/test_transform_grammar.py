@@ -13,7 +13,7 @@ from fvopt.params import make_param
 from fvopt.problem import Budget, Problem
 from fvopt.run import run
 from fvopt.strategies import make_strategy
-from fvopt.transform_grammar import parse_transforms
+from fvopt.transforms.grammar import parse_transforms
 from fvopt.transforms import Affine, Crops, Zoom, describe_transforms, make_transforms, views_of
 
 CHAINS = [

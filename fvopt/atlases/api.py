@@ -4,10 +4,12 @@ is missing, write the site, return the table of units and measures."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from ..errors import FvoptError
-from ..options import IMAGE_SIDE, POSITIVE_INT, SEED, check
+from ..config.options import IMAGE_SIDE, POSITIVE_INT, SEED, check
+from ..params.registry import DEFAULT_PARAM
 from .plan import (
     DATABASE,
     DEFAULT_PASSES,
@@ -35,7 +37,7 @@ def atlas(
     layers="all",
     optimizers=("adam", "cmaes"),
     *,
-    param: str = "fft",
+    param: str = DEFAULT_PARAM,
     size: int = 128,
     steps: int | None = None,
     passes: int | None = None,
@@ -56,6 +58,7 @@ def atlas(
     measures: str = "default",
     top: int = 6,
     device: str = "auto",
+    weights: "str | Path | None" = None,
     progress: bool = True,
     log=None,
 ):
@@ -83,7 +86,9 @@ def atlas(
     then absent; `measures` ('default', 'none' or names) are refused before work when unknown or inapplicable.
     `device` 'auto' (a GPU where the batch runs has one),
     'cpu', 'cuda' or 'cuda:N' (refused here when this machine has no such GPU); the device does not enter a cell's
-    key, so a site can be grown on another machine. Everything is checked before any optimization."""
+    key, so a site can be grown on another machine. `weights` is a local weight file for `model` (loaded with
+    weights_only=True by every worker; it is part of the site's settings). Everything is checked before any
+    optimization."""
     from ..bench.runner import check_executor
     from ..models import load_model, resolve_device
     from ..strategies import make_strategy
@@ -92,6 +97,7 @@ def atlas(
     if not isinstance(model, str) or not model.strip():
         raise FvoptError(f"model must be a model name (fvopt models lists them), not {model!r}")
     size = check("size", size, IMAGE_SIDE)
+    weights = _check_weights(weights)
     budget = _budget(steps, passes, forwards, seconds)
     seed = check("seed", seed, SEED)
     if seeds is None:
@@ -136,12 +142,13 @@ def atlas(
         budget.get("passes"),
         budget.get("forwards"),
         budget.get("seconds"),
+        weights,
     )
     out = Path(out)
     check_site(out, settings)  # before the model loads: nothing is written to a folder that is not an atlas
     from ..params import make_param
 
-    net = load_model(model)
+    net = load_model(model, **settings.model_options())  # a missing or unfitting weight file: one line, here
     make_param(param, size, channels=net.channels)
     if size < net.min_size:
         raise FvoptError(f"size {size} px is too small for {net.name}: at least {net.min_size} px")
@@ -171,6 +178,23 @@ def atlas(
     frame = table(out)
     frame.attrs["summary"] = summary
     return frame
+
+
+def _check_weights(weights) -> str | None:
+    """A weight file's path as the site records it. 'random' is refused: every worker builds the network again,
+    so each would draw other weights, and the cells of one site would show different networks."""
+    if weights is None:
+        return None
+    if not isinstance(weights, (str, os.PathLike)) or not str(weights).strip():
+        raise FvoptError(f"weights must be a local weight file, not {weights!r}")
+    if str(weights) == "random":
+        raise FvoptError(
+            "weights 'random' is not allowed in an atlas: each worker would draw other weights; save one draw "
+            "(torch.save(model.state_dict(), FILE)) and give --weights FILE"
+        )
+    if not Path(weights).is_file():
+        raise FvoptError(f"weight file '{weights}' does not exist (a local file: torch.save(model.state_dict(), FILE))")
+    return str(weights)
 
 
 def _budget(steps, passes, forwards, seconds) -> dict:
@@ -253,7 +277,7 @@ def _check_measures(measures, has_reference: bool) -> str:
 def _check_diversity_fits(net, optimizer: str, settings: Settings, k: int, max_batch: int) -> None:
     """A diversity set's K images are one run: refused before any unit runs when its largest pass cannot fit
     in memory (memory.largest_pass, as `visualize` and the bench's spec check count it)."""
-    from ..memory import check_fits, largest_pass
+    from ..runtime.memory import check_fits, largest_pass
 
     strategy, cost = _step_cost(net, settings, optimizer, k)
     try:
@@ -330,7 +354,7 @@ def build_site(site: "str | Path", top: int = 6, progress: bool = False, net=Non
         from ..models import load_model
         from ..quality.examples import dataset_examples
 
-        net = net or load_model(settings.model)
+        net = net or load_model(settings.model, **settings.model_options())
         for layer in meta["layers"]:
             run_units = sorted(
                 {(r.get("extra") or {}).get("unit") for r in rows if (r.get("extra") or {}).get("layer") == layer}
@@ -362,7 +386,7 @@ def merge(sites: list["str | Path"], out: "str | Path", top: int = 6, progress: 
     Sites of different settings are refused naming the difference; `out` must be new, empty, or an atlas of
     the same settings. Returns the merged table (as `atlas` does)."""
     from ..bench.store import Store
-    from ..atomic import write_text
+    from ..io.atomic import write_text
 
     if len(sites) < 2:
         raise FvoptError(f"merge needs two or more atlas folders, not {len(sites)}")

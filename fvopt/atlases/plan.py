@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import FvoptError
+from ..params.registry import DEFAULT_PARAM
 
 SETTINGS_KEYS = (
     "model",
@@ -32,6 +33,7 @@ SETTINGS_KEYS = (
     "passes",
     "forwards",
     "seconds",
+    "weights",
 )
 # each cell's budget (fvopt.problem.Budget, whichever ends first); passes, forwards and seconds are per cell: a run
 # of n units (or a diversity set of n images) gets n times them, steps are steps of the run
@@ -58,7 +60,7 @@ class Settings:
     """What every cell of one atlas shares; two sites merge only when these are equal."""
 
     model: str
-    param: str = "fft"
+    param: str = DEFAULT_PARAM
     size: int = 128
     steps: int = 64
     seed: int = 0
@@ -69,17 +71,22 @@ class Settings:
     passes: int | None = None  # per cell; a backward counts as two forwards
     forwards: int | None = None  # per cell
     seconds: float | None = None  # per cell (a run of n units gets n times it)
+    weights: str | None = None  # a local weight file for the model (load_model's weights=), or 'random'
 
     def as_dict(self) -> dict:
-        """The settings as recorded and hashed; the default diversity weight and the budgets not given are left
-        out, so that the sites and cell keys made before they could be chosen keep theirs."""
+        """The settings as recorded and hashed; the default diversity weight, the budgets not given and an absent
+        weight file are left out, so that the sites and cell keys made before they could be chosen keep theirs."""
         d = asdict(self)
         if d["diversity_weight"] == DIVERSITY_WEIGHT:
             del d["diversity_weight"]
-        for key in ("passes", "forwards", "seconds"):
+        for key in ("passes", "forwards", "seconds", "weights"):
             if d[key] is None:
                 del d[key]
         return d
+
+    def model_options(self) -> dict:
+        """load_model's keyword arguments besides the name: the weight file, when one was given."""
+        return {} if self.weights is None else {"weights": self.weights}
 
     def budget(self, images: int = 1) -> dict:
         """The budget of a run of `images` cells' images (visualize's steps/passes/forwards/seconds)."""
@@ -251,7 +258,7 @@ def parse_units(text: "str | tuple[int, int] | None") -> tuple[int, int] | None:
 
 def parse_seeds(value: "str | int | list[int] | tuple[int, ...]") -> list[int]:
     """'0,1,2', one int or a list of ints -> the distinct seeds in order; anything else refused in one line."""
-    from ..options import SEED, check
+    from ..config.options import SEED, check
 
     if isinstance(value, bool):
         value = [value]
@@ -281,7 +288,7 @@ def parse_seeds(value: "str | int | list[int] | tuple[int, ...]") -> list[int]:
 
 def parse_diversity_weight(value: "str | float | int", diversity: int) -> float:
     """The weight w > 0 of each diversity set's `- w*diversity:LAYER`; refused where no diversity set is asked."""
-    from ..options import POSITIVE_FLOAT, check
+    from ..config.options import POSITIVE_FLOAT, check
 
     if isinstance(value, str):
         try:
@@ -398,7 +405,7 @@ def check_site(site: "str | Path", settings: Settings | None = None) -> dict | N
     if site.exists() and not site.is_dir():
         raise FvoptError(f"atlas output '{site}' is a file, not a folder; it was left unchanged")
     if not site.exists() or not any(site.iterdir()):
-        from ..images import check_writable
+        from ..io.images import check_writable
 
         made = [p for p in (site, *site.parents) if not p.exists()]  # deepest first
         check_writable(site / META, "atlas output")  # a folder that cannot be made: refused before any work

@@ -55,8 +55,9 @@ class Job:
 
 def run_batch(job: Job, threads: int | None = None) -> list[dict]:
     """One batch (a pure function of the job, so any executor runs it): its units' rows for the store."""
-    from ..bench.cell import cached_model
+    from ..models.cache import cached_model
     from ..quality import judge
+    from ..quality.reference import cached_reference_set
     from ..viz import visualize
 
     if threads:
@@ -65,7 +66,7 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
 
     job = replace(job, device=str(resolve_device(job.device)))  # 'auto': this worker's GPU if it has one
     s, b = job.settings, job.batch
-    model = cached_model(s.model, job.device)
+    model = cached_model(s.model, job.device, s.model_options())
     vis = visualize(
         model,
         b.target,
@@ -100,7 +101,7 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
                 b.target,
                 model,
                 judge=_judge_net(s, job.device) if s.reference != "none" else None,
-                reference=_reference(reference),
+                reference=cached_reference_set(reference),
                 measures=measures,
                 side=s.size,
                 seed=s.seed,
@@ -113,7 +114,7 @@ def run_batch(job: Job, threads: int | None = None) -> list[dict]:
     for i, index in enumerate(b.units):
         image = result.images[i : i + 1]
         buffer = io.BytesIO()
-        from ..images import grid
+        from ..io.images import grid
 
         grid(image).save(buffer, format="PNG")
         value = _num(per.get("value", [None] * n)[i])
@@ -186,7 +187,7 @@ def _row(job: Job, vis) -> dict:
 def _diversity_row(job: Job, vis, model) -> dict:
     """A unit's diversity set as one cell: its K images side by side (one PNG), each image's value, and
     fvopt.quality's `diversity` measure of the set (judged without reference images; absent where it cannot be)."""
-    from ..images import grid
+    from ..io.images import grid
     from ..quality import judge
 
     s, b, result = job.settings, job.batch, vis.result
@@ -231,37 +232,24 @@ def _mean(xs: list) -> float | None:
     return sum(xs) / len(xs) if xs and all(x is not None for x in xs) else None
 
 
-_REFERENCES: dict = {}
-
-
 def preload(settings: Settings) -> None:
     """What every batch reads (the network, the judge network, the reference set), loaded once in this process on
     the CPU: local workers are forked from it with them (bench.runner._executor; on a GPU they are spawned)."""
-    from ..bench.cell import cached_model
+    from ..models.cache import cached_model
+    from ..quality.reference import cached_reference_set
 
-    cached_model(settings.model, "cpu")
+    cached_model(settings.model, "cpu", settings.model_options())
     if settings.reference != "none":
         _judge_net(settings, "cpu")
-        _reference(settings.reference)
+        cached_reference_set(settings.reference)
 
 
 def _judge_net(settings: Settings, device: str):
     """The default judge of the atlas's network (fvopt.quality's rule), loaded once per process."""
-    from ..bench.cell import cached_model
+    from ..models.cache import cached_model
     from ..quality.features import default_judge
 
     return cached_model(default_judge(settings.model), device)
-
-
-def _reference(name):
-    """Reference sets are read once per process (judge reads the same cache files for every batch)."""
-    if name is None:
-        return None
-    if name not in _REFERENCES:
-        from ..quality.reference import reference_set
-
-        _REFERENCES[name] = reference_set(name)
-    return _REFERENCES[name]
 
 
 def _num(v) -> float | None:
@@ -286,7 +274,7 @@ def _unit_quality(quality: dict, i: int) -> dict:
 def write_meta(site: Path, plan: Plan, meta: dict | None) -> dict:
     """atlas.json: the settings (the seed: the first seed the site was asked for), and the union of the layers,
     units per layer, optimizers, seeds and diversity set sizes ever asked for."""
-    from ..atomic import write_text
+    from ..io.atomic import write_text
 
     old = meta or {}
     layers = list(dict.fromkeys(list(old.get("layers", [])) + plan.layers))

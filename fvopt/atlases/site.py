@@ -7,7 +7,7 @@ one tab per optimizer, sortable by each measure with a few lines of inline JavaS
 one was asked for, the measures, the top and bottom dataset examples, its activation curve, links to neighbours).
 Images are small separate files (thumbs/ for the grids), so a layer of 1,000 units loads fast. Every page
 is regenerated from the database, so the pages always say what the store holds. Folder and file names made from
-layer and optimizer names go through fvopt.filenames.safe_name: a layer named '/tmp/x/EVIL' or '..' stays inside
+layer and optimizer names go through fvopt.io.filenames.safe_name: a layer named '/tmp/x/EVIL' or '..' stays inside
 the site.
 """
 
@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import atomic
-from ..filenames import inside, safe_name
+from ..io import atomic
+from ..io.filenames import inside, safe_name
 
 
 def write_text(path: Path, text: str) -> None:
-    """A page written whole or not at all (fvopt.atomic), its folder made first."""
+    """A page written whole or not at all (fvopt.io.atomic), its folder made first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(path, text)
 
@@ -101,7 +101,7 @@ def unit_numbers(row: dict, measures: list[str]) -> dict:
 
 def spent(row: dict) -> dict:
     """What a cell spent: forwards, backwards, passes (a backward counts as two) and seconds; a unit of a batch its
-    share of the batch's counts (rows stored before issue 26 hold the batch's own counts under forwards)."""
+    share of the batch's counts (a row without extra's batch counts holds the batch's own counts under forwards)."""
     f, b = row.get("forwards"), row.get("backwards")
     extra = row.get("extra") or {}
     n = len(extra.get("batch") or []) or 1

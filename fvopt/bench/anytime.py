@@ -56,7 +56,7 @@ class Run:
     best: np.ndarray
     early: bool
     reason: str
-    result: str | None = None  # the point the strategy returned (issue 22's `result`), when the cell records it
+    result: str | None = None  # the point the strategy returned (its `result` option), when the cell records it
 
     @property
     def length(self) -> dict[str, float]:

@@ -8,22 +8,12 @@ import torch
 
 from ..version import __version__
 from ..evaluate import quality_measures
-from ..images import grid
-from ..models import load_model
+from ..io.images import grid
+from ..models.cache import cached_model
 from ..objectives import parse_target
 from ..viz import visualize
 from .judging import QualitySettings, encode_exact, judge_images
 from .spec import Cell
-
-_MODELS: dict[tuple[str, str], object] = {}
-
-
-def cached_model(name: str, device: str, preprocessing: dict | None = None):
-    """Models are loaded once per worker process (per preprocessing: [bench.input])."""
-    key = (name, device, repr(sorted((preprocessing or {}).items())))
-    if key not in _MODELS:
-        _MODELS[key] = load_model(name, device=device, **(preprocessing or {}))
-    return _MODELS[key]
 
 
 def run_cell(cell: Cell, threads: int | None = None) -> dict:

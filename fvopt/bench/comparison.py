@@ -218,11 +218,15 @@ FACTOR_TITLES = {
 def write_comparison(comparison: Comparison, out: Path, also: tuple[Comparison, ...] = ()) -> list[Path]:
     """The comparison's tables (CSV and one Markdown file) and figures into `out`; `also`: the same
     data compared by another factor (optimizers alone, parameterizations alone), added as sections."""
-    c, written = comparison, []
-    write_csv(c.fixed_target, FIXED_TARGET_COLUMNS, out / "fixed_target.csv")
-    write_csv(c.fixed_budget, FIXED_BUDGET_COLUMNS, out / "fixed_budget.csv")
-    write_csv(c.pairs.to_dict("records"), PAIR_COLUMNS, out / "pairwise.csv")
-    written += [out / "fixed_target.csv", out / "fixed_budget.csv", out / "pairwise.csv"]
+    written = write_comparison_files(comparison, out, also)
+    (out / "comparison.md").write_text(comparison_markdown(comparison, also))
+    return written[:3] + [out / "comparison.md"] + written[3:]
+
+
+def comparison_markdown(comparison: Comparison, also: tuple[Comparison, ...] = ()) -> str:
+    """comparison.md: the significance of the differences (by `also`'s factors too), then the
+    fixed-budget and fixed-target tables."""
+    c = comparison
     parts = ["# Comparison", "", significance_markdown(c, level="##")]
     for other in also:
         parts += ["", f"## {FACTOR_TITLES[other.paired.factor]}", "", significance_markdown(other, level="###")]
@@ -241,8 +245,16 @@ def write_comparison(comparison: Comparison, out: Path, also: tuple[Comparison, 
         "",
         markdown_table(c.fixed_target, FIXED_TARGET_COLUMNS),
     ]
-    (out / "comparison.md").write_text("\n".join(parts) + "\n")
-    written.append(out / "comparison.md")
+    return "\n".join(parts) + "\n"
+
+
+def write_comparison_files(comparison: Comparison, out: Path, also: tuple[Comparison, ...] = ()) -> list[Path]:
+    """The comparison's CSV tables and figures into `out` (the figures are recorded in `figures`)."""
+    c, written = comparison, []
+    write_csv(c.fixed_target, FIXED_TARGET_COLUMNS, out / "fixed_target.csv")
+    write_csv(c.fixed_budget, FIXED_BUDGET_COLUMNS, out / "fixed_budget.csv")
+    write_csv(c.pairs.to_dict("records"), PAIR_COLUMNS, out / "pairwise.csv")
+    written += [out / "fixed_target.csv", out / "fixed_budget.csv", out / "pairwise.csv"]
     if c.runs.runs:
         c.figures["ecdf"], c.figures["fixed_budget"] = out / "ecdf.png", out / "fixed_budget.png"
         legend = {label: anytime.legend_label(c.runs, label) for label in c.runs.labels}

@@ -16,15 +16,11 @@ from pathlib import Path
 
 from .comparison import (
     FACTOR_TITLES,
-    FIXED_BUDGET_COLUMNS,
-    FIXED_TARGET_COLUMNS,
     PAIR_COLUMNS,
     Comparison,
-    win_rate_rows,
 )
-from .quality_report import MEANS_COLUMNS, SHOWN, QualitySection, means_by
+from .quality_report import QualitySection, means_by, means_columns, shown
 from .rows import cell_name
-from .stats import TEST_NOTE
 from .tables import cell_text
 
 STYLE = """
@@ -192,7 +188,7 @@ def quality_section(q: QualitySection, grids: list[tuple[Path, str]]) -> str:
     """Each measure's verdict (the paired tests over the targets where it beats its controls), the
     means per optimizer, then per target: its final images beside the unit's dataset examples and
     the quality-against-activation figure, and every cell's measures (uninformative ones marked)."""
-    shown = [m for m in SHOWN if any(r.get(m) is not None for r in q.records)]
+    present = [m for m in shown() if any(r.get(m) is not None for r in q.records)]
     parts = [
         f"<p>Reference set: <b>{html.escape(str(q.reference))}</b>. A measure is ranked only on the targets "
         "where it beats its controls (uniform gray, uniform noise, a random reference image of the same unit); "
@@ -206,7 +202,7 @@ def quality_section(q: QualitySection, grids: list[tuple[Path, str]]) -> str:
         )
     parts.append(
         f"<h3>Means per optimizer (reference: {html.escape(str(q.reference))})</h3>"
-        + table(means_by(q.records), MEANS_COLUMNS)
+        + table(means_by(q.records), means_columns())
     )
     parts += [f"<p class=muted>{html.escape(n)}</p>" for n in q.notes]
     grid_of = {cap: p for p, cap in grids}
@@ -232,107 +228,19 @@ def quality_section(q: QualitySection, grids: list[tuple[Path, str]]) -> str:
                         "seed": r["seed"],
                         "robust_value": r["robust_value"],
                         "robust_8bit": r["robust_8bit"],
-                        **{m: _measure_text(r, m) for m in shown},
+                        **{m: _measure_text(r, m) for m in present},
                     }
                     for r in sorted(mine, key=lambda r: (r["strategy"], r["seed"]))
                 ],
-                ["strategy", "seed", "robust_value", "robust_8bit", *shown],
+                ["strategy", "seed", "robust_value", "robust_8bit", *present],
             )
         )
     return "".join(parts)
 
 
-def write_html(
-    path: Path,
-    title: str,
-    rows: list[dict],
-    failed: list[dict],
-    comparison: Comparison,
-    summary: tuple[list[dict], list[str]],
-    figures: list[tuple[Path, str]],
-    grids: list[tuple[Path, str]],
-    also: tuple[Comparison, ...] = (),
-    quality: "QualitySection | None" = None,
-) -> Path:
-    """Write the report to `path`; figures and grids are (image file, caption) pairs embedded
-    inline; `also`: the same cells compared by another factor."""
-    c = comparison
-    facts = setup_facts(rows, failed)
-    sections = [
-        (
-            "conclusions",
-            "Conclusions",
-            '<ul class="conclusions">' + "".join(f"<li>{html.escape(s)}</li>" for s in c.conclusions()) + "</ul>",
-        ),
-        (
-            "setup",
-            "Setup and versions",
-            "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items()) + "</dl>",
-        ),
-        (
-            "budget",
-            "Fixed budget",
-            "".join(
-                figure(c.figures[k], cap)
-                for k, cap in (
-                    (
-                        "fixed_budget",
-                        "Normalized best-so-far against model passes and seconds (median, interquartile band)",
-                    ),
-                )
-                if k in c.figures
-            )
-            + "<p class=muted>Area under the normalized best-so-far curve (one anytime number; "
-            "each problem's horizon is its longest run), runs that stopped early and cells that failed:</p>"
-            + table(c.fixed_budget, FIXED_BUDGET_COLUMNS),
-        ),
-        (
-            "target",
-            "Fixed target",
-            "".join(
-                figure(c.figures[k], cap)
-                for k, cap in (("ecdf", "Empirical distribution of run times over all (run, target) pairs"),)
-                if k in c.figures
-            )
-            + "<p class=muted>aRT (COCO): every pass of every run until the target, an unsuccessful run in full, "
-            "divided by the number of successful runs; inf when no run reached it. "
-            "p10/p50/p90: bootstrap over runs.</p>" + table(c.fixed_target, FIXED_TARGET_COLUMNS),
-        ),
-        (
-            "stats",
-            "Paired statistics",
-            f"<p>{html.escape(TEST_NOTE)}</p>"
-            + "".join(
-                figure(c.figures[k], cap)
-                for k, cap in (
-                    (
-                        "critical_difference",
-                        "Critical-difference diagram (scikit-posthocs): mean ranks, bars join strategies "
-                        "not significantly different after Holm's correction",
-                    ),
-                    (
-                        "win_rate",
-                        "Win-rate matrix: share of paired blocks where the row beats the column, "
-                        "95% bootstrap interval",
-                    ),
-                )
-                if k in c.figures
-            )
-            + "<h3>Pairwise Wilcoxon signed-rank tests (green: significant after Holm's correction)</h3>"
-            + table(c.pairs.to_dict("records"), PAIR_COLUMNS, highlight="significant")
-            + (
-                "<h3>Win rates</h3>" + table(win_rate_rows(c.wins), ["strategy", *c.wins["rate"].columns])
-                if c.wins is not None
-                else ""
-            )
-            + "".join(factor_section(o, path.parent / f"critical_difference_{o.paired.factor}.png") for o in also),
-        ),
-        ("curves", "Convergence per problem", "".join(figure(p, cap) for p, cap in figures)),
-        ("summary", "Medians over seeds", table(*summary)),
-        ("images", "Final images", "".join(figure(p, cap) for p, cap in grids)),
-        *([("quality", "Quality measures", quality_section(quality, grids))] if quality is not None else []),
-        ("failed", f"Failed cells ({len(failed)})" if failed else "Failed cells", failed_cells(failed)),
-    ]
+def write_html(path: Path, title: str, sections: list[tuple[str, str, str]]) -> Path:
+    """Write the report page to `path`: `sections` are (anchor, heading, HTML body) in page order
+    (the report sections of fvopt.bench.sections render them), each linked from the navigation bar."""
     nav = "".join(f'<a href="#{key}">{html.escape(name)}</a>' for key, name, _ in sections)
     body = "".join(
         f'<section id="{key}"><h2>{html.escape(name)}</h2>{content}</section>' for key, name, content in sections

@@ -123,7 +123,7 @@ def decode_exact(blob: bytes) -> torch.Tensor:
 
 def images_of(row: dict) -> tuple[torch.Tensor, str]:
     """A stored cell's final images (n, 3, H, W) in [0,1] and where they came from: the exact float32
-    images when the cell kept them, else cut out of the 8-bit PNG grid (fvopt.images.grid: 2 px
+    images when the cell kept them, else cut out of the 8-bit PNG grid (fvopt.io.images.grid: 2 px
     padding, ceil(sqrt(n)) columns, n = the target's images per cell). A grid whose shape does not fit
     is refused in one line rather than judged as something else."""
     if row.get("image_exact"):
@@ -152,31 +152,6 @@ def images_of(row: dict) -> tuple[torch.Tensor, str]:
     return torch.from_numpy(np.stack(tiles)).permute(0, 3, 1, 2).float().div(255), PNG
 
 
-_NETWORKS: dict = {}
-_REFERENCES: dict = {}
-
-
-def _network(name: str, device):
-    """A judge or transfer network, loaded once per process (a bench judges hundreds of cells)."""
-    from ..models import load_model
-
-    key = (name, str(device))
-    if key not in _NETWORKS:
-        _NETWORKS[key] = load_model(name, device=str(device))
-    return _NETWORKS[key]
-
-
-def _reference(reference: str | None):
-    """The reference set, read once per process (the stand-in cuts its crops from nine photos)."""
-    from ..quality import reference_set
-
-    if reference is None:
-        return None
-    if reference not in _REFERENCES:
-        _REFERENCES[reference] = reference_set(reference)
-    return _REFERENCES[reference]
-
-
 def judge_images(
     images: torch.Tensor,
     target: str,
@@ -192,8 +167,11 @@ def judge_images(
     and `image_source` (the exact images or the 8-bit PNG). With `as_saved`, also `value_8bit` and
     `robust_8bit` (the common evaluator on the picture as saved), for cells that ran before the
     evaluator scored it. A measure that fails after the pass is an `error`, never a number."""
+    from ..models.cache import cached_model
     from ..quality import default_judge, judge
-    from ..quality.score import DEFAULT_TRANSFER, viz_settings
+    from ..quality.reference import cached_reference_set
+    from ..quality.builtin_measures import DEFAULT_TRANSFER
+    from ..quality.score import viz_settings
 
     out: dict = {"settings": settings.asdict(), "image_source": source}
     if as_saved:
@@ -203,7 +181,7 @@ def judge_images(
         saved = score_as_saved(model, parse_target(target), images, render=render)
         out.update(value_8bit=saved["value_8bit"], robust_8bit=saved["robust_8bit"])
     ref, measures = viz_settings(
-        _reference(settings.reference),
+        cached_reference_set(settings.reference),
         settings.judge,
         list(settings.measures) if isinstance(settings.measures, tuple) else settings.measures,
         model,
@@ -211,8 +189,8 @@ def judge_images(
     if measures is None:
         return out
     # the judge and transfer networks by the names judge() would load, loaded once per process
-    judge_net = _network(settings.judge or default_judge(model.name), model.device)
-    transfer = [_network(t, model.device) for t in DEFAULT_TRANSFER if t != model.name]
+    judge_net = cached_model(settings.judge or default_judge(model.name), model.device)
+    transfer = [cached_model(t, model.device) for t in DEFAULT_TRANSFER if t != model.name]
     try:
         out.update(
             judge(

@@ -36,11 +36,28 @@ from . import stats
 from .rows import algorithm_labels, problem_of
 from .tables import markdown_table
 
-# measure -> +1 (higher is better) or -1 (lower is better); spectral_slope itself has no better side
-RANKED = {"natural_ratio": 1, "plausibility": 1, "mis": 1, "transfer": 1, "spectral_distance": -1, "diversity": 1}
-SHOWN = ("natural_ratio", "plausibility", "mis", "transfer", "spectral_slope", "spectral_distance", "diversity")
-CONTROLS = ("gray", "noise", "refimage")
 AGREEMENT_SAMPLES = 999
+
+
+def ranked() -> dict[str, int]:
+    """Each value the registered measures write -> +1 (higher is better) or -1 (lower is better); those
+    without a better side (spectral_slope) are shown, never ranked (fvopt.quality.registry)."""
+    from ..quality.registry import ranked as registered
+
+    return registered()
+
+
+def shown() -> tuple[str, ...]:
+    """Every value the registered measures write, in registration order."""
+    from ..quality.registry import shown as registered
+
+    return registered()
+
+
+def control_names() -> tuple[str, ...]:
+    from ..quality.measures import CONTROLS
+
+    return CONTROLS
 
 
 def quality_records(rows: list[dict]) -> list[dict]:
@@ -72,8 +89,8 @@ def quality_records(rows: list[dict]) -> list[dict]:
             "natural_ratio_max": q.get("natural_ratio_max"),
             "robust_activation": q.get("robust_activation"),
         }
-        for m in SHOWN:
-            for suffix in ("", "_lo", "_hi", "_informative", *(f"_{c}" for c in CONTROLS)):
+        for m in shown():
+            for suffix in ("", "_lo", "_hi", "_informative", *(f"_{c}" for c in control_names())):
                 rec[m + suffix] = q.get(m + suffix)
         out.append(rec)
     return out
@@ -101,7 +118,7 @@ def informative_targets(records: list[dict], measure: str) -> dict[tuple, dict]:
         share = float(np.mean(flags)) if flags else math.nan
         controls = {
             c: float(np.median(v))
-            for c in CONTROLS
+            for c in control_names()
             if (v := [r[f"{measure}_{c}"] for r in mine if _finite(r.get(f"{measure}_{c}"))])
         }
         out[problem] = {
@@ -212,7 +229,7 @@ def paired_quality(
         raise ValueError(f"factor {factor!r}: allowed are algorithm, strategy")
     targets = informative_targets(records, measure)
     keep = {t for t, v in targets.items() if v["informative"] or not informative_only}
-    sign = RANKED[measure]
+    sign = ranked()[measure]
     frame = pd.DataFrame(
         [
             {
@@ -291,7 +308,7 @@ def compare_quality(rows: list[dict], measure: str, factor: str = "algorithm") -
 
 
 def ranked_measures(records: list[dict]) -> list[str]:
-    return [m for m in RANKED if any(_finite(r.get(m)) for r in records)]
+    return [m for m in ranked() if any(_finite(r.get(m)) for r in records)]
 
 
 def means_by(records: list[dict], key: str = "optimizer") -> list[dict]:
@@ -301,7 +318,7 @@ def means_by(records: list[dict], key: str = "optimizer") -> list[dict]:
     for name in sorted({r[key] for r in records}):
         mine = [r for r in records if r[key] == name]
         row = {key: name, "cells": len(mine)}
-        for m in ("robust_value", "robust_8bit", *SHOWN):
+        for m in ("robust_value", "robust_8bit", *shown()):
             v = [r[m] for r in mine if _finite(r.get(m))]
             row[m] = float(np.mean(v)) if v else None
             flags = [r.get(f"{m}_informative") for r in mine if r.get(f"{m}_informative") is not None]
@@ -377,40 +394,36 @@ def quality_markdown(rows: list[dict], comparisons: list[QualityComparison] | No
         "",
         "beats: share of cells whose interval lies above every control of their unit.",
         "",
-        markdown_table(means_by(records), MEANS_COLUMNS, number=".3g"),
+        markdown_table(means_by(records), means_columns(), number=".3g"),
         "",
     ]
     return "\n".join(parts)
 
 
-MEANS_COLUMNS = [
-    "optimizer",
-    "cells",
-    "robust_value",
-    "robust_8bit",
-    "natural_ratio",
-    "natural_ratio_beats_controls",
-    "plausibility",
-    "plausibility_beats_controls",
-    "mis",
-    "mis_beats_controls",
-    "transfer",
-    "spectral_slope",
-    "spectral_distance",
-]
-CELL_COLUMNS = [
-    "model",
-    "target",
-    "strategy",
-    "seed",
-    "robust_value",
-    "robust_8bit",
-    *[m + s for m in SHOWN for s in ("", "_lo", "_hi", "_informative")],
-    "reference",
-    "judge",
-    "image_source",
-    "error",
-]
+def means_columns() -> list[str]:
+    """The means table's columns: activation, then what each registered measure declares (`Output.means`)."""
+    from ..quality.registry import all_outputs
+
+    return ["optimizer", "cells", "robust_value", "robust_8bit"] + [
+        o.name + suffix for o in all_outputs() for suffix in o.means
+    ]
+
+
+def cell_columns() -> list[str]:
+    """quality_cells.csv's columns: each cell's identity, activation and every measure with its interval."""
+    return [
+        "model",
+        "target",
+        "strategy",
+        "seed",
+        "robust_value",
+        "robust_8bit",
+        *[m + s for m in shown() for s in ("", "_lo", "_hi", "_informative")],
+        "reference",
+        "judge",
+        "image_source",
+        "error",
+    ]
 
 
 def _finite(value) -> bool:
@@ -434,28 +447,36 @@ def write_quality(rows: list[dict], out, examples: bool = True) -> tuple[Quality
     """quality.md, quality_cells.csv, one scatter per target (quality against activation) and, with
     `examples`, each unit's dataset examples (fvopt.quality.examples, from the cached reference
     pass) into `out`; (None, []) when no cell was judged."""
-    from pathlib import Path
+    section, written = collect_quality(rows, out, examples)
+    if section is not None:
+        (Path(out) / "quality.md").write_text(quality_markdown(rows, section.comparisons, level="#") + "\n")
+        written.insert(0, Path(out) / "quality.md")
+    return section, written
 
+
+def collect_quality(rows: list[dict], out, examples: bool = True) -> tuple[QualitySection | None, list]:
+    """What a report shows of the quality measures, with its files (quality_cells.csv, the scatters,
+    the dataset examples) written into `out`; quality.md is `quality_markdown` of the same comparisons;
+    (None, []) when no cell was judged."""
     from .quality_plots import plot_quality_scatter
     from .rows import problems, problem_title, slug
     from .tables import write_csv
 
     records = quality_records(rows)
-    if not any(r["reference"] or any(_finite(r.get(m)) for m in SHOWN) for r in records):
+    if not any(r["reference"] or any(_finite(r.get(m)) for m in shown()) for r in records):
         return None, []
     out = Path(out)
     reference, _, _ = main_reference(records)
     comparisons = [compare_quality(rows, m) for m in ranked_measures(records)]
     section = QualitySection(reference, comparisons, records)
     written = []
-    (out / "quality.md").write_text(quality_markdown(rows, comparisons, level="#") + "\n")
-    write_csv(records, CELL_COLUMNS, out / "quality_cells.csv")
-    written += [out / "quality.md", out / "quality_cells.csv"]
+    write_csv(records, cell_columns(), out / "quality_cells.csv")
+    written += [out / "quality_cells.csv"]
     several = len({r.get("model") for r in rows}) > 1
     for model, target in problems(rows):
         mine = [r for r in records if (r["model"], r["target"]) == (model, target)]
         path = out / f"quality_{slug(str(model)) + '_' if several else ''}{slug(target)}.png"
-        plot_quality_scatter(mine, list(SHOWN), path, problem_title(model, target, rows), str(reference))
+        plot_quality_scatter(mine, list(shown()), path, problem_title(model, target, rows), str(reference))
         if path.exists():
             section.scatters[(model, target)] = path
             written.append(path)

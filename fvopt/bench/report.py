@@ -3,7 +3,8 @@ results database into one folder (and, with `html`, one self-contained report.ht
 
 The layers below it, each importing only those under it:
 rows (what a stored cell means, the reference value) -> tables, export -> plots -> metrics,
-anytime, stats, analysis -> comparison -> html_report -> report.
+anytime, stats, analysis -> comparison -> html_report -> sections (the registry of report sections:
+what each collects, its Markdown and its HTML) -> report, which loops over the sections.
 """
 
 from __future__ import annotations
@@ -11,18 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import FvoptError
-from ..scoped import keeps_process_state
-
-# the names below were defined here before the bench package was layered: still importable from here
-from .metrics import CELL_COLUMNS, SUMMARY_COLUMNS, cell_metrics, summarize  # noqa: F401
-from .metrics import time_area as area_under  # noqa: F401
-from .plots import plot_convergence, plot_image_grid
-from .rows import best_at, cell_name, passes_of, problem_title, problems, slug  # noqa: F401
+from ..runtime.scoped import keeps_process_state
 from .store import Store
-from .tables import markdown_table, write_csv, write_table  # noqa: F401
 
 
-@keeps_process_state  # generators, threads and backend switches restored on return (fvopt.scoped)
+@keeps_process_state  # generators, threads and backend switches restored on return (fvopt.runtime.scoped)
 def write_report(
     db: str | Path,
     out: str | Path,
@@ -38,8 +32,8 @@ def write_report(
     point as traces.csv and in IOHprofiler's format; returns the files written. Cells judged by
     fvopt.quality (a spec's reference, or `fvopt bench rescore`) add quality.md, quality_cells.csv, a
     quality-against-activation figure per target and, with `examples`, each unit's dataset examples."""
-    from ..images import check_folder_writable
-    from .comparison import TARGET_KINDS, compare, write_comparison
+    from ..io.images import check_folder_writable
+    from .comparison import TARGET_KINDS
 
     if targets not in TARGET_KINDS:
         raise FvoptError(f"report targets '{targets}' is not one of: {', '.join(TARGET_KINDS)}")
@@ -60,91 +54,35 @@ def write_report(
             + (f" ({len(failed)} failed: see their errors with sqlite3)" if failed else "")
         )
     check_folder_writable(out, "report folder")
-    written: list[Path] = []
+    from .sections import SECTIONS, ReportData, render_markdown
+
+    data = ReportData(rows, failed, out, targets, examples)
     try:
-        cells = cell_metrics(rows)
-        summary = summarize(cells)
-        for stem, table, columns, title in (
-            (out / "cells", cells, CELL_COLUMNS, f"All cells ({len(cells)})"),
-            (out / "summary", summary, SUMMARY_COLUMNS, "Medians over seeds"),
-        ):
-            write_table(table, columns, stem, title)
-            written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
-        curves = []
-        for axis in ("time", "passes"):
-            plot_convergence(rows, axis, out / f"convergence_{axis}.png")
-            written.append(out / f"convergence_{axis}.png")
-            curves.append(
-                (
-                    out / f"convergence_{axis}.png",
-                    f"Best objective against {'wall time' if axis == 'time' else 'model passes'} per problem",
-                )
-            )
-        several = len({r.get("model") for r in rows}) > 1
-        grids = []
-        for model, target in problems(rows):
-            # JPEG: these grids of noisy, photo-like images are ten times smaller than as PNG
-            name = f"images_{slug(str(model)) + '_' if several else ''}{slug(target)}.jpg"
-            plot_image_grid(rows, target, out / name, model)
-            written.append(out / name)
-            grids.append((out / name, problem_title(model, target, rows)))
-        # always written, so that an earlier report's list of failures never outlives them
-        (out / "failed.md").write_text(failed_markdown(failed))
-        written.append(out / "failed.md")
+        blocks = []
+        for name in SECTIONS:  # each section collects (writing its data files and figures), then renders
+            collected = data.collected(name)
+            for file, text in render_markdown(name, collected, data).items():
+                (out / file).write_text(text)
+                data.written.append(out / file)
+            section = SECTIONS[name].obj
+            if collected is not None and section.html is not None:
+                blocks.append((name, section.heading(collected, data), section.html(collected, data)))
         if exports:  # the traces for other tools: one tidy CSV, and IOHprofiler's format (folder and zip)
             from .export import export_iohprofiler, export_tidy_csv, zip_folder
 
             export_iohprofiler(rows, out / "iohprofiler")
-            written += [
+            data.written += [
                 export_tidy_csv(rows, out / "traces.csv"),
                 out / "iohprofiler",
                 zip_folder(out / "iohprofiler", out / "iohprofiler.zip"),
             ]
-        comparison = compare(rows, failed, targets)
-        by_factor = tuple(
-            compare(rows, failed, targets, factor=f)
-            for f in ("strategy", "param")
-            if len({r["param"] for r in rows}) > 1
-        )
-        written += write_comparison(comparison, out, by_factor)
-        from .quality_report import write_quality
-
-        quality, files = write_quality(rows, out, examples=examples)  # None when no cell was judged
-        written += files
         if html:
             from .html_report import write_html
 
             name = rows[0].get("spec_name") or Path(db).stem
-            written.append(
-                write_html(
-                    out / "report.html",
-                    f"Benchmark report: {name}",
-                    rows,
-                    failed,
-                    comparison,
-                    (summary, SUMMARY_COLUMNS),
-                    curves,
-                    grids,
-                    by_factor,
-                    quality=quality,
-                )
-            )
+            data.written.append(write_html(out / "report.html", f"Benchmark report: {name}", blocks))
     except OSError as err:
         raise FvoptError(
-            f"cannot write the report into '{out}': {err.strerror or err} ({len(written)} files written before it)"
+            f"cannot write the report into '{out}': {err.strerror or err} ({len(data.written)} files written before it)"
         ) from None
-    return sorted(written)
-
-
-def failed_markdown(failed: list[dict]) -> str:
-    """failed.md: how many cells failed, each with its error, and its traceback (databases since
-    schema version 1 keep it) folded under it."""
-    if not failed:
-        return "# Failed cells\n\nNone: every cell of the database finished.\n"
-    lines = [f"{len(failed)} {'cell' if len(failed) == 1 else 'cells'} failed (not in any table or figure):", ""]
-    for r in failed:
-        lines.append(f"- {cell_name(r)}: {r['error']}")
-        if r.get("traceback"):
-            body = "\n".join("  " + line for line in r["traceback"].rstrip().splitlines())
-            lines += ["", "  <details><summary>traceback</summary>", "", "  ```", body, "  ```", "", "  </details>", ""]
-    return "# Failed cells\n\n" + "\n".join(lines).rstrip() + "\n"
+    return sorted(set(data.written))

@@ -128,27 +128,21 @@ def rescore(
     return summary
 
 
-_MODELS: dict = {}
-
-
 def _judge_row(row: dict, settings: QualitySettings) -> dict:
     """A stored cell's quality, as `judging.judge_images` gives it for a fresh cell; the image read
     and the scores as saved (for cells from before the evaluator scored them) included."""
-    from ..models import load_model
+    from ..models.cache import cached_model
 
     try:
         images, source = images_of(row)
     except FvoptError as err:
         return {"settings": settings.asdict(), "error": str(err)}
-    name = str(row["model"])
-    if name not in _MODELS:
-        _MODELS[name] = load_model(name)
     render = (row.get("extra") or {}).get("render")
     as_saved = "value_8bit" not in (row.get("final") or {})
     return judge_images(
         images,
         row["target"],
-        _MODELS[name],
+        cached_model(str(row["model"])),
         settings,
         seed=int(row["seed"]),
         render=render if isinstance(render, int) else None,

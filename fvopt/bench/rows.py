@@ -23,7 +23,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..filenames import slug  # noqa: F401  (the one file-name sanitizer; read from here by the report)
+from ..io.filenames import slug  # noqa: F401  (the one file-name sanitizer; read from here by the report)
 from ..stops import used_budget
 
 AXES = {"passes": "model passes (forward 1, backward 2)", "seconds": "wall time (s)"}

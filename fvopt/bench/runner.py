@@ -23,7 +23,7 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from ..errors import FvoptError
-from ..scoped import keeps_process_state
+from ..runtime.scoped import keeps_process_state
 from .cell import run_cell
 from .spec import Cell, Spec
 from .store import Store
@@ -76,7 +76,7 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-@keeps_process_state  # generators, threads and backend switches restored on return (fvopt.scoped)
+@keeps_process_state  # generators, threads and backend switches restored on return (fvopt.runtime.scoped)
 def run_spec(
     spec: Spec,
     store: Store | str | Path,
@@ -239,7 +239,7 @@ def check_models(spec: Spec) -> None:
     here), the image size suits it, each target's layers and units exist in it (and a diversity
     term has images to compare), the class of a class target exists in the transfer model, and one
     step's images fit in memory. Errors name the spec's key path."""
-    from ..memory import check_fits, largest_pass
+    from ..runtime.memory import check_fits, largest_pass
     from ..models.info import num_classes
     from ..objectives import parse_target
     from ..params import make_param
@@ -247,7 +247,7 @@ def check_models(spec: Spec) -> None:
     from ..strategies import make_strategy
     from ..transforms import make_transforms
     from ..quality.score import refuse_reference_for_channels
-    from .cell import cached_model
+    from ..models.cache import cached_model
 
     bench = spec.raw.get("bench", {}) if isinstance(spec.raw, dict) else {}
 

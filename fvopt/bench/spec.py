@@ -26,37 +26,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import FvoptError
-from ..options import IMAGE_SIDE, POSITIVE_INT, SEED
+from ..config.options import IMAGE_SIDE, POSITIVE_INT, SEED
+from ..config.run import RUN_SETTINGS
+from ..params.registry import DEFAULT_PARAM
 from ..problem import BUDGET_OPTIONS
 
-BENCH_KEYS = {
-    "name",
-    "size",
-    "seeds",
-    "models",
-    "targets",
-    "params",
-    "budget",
-    "transforms",
-    "render",
-    "transfer_model",
-    "device",
-    "max_batch",
-    "input",
-    "reference",
-    "judge",
-    "measures",
-}
+SPEC_ONLY_KEYS = {"name", "transfer_model"}  # the bench's name, and the network its images are transferred to
+# every other key is a declared setting's spec key (fvopt/config/run.py): `[bench] size` is `--size`, checked alike
+_SPEC_KEYS = [row.spec for row in RUN_SETTINGS.values() if row.spec and not row.spec.startswith("strategies")]
+BENCH_KEYS = {key.split(".")[0] for key in _SPEC_KEYS} | SPEC_ONLY_KEYS
 # [bench.input]: the models' preprocessing (fvopt.wrap's arguments), e.g. a grayscale network's
 # channels = 1, mean = [0.1307], std = [0.3081], input_size = 28, value_range = [0, 255]
-INPUT_KEYS = ("channels", "mean", "std", "input_size", "value_range")
-BUDGET_KEYS = {"seconds", "passes", "forwards", "steps"}
+INPUT_KEYS = tuple(key.split(".")[1] for key in _SPEC_KEYS if key.startswith("input."))
+BUDGET_KEYS = {key.split(".")[1] for key in _SPEC_KEYS if key.startswith("budget.")}
 STRATEGY_KEYS = {"name", "label"}  # plus the strategy's own options
 
 
@@ -95,7 +82,7 @@ class Cell:
     @property
     def key(self) -> str:
         """Content hash: an unchanged cell keeps its key when the spec around it changes (a cell
-        without a render size or an input table hashes as before they existed, so old databases resume)."""
+        without a render size or an input table hashes without those keys, so databases written before them resume)."""
         fields = {
             k: v
             for k, v in asdict(self).items()
@@ -151,21 +138,13 @@ def _input_table(table) -> tuple | None:
     _check_keys(table, set(INPUT_KEYS), "bench.input")
     out = []
     for key, value in sorted(table.items()):
-        ok = (
-            (isinstance(value, (int, float)) and not isinstance(value, bool))
-            or (
-                isinstance(value, list)
-                and value
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-            )
-            or (isinstance(value, str) and key in ("mean", "std", "input_size"))
-        )
-        if not ok or (key == "channels" and not isinstance(value, int)):
-            raise _fail(
-                f"bench.input.{key}",
-                f"must be {'an integer' if key == 'channels' else 'a number or a list of numbers'}, not {value!r}",
-            )
-        out.append((key, tuple(value) if isinstance(value, list) else value))
+        if isinstance(value, bool) or not isinstance(value, (int, float, str, list)):
+            raise _fail(f"bench.input.{key}", f"must be {RUN_SETTINGS[key].allowed}, not {value!r}")
+        try:
+            RUN_SETTINGS[key].checked(value, "value")  # the declared check, as --channels, --mean ... and wrap()
+        except FvoptError as err:
+            raise _fail(f"bench.input.{key}", str(err).replace("value=", "", 1)) from None
+        out.append((key, tuple(value) if isinstance(value, list) else value))  # as written: cell keys hash it
     return tuple(out)
 
 
@@ -184,6 +163,15 @@ def _search_space(strategy, param: str, size: int, target: str, budget: dict, wh
     except FvoptError as err:
         raise _fail(where, f"on {param} for target {target}: {err}") from None
     return space.name
+
+
+def _declared(name: str, value, key: str | None = None):
+    """`[bench] name = value` checked by the setting's declared check (fvopt/config/run.py): the same refusal as
+    the flag and the Python argument, located in the spec."""
+    try:
+        return RUN_SETTINGS[name].checked(value, "value")
+    except FvoptError as err:
+        raise _fail(f"bench.{key or name}", str(err).replace("value=", "", 1)) from None
 
 
 def _number(value, option, where: str):
@@ -232,7 +220,7 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
     for key in ("targets", "budget"):
         if key not in bench:
             raise _fail(f"bench.{key}", "is required")
-    size = _number(bench.get("size", 128), IMAGE_SIDE, "bench.size")
+    size = _number(bench.get("size", RUN_SETTINGS["size"].default_for("bench")), IMAGE_SIDE, "bench.size")
     seeds = _unique(
         [
             _number(s, SEED, f"bench.seeds[{i}]")
@@ -242,17 +230,17 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
     )
     models = _unique(_list_of(bench.get("models", ["lite0"]), str, "bench.models"), "bench.models")
     targets = _unique(_list_of(bench["targets"], str, "bench.targets"), "bench.targets")
-    params = _unique(_list_of(bench.get("params", ["fft"]), str, "bench.params"), "bench.params")
+    params = _unique(_list_of(bench.get("params", [DEFAULT_PARAM]), str, "bench.params"), "bench.params")
     spec_name = bench.get("name", Path(path).stem)
     if not isinstance(spec_name, str) or not spec_name.strip():
         raise _fail("bench.name", f"must be a non-empty text, not {spec_name!r}")
-    transforms = bench.get("transforms", "default")
+    transforms = bench.get("transforms", RUN_SETTINGS["transforms"].default_for("bench"))
     if not isinstance(transforms, str):
-        raise _fail(
-            "bench.transforms",
-            f"must be a transform set (default, lucent, color, none) or a chain such as "
-            f'"pad:12,jitter:8,scale:0.9-1.1", not {transforms!r}',
-        )
+        raise _fail("bench.transforms", f"must be {RUN_SETTINGS['transforms'].allowed}, not {transforms!r}")
+    _declared("transforms", transforms)
+    for name in ("reference", "judge", "measures"):
+        if bench.get(name) is not None:
+            _declared(name, bench[name])
     render = bench.get("render")
     if render is not None and render != "lucent":
         if isinstance(render, str):
@@ -265,11 +253,10 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
     transfer = bench.get("transfer_model")
     if transfer is not None and not isinstance(transfer, str):
         raise _fail("bench.transfer_model", f"must be a model name, not {transfer!r}")
-    device = bench.get("device", "cpu")
-    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-        raise _fail("bench.device", f"must be auto, cpu, cuda or cuda:N, not {device!r}")
+    device = bench.get("device", RUN_SETTINGS["device"].default_for("bench"))
+    device = _declared("device", device)
     _check_device(device)
-    max_batch = bench.get("max_batch", 32)
+    max_batch = bench.get("max_batch", RUN_SETTINGS["max_batch"].default_for("bench"))
     if max_batch != "auto":
         max_batch = _number(max_batch, POSITIVE_INT, "bench.max_batch")
     budget = bench["budget"]
@@ -277,8 +264,6 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
         raise _fail("bench.budget", "must be a table with seconds, passes, forwards or steps")
     _check_keys(budget, BUDGET_KEYS, "bench.budget")
     for key, value in budget.items():
-        if isinstance(value, str):
-            raise _fail(f"bench.budget.{key}", f"must be a positive number, not {value!r}")
         _number(value, BUDGET_OPTIONS[key], f"bench.budget.{key}")  # checked; kept as written (cell keys hash it)
 
     strategies = raw.get("strategies")

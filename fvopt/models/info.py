@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import FvoptError, suggest
-from ..canvas import describe, hw
+from ..io.canvas import describe, hw
 from .layouts import Layout, detect, output_tensor
 
 # The wrapper (models.wrapper.FeatureModel) is not imported here: it lists its own layers through this

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..scoped import process_state_kept
+from ..runtime.scoped import process_state_kept
 from .offline import hub_offline
 from ..errors import FvoptError, first_line, suggest
 from .weights import load_weights, read_state_dict  # noqa: F401  (read_state_dict: read from here by callers)
@@ -28,7 +28,7 @@ _MIN_SIZE = {"inception_v3": 75}
 
 def known_models() -> list[str]:
     """Names `load_model` accepts directly, plus the patterns for library architectures."""
-    patterns = [family.pattern for family in MODEL_SOURCES.families.values()]
+    patterns = [family.extra["pattern"] for family in MODEL_SOURCES.families.values()]
     return (
         MODEL_SOURCES.names()
         + patterns

@@ -21,7 +21,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from ..canvas import Size, describe, hw, parse_size
+from ..io.canvas import Size, describe, hw, parse_size
 from ..errors import FvoptError, first_line, suggest
 from .wrapper import IMAGENET_MEAN, IMAGENET_STD, FeatureModel
 from .weights import load_weights

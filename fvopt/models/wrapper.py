@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..canvas import Size, hw
+from ..io.canvas import Size, hw
 from ..errors import FvoptError
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ class FeatureModel(nn.Module):
         A module that runs more than once per forward is listed with its call count (`calls`,
         `spellings`) and then once per call as `NAME#K`, each with its own shape; only those `#K` names
         can be targeted. Probed once per size, then cached."""
-        from ..canvas import describe, parse_size
+        from ..io.canvas import describe, parse_size
         from .info import cached_layers
 
         size = parse_size(size)

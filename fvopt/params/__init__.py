@@ -20,10 +20,11 @@ from .fourier import FFTParam, MacoParam, natural_magnitude
 from .pixel import ImageParam, PixelParam
 from .pyramid import PyramidParam
 from .raw import RawParam
-from .registry import PARAMS, make_param, parse_options, register_param
+from .registry import DEFAULT_PARAM, PARAMS, make_param, parse_options, register_param
 
 __all__ = [
     "COLOR_CORRELATION",
+    "DEFAULT_PARAM",
     "FFTParam",
     "ImageParam",
     "MacoParam",

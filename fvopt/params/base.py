@@ -21,14 +21,14 @@ class Parameterization(nn.Module):
 
     name: str = "param"
     dim: int
-    size: int  # the image side, or (height, width) when the image is not square (fvopt.canvas)
-    channels: int = 3  # image channels: 3 is RGB, 1 grayscale, any other count works (issue 18)
+    size: int  # the image side, or (height, width) when the image is not square (fvopt.io.canvas)
+    channels: int = 3  # image channels: 3 is RGB, 1 grayscale, any other count works
     color_source: str = "imagenet"  # the decorrelation used: imagenet, identity, estimated from ...
 
     @property
     def image_hw(self) -> tuple[int, int]:
         """(height, width) of the images it draws."""
-        from ..canvas import hw
+        from ..io.canvas import hw
 
         return hw(self.size)
 

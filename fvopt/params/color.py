@@ -85,7 +85,7 @@ def estimate_basis(source: str | Path, channels: int, max_pixels: int = 200_000)
     """The square root of the channel covariance of reference images: one file or a folder of
     them (PNG/JPEG read with `channels` channels: 1 = grayscale, 3 = RGB; `.npy` arrays (C, H, W)
     or (H, W, C) for any count). Up to `max_pixels` pixels per file, evenly strided."""
-    from ..images import load_array
+    from ..io.images import load_array
 
     path = Path(source)
     if path.is_dir():

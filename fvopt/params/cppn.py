@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from ..options import Option
+from ..config.options import Option
 from .base import Parameterization, Subspace
 from .registry import register_param
 

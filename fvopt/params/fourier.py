@@ -7,8 +7,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ..canvas import hw
-from ..options import Option
+from ..io.canvas import hw
+from ..config.options import Option
 from .base import COLOR_CORRELATION, Parameterization, Subspace, from_rgb, normal, to_rgb
 from .color import ColorBasis, basis_for
 from .registry import register_param

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import FvoptError, first_line
-from ..options import Option
+from ..config.options import Option
 from .base import Parameterization
 from .registry import register_param
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..canvas import hw
-from ..options import Option
+from ..io.canvas import hw
+from ..config.options import Option
 from .base import Parameterization, from_rgb, normal, to_rgb
 from .color import ColorBasis, basis_for
 from .registry import register_param

@@ -7,8 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..canvas import hw
-from ..options import Option
+from ..io.canvas import hw
+from ..config.options import Option
 from .base import Parameterization, Subspace, from_rgb, normal, to_rgb
 from .color import ColorBasis, basis_for
 from .registry import register_param

@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..canvas import hw
-from ..options import Option
+from ..io.canvas import hw
+from ..config.options import Option
 from .base import Parameterization
 from .registry import register_param
 

@@ -16,12 +16,14 @@ import inspect
 from typing import Callable
 
 from ..errors import FvoptError
-from ..options import IMAGE_SIDE, Option, parse_options
-from ..registry import Entry, Registry
-from ..canvas import hw as _hw
+from ..config.options import IMAGE_SIDE, Option, parse_options
+from ..registry import Registry
+from ..io.canvas import hw as _hw
 from .base import Parameterization
 
-ParamEntry = Entry  # .build (its obj), .summary (its help), .options, .examples
+# The parameterization a run uses when none is named (Lucid's spectral one, the best quality known at ImageNet
+# scale); zero-order strategies search its low-dimensional form (the search-space policy).
+DEFAULT_PARAM = "fft"
 
 # Every parameterization by name; `fvopt.params` entry points of installed packages add to it.
 PARAMS: Registry[Callable[..., Parameterization]] = Registry(
@@ -38,7 +40,7 @@ def register_param(name: str, summary: str, options: dict[str, Option], examples
     return PARAMS.register(name, summary, options, examples)
 
 
-__all__ = ["PARAMS", "ParamEntry", "make_param", "parse_options", "register_param"]
+__all__ = ["DEFAULT_PARAM", "PARAMS", "make_param", "parse_options", "register_param"]
 
 
 def make_param(spec: str | Parameterization, size, channels: int = 3, color=None) -> Parameterization:
@@ -49,7 +51,7 @@ def make_param(spec: str | Parameterization, size, channels: int = 3, color=None
     identity otherwise). A builder that takes a `channels` keyword draws any canvas; one that does
     not is refused for anything but square RGB images, never run at a shape it does not draw.
     """
-    from ..canvas import parse_size
+    from ..io.canvas import parse_size
 
     if size is None:
         IMAGE_SIDE.coerce("image size", size)  # one line naming the missing size
@@ -68,13 +70,13 @@ def make_param(spec: str | Parameterization, size, channels: int = 3, color=None
     options = parse_options(opts, entry.options, f"parameterization {name}")
     canvas = {}
     if channels != 3 or not isinstance(size, int) or color is not None:
-        if "channels" not in inspect.signature(entry.build).parameters:
+        if "channels" not in inspect.signature(entry.obj).parameters:
             raise FvoptError(
                 f"parameterization {name} draws only square 3-channel images, and "
                 f"{channels}-channel {_hw(size)[0]}x{_hw(size)[1]} images were asked for"
             )
         canvas = {"channels": channels, "color": color}
     try:
-        return entry.build(size, **options, **canvas)
+        return entry.obj(size, **options, **canvas)
     except ValueError as err:
         raise FvoptError(str(err)) from None

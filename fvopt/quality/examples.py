@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import FvoptError
-from ..images import grid
+from ..io.images import grid
 from ..models import FeatureModel, load_model
 from ..objectives import Objective, validate
 from .activations import LayerStats, reference_pass

@@ -444,3 +444,16 @@ def reference_set(reference: "str | os.PathLike | ReferenceSet | None" = None) -
             f"(a folder named {NONE}: ./{NONE}) or '{BUILTIN}'"
         )
     return FolderReference(reference)
+
+
+_READ: dict[str, ReferenceSet] = {}
+
+
+def cached_reference_set(reference: str | None) -> ReferenceSet | None:
+    """`reference_set(reference)`, read once per process (a bench or an atlas judges every cell against
+    the same set, and the stand-in cuts its crops from nine photos); None stays None."""
+    if reference is None:
+        return None
+    if reference not in _READ:
+        _READ[reference] = reference_set(reference)
+    return _READ[reference]

@@ -3,6 +3,8 @@
 This is the one entry point the viz command, the bench harness and Python users call. It reads
 the images, the target (for the unit), the optimized network, a judge network and a reference set;
 it never needs the strategy that made the images, so a stored image can be re-judged any time.
+The measures themselves are entries of fvopt.quality.registry: judge prepares what they need
+(reference passes, judge features, controls) once, and runs each that applies.
 """
 
 from __future__ import annotations
@@ -18,16 +20,16 @@ from ..models import FeatureModel, load_model
 from ..objectives import Objective
 from . import measures as M
 from .activations import FEATURES, reference_pass
+from .builtin_measures import NATURAL_RATIO_OF
+from .builtin_measures import _unit_lists  # noqa: F401  (tests read it here)
 from .cache import weights_fingerprint
 from .features import penultimate, resolve_judge
 from .reference import ReferenceSet, check_side, no_reference, reference_set
-from .spectrum import spectral_slopes, too_small_for_a_slope
-from .stats import bootstrap, spread_select
+from .registry import MEASURES, Context, Facts, measure_names, needs_of, outputs_of, reason_absent, summary_order
+from .registry import unknown_measure
 from .units import Unit, as_objective, image_labels, unit_of
 
 CONTROL_SEED = 7_700_211
-NATURAL_RATIO_OF = "99th percentile"  # natural_ratio's denominator (before issue 26: the maximum; see upgrade_quality)
-DEFAULT_TRANSFER = ("lite0", "lite1")
 _CONTROL_MEMO: dict = {}  # control scores by (network, unit, control, image shape, seed, reference): same every cell
 
 
@@ -36,24 +38,20 @@ def parse_measures(measures: "str | list[str] | tuple[str, ...] | None") -> tupl
     measure, each refused if it cannot apply; 'none' -> []; a list or 'a,b' -> those, each refused if
     it cannot apply. An unknown name is refused naming the known ones."""
     if measures is None or measures == "default":
-        return list(M.MEASURES), False
+        return measure_names(), False
     if isinstance(measures, str):
         if measures.strip() == "none":
             return [], True
         if measures.strip() == "all":
-            return list(M.MEASURES), True
+            return measure_names(), True
         names = [m.strip() for m in measures.split(",") if m.strip()]
     elif isinstance(measures, (list, tuple)) and all(isinstance(m, str) for m in measures):
         names = list(measures)
     else:
         raise FvoptError(f"measures must be 'default', 'all', 'none' or a list of names, not {measures!r}")
-    from ..errors import suggest
-
     for m in names:
-        if m not in M.MEASURES:
-            raise FvoptError(
-                f"unknown measure '{m}'.{suggest(m, M.MEASURES)} Known: {', '.join(M.MEASURES)} (or all, none, default)"
-            )
+        if m not in MEASURES:
+            raise unknown_measure(m)
     if not names:
         raise FvoptError("measures is empty: name some (e.g. natural_ratio,mis), or 'all', 'none', 'default'")
     return list(dict.fromkeys(names)), True
@@ -70,31 +68,18 @@ def plan(
     """(measures to compute, {measure: why absent}, unit): checked before any model pass.
 
     A measure asked for by name (or by 'all') that cannot be computed is refused in one line; in the
-    default set it is simply absent, with the reason recorded. Images of other than 3 channels (a
-    grayscale or multispectral network) get the spectral slope only: every other measure compares
-    with RGB reference photos or ImageNet judges, which such images cannot be shown to. Images below
-    10 px a side (`size`, (height, width)) have no spectral slope.
+    default set it is simply absent, with the reason recorded. Each measure's needs
+    (fvopt.quality.registry.Needs) say when it cannot apply: images of other than 3 channels (a
+    grayscale or multispectral network) get only the measures that do not compare with RGB
+    reference photos or ImageNet judges (the spectral slope); images below 10 px a side (`size`,
+    (height, width)) have no spectral slope.
     """
     names, explicit = parse_measures(measures)
     unit, why_not = unit_of(target)
+    facts = Facts(n_images, channels, tuple(size) if size is not None else None, unit, has_reference)
     wanted, absent = [], {}
     for m in names:
-        reason = ""
-        if channels != 3 and m != "spectral_slope":
-            reason = (
-                f"{m} compares with RGB reference photos and ImageNet judges, and these images have "
-                f"{channels} channel{'s' if channels != 1 else ''}"
-            )
-        elif m in M.UNIT_MEASURES and unit is None:
-            reason = why_not
-        elif m == "transfer" and unit is not None and unit.kind != "class":
-            reason = f"transfer is a class measure and {unit.label(0).rsplit(':', 1)[0]} is a channel target"
-        elif m in M.NEEDS_REFERENCE and not has_reference:
-            reason = f"{m} needs reference images: give reference=DIR (--reference DIR) or 'builtin'"
-        elif m == "diversity" and n_images < 2:
-            reason = "diversity needs a batch of 2 or more images"
-        elif m == "spectral_slope" and size is not None:
-            reason = too_small_for_a_slope(*size)
+        reason = reason_absent(m, facts, why_not)
         if reason:
             if explicit:
                 raise FvoptError(f"measure {m} cannot be computed here: {reason}")
@@ -160,7 +145,8 @@ def judge(
       per_image: {unit: [label per image, as the trace's final.per_image.unit], M, M_lo, M_hi,
       M_informative, M_gray, M_noise, M_refimage, natural_ratio_max, robust_activation: [one per
       image]} (diversity, a batch measure, has one entry). Top-level M values are batch means of
-      per_image's, their interval resamples the images.
+      per_image's, their interval resamples the images. A measure registered by a plugin
+      (fvopt.quality.registry) adds its own keys the same way.
     Every input is checked before any network pass (FvoptError, one line).
     """
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
@@ -172,99 +158,61 @@ def judge(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise FvoptError(f"{name} must be a positive integer, not {value!r}")
     objective = as_objective(target)
-    n = images.shape[0]
-    channels = images.shape[1]
+    n, channels = images.shape[0], images.shape[1]
     refuse_reference_for_channels(reference, channels, model if isinstance(model, str) else model.name)
     ref = None if no_reference(reference) else reference_set(reference)  # 'none': no reference, as everywhere
     wanted, absent, unit = plan(objective, n, ref is not None, measures, channels=channels, size=images.shape[-2:])
     net = model if isinstance(model, FeatureModel) else load_model(model, device=device)
     check_side(side, net)
-    needs_judge = any(m in wanted for m in ("plausibility", "mis", "diversity")) or (
-        "spectral_slope" in wanted and ref is not None
-    )
+    needs = [needs_of(m) for m in wanted]
+    wants_features = any(x.judge_features for x in needs)
+    needs_judge = wants_features or (ref is not None and any(x.judge_reference for x in needs))
     judge_net = resolve_judge(judge, net, device=net.device) if needs_judge or judge is not None else None
-    transfer_nets = _transfer_nets(transfer, net) if "transfer" in wanted else []
-
-    images = images.detach().float().cpu().clamp(0, 1)
-    out: dict = {
-        "reference": "none",
-        "judge": judge_net.name if judge_net is not None else None,
-        "model": net.name,
-        "target": str(objective),
-        "images": n,
-        "measures": wanted,
-        "reference_cache": None,
-    }
-    stats_model = stats_judge = None
-    hows = []
-    if ref is not None and any(m in wanted for m in M.NEEDS_REFERENCE):
-        stats_model = reference_pass(
-            net,
-            ref,
-            [unit.layer],
-            side=side,
-            batch=batch,
-            progress=progress,
-            use_cache=use_cache,
-            cache_folder=cache_folder,
-        )[unit.layer]
-        hows.append(stats_model.how)
-    if ref is not None and judge_net is not None and needs_judge:
-        stats_judge = reference_pass(
-            judge_net,
-            ref,
-            [FEATURES],
-            side=side,
-            batch=batch,
-            progress=progress,
-            use_cache=use_cache,
-            cache_folder=cache_folder,
-        )[FEATURES]
-        hows.append(stats_judge.how)
-    if ref is not None:
-        out["reference"] = ref.describe()
-        out["reference_cache"] = "computed" if "computed" in hows else ("cache" if hows else None)
-
-    controls = _controls(images, ref, stats_model, unit, seed)
-    control_key = ref.fingerprint() if ref is not None else None
+    settings = dict(
+        seed=seed, render=render, top=top, pairs=pairs, per_source=per_source, robust=robust, transfer=transfer
+    )
+    ctx = Context(
+        images=images.detach().float().cpu().clamp(0, 1),
+        objective=objective,
+        unit=unit,
+        net=net,
+        judge_net=judge_net,
+        ref=ref,
+        stats_model=None,
+        stats_judge=None,
+        controls={},
+        control_key=ref.fingerprint() if ref is not None else None,
+        feats=None,
+        center=torch.zeros(1),
+        settings=settings,
+        out={
+            "reference": "none",
+            "judge": judge_net.name if judge_net is not None else None,
+            "model": net.name,
+            "target": str(objective),
+            "images": n,
+            "measures": wanted,
+            "reference_cache": None,
+        },
+        memo=_CONTROL_MEMO,
+    )
+    for m in wanted:  # what a measure loads or checks before any pass (transfer's networks)
+        prepare = MEASURES[m].obj.prepare
+        if prepare is not None:
+            ctx.state[m] = prepare(ctx)
+    _reference_passes(ctx, any(x.reference for x in needs), needs_judge, side, batch, progress, use_cache, cache_folder)
+    ctx.controls = _controls(ctx.images, ref, ctx.stats_model, unit, seed)
     if len(_CONTROL_MEMO) > 4096:
         _CONTROL_MEMO.clear()
+    if judge_net is not None and wants_features:
+        ctx.feats = _judge_features(ctx, side)
+    if ctx.stats_judge is not None:
+        ctx.center = torch.nanmean(ctx.stats_judge.mean.float(), 0)
     scored: list[M.Scored] = []
-    labels = image_labels(objective, n)
-    if "natural_ratio" in wanted:
-        scored.append(_natural_ratio(net, unit, images, controls, stats_model, render, seed, control_key, robust))
-    feats = None
-    if judge_net is not None and any(m in wanted for m in ("plausibility", "mis", "diversity")):
-        jside = stats_judge.side if stats_judge is not None else side
-        feats = {"vis": penultimate(judge_net, images, side=jside)}
-        for c in controls:
-            key = (
-                "features",
-                judge_net.name,
-                weights_fingerprint(judge_net),
-                c,
-                tuple(images.shape),
-                jside,
-                seed,
-                control_key,
-                tuple(unit.index_of(i) for i in range(n)) if unit is not None and c == "refimage" else None,
-            )
-            if key not in _CONTROL_MEMO:
-                _CONTROL_MEMO[key] = penultimate(judge_net, controls[c], side=jside)
-            feats[c] = _CONTROL_MEMO[key]
-    center = torch.nanmean(stats_judge.mean.float(), 0) if stats_judge is not None else torch.zeros(1)
-    if "plausibility" in wanted:
-        scored.append(_plausibility(unit, feats, stats_model, stats_judge, ref, center, top, per_source, seed, out))
-    if "mis" in wanted:
-        scored.append(_mis(unit, feats, stats_model, stats_judge, ref, center, pairs, per_source, seed, out))
-    if "transfer" in wanted:
-        scored.append(_transfer(unit, images, controls, transfer_nets, out, seed, control_key))
-    if "spectral_slope" in wanted:
-        scored.extend(_spectral(images, controls, stats_judge, seed, out))
-    if "diversity" in wanted:
-        scored.append(_diversity(feats, center if stats_judge is not None else torch.zeros(1), seed, out))
-
-    per_image: dict = {"unit": labels}
+    for m in wanted:
+        scored.extend(_declared(m, MEASURES[m].obj.compute(ctx)))
+    out = ctx.out
+    per_image: dict = {"unit": image_labels(objective, n)}
     for s in scored:
         out.update(s.flat(seed))
         per_image[s.name] = [float(v) for v in s.per_image]
@@ -278,6 +226,60 @@ def judge(
         out[f"{m}_absent"] = reason
     out["per_image"] = per_image
     return out
+
+
+def _declared(name: str, scored: list[M.Scored]) -> list[M.Scored]:
+    """A measure's results as its registration declares them: only its outputs, each with its declared
+    better side and baselines (the registry, not each compute, says what counts as informative)."""
+    declared = {o.name: o for o in outputs_of(name)}
+    for s in scored:
+        if not isinstance(s, M.Scored) or s.name not in declared:
+            raise FvoptError(
+                f"measure {name} returned {getattr(s, 'name', type(s).__name__)!r}; it declares {', '.join(declared)}"
+            )
+        s.higher_is_better = declared[s.name].better >= 0
+        s.baselines = declared[s.name].baselines
+    return scored
+
+
+def _reference_passes(ctx: Context, for_model: bool, for_judge: bool, side, batch, progress, use_cache, folder) -> None:
+    """The reference set's activations of the unit's layer (measures that need a reference) and of the
+    judge's features (measures that need the judge), each from its cache when it has one."""
+    ref, hows = ctx.ref, []
+    if ref is None:
+        return
+    kwargs = dict(side=side, batch=batch, progress=progress, use_cache=use_cache, cache_folder=folder)
+    if for_model:
+        ctx.stats_model = reference_pass(ctx.net, ref, [ctx.unit.layer], **kwargs)[ctx.unit.layer]
+        hows.append(ctx.stats_model.how)
+    if ctx.judge_net is not None and for_judge:
+        ctx.stats_judge = reference_pass(ctx.judge_net, ref, [FEATURES], **kwargs)[FEATURES]
+        hows.append(ctx.stats_judge.how)
+    ctx.out["reference"] = ref.describe()
+    ctx.out["reference_cache"] = "computed" if "computed" in hows else ("cache" if hows else None)
+
+
+def _judge_features(ctx: Context, side: int | None) -> dict[str, torch.Tensor]:
+    """The judge's penultimate features of the images and of each control (a control's once per process)."""
+    images, unit, n = ctx.images, ctx.unit, ctx.n
+    jside = ctx.stats_judge.side if ctx.stats_judge is not None else side
+    feats = {"vis": penultimate(ctx.judge_net, images, side=jside)}
+    for c in ctx.controls:
+        key = (
+            "features",
+            ctx.judge_net.name,
+            weights_fingerprint(ctx.judge_net),
+            c,
+            tuple(images.shape),
+            jside,
+            ctx.seed,
+            ctx.control_key,
+            tuple(unit.index_of(i) for i in range(n)) if unit is not None and c == "refimage" else None,
+        )
+        if key not in _CONTROL_MEMO:
+            _CONTROL_MEMO[key] = penultimate(ctx.judge_net, ctx.controls[c], side=jside)
+        feats[c] = _CONTROL_MEMO[key]
+    return feats
 
 
 def refuse_reference_for_channels(reference, channels: int, model_name: str) -> None:
@@ -323,24 +325,6 @@ def upgrade_quality(quality: "dict | None") -> "dict | None":
     return q
 
 
-def _transfer_nets(transfer, net: FeatureModel) -> list[FeatureModel]:
-    names = list(DEFAULT_TRANSFER) if transfer is None else transfer
-    if isinstance(names, str):
-        names = [t.strip() for t in names.split(",") if t.strip()]
-    if not isinstance(names, (list, tuple)) or not all(isinstance(t, (str, FeatureModel)) for t in names):
-        raise FvoptError(f"transfer must be a list of model names, not {transfer!r}")
-    if transfer is not None:
-        same = [t for t in names if (t if isinstance(t, str) else t.name) == net.name]
-        if same:
-            raise FvoptError(
-                f"transfer network {net.name} is the optimized model: transfer is measured on other networks"
-            )
-    names = [t for t in names if (t if isinstance(t, str) else t.name) != net.name]
-    if not names:
-        raise FvoptError("transfer needs at least one network other than the optimized one")
-    return [t if isinstance(t, FeatureModel) else load_model(t, device=net.device) for t in names]
-
-
 def _controls(
     images: torch.Tensor, ref: ReferenceSet | None, stats: "M.LayerStats | None", unit: Unit | None, seed: int
 ) -> dict[str, torch.Tensor]:
@@ -373,191 +357,6 @@ def _controls(
     return out
 
 
-def _natural_ratio(net, unit: Unit, images, controls, stats, render, seed, control_key, robust=None) -> M.Scored:
-    from ..evaluate import score_images
-
-    n = images.shape[0]
-    units = tuple(unit.index_of(i) for i in range(n))
-    obj = Unit(unit.kind, unit.layer, units).objective(n)
-    if robust is not None:
-        given = np.asarray(robust.tolist() if isinstance(robust, torch.Tensor) else robust, dtype=float)
-        if given.shape != (n,):
-            raise FvoptError(f"robust must hold one value per image ({n}), not {given.shape}")
-        parts = [given]
-    else:
-        parts = [score_images(net, obj, images, render=render)["robust_value"].numpy()]
-    for c in controls:  # the same for every image of the same unit: scored once per process (a bench has many cells)
-        key = (
-            "robust",
-            net.name,
-            weights_fingerprint(net),
-            unit.kind,
-            unit.layer,
-            units,
-            c,
-            tuple(images.shape),
-            render,
-            seed,
-            control_key,
-        )
-        if key not in _CONTROL_MEMO:
-            _CONTROL_MEMO[key] = score_images(net, obj, controls[c], render=render)["robust_value"].numpy()
-        parts.append(_CONTROL_MEMO[key])
-    robust = np.concatenate(parts)
-    values, maxes, reps = [], [], []
-    ctrl = {c: [] for c in controls}
-    notes = []
-    for i in range(n):
-        acts = stats.unit(unit.index_of(i)).numpy()
-        try:
-            v, p, r = M.natural_ratio(float(robust[i]), acts, seed + i)
-        except FvoptError as err:  # known only after the pass: no number that means nothing, a reason instead
-            notes.append(f"{unit.label(i)}: {err}")
-            values.append(float("nan")), maxes.append(float("nan")), reps.append(np.array([]))
-            for c in ctrl:
-                ctrl[c].append(float("nan"))
-            continue
-        values.append(v), maxes.append(p), reps.append(r)
-        for k, c in enumerate(controls):
-            ctrl[c].append(M.natural_ratio(float(robust[n * (k + 1) + i]), acts, seed, replicates=False)[0])
-    extra = {
-        "natural_ratio_of": NATURAL_RATIO_OF,
-        "natural_ratio_max": float(np.nanmean(maxes)) if np.isfinite(maxes).any() else float("nan"),
-        "robust_activation": float(robust[:n].mean()),
-    }
-    if notes:
-        extra["natural_ratio_note"] = "; ".join(notes)
-    per_image = {"natural_ratio_max": [float(v) for v in maxes], "robust_activation": robust[:n].tolist()}
-    return M.Scored("natural_ratio", values, reps, ctrl, extra=extra, per_image_extra=per_image)
-
-
-def _unit_lists(
-    unit: Unit, i: int, stats, ref: ReferenceSet, k: int, per_source: int, split: bool = False
-) -> tuple[list[int], list[int]]:
-    """The unit's top-k and bottom-k reference images; the bottom list never repeats the top one, and
-    with `split` (mis: pairs of a top and a bottom image) a small set gives each list half its images."""
-    acts = stats.unit(unit.index_of(i)).numpy()
-    if split:
-        k = min(k, int(np.isfinite(acts).sum()) // 2)
-        if k < 1:
-            return [], []
-    tops = spread_select(acts, ref.sources, k, per_source, largest=True, same=ref.near_copies)
-    return tops, spread_select(acts, ref.sources, k, per_source, largest=False, same=ref.near_copies, exclude=tops)
-
-
-def _plausibility(unit, feats, stats, stats_judge, ref, center, top, per_source, seed, out) -> M.Scored:
-    n = feats["vis"].shape[0]
-    ref_feats = stats_judge.mean
-    values, reps, ctrl = [], [], {c: [] for c in feats if c != "vis"}
-    against = "top"
-    for i in range(n):
-        idx = None
-        if unit.kind == "class" and ref.labels is not None:
-            idx = [j for j, lab in enumerate(ref.labels) if lab == unit.index_of(i) and bool(stats_judge.valid[j])]
-            against = "class folder" if idx else against
-        if not idx:
-            idx = _unit_lists(unit, i, stats, ref, top, per_source)[0]
-        sims = {c: M.centered_cosine(f[i : i + 1], ref_feats[idx], center)[0].numpy() for c, f in feats.items()}
-        v, r = M.similarity_to_set(sims["vis"], seed + i)
-        values.append(v), reps.append(r)
-        for c in ctrl:
-            ctrl[c].append(float(sims[c].mean()))
-    out["plausibility_against"] = (
-        "the class's images in the labelled folder"
-        if against == "class folder"
-        else f"the unit's top-{top} reference images (at most {per_source} per source)"
-    )
-    return M.Scored("plausibility", values, reps, ctrl)
-
-
-def _mis(unit, feats, stats, stats_judge, ref, center, pairs, per_source, seed, out) -> M.Scored:
-    n = feats["vis"].shape[0]
-    ref_feats = stats_judge.mean
-    values, reps, ctrl = [], [], {c: [] for c in feats if c != "vis"}
-    sizes = []
-    for i in range(n):
-        tops, bottoms = _unit_lists(unit, i, stats, ref, pairs, per_source, split=True)
-        if not tops or not bottoms:
-            raise FvoptError("mis needs top and bottom reference images for the unit; the reference set has too few")
-        sizes.append(len(tops) * len(bottoms))
-        for c, f in feats.items():
-            st = M.centered_cosine(f[i : i + 1], ref_feats[tops], center)[0].numpy()
-            sb = M.centered_cosine(f[i : i + 1], ref_feats[bottoms], center)[0].numpy()
-            v, r = M.two_choice(st, sb, seed + i)
-            if c == "vis":
-                values.append(v), reps.append(r)
-            else:
-                ctrl[c].append(v)
-    out["mis_pairs"] = int(min(sizes))
-    return M.Scored("mis", values, reps, ctrl)
-
-
-def _transfer(unit, images, controls, nets, out, seed, control_key) -> M.Scored:
-    from ..evaluate import class_probabilities
-
-    n = images.shape[0]
-    cls = torch.tensor([unit.index_of(i) for i in range(n)])
-
-    def probs_of(net, x):
-        probs, _ = class_probabilities(net, x)
-        return probs[torch.arange(n), cls], probs
-
-    mean, ctrl = [], {c: [] for c in controls}
-    for net in nets:
-        p, probs = probs_of(net, images)
-        rank = (probs > p[:, None]).sum(1) + 1
-        mean.append(p)
-        out[f"transfer_prob_{net.name}"] = float(p.mean())
-        out[f"transfer_rank_{net.name}"] = float(rank.float().mean())
-        for c in controls:  # the same for every image of a class: once per process
-            key = (
-                "transfer",
-                net.name,
-                weights_fingerprint(net),
-                tuple(cls.tolist()),
-                c,
-                tuple(images.shape),
-                seed,
-                control_key,
-            )
-            if key not in _CONTROL_MEMO:
-                _CONTROL_MEMO[key] = probs_of(net, controls[c])[0]
-            ctrl[c].append(_CONTROL_MEMO[key])
-    values = torch.stack(mean).mean(0)
-    controls_mean = {c: torch.stack(v).mean(0).tolist() for c, v in ctrl.items()}
-    out["transfer_networks"] = [net.name for net in nets]
-    return M.Scored("transfer", values.tolist(), [None] * n if n > 1 else [], controls_mean)
-
-
-def _spectral(images, controls, stats_judge, seed, out) -> list[M.Scored]:
-    n = images.shape[0]
-    slopes = spectral_slopes(torch.cat([images] + [controls[c] for c in controls])).numpy()
-    ctrl = {c: slopes[n * (k + 1) : n * (k + 2)].tolist() for k, c in enumerate(controls)}
-    result = [M.Scored("spectral_slope", slopes[:n].tolist(), [None] * n if n > 1 else [], ctrl, baselines=())]
-    if stats_judge is not None and stats_judge.slopes is not None:
-        ref = stats_judge.slopes.numpy()
-        ref = ref[np.isfinite(ref)]
-        median = float(np.median(ref))
-        out["reference_slope"] = median
-        dist = np.abs(slopes - median)
-        medians = bootstrap(lambda idx: np.median(ref[idx], axis=1), [ref.size], seed=seed)
-        reps = [np.abs(slopes[i] - medians) for i in range(n)]
-        dctrl = {c: dist[n * (k + 1) : n * (k + 2)].tolist() for k, c in enumerate(controls)}
-        result.append(
-            M.Scored(
-                "spectral_distance", dist[:n].tolist(), reps, dctrl, higher_is_better=False, baselines=("gray", "noise")
-            )
-        )
-    return result
-
-
-def _diversity(feats, center, seed, out) -> M.Scored:
-    v, reps = M.pairwise_dissimilarity(feats["vis"], center, seed)
-    ctrl = {c: [M.pairwise_dissimilarity(f, center, seed)[0]] for c, f in feats.items() if c != "vis"}
-    s = M.Scored("diversity", [v], [reps], ctrl, baselines=("gray", "noise"))
-    return s
-
-
 def viz_settings(reference, judge, measures, model) -> tuple["ReferenceSet | None", "str | list[str] | None"]:
     """What `visualize(reference=, judge=, measures=)` will judge, checked before the model loads:
     (the reference set or None, the measures or None for none). Without a reference, the default is
@@ -586,7 +385,7 @@ def viz_settings(reference, judge, measures, model) -> tuple["ReferenceSet | Non
 def summary_line(row: dict) -> str:
     """One compact line: each measure with its interval, marked '(uninformative)' where a control matched it."""
     parts = []
-    for m in list(M.MEASURES) + ["spectral_distance"]:
+    for m in summary_order():
         if m not in row or row[m] is None:
             continue
         lo, hi = row.get(f"{m}_lo"), row.get(f"{m}_hi")

@@ -11,16 +11,14 @@ point, see fvopt.registry): the CLI, specs, error messages and the shipped confo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 import torch
 
 from ..errors import FvoptError, suggest
-from ..options import Option, coerce_options
-from ..registry import Entry as RegistryEntry
-from ..registry import Registry
+from ..config.options import Option, coerce_options
+from ..registry import Entry, Registry
 
 if TYPE_CHECKING:
     from ..params.base import Parameterization
@@ -110,8 +108,6 @@ class BaseStrategy:
         budget: the run's untimed warm-up (fvopt/warmup.py) calls it on a throwaway copy."""
 
 
-Entry = RegistryEntry  # a registered strategy: .factory (its obj), .summary (its help), .options
-
 # Every optimizer by name; `fvopt.strategies` entry points of installed packages add to it.
 REGISTRY: Registry[Callable[..., BaseStrategy]] = Registry(
     "optimizer", group="fvopt.strategies", home="fvopt.strategies"
@@ -139,20 +135,9 @@ class Family:
     listing: Callable[[], list[tuple[str, str, dict[str, Option] | None]]]
 
 
-class _Families(Mapping):
-    """prefix -> Family, read from the registry (the former `FAMILIES` dict, kept for its readers)."""
-
-    def __getitem__(self, prefix: str) -> Family:
-        return REGISTRY.families[prefix].obj
-
-    def __iter__(self):
-        return iter(list(REGISTRY.families))
-
-    def __len__(self) -> int:
-        return len(REGISTRY.families)
-
-
-FAMILIES: Mapping[str, Family] = _Families()
+# prefix -> Family, filled by `register_family` beside the registry's own entry (which names the
+# package that registered it and answers `family_of`): the listing, hybrids and error messages read it.
+FAMILIES: dict[str, Family] = {}
 
 
 def register(
@@ -170,6 +155,7 @@ def register(
 def register_family(family: Family) -> Family:
     """Make every name `family.prefix + ...` resolve through `family`."""
     REGISTRY.add_family(family.prefix, family, f"{family.pattern} names", family.example, family.pattern)
+    FAMILIES[family.prefix] = family
     return family
 
 
@@ -218,7 +204,7 @@ def make_strategy(spec: str, **options: Any) -> BaseStrategy:
     values = coerce_options(options, allowed, f"optimizer '{spec}'")
     if family is not None:
         return family.build(spec, values)
-    return named(_entry(spec).factory(**values), spec, values)
+    return named(_entry(spec).obj(**values), spec, values)
 
 
 def _refuse_result_where_it_does_not_apply(spec: str, options: dict[str, Any], allowed: dict[str, Option]) -> None:

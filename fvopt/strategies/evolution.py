@@ -16,9 +16,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ..device import to_device
+from ..runtime.device import to_device
 from ..errors import FvoptError, suggest
-from ..options import Option
+from ..config.options import Option
 from ..params.base import calibrate_sigma
 from ..problem import Problem
 from .base import LOW_DIM_LIMIT, BaseStrategy, Family, StepCost, named, register, register_family

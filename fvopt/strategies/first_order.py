@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..errors import FvoptError
 from ..gradients import normalize_std
-from ..options import Option
+from ..config.options import Option
 from ..params.base import Parameterization, Subspace
 from ..problem import Problem
 from .base import BaseStrategy, StepCost, register
@@ -160,7 +160,7 @@ class GradientAscent(FirstOrder):
                 self.z.copy_(self.blur(self.z))
 
     def process(self, grad: torch.Tensor) -> torch.Tensor:
-        return normalize_std(grad, eps=1e-12) if self.kind == "normalized" else grad
+        return normalize_std(grad) if self.kind == "normalized" else grad
 
     def status(self) -> dict:
         out: dict = {"lr": self.lr, **super().status()}
@@ -169,7 +169,7 @@ class GradientAscent(FirstOrder):
         return out
 
 
-DEFAULT_BLUR_KERNEL = 3  # today's 3x3 kernel and sigma stay the defaults: `blur_every=N` alone blurs as before
+DEFAULT_BLUR_KERNEL = 3  # the classic recipe's 3x3 kernel and sigma: `blur_every=N` alone blurs as it does
 DEFAULT_BLUR_SIGMA = 0.5
 
 
@@ -196,7 +196,7 @@ def circular_response(size: int | tuple[int, int], kernel: torch.Tensor) -> torc
     """The frequency response (H, W//2+1) of `kernel` as a circular convolution on an H x W image
     (`size` a side or (H, W)): real, because the kernel is symmetric about its center, which sits
     at pixel (0, 0)."""
-    from ..canvas import hw as _hw
+    from ..io.canvas import hw as _hw
 
     height, width = _hw(size)
     k = kernel.shape[-1]

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..options import Option
+from ..config.options import Option
 from ..problem import Problem
 from .base import BaseStrategy, StepCost, register
 from .evolution import POPSIZE, SIGMA

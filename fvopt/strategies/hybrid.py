@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import FvoptError, suggest
-from ..options import Option, coerce_options
+from ..config.options import Option, coerce_options
 from ..problem import Problem
 from .base import (
     LOW_DIM_LIMIT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..options import Option
+from ..config.options import Option
 from ..problem import Problem
 from .base import BaseStrategy, StepCost, register
 from .result import ReportsResult, result_option

@@ -1,10 +1,10 @@
 """One vocabulary for the point a strategy returns: `result=last|best|recommend`.
 
 Why one vocabulary: under random transforms, "the point an optimizer returns" is an estimator,
-and families used to choose it silently and differently (CMA-ES its mean, the GA its fittest
-individual, nevergrad its recommendation, Adam its last iterate). A comparison then mixes the
-optimizer with the estimator. Every fvopt strategy now says which it returns, takes the choice as
-an option, and records it in the trace (`status()["result"]`):
+and each family has its own habit (CMA-ES its mean, the GA its fittest individual, nevergrad its
+recommendation, Adam its last iterate). Left implicit, a comparison mixes the optimizer with the
+estimator. So every fvopt strategy says which it returns, takes the choice as an option, and
+records it in the trace (`status()["result"]`):
 
 - `last`: the current iterate (first-order methods, guided ES, L-BFGS's last accepted point), the
   distribution mean (CMA-ES), or the fittest individual of the current generation (GA);
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import FvoptError
-from ..options import Option
+from ..config.options import Option
 
 if TYPE_CHECKING:
     from ..problem import Problem

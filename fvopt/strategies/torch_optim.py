@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import FvoptError, suggest
-from ..options import Option
+from ..config.options import Option
 from .base import Family, StepCost, named, register_family
 from .first_order import DEFAULT_LR, RESULT, FirstOrder
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from fvopt.dream import dream, sample_photo, save_animation, zoom_frames
-from fvopt.images import grid, save_images
+from fvopt.io.images import grid, save_images
 from fvopt.models import load_model
 
 HERE = Path(__file__).parent

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from fvopt.evaluate import high_frequency_share, quality_measures, score_images, top_classes
-from fvopt.images import grid, save_images
+from fvopt.io.images import grid, save_images
 from fvopt.models import load_model
 from fvopt.objectives import parse_target
 from fvopt.viz import visualize

@@ -24,7 +24,8 @@ import numpy as np
 from fvopt.bench.analysis import markdown, mean_by, normalized_scores
 from fvopt.bench.anytime import stopped_early
 from fvopt.bench.comparison import compare, significance_markdown
-from fvopt.bench.report import passes_of, write_report
+from fvopt.bench.report import write_report
+from fvopt.bench.rows import passes_of
 from fvopt.bench.runner import run_spec
 from fvopt.bench.spec import parse_spec
 from fvopt.bench.store import Store

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from fvopt.options import Option
+from fvopt.config.options import Option
 from fvopt.params.base import Parameterization
 from fvopt.params.registry import register_param
 

@@ -1,6 +1,6 @@
 import torch
 
-from fvopt.options import Option
+from fvopt.config.options import Option
 from fvopt.strategies.base import BaseStrategy, StepCost, register
 
 

@@ -1,0 +1,1 @@
+"""The process a run lives in: devices, memory checks, speed settings, signals, scoped global state."""
