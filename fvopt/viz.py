@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
-import math
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .version import __version__
-from .io.atomic import write_text
+from .io.trace import write_trace
 from .errors import FvoptError
 from .evaluate import score_images
 from .io.images import save_images
@@ -61,14 +59,8 @@ class Visualization:
         return save_transparency(self.images, self.transparency, path)
 
     def save_trace(self, path: str | Path) -> Path:
-        """The trace as strict JSON: a value that is not finite is written as null, never as NaN."""
-        path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_text(path, json.dumps(json_safe(self.trace), indent=1, allow_nan=False))  # whole or absent
-        except OSError as err:
-            raise FvoptError(f"cannot write trace '{path}': {err.strerror or err}") from None
-        return path
+        """The trace as strict JSON (fvopt.io.trace), written whole or not at all."""
+        return write_trace(path, self.trace)
 
 
 def _bare_unit_robust(objective: Objective, final: dict) -> list[float] | None:
@@ -96,17 +88,6 @@ def render_size(render: int | str | None, size, model: FeatureModel) -> int | No
     if isinstance(render, bool) or not isinstance(render, int):
         raise FvoptError(f"render {render!r} is not a size: give a side in px (e.g. 224) or 'lucent'")
     return check("render", render, IMAGE_SIDE)
-
-
-def json_safe(value):
-    """`value` with every non-finite float replaced by None, so the JSON is valid everywhere."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 @keeps_process_state  # seeds, backend switches and threads are restored on return (fvopt.runtime.scoped)

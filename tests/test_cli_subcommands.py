@@ -1,5 +1,5 @@
 """The command line as subcommands (issue 19): `fvopt bench run|report`, option groups shared across
-commands, `fvopt --version`, and the old spelling `fvopt bench SPEC` still working with a one-line note."""
+commands, `fvopt --version`, and `fvopt bench SPEC` (no subcommand) refused in one line."""
 
 from __future__ import annotations
 
@@ -69,17 +69,13 @@ def test_bench_run_and_report_are_subcommands(tmp_path, capsys):
     assert (tmp_path / "rep" / "summary.md").exists()
 
 
-def test_the_old_spelling_still_runs_with_a_one_line_note(tmp_path, capsys):
-    spec, db = tmp_path / "spec.toml", tmp_path / "r.sqlite"
+def test_a_spec_without_the_run_subcommand_is_refused_in_one_line(tmp_path, capsys):
+    spec = tmp_path / "spec.toml"
     spec.write_text(SPEC)
-    assert main(["bench", str(spec), "--db", str(db), "--quiet"]) == 0
-    captured = capsys.readouterr()
-    assert "1 ran, 0 failed" in captured.out
-    notes = [line for line in captured.err.splitlines() if line.startswith("fvopt: note:")]
-    assert notes == ["fvopt: note: `fvopt bench SPEC` is now `fvopt bench run SPEC` (the old spelling still works)"]
-    # options before the spec, and --debug before the command, are the old spelling too
-    assert main(["--debug", "bench", "--quiet", "--db", str(db), str(spec)]) == 0
-    assert "1 already done" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(["bench", str(spec)])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "invalid choice" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

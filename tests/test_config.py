@@ -211,3 +211,10 @@ def test_fvopt_options_prints_the_table_as_json_and_text(capsys):
     with pytest.raises(SystemExit) as done:
         main(["options", "--format", "yaml"])
     assert done.value.code == 2
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if "atlas" in r.commands and r.python], ids=ids)
+def test_each_atlas_setting_is_a_parameter_of_atlas_with_the_atlas_default(row):
+    parameters = inspect.signature(fvopt.atlas).parameters
+    assert row.python in parameters, f"fvopt.atlas has no parameter {row.python}"
+    assert parameters[row.python].default == row.default_for("atlas")

@@ -117,3 +117,20 @@ def test_the_validators_see_what_a_reader_would():
     assert html_problems("<p>a<br><img src=x></p>") == []
     assert html_problems("<table><tr><td>x</tr></table>") == ["</tr> closes <td>"]
     assert html_problems("<script>x</script>") == ["a <script> in a section"]
+
+
+@pytest.mark.slow  # writes a whole report (about 10 s on a busy machine)
+def test_a_plugin_section_that_fails_is_left_out_and_the_report_says_so(registered, db, tmp_path, capsys):
+    from fvopt import registry
+
+    token = registry._SOURCE.set("someone-elses-plugin")
+    try:
+        registered("fragile", "Fragile", "fails", lambda data: 1 / 0, html=lambda x, data: "never")
+    finally:
+        registry._SOURCE.reset(token)
+    write_report(db, tmp_path / "report", exports=False, examples=False)
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "plugin package someone-elses-plugin) failed and is left out: ZeroDivisionError" in page
+    assert '<section id="failed">' in page and '<section id="quality">' in page  # the rest is written
+    err = capsys.readouterr().err
+    assert "report section 'fragile' of plugin package 'someone-elses-plugin' failed and is left out" in err

@@ -96,7 +96,11 @@ def atlas(
 
     if not isinstance(model, str) or not model.strip():
         raise FvoptError(f"model must be a model name (fvopt models lists them), not {model!r}")
-    size = check("size", size, IMAGE_SIDE)
+    from ..config.run import RUN_SETTINGS
+
+    for name, value in dict(param=param, seed=seed, transforms=transforms, reference=reference, device=device).items():
+        RUN_SETTINGS[name].checked(value)  # the declared checks: the same refusal as `fvopt viz` and the spec
+    size = check("size", size, IMAGE_SIDE)  # one side: an atlas's pages show square images
     weights = _check_weights(weights)
     budget = _budget(steps, passes, forwards, seconds)
     seed = check("seed", seed, SEED)

@@ -54,19 +54,15 @@ def write_report(
             + (f" ({len(failed)} failed: see their errors with sqlite3)" if failed else "")
         )
     check_folder_writable(out, "report folder")
-    from .sections import SECTIONS, ReportData, render_markdown
+    from .sections import SECTIONS, ReportData, render_section
 
     data = ReportData(rows, failed, out, targets, examples)
     try:
         blocks = []
         for name in SECTIONS:  # each section collects (writing its data files and figures), then renders
-            collected = data.collected(name)
-            for file, text in render_markdown(name, collected, data).items():
-                (out / file).write_text(text)
-                data.written.append(out / file)
-            section = SECTIONS[name].obj
-            if collected is not None and section.html is not None:
-                blocks.append((name, section.heading(collected, data), section.html(collected, data)))
+            block = render_section(name, data)
+            if block is not None:
+                blocks.append(block)
         if exports:  # the traces for other tools: one tidy CSV, and IOHprofiler's format (folder and zip)
             from .export import export_iohprofiler, export_tidy_csv, zip_folder
 

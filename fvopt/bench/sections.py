@@ -16,13 +16,14 @@ store and checks its Markdown and HTML.
 from __future__ import annotations
 
 import html
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import FvoptError
-from ..registry import Registry
+from ..registry import BUILTIN, Registry
 from .comparison import (
     FIXED_BUDGET_COLUMNS,
     FIXED_TARGET_COLUMNS,
@@ -109,6 +110,32 @@ def render_markdown(name: str, collected: Any, data: ReportData) -> dict[str, st
         if not isinstance(file, str) or Path(file).name != file or not file.endswith(".md") or file.startswith("."):
             raise FvoptError(f"report section '{name}' names the Markdown file {file!r}: a plain NAME.md is allowed")
     return files
+
+
+def render_section(name: str, data: ReportData) -> "tuple[str, str, str] | None":
+    """Section `name` into the report: its Markdown files written, its (anchor, heading, HTML) returned
+    (None when it shows nothing here). A plugin's section that fails is left out of the report, which is
+    written without it and says why (on stderr and in its place on the page); fvopt's own fail loudly."""
+    entry = SECTIONS[name]
+    try:
+        collected = data.collected(name)
+        for file, text in render_markdown(name, collected, data).items():
+            (data.out / file).write_text(text)
+            data.written.append(data.out / file)
+        if collected is None or entry.obj.html is None:
+            return None
+        return name, entry.obj.heading(collected, data), entry.obj.html(collected, data)
+    except Exception as err:  # noqa: BLE001 - a plugin's failure is reported, not raised
+        if entry.source == BUILTIN or isinstance(err, (FvoptError, OSError)):
+            raise
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        said = f"{type(err).__name__}: {first}" if first else type(err).__name__
+        print(
+            f"fvopt: report section '{name}' of plugin package '{entry.source}' failed and is left out: {said}",
+            file=sys.stderr,
+        )
+        text = f"This section (plugin package {entry.source}) failed and is left out: {said}"
+        return name, name, f"<p class=muted>{html.escape(text)}</p>"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -95,24 +95,6 @@ def _bench_report_arguments(be: argparse.ArgumentParser, shared: Shared) -> None
     _refused_here(be, *RUN_FLAGS, *RESCORE_ONLY)
 
 
-OLD_BENCH = "fvopt: note: `fvopt bench SPEC` is now `fvopt bench run SPEC` (the old spelling still works)"
-
-
-def _old_spellings(argv: list[str]) -> list[str]:
-    """`fvopt bench SPEC ...` (before subcommands) runs as `fvopt bench run SPEC ...`, with a one-line note.
-    SPEC is what the old spelling took there: an option, a .toml name or an existing path."""
-    command = next((i for i, token in enumerate(argv) if not token.startswith("-")), None)
-    if command is None or argv[command] != "bench" or command + 1 >= len(argv):
-        return argv
-    following = argv[command + 1]
-    if following in BENCH_COMMANDS or following in ("-h", "--help"):
-        return argv
-    if not (following.startswith("-") or following.endswith(".toml") or Path(following).exists()):
-        return argv  # a mistyped subcommand (`fvopt bench rport`): argparse names the choices
-    print(OLD_BENCH, file=sys.stderr)
-    return [*argv[: command + 1], "run", *argv[command + 1 :]]
-
-
 RESCORE_FLAGS = ("reference", "judge", "measures", "seeds", "limit", "force")
 
 

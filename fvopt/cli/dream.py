@@ -240,10 +240,7 @@ def _save_animation_kept(frames: list, out: str) -> tuple[list[Path], bool]:
 
 def _write_dream_trace(path: str, result, out) -> None:
     """The dream's settings, stop reason, counts and per-step rows as strict JSON (written atomically)."""
-    import json
-
-    from ..io.atomic import write_text
-    from ..viz import json_safe
+    from ..io.trace import write_trace
 
     trace = {
         "image": str(out),
@@ -254,8 +251,4 @@ def _write_dream_trace(path: str, result, out) -> None:
         "settings": result.settings,
         "steps": result.trace,
     }
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        write_text(path, json.dumps(json_safe(trace), indent=1, allow_nan=False))
-    except OSError as err:
-        raise FvoptError(f"cannot write trace '{path}': {err.strerror or err}") from None
+    write_trace(path, trace)

@@ -9,7 +9,6 @@ import sys
 
 from ..errors import FvoptError
 from . import atlas, bench, dream, examples, listing, options, viz
-from .bench import _old_spellings
 from .common import DEBUG_HELP, Shared, _OneLineParser, _debug_wanted, _print_traceback, _stopped
 
 # the handler of each command (the parsers are added in this order by build_parser)
@@ -49,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..runtime import signals
 
     signals.install()  # only the command line installs handlers; the Python API leaves them alone
-    args = build_parser().parse_args(_old_spellings(list(sys.argv[1:] if argv is None else argv)))
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         return COMMANDS[args.command](args)
     except FvoptError as err:
