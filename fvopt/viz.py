@@ -186,21 +186,6 @@ def _visualize(cfg: RunConfig) -> Visualization:
     strategy = make_strategy(optimizer, **merge_options({"lr": lr}, options or {}))
     objective = target if isinstance(target, Objective) else parse_target(target)
     chain = make_transforms(transforms)
-    image_grad = None
-    if grad:
-        from .gradients import make_image_grad
-
-        image_grad = make_image_grad(grad)
-        if not strategy.uses_gradients:
-            raise FvoptError(
-                f"grad '{grad}' processes gradients, and {strategy.name} searches without them: "
-                "drop --grad, or use a gradient method (adam, sgd, lbfgs, guided-es, hybrid:cmaes>adam)"
-            )
-    if tile is not None and not strategy.uses_gradients:
-        raise FvoptError(
-            f"tile {tile} splits gradient passes, and {strategy.name} searches without them: "
-            "drop --tile, or use a gradient method (adam, sgd, lbfgs)"
-        )
     from .quality.score import plan as quality_plan, viz_settings
 
     quality_ref, quality_measures = viz_settings(reference, judge, measures, model)  # folders read before any pass
@@ -213,16 +198,7 @@ def _visualize(cfg: RunConfig) -> Visualization:
         from .io.init_image import Photo
 
         photo = Photo(init)
-    accumulator = None
-    if transparency:
-        if not strategy.uses_gradients:
-            raise FvoptError(
-                f"transparency maps accumulate the image's gradient, and {strategy.name} searches "
-                "without one: use a gradient method (adam, sgd, torch:NAdam, ...)"
-            )
-        from .gradients.transparency import TransparencyAccumulator
-
-        image_grad = accumulator = TransparencyAccumulator(image_grad)
+    image_grad, accumulator = _image_gradient_processing(strategy, grad, tile, transparency)
     dev = resolve_device(device)
     seed_all(seed, dev)  # torch.manual_seed for this call only
     if isinstance(model, str):
@@ -338,36 +314,73 @@ def _visualize(cfg: RunConfig) -> Visualization:
     }
     if scoring_stopped:
         trace["scoring_stopped"] = scoring_stopped
-    if quality_measures is not None and result.stop_reason not in STOPPED_BY_USER and not scoring_stopped:
-        from .quality import judge as judge_images
-
-        try:  # the run's images are kept whatever happens while judging them
-            trace["quality"] = judge_images(
-                result.images,
-                objective,
-                net,
-                judge=judge_net,
-                reference=quality_ref,
-                measures=quality_measures,
-                render=render,
-                progress=progress,
-                seed=seed,
-                robust=_bare_unit_robust(objective, final),
+    if quality_measures is not None:
+        stopped = result.stop_reason in STOPPED_BY_USER or scoring_stopped
+        trace["quality"] = (
+            {"note": "interrupted: the images were not judged"}
+            if stopped
+            else _judged(
+                result, objective, net, judge_net, quality_ref, quality_measures, render, progress, seed, final
             )
-        except FvoptError as err:
-            trace["quality"] = {"error": str(err)}
-        except KeyboardInterrupt as stop:  # the images are kept; the command line exits 128 + signal
-            from .quality.activations import KEPT_WORK
-
-            trace["quality"] = {
-                "note": "interrupted while judging: the images were not judged",
-                "stopped_while_judging": True,
-                "kept": getattr(stop, KEPT_WORK, None),  # what an unfinished reference pass kept, to resume from
-            }
-    elif quality_measures is not None:
-        trace["quality"] = {"note": "interrupted: the images were not judged"}
+        )
     maps = accumulator.maps() if accumulator is not None and accumulator.total is not None else None
     return Visualization(result.images, labels, trace, result, net, maps, scoring_stopped)
+
+
+def _image_gradient_processing(strategy, grad: str | None, tile: int | None, transparency: bool):
+    """What processes the image's gradient (--grad, a transparency accumulator), and the refusals of options that
+    need a gradient when the strategy searches without one."""
+    if not strategy.uses_gradients:
+        for given, what, drop in [
+            (grad, f"grad '{grad}' processes gradients", "drop --grad"),
+            (tile, f"tile {tile} splits gradient passes", "drop --tile"),
+            (transparency, "transparency maps accumulate the image's gradient", "drop --transparency"),
+        ]:
+            if given:
+                raise FvoptError(
+                    f"{what}, and {strategy.name} searches without them: {drop}, or use a gradient method "
+                    "(adam, sgd, lbfgs, torch:NAdam, guided-es, hybrid:cmaes>adam)"
+                )
+    image_grad = None
+    if grad:
+        from .gradients import make_image_grad
+
+        image_grad = make_image_grad(grad)
+    if not transparency:
+        return image_grad, None
+    from .gradients.transparency import TransparencyAccumulator
+
+    accumulator = TransparencyAccumulator(image_grad)
+    return accumulator, accumulator
+
+
+def _judged(result, objective, net, judge_net, reference, measures, render, progress, seed, final) -> dict:
+    """fvopt.quality's judgment of the finished run's images; the images are kept whatever happens while judging."""
+    from .quality import judge as judge_images
+
+    try:
+        return judge_images(
+            result.images,
+            objective,
+            net,
+            judge=judge_net,
+            reference=reference,
+            measures=measures,
+            render=render,
+            progress=progress,
+            seed=seed,
+            robust=_bare_unit_robust(objective, final),
+        )
+    except FvoptError as err:
+        return {"error": str(err)}
+    except KeyboardInterrupt as stop:  # the images are kept; the command line exits 128 + signal
+        from .quality.activations import KEPT_WORK
+
+        return {
+            "note": "interrupted while judging: the images were not judged",
+            "stopped_while_judging": True,
+            "kept": getattr(stop, KEPT_WORK, None),  # what an unfinished reference pass kept, to resume from
+        }
 
 
 def _final_scores(net: FeatureModel, objective: Objective, result: RunResult, render, labels: list[str]) -> dict:

@@ -48,7 +48,7 @@ def configuration(args) -> "RunConfig":
         k: given[k] for k in ("bf16", "channels_last", "cudnn_benchmark", "deterministic", "compile") if k in given
     }
     values["speed"] = Speed(**{**(values.get("speed") or Speed()).__dict__, **speed_flags})
-    if "transparency_png" in given:
+    if given.get("transparency_png"):
         values["transparency"] = True
     values["progress"] = not given.get("quiet", False)
     return RunConfig.from_flat(values)
