@@ -5,7 +5,9 @@ was not installed).
 The commands are read from the documents themselves: a new command is tested without editing this
 file. `python -c` lines of a document (making an input file) run first, as printed.
 Only budgets shrink (steps, octaves, frames, seeds, seconds); names, models, targets, options and
-files stay as printed. `photo.jpg` is a real photo written where the command runs.
+files stay as printed. `photo.jpg` is a real photo written where the command runs. A command that
+reads a file an earlier command writes (`bench report`'s database, `--config`'s trace) makes it first
+when run alone (`-k`, or another worker of `-n 2`).
 """
 
 import re
@@ -94,6 +96,10 @@ def test_each_readme_command_runs_after_the_one_install(command, workdir):
     if args[1:3] == ["bench", "report"] and not (workdir / args[3]).exists():  # run alone: make its database
         bench = next(c for c in readme_commands() if c.startswith("fvopt bench run "))
         subprocess.run([fvopt, *small(bench)[1:], "--quiet"], cwd=workdir, check=True, capture_output=True, timeout=900)
+    if "--config" in args and not (workdir / args[args.index("--config") + 1]).exists():  # run alone: make its trace
+        trace = f"--trace {args[args.index('--config') + 1]}"
+        first = next(c for c in readme_commands() if trace in c)
+        subprocess.run([fvopt, *small(first)[1:], "--quiet"], cwd=workdir, check=True, capture_output=True, timeout=900)
     done = subprocess.run([fvopt, *args[1:]], cwd=workdir, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"{' '.join(args)}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     if args[1] == "bench" and args[2] == "report":

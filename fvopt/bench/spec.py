@@ -272,7 +272,6 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
 
     from ..objectives import parse_target
     from ..params import make_param
-    from ..strategies import make_strategy
     from ..transforms import make_transforms
 
     for i, target in enumerate(targets):
@@ -293,33 +292,7 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
     except FvoptError as err:
         raise _fail("bench.transforms", str(err)) from None
 
-    built = []
-    labels = set()
-    for i, entry in enumerate(strategies):
-        where = f"strategies[{i}]"
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise _fail(where, "needs a name")
-        if not isinstance(entry["name"], str):
-            raise _fail(f"{where}.name", f"must be an optimizer name (see `fvopt optimizers`), not {entry['name']!r}")
-        if not isinstance(entry.get("label", ""), str) or "label" in entry and not entry["label"].strip():
-            raise _fail(f"{where}.label", f"must be a non-empty text, not {entry['label']!r}")
-        options = {k: v for k, v in entry.items() if k not in STRATEGY_KEYS}
-        try:
-            strategy = make_strategy(entry["name"], **options)
-        except FvoptError as err:
-            raise _fail(where, str(err)) from None
-        label = entry.get("label", entry["name"])
-        same = next((b for b in built if (b[1], b[2]) == (entry["name"], options)), None)
-        if same is not None:
-            raise _fail(
-                where,
-                f"runs the same optimizer with the same options as {same[4]} ('{same[0]}'): "
-                "every cell would run twice for one stored row; remove one or change its options",
-            )
-        if label in labels:
-            raise _fail(f"{where}.label", f"'{label}' is used twice: give each entry a distinct label")
-        labels.add(label)
-        built.append((label, entry["name"], options, strategy, where))
+    built = _strategies(strategies)
 
     cells = []
     for model in models:
@@ -355,6 +328,41 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
         raise FvoptError(f"spec {path}: two cells are identical: each would run twice for one stored row")
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Spec(spec_name, cells, digest, path, raw)
+
+
+def _strategies(strategies: list) -> list[tuple]:
+    """Each [[strategies]] entry checked (its name, label and options, by the strategy's declared options) and built:
+    (label, name, options, strategy, where). Two entries that would run the same cells are refused."""
+    from ..strategies import make_strategy
+
+    built: list[tuple] = []
+    labels = set()
+    for i, entry in enumerate(strategies):
+        where = f"strategies[{i}]"
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise _fail(where, "needs a name")
+        if not isinstance(entry["name"], str):
+            raise _fail(f"{where}.name", f"must be an optimizer name (see `fvopt optimizers`), not {entry['name']!r}")
+        if not isinstance(entry.get("label", ""), str) or "label" in entry and not entry["label"].strip():
+            raise _fail(f"{where}.label", f"must be a non-empty text, not {entry['label']!r}")
+        options = {k: v for k, v in entry.items() if k not in STRATEGY_KEYS}
+        try:
+            strategy = make_strategy(entry["name"], **options)
+        except FvoptError as err:
+            raise _fail(where, str(err)) from None
+        label = entry.get("label", entry["name"])
+        same = next((b for b in built if (b[1], b[2]) == (entry["name"], options)), None)
+        if same is not None:
+            raise _fail(
+                where,
+                f"runs the same optimizer with the same options as {same[4]} ('{same[0]}'): "
+                "every cell would run twice for one stored row; remove one or change its options",
+            )
+        if label in labels:
+            raise _fail(f"{where}.label", f"'{label}' is used twice: give each entry a distinct label")
+        labels.add(label)
+        built.append((label, entry["name"], options, strategy, where))
+    return built
 
 
 def _check_device(device: str) -> None:
