@@ -258,7 +258,7 @@ def test_the_dask_executor_runs_the_atlas_with_the_numbers_of_one_process(site, 
 
 def _atlas_command(out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "fvopt.cli", "atlas", "lite0", "--layers", "blocks.0", "--optimizers", "adam"] + [
-        "--size", "64", "--steps", "40", "--max-batch", "1", "--reference", "none", "--out", str(out), "--quiet",
+        "--size", "64", "--steps", "20", "--max-batch", "1", "--reference", "none", "--out", str(out), "--quiet",
         *extra,
     ]  # fmt: skip
 

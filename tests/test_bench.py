@@ -118,7 +118,7 @@ def test_malformed_spec_exits_2_before_anything_runs(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_killed_run_resumes_without_redoing_finished_cells(tmp_path):
-    spec, db = write_spec(tmp_path, passes=150), tmp_path / "r.sqlite"
+    spec, db = write_spec(tmp_path, passes=60), tmp_path / "r.sqlite"  # cells of ~1.5 s: a stop lands mid-run
     cmd = bench_command(spec, db)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ONE_THREAD)
     deadline = time.time() + 300
@@ -356,7 +356,7 @@ def test_report_out_onto_an_existing_file_is_a_clear_error(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_ctrl_c_keeps_finished_cells_abandons_the_running_ones_and_says_how_to_resume(tmp_path, workers):
-    spec, db = write_spec(tmp_path, passes=150), tmp_path / "r.sqlite"
+    spec, db = write_spec(tmp_path, passes=60), tmp_path / "r.sqlite"  # cells of ~1.5 s: a stop lands mid-run
     cmd = bench_command(spec, db, "--workers", workers)
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=ONE_THREAD
@@ -540,7 +540,7 @@ def _workers_of(pid: int) -> list[int]:
 def test_a_worker_killed_by_the_system_is_not_taken_for_ctrl_c(tmp_path):
     """Workers ignore Ctrl-C, so a dead worker means the system killed it (memory) or it crashed:
     one line that says so, the finished cells kept, exit 2, never "interrupted"."""
-    spec, db = write_spec(tmp_path, passes=150), tmp_path / "r.sqlite"
+    spec, db = write_spec(tmp_path, passes=60), tmp_path / "r.sqlite"  # cells of ~1.5 s: a stop lands mid-run
     proc = subprocess.Popen(
         bench_command(spec, db, "--workers", "2"),
         stdout=subprocess.PIPE,

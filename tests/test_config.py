@@ -218,3 +218,17 @@ def test_each_atlas_setting_is_a_parameter_of_atlas_with_the_atlas_default(row):
     parameters = inspect.signature(fvopt.atlas).parameters
     assert row.python in parameters, f"fvopt.atlas has no parameter {row.python}"
     assert parameters[row.python].default == row.default_for("atlas")
+
+
+def test_atlas_takes_a_run_configuration_for_the_settings_it_shares():
+    """The atlas reads the settings it shares with a run off a configuration; its own arguments win."""
+    from fvopt.atlases.api import _with_config
+
+    config = RunConfig.from_flat({"model": "lite0", "size": 64, "passes": 30, "seed": 3, "transforms": "none"})
+    defaults = {name: p.default for name, p in inspect.signature(fvopt.atlas).parameters.items()}
+    arguments = _with_config(config, {**defaults, "model": None, "layers": "blocks.0", "seed": 7, "config": config})
+    assert (arguments["model"], arguments["size"], arguments["passes"], arguments["seed"]) == ("lite0", 64, 30, 7)
+    assert arguments["transforms"] == "none" and arguments["param"] == "fft" and arguments["layers"] == "blocks.0"
+    assert "config" not in arguments
+    with pytest.raises(FvoptError, match="config must be a RunConfig"):
+        fvopt.atlas("lite0", config=42)

@@ -39,10 +39,11 @@ def test_strategy_raises_the_activation(lite0, name):
     z0 = problem.init()
     objective = problem.objective
     start = float(score_images(lite0, objective, problem.images(z0))["value"])
-    result = run(problem, strategy, Budget(passes=240), z0=z0)
+    # 120 passes: the smallest gain measured over ALL was +7.6 (cmaes), the largest +50 (normalized)
+    result = run(problem, strategy, Budget(passes=120), z0=z0)
     end = float(score_images(lite0, objective, result.images)["value"])
     assert end > start + 5.0, f"{name}: {start:.2f} -> {end:.2f}"
-    assert result.passes <= 240
+    assert result.passes <= 120
 
 
 def test_cmaes_budget_accounting_is_exact(lite0):

@@ -33,7 +33,7 @@ from .plan import (
 
 
 def atlas(
-    model: str,
+    model: str | None,
     layers="all",
     optimizers=("adam", "cmaes"),
     *,
@@ -61,6 +61,7 @@ def atlas(
     weights: "str | Path | None" = None,
     progress: bool = True,
     log=None,
+    config=None,
 ):
     """Visualize every channel of `layers` of `model` under each of `optimizers` and `seeds`; returns a pandas
     DataFrame (one row per cell: unit, optimizer, seed, set_size, value, robust_value, each quality measure,
@@ -87,8 +88,13 @@ def atlas(
     `device` 'auto' (a GPU where the batch runs has one),
     'cpu', 'cuda' or 'cuda:N' (refused here when this machine has no such GPU); the device does not enter a cell's
     key, so a site can be grown on another machine. `weights` is a local weight file for `model` (loaded with
-    weights_only=True by every worker; it is part of the site's settings). Everything is checked before any
-    optimization."""
+    weights_only=True by every worker; it is part of the site's settings). `config` (a fvopt.config.RunConfig, or a
+    trace or TOML file, as `visualize` takes) gives the settings the atlas shares with a run (`fvopt options` lists
+    them under the atlas): the model when `model` is None, the parameterization, size, budget, seed, transforms,
+    reference, measures, device and weights; an argument given with other than its default overrides it.
+    Everything is checked before any optimization."""
+    if config is not None:
+        return atlas(**_with_config(config, dict(locals())))
     from ..bench.runner import check_executor
     from ..models import load_model, resolve_device
     from ..strategies import make_strategy
@@ -182,6 +188,28 @@ def atlas(
     frame = table(out)
     frame.attrs["summary"] = summary
     return frame
+
+
+def _with_config(config, arguments: dict) -> dict:
+    """`atlas`'s arguments with a run configuration's shared settings where the argument is left at its default."""
+    import inspect
+
+    from ..config.run import RUN_SETTINGS, RunConfig
+
+    if isinstance(config, (str, Path)):
+        config = RunConfig.of_call({}, {}, config)
+    if not isinstance(config, RunConfig):
+        raise FvoptError(f"config must be a RunConfig, a trace or a TOML file, not {type(config).__name__}")
+    defaults = {name: p.default for name, p in inspect.signature(atlas).parameters.items()}
+    values = config.flat()
+    arguments.pop("config")
+    if arguments["model"] is None:
+        arguments["model"] = values["model"]
+    for name, row in RUN_SETTINGS.items():
+        if "atlas" in row.commands and name in arguments and arguments[name] == defaults[name]:
+            if values[name] is not None and values[name] != row.default:  # the config's own choice
+                arguments[name] = values[name]
+    return arguments
 
 
 def _check_weights(weights) -> str | None:
