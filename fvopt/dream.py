@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .errors import FvoptError, suggest
-from .gradients import normalize_std
+from .gradients import gradient_std
 from .runtime.memory import check_fits
 from .config.options import IMAGE_SIDE, POSITIVE_FLOAT, POSITIVE_INT, SEED, Option, check
 from .models import FeatureModel, load_model, resolve_device
@@ -494,7 +494,7 @@ class DreamAscent(BaseStrategy):
         if self.step_norm == "mean_abs":
             self.z = (self.z + self.lr * g / g.abs().mean().clamp_min(1e-12)).clamp_(0, 1)
         else:  # the TF2 tutorial's g / (std(g) + 1e-8)
-            self.z = (self.z + self.lr * normalize_std(g)).clamp_(0, 1)
+            self.z = (self.z + self.lr * g / gradient_std(g)).clamp_(0, 1)  # lr * g first: the tutorial's order
 
     @property
     def best(self) -> torch.Tensor:

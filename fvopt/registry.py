@@ -1,10 +1,11 @@
 """One registry type for every extension point, and plugins through Python entry points.
 
 fvopt is extended in eight places: optimizers (strategies), parameterizations, target kinds,
-transform parts, image-gradient methods, model sources, quality measures and report sections. Each is a `Registry` of entries with a
-name, a one-line help, typed options (`fvopt.config.options.Option`) and examples, plus families of names
-resolved by a prefix (`ng:`, `torch:`, `hybrid:`, `torchvision:`, `timm:`). The command line, spec
-validation, error messages (with the closest names) and the conformance checks (`fvopt.testing`)
+transform parts, image-gradient methods, model sources, quality measures and report sections.
+Each is a `Registry` of entries with a name, a one-line help, typed options
+(`fvopt.config.options.Option`) and examples, plus families of names resolved by a prefix (`ng:`,
+`torch:`, `hybrid:`, `torchvision:`, `timm:`). The command line, spec validation, error messages
+(with the closest names) and the conformance checks (`fvopt.testing`)
 read the registries, so a new entry is one registration in one file.
 
 Why entry points: a user's package adds an optimizer without editing fvopt. It declares, in its
@@ -46,16 +47,12 @@ GROUPS = (
     "fvopt.report_sections",
 )
 
-_ALIASES = {"factory": "obj", "build": "obj", "load": "obj", "summary": "help"}
-
-
 @dataclass(frozen=True)
 class Entry(Generic[T]):
     """One registered name: what builds it (`obj`), its help, typed options, examples, and who added it.
 
     `extra` holds facts one kind needs and others do not (a target kind's usage and field counts,
-    a family's pattern). The old per-kind attribute names (`factory`, `build`, `summary`, `usage`,
-    ...) still read through, so code written against the former registries keeps working.
+    a family's pattern).
     """
 
     name: str
@@ -65,14 +62,6 @@ class Entry(Generic[T]):
     examples: tuple[str, ...] = ()
     source: str = BUILTIN
     extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> Any:
-        if name in _ALIASES:
-            return getattr(self, _ALIASES[name])
-        extra = self.__dict__.get("extra", {})
-        if name in extra:
-            return extra[name]
-        raise AttributeError(f"{type(self).__name__} '{self.__dict__.get('name')}' has no attribute '{name}'")
 
 
 # The package whose plugin module is being imported: entries registered meanwhile are credited to it.

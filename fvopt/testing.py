@@ -158,44 +158,45 @@ def _queued_seconds() -> float | None:
 
 
 class Stopwatch:
-    """How long a run waited for a CPU while other jobs held them, counted from the end of its first step
-    (the untimed warm-up before it is no part of the budget) to the end of the timed block."""
+    """How long a timed block waited for a CPU while other jobs held them: from the block's start, or from
+    the end of a run's first step when `on_step` is passed to `run` (the untimed warm-up before it is no
+    part of the budget), to the block's end."""
 
     def __init__(self) -> None:
         self.wall, self.cpu = 0.0, 0.0
-        self.queued_at_first_step: float | None = None
+        self.queued_at_start: float | None = _queued_seconds()
         self.queued: float | None = None
 
     def on_step(self, row: dict) -> None:
-        """`run`'s on_step callback: remembers the count at the first step."""
+        """`run`'s on_step callback: counts from the end of the first step."""
         if row["step"] == 1:
-            self.queued_at_first_step = _queued_seconds()
+            self.queued_at_start = _queued_seconds()
 
     @property
     def waited(self) -> float:
-        """Seconds the run was ready to go on but another job held the CPU: Linux counts them; elsewhere the
+        """Seconds the block was ready to go on but another job held the CPU: Linux counts them; elsewhere the
         whole block's wall time less this thread's CPU time stands in (an upper bound: it counts sleeping)."""
         return self.queued if self.queued is not None else max(0.0, self.wall - self.cpu)
 
 
 @contextmanager
 def timed_on_a_busy_machine() -> Iterator[Stopwatch]:
-    """Time a run so that a rule about its wall time holds while other jobs share the machine.
+    """Time a block so that a rule about its wall time holds while other jobs share the machine.
 
     A busy machine stretches the wall clock, not the work: `waited` says by how much, so a rule can
-    allow that much more (pass `watch.on_step` to `run`). Python's garbage collector is held off
-    meanwhile: a full collection of the calling process's objects (a test suite's: 0.2-1 s) is not
-    the work being timed.
+    allow that much more (pass `watch.on_step` to `run` to count from its first step). Python's garbage
+    collector is held off meanwhile: a full collection of the calling process's objects (a test suite's:
+    0.2-1 s) is not the work being timed.
     """
-    watch = Stopwatch()
     collecting = gc.isenabled()
     gc.disable()
+    watch = Stopwatch()
     wall, cpu = time.perf_counter(), time.thread_time()
     try:
         yield watch
     finally:
         watch.wall, watch.cpu = time.perf_counter() - wall, time.thread_time() - cpu
-        now, then = _queued_seconds(), watch.queued_at_first_step
+        now, then = _queued_seconds(), watch.queued_at_start
         watch.queued = None if now is None or then is None else now - then
         if collecting:
             gc.enable()

@@ -3,15 +3,20 @@ small budgets, so the documentation cannot rot again (the bench example once nee
 was not installed).
 
 The commands are read from the documents themselves: a new command is tested without editing this
-file. `python -c` lines of a document (making an input file) run first, as printed.
+file. Each runs in the test's process through `fvopt.cli.main` (the function the `fvopt` script calls);
+the installed script itself runs the first one in a fresh process. `python -c` lines of a document
+(making an input file) run first, as printed.
 Only budgets shrink (steps, octaves, frames, seeds, seconds); names, models, targets, options and
 files stay as printed. `photo.jpg` is a real photo written where the command runs. A command that
 reads a file an earlier command writes (`bench report`'s database, `--config`'s trace) makes it first
 when run alone (`-k`, or another worker of `-n 2`).
 """
 
+import contextlib
+import io
 import re
 import shlex
+import signal
 import shutil
 import subprocess
 import tomllib
@@ -88,20 +93,49 @@ def workdir(tmp_path_factory) -> Path:
     return here
 
 
+def run_in_this_process(args: list[str]) -> tuple[int, str]:
+    """`fvopt ARGS` through the function the installed script calls, in this process (a process per command
+    paid about 6 s of imports each); the signal handlers the command line installs are put back after.
+    Returns the exit code and what it printed."""
+    from fvopt.cli import main
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(args[1:])
+    except SystemExit as exit:  # argparse's refusals
+        code = exit.code
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    return code, out.getvalue()[-2000:] + "\n" + err.getvalue()[-2000:]
+
+
+@pytest.mark.slow
+def test_the_installed_fvopt_script_runs_the_first_readme_command(workdir):
+    """The one install: the `fvopt` script on PATH runs a README command in a fresh process."""
+    fvopt = shutil.which("fvopt") or pytest.fail('the `fvopt` command is not installed: pip install -e ".[dev]"')
+    args = small(readme_commands()[0])
+    done = subprocess.run([fvopt, *args[1:]], cwd=workdir, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{' '.join(args)}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    assert (workdir / args[args.index("--out") + 1]).stat().st_size > 0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("command", readme_commands())
-def test_each_readme_command_runs_after_the_one_install(command, workdir):
-    fvopt = shutil.which("fvopt") or pytest.fail('the `fvopt` command is not installed: pip install -e ".[dev]"')
+def test_each_readme_command_runs_after_the_one_install(command, workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
     args = small(command)
     if args[1:3] == ["bench", "report"] and not (workdir / args[3]).exists():  # run alone: make its database
         bench = next(c for c in readme_commands() if c.startswith("fvopt bench run "))
-        subprocess.run([fvopt, *small(bench)[1:], "--quiet"], cwd=workdir, check=True, capture_output=True, timeout=900)
+        assert run_in_this_process([*small(bench), "--quiet"])[0] == 0
     if "--config" in args and not (workdir / args[args.index("--config") + 1]).exists():  # run alone: make its trace
         trace = f"--trace {args[args.index('--config') + 1]}"
         first = next(c for c in readme_commands() if trace in c)
-        subprocess.run([fvopt, *small(first)[1:], "--quiet"], cwd=workdir, check=True, capture_output=True, timeout=900)
-    done = subprocess.run([fvopt, *args[1:]], cwd=workdir, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"{' '.join(args)}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        assert run_in_this_process([*small(first), "--quiet"])[0] == 0
+    code, said = run_in_this_process(args)
+    assert code == 0, f"{' '.join(args)}\n{said}"
     if args[1] == "bench" and args[2] == "report":
         assert (workdir / args[args.index("--out") + 1] / "report.html").exists()
     if "--out" in args and args[1] in ("viz", "dream"):

@@ -49,7 +49,7 @@ def run_optimizers(args) -> int:
     for name in sorted(REGISTRY):
         entry = REGISTRY[name]
         source = f" (plugin: {entry.source})" if entry.source != "fvopt" else ""
-        print(f"{name:12s} {entry.summary}{takes(entry.options)}{source}")
+        print(f"{name:12s} {entry.help}{takes(entry.options)}{source}")
     for family in FAMILIES.values():  # ng:<Name>, hybrid:A>B, torch:<Name> and each torch.optim class
         for name, summary, options in family.listing():
             print(f"{name:12s} {summary}{takes(options)}")

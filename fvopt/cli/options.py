@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
             section = row["section"]
             print(f"[{section}]")
         print("  ".join(v.ljust(w) for v, w in zip(cells, widths)).rstrip())
-        print(f"    {row['help']}" + (f" Allowed: {row['allowed']}." if row["allowed"] else ""))
+        help = row["help"] if row["help"].endswith((".", ")")) else row["help"] + "."
+        print(f"    {help}" + (f" Allowed: {row['allowed']}." if row["allowed"] else ""))
     print(f"{len(rows)} settings; fvopt options --format json gives them as data")
     return 0
 

@@ -78,12 +78,17 @@ def lap_normalize(g: torch.Tensor, levels: int = 4, eps: float = 1e-10) -> torch
 STD_EPS = 1e-8
 
 
+def gradient_std(g: torch.Tensor) -> torch.Tensor:
+    """std(g) + STD_EPS per image, shaped to divide g, with the population std of tf.math.reduce_std: the one rule
+    behind the `normalized` optimizer, `--grad normalize` and DeepDream's `std` step."""
+    if g.shape[0] == 1:  # one image: the tutorial's reduction over the whole tensor, so its dreams keep their bits
+        return g.std(unbiased=False) + STD_EPS
+    return (g.flatten(1).std(dim=1, unbiased=False) + STD_EPS).view(-1, *[1] * (g.dim() - 1))
+
+
 def normalize_std(g: torch.Tensor) -> torch.Tensor:
-    """g / (std(g) + STD_EPS) per image, with the population std of tf.math.reduce_std: the one rule
-    behind the `normalized` optimizer, `--grad normalize` and DeepDream's `std` step, so the three
-    take the same step for the same gradient."""
-    std = g.flatten(1).std(dim=1, unbiased=False)
-    return g / (std + STD_EPS).view(-1, *[1] * (g.dim() - 1))
+    """g / (std(g) + STD_EPS) per image (gradient_std)."""
+    return g / gradient_std(g)
 
 
 def chain(*transforms: GradTransform) -> GradTransform:
