@@ -128,7 +128,7 @@ def visualize(
     channels: int | None = None,
     value_range: tuple[float, float] | str | None = None,
     decorrelate: str | None = None,
-    config: RunConfig | None = None,
+    config: RunConfig | str | Path | None = None,
 ) -> Visualization:
     """Optimize images until `target` fires, and score them with the common evaluator.
 

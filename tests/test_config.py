@@ -232,3 +232,13 @@ def test_atlas_takes_a_run_configuration_for_the_settings_it_shares():
     assert "config" not in arguments
     with pytest.raises(FvoptError, match="config must be a RunConfig"):
         fvopt.atlas("lite0", config=42)
+
+
+def test_a_toml_config_may_use_model_and_target_as_sections(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('[model]\nmodel = "lite0"\nweights = "random"\n[target]\ntarget = "class:3"\n[budget]\nsteps = 2\n')
+    from fvopt.config.run import read_config_file
+
+    values = read_config_file(path)
+    assert values == {"model": "lite0", "weights": "random", "target": "class:3", "steps": 2}
+    assert RunConfig.from_flat(values).model.weights == "random"

@@ -134,7 +134,7 @@ def setup_facts(rows: list[dict], failed: list[dict]) -> dict[str, str]:
 
 
 def returned_points(rows: list[dict]) -> str:
-    """Which point each strategy returned (`result`: last, best or recommend; issue 22), as its
+    """Which point each strategy returned (`result`: last, best or recommend), as its
     cells record it; cells from before the option existed say "not recorded"."""
     seen: dict[str, set] = {}
     for r in rows:

@@ -458,7 +458,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             raise FvoptError(f"--config '{path}' is not valid TOML: {err}") from None
         values = {}
         for key, value in data.items():
-            if isinstance(value, dict) and key in SECTIONS and key not in RUN_SETTINGS:
+            if isinstance(value, dict) and key in SECTIONS:  # [model], [search] ...: no setting is a table
                 values.update(value)
             else:
                 values[key] = value

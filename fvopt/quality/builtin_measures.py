@@ -21,7 +21,7 @@ from .spectrum import spectral_slopes, too_small_for_a_slope
 from .stats import bootstrap, spread_select
 from .units import Unit
 
-NATURAL_RATIO_OF = "99th percentile"  # natural_ratio's denominator (before issue 26: the maximum; see upgrade_quality)
+NATURAL_RATIO_OF = "99th percentile"  # the denominator of natural_ratio: robust to one outlier
 DEFAULT_TRANSFER = ("lite0", "lite1")
 
 

@@ -298,7 +298,7 @@ def refuse_reference_for_channels(reference, channels: int, model_name: str) -> 
 def upgrade_quality(quality: "dict | None") -> "dict | None":
     """A stored quality record (a trace's `quality`, a database's `quality` column) in today's names.
 
-    Records made before issue 26 have `natural_ratio_robust` (the robust activation: now
+    Older records have `natural_ratio_robust` (the robust activation: now
     `robust_activation`) and a `natural_ratio` that divided by the maximum, with an interval that
     started at the estimate (see measures.py): their `natural_ratio` becomes `natural_ratio_max` (a
     point value, its interval, controls and flag dropped), and their `natural_ratio_p99` becomes
