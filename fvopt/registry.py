@@ -47,6 +47,7 @@ GROUPS = (
     "fvopt.report_sections",
 )
 
+
 @dataclass(frozen=True)
 class Entry(Generic[T]):
     """One registered name: what builds it (`obj`), its help, typed options, examples, and who added it.
