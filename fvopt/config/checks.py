@@ -135,7 +135,7 @@ def saying_allowed(check: Check) -> Check:
             words = allowed(check)
             if words and words in str(err):
                 raise
-            raise FvoptError(f"{err}; {name} must be {words}") from None
+            raise FvoptError(f"{err} (allowed: {words})") from None
 
     wrapped.allowed = allowed(check)  # type: ignore[attr-defined]
     wrapped.__doc__ = check.__doc__
