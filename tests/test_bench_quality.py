@@ -181,7 +181,7 @@ def test_an_old_database_is_migrated_then_rescored_from_its_png(tmp_path, folder
     [
         ({"reference": "/no/such/folder"}, "spec bench.reference: reference folder '/no/such/folder' does not exist"),
         ({"judge": "lite0"}, "spec bench.judge: judge lite0 is the optimized model"),
-        ({"judge": 3}, "spec bench.judge: must be a model name"),
+        ({"judge": 3}, "spec bench.judge: 3 is not allowed: must be a model name"),
         (
             {"measures": ["transfer"]},
             "spec bench.measures: on target channel:blocks.3:20: measure transfer cannot be computed",
@@ -226,7 +226,7 @@ def test_rescore_refuses_bad_input_before_touching_the_database(tmp_path, capsys
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, (argv, err)
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest and not (tmp_path / "old.sqlite.bak-v0").exists()
-    assert main(["bench", "quality.toml", "--reference", "builtin"]) == 2
+    assert main(["bench", "run", "quality.toml", "--reference", "builtin"]) == 2
     assert "--reference belongs to `fvopt bench rescore DB`" in capsys.readouterr().err
 
 

@@ -16,10 +16,10 @@ def typed(row: Setting):
 
     def parse(text: str) -> Any:
         try:
-            return row.checked(text, "value")
-        except FvoptError as err:
+            return row.checked(text, row.name)
+        except FvoptError as err:  # "argument --seed: '-1' is not allowed: ...": the flag already names it
             message = str(err)
-            message = message.replace("value=", "", 1) if message.startswith("value=") else message
+            message = message[len(row.name) + 1 :] if message.startswith(f"{row.name}=") else message
             raise argparse.ArgumentTypeError(message) from None
 
     parse.__name__ = row.name  # argparse names the type in "invalid NAME value"
