@@ -21,7 +21,7 @@ from .models.user import describe_normalization
 from .params.color import check_basis_applies, color_basis
 from .objectives import Objective, parse_target, slot_labels
 from .config.options import IMAGE_SIDE, check, merge_options
-from .config.run import DEFAULT_PARAM, DEFAULT_STEPS, RUN_SETTINGS, RunConfig
+from .config.run import DEFAULT_PARAM, DEFAULT_STEPS, PREPROCESSING, RUN_SETTINGS, RunConfig
 from .params import Parameterization, make_param
 from .problem import Budget, Problem
 from .run import INTERRUPTED, STOPPED_BY_USER, TERMINATED, RunResult, run
@@ -179,7 +179,7 @@ def _visualize(cfg: RunConfig) -> Visualization:
     device, max_batch, progress, transparency = c["device"], c["max_batch"], c["progress"], c["transparency"]
     speed = c["speed"] or EAGER
     snapshot_every, snapshot_dir = (c["snapshot_every"] if c["snapshot_dir"] else 0), c["snapshot_dir"]
-    preprocessing = {k: c[k] for k in ("mean", "std", "input_size", "channels", "value_range") if c[k] is not None}
+    preprocessing = {k: c[k] for k in PREPROCESSING if c[k] is not None}
     if all(v is None for v in (steps, seconds, forwards, passes)):
         steps = DEFAULT_STEPS
     budget = Budget(steps, seconds, forwards, passes)

@@ -12,7 +12,7 @@ import pytest
 import fvopt
 from fvopt.cli import build_parser, main
 from fvopt.cli.bench import BENCH_COMMANDS
-from fvopt.cli.flags import setting
+from fvopt.config import setting
 
 SPEC = """
 [bench]

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from ..errors import FvoptError
-from ..config.options import IMAGE_SIDE, POSITIVE_INT, SEED, check
+from ..config.options import IMAGE_SIDE, POSITIVE_INT, check
 from ..params.registry import DEFAULT_PARAM
 from .plan import (
     DATABASE,
@@ -98,18 +98,17 @@ def atlas(
     from ..bench.runner import check_executor
     from ..models import load_model, resolve_device
     from ..strategies import make_strategy
-    from ..transforms import make_transforms
 
     if not isinstance(model, str) or not model.strip():
         raise FvoptError(f"model must be a model name (fvopt models lists them), not {model!r}")
     from ..config.run import RUN_SETTINGS
 
-    for name, value in dict(param=param, seed=seed, transforms=transforms, reference=reference, device=device).items():
-        RUN_SETTINGS[name].checked(value)  # the declared checks: the same refusal as `fvopt viz` and the spec
+    declared = dict(param=param, seed=seed, transforms=transforms, reference=reference, device=device)
+    declared = {name: RUN_SETTINGS[name].checked(value) for name, value in declared.items()}  # as viz and the spec
+    seed, device = declared["seed"], declared["device"]
     size = check("size", size, IMAGE_SIDE)  # one side: an atlas's pages show square images
     weights = _check_weights(weights)
     budget = _budget(steps, passes, forwards, seconds)
-    seed = check("seed", seed, SEED)
     if seeds is None:
         seed_list = [seed]
     else:
@@ -126,10 +125,7 @@ def atlas(
     optimizer_names = parse_list("optimizers", optimizers)
     for name in optimizer_names:
         make_strategy(name)  # unknown optimizer: one line with the known ones
-    make_transforms(transforms)
     check_executor(executor, workers)
-    if not isinstance(device, str):
-        raise FvoptError(f"device must be auto, cpu, cuda or cuda:N, not {device!r}")
     if executor is None:
         resolve_device(device)  # an unknown device, or cuda without a GPU: one line now
     ref = _reference_name(reference)
@@ -196,10 +192,7 @@ def _with_config(config, arguments: dict) -> dict:
 
     from ..config.run import RUN_SETTINGS, RunConfig
 
-    if isinstance(config, (str, Path)):
-        config = RunConfig.of_call({}, {}, config)
-    if not isinstance(config, RunConfig):
-        raise FvoptError(f"config must be a RunConfig, a trace or a TOML file, not {type(config).__name__}")
+    config = RunConfig.coerce(config)
     defaults = {name: p.default for name, p in inspect.signature(atlas).parameters.items()}
     values = config.flat()
     arguments.pop("config")

@@ -163,6 +163,11 @@ register_section(
 )
 
 
+def _comparison(data: ReportData) -> Comparison:
+    """The comparison of the whole report (without the ones by strategy and by parameterization)."""
+    return data.collected("comparison")[0]
+
+
 def _figures(c: Comparison, keys: tuple[tuple[str, str], ...]) -> str:
     return "".join(figure(c.figures[k], cap) for k, cap in keys if k in c.figures)
 
@@ -171,7 +176,7 @@ register_section(
     "conclusions",
     "Conclusions",
     "the comparison's conclusions in plain sentences",
-    lambda data: data.collected("comparison")[0],
+    _comparison,
     html=lambda c, data: (
         '<ul class="conclusions">' + "".join(f"<li>{html.escape(s)}</li>" for s in c.conclusions()) + "</ul>"
     ),
@@ -203,7 +208,7 @@ register_section(
     "budget",
     "Fixed budget",
     "the anytime view: normalized best-so-far curves and their areas",
-    lambda data: data.collected("comparison")[0],
+    _comparison,
     html=_budget_html,
 )
 
@@ -221,7 +226,7 @@ register_section(
     "target",
     "Fixed target",
     "the fixed-target view: ECDF of run times and aRT",
-    lambda data: data.collected("comparison")[0],
+    _comparison,
     html=_target_html,
 )
 

@@ -272,7 +272,6 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
 
     from ..objectives import parse_target
     from ..params import make_param
-    from ..transforms import make_transforms
 
     for i, target in enumerate(targets):
         try:
@@ -287,10 +286,6 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
             make_param(param, size)
         except FvoptError as err:
             raise _fail(f"bench.params[{i}]", str(err)) from None
-    try:
-        make_transforms(transforms)
-    except FvoptError as err:
-        raise _fail("bench.transforms", str(err)) from None
 
     built = _strategies(strategies)
 

@@ -7,7 +7,8 @@ import argparse
 import os
 import sys
 
-from ..config.options import IMAGE_SIDE, POSITIVE_FLOAT, POSITIVE_INT, SEED, Option
+from ..config.options import IMAGE_SIDE, POSITIVE_FLOAT, POSITIVE_INT, Option
+from ..config.run import PREPROCESSING
 from ..errors import FvoptError
 
 
@@ -25,7 +26,6 @@ def _typed(option: Option):
 
 _positive_int = _typed(POSITIVE_INT)
 _positive_float = _typed(POSITIVE_FLOAT)
-_seed = _typed(SEED)
 _side = _typed(IMAGE_SIDE)
 _above_one = _typed(Option(float, low=1, low_open=True, high=100))
 _nonnegative_int = _typed(Option(int, low=0))
@@ -34,7 +34,8 @@ _nonnegative_int = _typed(Option(int, low=0))
 def add_budget_options(parser, title: str, command: str) -> None:
     """--steps, --seconds, --forwards, --passes as one argument group: the declared budget settings
     (fvopt/config/run.py), so `viz` and `atlas` check and spell them alike."""
-    from .flags import add_flag, setting
+    from ..config import setting
+    from .flags import add_flag
 
     group = parser.add_argument_group(title)
     for name in ("steps", "seconds", "forwards", "passes"):
@@ -51,43 +52,19 @@ def _size(text: str):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _input_size(text: str):
-    from ..io.canvas import parse_size
-
-    try:
-        return parse_size(text, "input size")
-    except FvoptError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def _value_range(text: str) -> tuple[float, float]:
-    from ..models.user import parse_range
-
-    try:
-        return parse_range(text)
-    except FvoptError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-INPUT_SETTINGS = ("channels", "mean", "std", "input_size", "value_range")
-
-
 def _add_input_options(parser: argparse.ArgumentParser, command: str) -> None:
     """What a user's network expects (fvopt.wrap's arguments, declared in fvopt/config/run.py); they override a
     named model's own."""
-    from .flags import add_flag, setting
+    from ..config import setting
+    from .flags import add_flag
 
     group = parser.add_argument_group("the network's input (your own model; overrides a named model's)")
-    for name in INPUT_SETTINGS:
+    for name in PREPROCESSING:
         add_flag(group, setting(name), command)
 
 
 def _preprocessing(args) -> dict:
-    return {
-        k: getattr(args, k)
-        for k in ("mean", "std", "input_size", "channels", "value_range")
-        if getattr(args, k, None) is not None
-    }
+    return {k: getattr(args, k) for k in PREPROCESSING if getattr(args, k, None) is not None}
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -114,7 +91,8 @@ class Shared:
     everywhere."""
 
     def __init__(self) -> None:
-        from .flags import add_flag, setting
+        from ..config import setting
+        from .flags import add_flag
 
         self.debug = self._parent()
         self.debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from ..errors import FvoptError
-from .flags import add_flag, setting
+from ..config import setting
+from .flags import add_flag
 from .common import (
     Shared,
     _above_one,

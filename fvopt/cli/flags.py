@@ -32,11 +32,6 @@ def _help(row: Setting, command: str) -> str:
     return row.help + shown
 
 
-def setting(name: str) -> Setting:
-    """The declared setting `name` (KeyError names it: a typo here is a bug in fvopt, not a user's mistake)."""
-    return {row.name: row for row in table()}[name]
-
-
 def add_flag(parser, row: Setting, command: str | None = None, suppress: bool = False) -> None:
     """One setting's flag: its check as the type, its default (the command's own, where declared) and help."""
     default = argparse.SUPPRESS if suppress else row.default_for(command) if command else row.default

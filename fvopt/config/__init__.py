@@ -4,6 +4,8 @@ the spec reader and the trace are derived from it."""
 
 from __future__ import annotations
 
+import functools
+
 from .settings import Setting
 
 
@@ -15,6 +17,16 @@ def table() -> list[Setting]:
     return [*RUN_SETTINGS.values(), *COMMAND_LINE_SETTINGS.values()]
 
 
+def setting(name: str) -> Setting:
+    """The declared setting `name` (a KeyError names it: a typo here is a bug in fvopt, not a user's mistake)."""
+    return _by_name()[name]
+
+
+@functools.cache
+def _by_name() -> dict[str, Setting]:
+    return {row.name: row for row in table()}
+
+
 def __getattr__(name: str):
     """`fvopt.config.RunConfig`, imported on first use (it loads torch and the objectives)."""
     if name in ("RunConfig", "read_config_file", "RUN_SETTINGS"):
@@ -24,4 +36,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'fvopt.config' has no attribute {name!r}")
 
 
-__all__ = ["RunConfig", "Setting", "read_config_file", "table"]
+__all__ = ["RunConfig", "Setting", "read_config_file", "setting", "table"]

@@ -44,7 +44,7 @@ def size(name: str, value: Any):
 size.allowed = "a side in px or HEIGHTxWIDTH"  # type: ignore[attr-defined]
 
 
-def side_or_auto(word: str, option: Option = IMAGE_SIDE) -> Check:
+def number_or_word(word: str, option: Option = IMAGE_SIDE) -> Check:
     """A number checked by `option`, or one word (`lucent`, `auto`)."""
 
     def check(name: str, value: Any):
@@ -59,8 +59,8 @@ def side_or_auto(word: str, option: Option = IMAGE_SIDE) -> Check:
     return check
 
 
-render = side_or_auto("lucent")
-max_batch = side_or_auto("auto", POSITIVE_INT)
+render = number_or_word("lucent")
+max_batch = number_or_word("auto", POSITIVE_INT)
 
 
 def transforms(name: str, value: Any):

@@ -30,6 +30,7 @@ MODEL_COMMANDS = ("viz", "dream")
 WEIGHT_COMMANDS = ("viz", "dream", "atlas", "examples", "layers")
 INPUT_COMMANDS = ("viz", "dream", "layers")
 RUN_COMMANDS = ("viz", "atlas")  # the commands that run a search under a budget
+PREPROCESSING = ("channels", "mean", "std", "input_size", "value_range")  # fvopt.wrap's arguments, as settings
 
 
 @dataclass(frozen=True)
@@ -366,18 +367,21 @@ class RunConfig:
         the arguments given with other than their default (`defaults`: the function's own)."""
         if config is None:
             return cls.from_flat(arguments)
-        if isinstance(config, (str, Path)):  # a trace or a TOML file, as `fvopt viz --config FILE`
-            config = cls.from_flat(read_config_file(config))
-        if not isinstance(config, RunConfig):
-            raise FvoptError(
-                f"config must be a fvopt.config.RunConfig, a trace or a TOML file, not {type(config).__name__}"
-            )
+        config = cls.coerce(config)
         changed = {k: v for k, v in arguments.items() if not _same(v, defaults[k])}
         return cls.from_flat({**config.flat(), **changed})
 
-    def replace(self, **changes: Any) -> "RunConfig":
-        """This configuration with some settings changed, checked again."""
-        return RunConfig.from_flat({**self.flat(), **changes})
+    @classmethod
+    def coerce(cls, config: "RunConfig | str | Path") -> "RunConfig":
+        """A `config=` argument as a configuration: one already built, or a trace or a TOML file (as `fvopt viz
+        --config FILE` reads it)."""
+        if isinstance(config, (str, Path)):
+            config = cls.from_flat(read_config_file(config))
+        if not isinstance(config, RunConfig):
+            raise FvoptError(
+                f"config must be a RunConfig (fvopt.config), a trace or a TOML file, not {type(config).__name__}"
+            )
+        return config
 
     def record(self) -> dict[str, Any]:
         """The configuration as JSON-safe data for the trace (`trace["config"]`): what `--config` runs again. A
